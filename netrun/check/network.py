@@ -1,0 +1,533 @@
+"""Check phase: the whole network, beyond what the schema can say.
+
+Cross references (rules name agents, agents name tools and MCP servers, tools name state
+fields and networks), every template and expression, ``${ENV}`` syntax, durations and
+cron strings, model ids, and the warnings (agents no route reaches, tools no agent uses).
+All problems are collected; nothing stops at the first.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from .. import envrefs
+from ..diagnostics import Diagnostic, Severity, YamlPath
+from ..load import Document
+from ..providers import LITELLM_PROVIDERS
+from ..spec import NetworkSpec
+from ..spec.base import parse_duration
+from ..spec.model import ModelSpec
+from ..spec.params import JsonSchema
+from ..spec.tools import HttpTool, NetworkCall, NetworkTool, StateTool, WaitTool
+from ..spec.trigger import CronTrigger, EventTrigger
+from ..suggest import did_you_mean, hint
+from .spec_errors import is_secret_path, show
+from .templates import ANY, Scope, TemplateChecker
+
+NETRUN_PROVIDERS = frozenset({"scripted", "replay"})
+"""Offline model providers netrun implements itself (scripted replies, recorded runs)."""
+
+_CHOICES = ("auto", "required", "none")
+
+
+class NetworkChecker:
+    """Collects every problem of one network; :meth:`run` returns them."""
+
+    def __init__(
+        self,
+        spec: NetworkSpec,
+        doc: Document,
+        networks: frozenset[str] | None = None,
+        broken: frozenset[YamlPath] = frozenset(),
+    ) -> None:
+        self.spec = spec
+        self.doc = doc
+        self.networks = networks
+        self.broken = broken
+        """Entries dropped for schema errors: references to them are not reported again."""
+        self.out: list[Diagnostic] = []
+        self.templates = TemplateChecker(frozenset(spec.prompts))
+        state = frozenset(spec.state)
+        net = frozenset({"name", "description"})
+        self.system_scope: Scope = {
+            "input": ANY,
+            "state": state,
+            "event": ANY,
+            "network": net,
+            "results": ANY,
+            "call_count": ANY,
+            "last_agent": ANY,
+            "last_output": ANY,
+        }
+        self.rule_scope: Scope = dict(self.system_scope)
+        self.router_scope: Scope = {**self.system_scope, "agents": ANY}
+
+    # -- reporting -------------------------------------------------------------------
+    def report(self, path: YamlPath, message: str, code: str, *, severity: Severity = "error", key: bool = False) -> None:
+        self.out.append(
+            Diagnostic(
+                pos=self.doc.pos(path, key=key),
+                message=message,
+                path=path,
+                severity=severity,
+                code=code,
+                secret=is_secret_path(path),
+            )
+        )
+
+    def warn(self, path: YamlPath, message: str, code: str, key: bool = True) -> None:
+        self.report(path, message, code, severity="warning", key=key)
+
+    def _template(self, path: YamlPath, source: Any, scope: Scope, *, expression: bool = False) -> None:
+        if not isinstance(source, str):
+            return
+        check = self.templates.expression if expression else self.templates.template
+        for p in check(source, scope):
+            pos = self.doc.text_pos(path, p.line - 1, p.col - 1, p.needle)
+            self.out.append(Diagnostic(pos=pos, message=p.message, path=path, code=p.code))
+
+    def _env(self, path: YamlPath, value: str | None) -> None:
+        if value is None:
+            return
+        for err in envrefs.find_errors(value):
+            self.out.append(
+                Diagnostic(
+                    pos=self.doc.text_pos(path, 0, err.offset, "${"),
+                    message=err.message,
+                    path=path,
+                    code="env-syntax",
+                    secret=True,
+                )
+            )
+
+    # -- the checks ------------------------------------------------------------------
+    def run(self) -> list[Diagnostic]:
+        self._models()
+        self._state()
+        self._prompts()
+        self._agents()
+        self._router()
+        self._tools()
+        self._mcp()
+        self._triggers()
+        self._function()
+        self._limits()
+        self._reachability()
+        return self.out
+
+    def _model(self, path: YamlPath, ref: str | ModelSpec | None) -> None:
+        if ref is None:
+            return
+        if isinstance(ref, str):
+            self._model_id(path, ref)
+            return
+        self._model_id((*path, "id"), ref.id)
+        for i, fb in enumerate(ref.fallbacks):
+            self._model_id((*path, "fallbacks", i), fb)
+        self._env((*path, "api_base"), ref.api_base)
+        if ref.api_key is not None:
+            if envrefs.is_reference(ref.api_key):
+                self._env((*path, "api_key"), ref.api_key)
+            else:
+                self.report(
+                    (*path, "api_key"),
+                    "api_key must be an ${ENV} reference such as ${OPENAI_API_KEY}: a key written in the file would be committed with it",
+                    "literal-secret",
+                )
+
+    def _model_id(self, path: YamlPath, model_id: str) -> None:
+        provider, sep, name = model_id.partition("/")
+        if not sep or not provider or not name.strip():
+            self.report(
+                path,
+                f"model id '{model_id}' needs a provider: write 'provider/model', e.g. 'openai/{model_id or 'gpt-4o-mini'}'",
+                "model-id",
+            )
+        elif provider not in LITELLM_PROVIDERS and provider not in NETRUN_PROVIDERS:
+            near = did_you_mean(provider, sorted(LITELLM_PROVIDERS | NETRUN_PROVIDERS))
+            guess = f"did you mean '{near}'? " if near else ""
+            self.report(
+                path,
+                f"unknown model provider '{provider}' in '{model_id}'; {guess}litellm knows {len(LITELLM_PROVIDERS)} providers, e.g. openai, anthropic, gemini, ollama, azure, bedrock",
+                "model-id",
+            )
+
+    def _models(self) -> None:
+        spec = self.spec
+        self._model(("model",), spec.model)
+        for name, agent in spec.agents.items():
+            self._model(("agents", name, "model"), agent.model)
+            if agent.model is None and spec.model is None:
+                self.report(
+                    ("agents", name),
+                    f"agent '{name}' has no model, and the network sets no default 'model'",
+                    "no-model",
+                    key=True,
+                )
+        llm = spec.router.llm if spec.router else None
+        if llm is not None:
+            self._model(("router", "llm", "model"), llm.model)
+        if self._llm_routing() and spec.model is None and (llm is None or llm.model is None):
+            where: YamlPath = ("router", "llm") if llm is not None else ("router",) if spec.router else ("agents",)
+            self.report(
+                where, "the LLM router needs a model: set the network's 'model' or 'router.llm.model'", "no-model", key=True
+            )
+
+    def _state(self) -> None:
+        for name, field in self.spec.state.items():
+            if isinstance(field, JsonSchema):
+                self._schema_consistency(("state", name), field)
+
+    def _schema_consistency(self, path: YamlPath, schema: JsonSchema) -> None:
+        if schema.default is not None and schema.enum is not None and schema.default not in schema.enum:
+            self.report(
+                (*path, "default"),
+                f"default {show(schema.default)} is not one of the enum values: {', '.join(map(show, schema.enum))}",
+                "bad-default",
+            )
+        expected = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
+        if isinstance(schema.type, str) and schema.default is not None and schema.type in expected:
+            want = expected[schema.type]
+            ok = isinstance(schema.default, want) and not (
+                schema.type in ("integer", "number") and isinstance(schema.default, bool)
+            )
+            if not ok:
+                self.report((*path, "default"), f"default {show(schema.default)} is not of type {schema.type}", "bad-default")
+        for i, req in enumerate(schema.required or []):
+            if schema.properties is not None and req not in schema.properties:
+                self.report(
+                    (*path, "required", i),
+                    f"required property '{req}' is not among the properties" + hint(req, list(schema.properties), "properties"),
+                    "bad-required",
+                )
+        for prop, sub in (schema.properties or {}).items():
+            self._schema_consistency((*path, "properties", prop), sub)
+        if schema.items is not None:
+            self._schema_consistency((*path, "items"), schema.items)
+
+    def _prompts(self) -> None:
+        for name, text in self.spec.prompts.items():
+            self._template(("prompts", name), text, self.system_scope)
+
+    def _dropped(self, section: str, name: str) -> bool:
+        return any(p[:2] == (section, name) or p == (section,) for p in self.broken)
+
+    def _llm_routing(self) -> bool:
+        router = self.spec.router
+        if any(p[:1] == ("router",) for p in self.broken):  # do not guess from a router we could not read
+            return False
+        return router is None or router.fallback() == "llm"
+
+    def _agents(self) -> None:
+        spec = self.spec
+        for name, agent in spec.agents.items():
+            base: YamlPath = ("agents", name)
+            self._template((*base, "system"), agent.system, self.system_scope)
+            offered: list[str] = []
+            for i, ref in enumerate(agent.tools):
+                offered.append(ref)
+                self._tool_ref((*base, "tools", i), ref)
+            for i, server in enumerate(agent.mcp_servers):
+                if server not in spec.mcp_servers:
+                    self.report(
+                        (*base, "mcp_servers", i),
+                        f"unknown MCP server '{server}'" + hint(server, list(spec.mcp_servers), "MCP servers"),
+                        "unknown-mcp-server",
+                    )
+            choice = agent.tool_choice
+            if choice is not None and choice not in _CHOICES and choice not in offered:
+                options = [*_CHOICES, *offered]
+                self.report(
+                    (*base, "tool_choice"),
+                    f"tool_choice '{choice}' is not 'auto', 'required', 'none' or a tool of this agent"
+                    + hint(choice, options, "choices").replace("defined choices", "allowed"),
+                    "bad-tool-choice",
+                )
+            if self._llm_routing() and not agent.description:
+                self.warn(
+                    base,
+                    f"agent '{name}' has no description: the LLM router picks agents by their descriptions",
+                    "no-description",
+                )
+
+    def _tool_ref(self, path: YamlPath, ref: str) -> None:
+        spec = self.spec
+        if ref in spec.tools or self._dropped("tools", ref) or self._dropped("mcp_servers", ref.partition(".")[0]):
+            return
+        server, dot, tool = ref.partition(".")
+        if not dot:
+            servers = [f"{s}.*" for s in spec.mcp_servers]
+            self.report(path, f"unknown tool '{ref}'" + hint(ref, [*spec.tools, *servers], "tools"), "unknown-tool")
+            return
+        mcp = spec.mcp_servers.get(server)
+        if mcp is None:
+            self.report(
+                path,
+                f"unknown MCP server '{server}' in '{ref}'" + hint(server, list(spec.mcp_servers), "MCP servers"),
+                "unknown-mcp-server",
+            )
+        elif tool != "*" and tool in mcp.exclude:
+            self.report(
+                path, f"tool '{tool}' is excluded from MCP server '{server}' (see mcp_servers.{server}.exclude)", "excluded-tool"
+            )
+        elif tool != "*" and mcp.include is not None and tool not in mcp.include:
+            self.report(
+                path, f"tool '{tool}' is not in mcp_servers.{server}.include" + hint(tool, mcp.include, "tools"), "excluded-tool"
+            )
+
+    def _agent_ref(self, path: YamlPath, name: str) -> None:
+        if name not in self.spec.agents and not self._dropped("agents", name):
+            self.report(path, f"unknown agent '{name}'" + hint(name, list(self.spec.agents), "agents"), "unknown-agent")
+
+    def _router(self) -> None:
+        router = self.spec.router
+        if router is None:
+            return
+        for i, rule in enumerate(router.rules):
+            self._template(("router", "rules", i, "if"), rule.if_, self.rule_scope, expression=True)
+            if rule.agent is not None:
+                self._agent_ref(("router", "rules", i, "agent"), rule.agent)
+        other = router.otherwise
+        if other is not None and other not in ("llm", "stop") and other not in self.spec.agents:
+            self.report(
+                ("router", "otherwise"),
+                f"otherwise is 'llm', 'stop' or an agent name, got '{other}'"
+                + hint(other, ["llm", "stop", *self.spec.agents], "choices").replace("defined choices", "allowed"),
+                "unknown-agent",
+            )
+        if router.llm is not None:
+            self._template(("router", "llm", "system"), router.llm.system, self.router_scope)
+            if router.fallback() != "llm":
+                self.warn(
+                    ("router", "llm"),
+                    f"router.llm is configured but never asked: otherwise is '{router.fallback()}'",
+                    "unused-llm-router",
+                )
+
+    def _tool_scope(self, tool: Any, *extra: str) -> Scope:
+        params = tool.parameters
+        if params is None:
+            names: frozenset[str] = frozenset()
+        elif isinstance(params, JsonSchema):
+            names = frozenset(params.properties or {})
+        else:
+            names = frozenset(params)
+        scope: dict[str, frozenset[str] | None] = {
+            "args": names,
+            "state": frozenset(self.spec.state),
+            "input": ANY,
+            "event": ANY,
+            "run": frozenset({"id"}),
+        }
+        scope.update({e: ANY for e in extra})
+        return scope
+
+    def _tools(self) -> None:
+        for name, tool in self.spec.tools.items():
+            base: YamlPath = ("tools", name)
+            params = tool.parameters
+            if isinstance(params, JsonSchema):
+                self._schema_consistency((*base, "parameters"), params)
+            elif params is not None:
+                for pname, ps in params.items():
+                    self._schema_consistency((*base, "parameters", pname), ps)
+            scope = self._tool_scope(tool)
+            if isinstance(tool, StateTool):
+                for key, value in tool.state.items():
+                    if key not in self.spec.state:
+                        self.report(
+                            (*base, "state", key),
+                            f"state has no field '{key}'"
+                            + hint(key, list(self.spec.state), "state fields")
+                            + " (declare it under 'state:')",
+                            "unknown-state-field",
+                            key=True,
+                        )
+                    self._walk_templates((*base, "state", key), value, scope)
+            elif isinstance(tool, HttpTool):
+                call = tool.http
+                p = (*base, "http")
+                self._template((*p, "url"), call.url, scope)
+                self._env((*p, "url"), call.url)
+                if not call.url.lstrip().startswith(("http://", "https://", "{{", "${")):
+                    self.report((*p, "url"), f"url must start with http:// or https://, got {show(call.url)}", "bad-url")
+                for section in ("query", "headers"):
+                    for key, value in getattr(call, section).items():
+                        self._template((*p, section, key), value, scope)
+                        self._env((*p, section, key), value)
+                self._walk_templates((*p, "body"), call.body, scope)
+            elif isinstance(tool, WaitTool):
+                wait = tool.wait_for_event
+                self._template((*base, "wait_for_event", "if"), wait.if_, self._tool_scope(tool, "async"), expression=True)
+            elif isinstance(tool, NetworkTool):
+                ref = tool.network
+                target = ref.name if isinstance(ref, NetworkCall) else ref
+                where: YamlPath = (*base, "network", "name") if isinstance(ref, NetworkCall) else (*base, "network")
+                if isinstance(ref, NetworkCall):
+                    self._template((*base, "network", "input"), ref.input, scope)
+                if target == self.spec.name:
+                    self.report(where, f"network '{target}' calls itself as a tool", "recursive-network")
+                elif self.networks is not None and target not in self.networks:
+                    self.report(
+                        where, f"unknown network '{target}'" + hint(target, sorted(self.networks), "networks"), "unknown-network"
+                    )
+
+    def _walk_templates(self, path: YamlPath, value: Any, scope: Scope) -> None:
+        if isinstance(value, str):
+            self._template(path, value, scope)
+            self._env(path, value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                self._walk_templates((*path, k), v, scope)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self._walk_templates((*path, i), v, scope)
+
+    def _mcp(self) -> None:
+        for name, server in self.spec.mcp_servers.items():
+            base: YamlPath = ("mcp_servers", name)
+            overlap = set(server.include or []) & set(server.exclude)
+            if overlap:
+                self.report(
+                    (*base, "exclude"), f"tools both included and excluded: {', '.join(sorted(overlap))}", "include-exclude"
+                )
+            if server.transport == "stdio":
+                self._env((*base, "command"), server.command)
+                for i, arg in enumerate(server.args):
+                    self._env((*base, "args", i), arg)
+                for key, value in server.env.items():
+                    self._env((*base, "env", key), value)
+                self._env((*base, "cwd"), server.cwd)
+            else:
+                self._env((*base, "url"), server.url)
+                schemes = ("ws://", "wss://") if server.transport == "ws" else ("http://", "https://")
+                if not server.url.startswith((*schemes, "${")):
+                    self.report(
+                        (*base, "url"),
+                        f"a {server.transport} server url starts with {' or '.join(schemes)}, got {show(server.url)}",
+                        "bad-url",
+                    )
+                for key, value in server.headers.items():
+                    self._env((*base, "headers", key), value)
+
+    def _triggers(self) -> None:
+        trig = self.spec.trigger
+        if trig is None:
+            return
+        items: list[tuple[YamlPath, Any]] = (
+            [(("trigger", i), t) for i, t in enumerate(trig)] if isinstance(trig, list) else [(("trigger",), trig)]
+        )
+        event_scope: Scope = {"event": ANY}
+        for path, t in items:
+            self._template((*path, "input"), t.input, event_scope)
+            if isinstance(t, EventTrigger):
+                self._template((*path, "if"), t.if_, event_scope, expression=True)
+            elif isinstance(t, CronTrigger):
+                problem = cron_problem(t.cron)
+                if problem:
+                    self.report((*path, "cron"), problem, "bad-cron")
+
+    def _duration(self, path: YamlPath, value: str | None, low: timedelta, high: timedelta | None) -> None:
+        if value is None:
+            return
+        d = parse_duration(value)
+        if d < low or (high is not None and d > high):
+            span = f"between {_human(low)} and {_human(high)}" if high else f"at least {_human(low)}"
+            self.report(path, f"{value} is out of range: must be {span}", "out-of-range")
+        elif d.total_seconds() != int(d.total_seconds()):
+            self.report(path, f"{value} is not a whole number of seconds, as Inngest requires", "out-of-range")
+
+    def _function(self) -> None:
+        fn = self.spec.function
+        if fn is None:
+            return
+        scope: Scope = {"event": ANY}
+        second, day, week = timedelta(seconds=1), timedelta(days=1), timedelta(days=7)
+        if isinstance(fn.concurrency, list):
+            for i, c in enumerate(fn.concurrency):
+                self._template(("function", "concurrency", i, "key"), c.key, scope, expression=True)
+        for section, high in (("throttle", week), ("rate_limit", day), ("debounce", week)):
+            cfg = getattr(fn, section)
+            if cfg is not None:
+                self._duration(("function", section, "period"), cfg.period, second, high)
+                self._template(("function", section, "key"), cfg.key, scope, expression=True)
+        if fn.debounce is not None:
+            self._duration(("function", "debounce", "timeout"), fn.debounce.timeout, second, None)
+        if fn.priority is not None:
+            self._template(("function", "priority", "run"), fn.priority.run, scope, expression=True)
+        self._template(("function", "idempotency"), fn.idempotency, scope, expression=True)
+        for i, c in enumerate(fn.cancel):
+            self._template(("function", "cancel", i, "if"), c.if_, {"event": ANY, "async": ANY}, expression=True)
+            self._duration(("function", "cancel", i, "timeout"), c.timeout, second, None)
+        if fn.timeouts is not None:
+            self._duration(("function", "timeouts", "start"), fn.timeouts.start, second, None)
+            self._duration(("function", "timeouts", "finish"), fn.timeouts.finish, second, None)
+        if fn.singleton is not None:
+            self._template(("function", "singleton", "key"), fn.singleton.key, scope, expression=True)
+
+    def _limits(self) -> None:
+        spec = self.spec
+        if spec.max_iter is not None and spec.limits is not None and spec.limits.iterations is not None:
+            self.report(
+                ("limits", "iterations"),
+                "set either max_iter or limits.iterations, not both: they are the same limit",
+                "duplicate-limit",
+                key=True,
+            )
+
+    def _reachability(self) -> None:
+        spec = self.spec
+        if not any(p[:1] == ("router",) for p in self.broken) and not self._llm_routing():
+            router = spec.router
+            assert router is not None
+            reached = {r.agent for r in router.rules if r.agent} | {router.fallback()}
+            for name in spec.agents:
+                if name not in reached:
+                    self.warn(
+                        ("agents", name),
+                        f"agent '{name}' is never run: no rule leads to it and the router never asks the LLM (add a rule, or 'otherwise: llm')",
+                        "unreachable-agent",
+                    )
+        used = {ref for agent in spec.agents.values() for ref in agent.tools}
+        used_servers = {s for agent in spec.agents.values() for s in agent.mcp_servers} | {
+            r.partition(".")[0] for r in used if "." in r
+        }
+        for name in spec.tools:
+            if name not in used:
+                self.warn(("tools", name), f"tool '{name}' is not used by any agent", "unused-tool")
+        for name in spec.mcp_servers:
+            if name not in used_servers:
+                self.warn(("mcp_servers", name), f"MCP server '{name}' is not used by any agent", "unused-mcp-server")
+
+
+def _human(d: timedelta | None) -> str:
+    if d is None:
+        return "forever"
+    s = int(d.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s % size == 0 and s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def cron_problem(text: str) -> str | None:
+    """Why ``text`` is not a valid Inngest cron schedule, or None."""
+    expr = text.strip()
+    if expr.startswith(("TZ=", "CRON_TZ=")):
+        tz, _, expr = expr.partition(" ")
+        zone = tz.split("=", 1)[1]
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return f"unknown time zone '{zone}' (use an IANA name such as Europe/Paris or UTC)"
+    fields = expr.split()
+    if len(fields) != 5:
+        return f"a cron schedule has 5 fields (minute hour day-of-month month day-of-week), got {len(fields)} in '{text}'"
+    from croniter import croniter
+
+    if not croniter.is_valid(expr):
+        return f"'{text}' is not a valid cron schedule: fields are minute (0-59), hour (0-23), day of month (1-31), month (1-12 or JAN-DEC), day of week (0-6 or SUN-SAT)"
+    return None

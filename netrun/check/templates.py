@@ -1,0 +1,176 @@
+"""Templates and expressions: parse them in the runtime's sandbox and check every name.
+
+Templates and ``if`` expressions share one language, Jinja2 in a sandbox with strict
+undefined variables. Here they are parsed (not rendered) and their variables checked
+against the scope of the place they appear in: a typo such as ``state.categroy`` is a
+validation error with its position inside the template, not a silent empty string at
+run time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from jinja2 import TemplateSyntaxError, nodes
+from jinja2.parser import Parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ..suggest import hint
+
+ANY = None
+"""A variable whose attributes are not known in advance (``event``, ``input``)."""
+
+Fields = frozenset[str]
+Scope = Mapping[str, Fields | None]
+"""Variable name -> its known attributes (None: any attribute)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem inside one template; ``line`` is 1-based within the template text."""
+
+    message: str
+    line: int
+    col: int
+    needle: str | None = None
+    code: str = "template"
+
+
+def sandbox() -> ImmutableSandboxedEnvironment:
+    """The environment templates are checked in; the runtime renders in the same one."""
+    from jinja2 import StrictUndefined
+
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+_GLOBALS = frozenset(
+    {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true", "false", "none", "True", "False", "None"}
+)
+_STATE_HINT = {"state": "state fields", "args": "parameters"}
+
+
+class TemplateChecker:
+    """Checks templates and expressions against the variables of their scope."""
+
+    def __init__(self, prompts: Fields = frozenset()) -> None:
+        self.env = sandbox()
+        self.prompts = prompts
+
+    def template(self, source: str, scope: Scope) -> list[Problem]:
+        try:
+            tree = self.env.parse(source)
+        except TemplateSyntaxError as exc:
+            return [_syntax(exc, source)]
+        return self._walk(tree, source, scope)
+
+    def expression(self, source: str, scope: Scope) -> list[Problem]:
+        if not source.strip():
+            return [Problem("empty expression", 1, 1, code="expression")]
+        try:
+            parser = Parser(self.env, source, state="variable")
+            expr = parser.parse_expression()
+            if not parser.stream.eos:
+                tok = parser.stream.current
+                raise TemplateSyntaxError(f"unexpected {tok.value!r} after the expression", tok.lineno)
+        except TemplateSyntaxError as exc:
+            msg = exc.message or "syntax error"
+            if "{{" in source or "{%" in source:
+                msg += " (an expression is written without '{{ }}')"
+            return [_syntax(TemplateSyntaxError(msg, exc.lineno), source, "expression")]
+        return self._walk(expr, source, scope)
+
+    def _walk(self, tree: nodes.Node, source: str, scope: Scope) -> list[Problem]:
+        lines = source.split("\n")
+        problems: list[Problem] = []
+
+        def at(node: nodes.Node, needle: str, message: str, code: str) -> None:
+            line = getattr(node, "lineno", 1) or 1
+            text = lines[line - 1] if 0 < line <= len(lines) else ""
+            found = re.search(r"(?<![\w.])" + re.escape(needle) + r"(?!\w)", text) or re.search(re.escape(needle), text)
+            problems.append(Problem(message, line, found.start() + 1 if found else 1, needle, code))
+
+        local = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+        if any(True for _ in tree.find_all(nodes.For)):
+            local.add("loop")
+        if any(True for _ in tree.find_all(nodes.Macro)):
+            local |= {"caller", "varargs", "kwargs"}
+        known = sorted(scope)
+        reported: set[str] = set()
+        for node in tree.find_all(
+            (
+                nodes.Name,
+                nodes.Getattr,
+                nodes.Getitem,
+                nodes.Filter,
+                nodes.Test,
+                nodes.Include,
+                nodes.Extends,
+                nodes.Import,
+                nodes.FromImport,
+            )
+        ):
+            if isinstance(node, nodes.Name):
+                if (
+                    node.ctx == "load"
+                    and node.name not in scope
+                    and node.name not in local
+                    and node.name not in _GLOBALS
+                    and node.name not in reported
+                ):
+                    reported.add(node.name)
+                    at(
+                        node,
+                        node.name,
+                        f"undefined variable '{node.name}'"
+                        + hint(node.name, known, "variables here").replace("defined variables here", "available here"),
+                        "undefined-variable",
+                    )
+            elif isinstance(node, nodes.Getattr | nodes.Getitem):
+                base = node.node
+                if not isinstance(base, nodes.Name) or base.name in local:
+                    continue
+                fields = scope.get(base.name)
+                attr = (
+                    node.attr
+                    if isinstance(node, nodes.Getattr)
+                    else node.arg.value
+                    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)
+                    else None
+                )
+                if fields is None or attr is None or attr in fields:
+                    continue
+                noun = _STATE_HINT.get(base.name, "fields")
+                at(node, attr, f"{base.name} has no field '{attr}'" + hint(attr, sorted(fields), noun), "unknown-field-ref")
+            elif isinstance(node, nodes.Filter | nodes.Test):
+                table = self.env.filters if isinstance(node, nodes.Filter) else self.env.tests
+                if node.name not in table:
+                    kind = "filter" if isinstance(node, nodes.Filter) else "test"
+                    at(
+                        node,
+                        node.name,
+                        f"unknown {kind} '{node.name}'"
+                        + hint(node.name, sorted(table), f"{kind}s").replace(f"defined {kind}s", f"{kind}s"),
+                        f"unknown-{kind}",
+                    )
+            else:
+                target = node.template
+                if isinstance(target, nodes.Const) and isinstance(target.value, str) and target.value not in self.prompts:
+                    at(
+                        node,
+                        target.value,
+                        f"unknown prompt '{target.value}'" + hint(target.value, sorted(self.prompts), "prompts"),
+                        "unknown-prompt",
+                    )
+        return problems
+
+
+def _syntax(exc: TemplateSyntaxError, source: str, code: str = "template-syntax") -> Problem:
+    line = exc.lineno or 1
+    lines = source.split("\n")
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    col = len(text) - len(text.lstrip()) + 1
+    message = (exc.message or "syntax error").replace("\n", " ")
+    word = "expression" if code == "expression" else "template"
+    return Problem(f"{word} syntax: {message}", line, col, None, code if code != "expression" else "expression-syntax")

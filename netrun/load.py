@@ -1,0 +1,368 @@
+"""Load: YAML text -> plain data, with the source position of every node.
+
+PyYAML's constructors drop positions and silently keep the last of two duplicate keys,
+so netrun composes the node graph itself (libyaml's C parser when present) and builds
+plain Python data from it, recording a :class:`Span` for every path. Scalars resolve
+with the YAML 1.2 core schema: ``on``, ``yes`` and ``no`` stay strings and ``2024-01-01``
+is not a date, so a state enum ``[yes, no]`` means what it says.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import BaseResolver
+
+from .diagnostics import Diagnostic, Pos, YamlPath, format_path
+
+try:  # libyaml is bundled with PyYAML's wheels; the pure-Python parser is the fallback.
+    from yaml.cyaml import CParser as _Parser
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser, Composer):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+
+
+_TAG = "tag:yaml.org,2002:"
+_MAX_NODES = 200_000  # alias expansion guard ("billion laughs")
+
+
+class _Resolver12(BaseResolver):
+    """YAML 1.2 core schema resolution of plain scalars (plus the ``<<`` merge key)."""
+
+    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+for _tag, _regexp, _first in [
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("merge", r"^(?:<<)$", "<"),
+]:
+    _Resolver12.add_implicit_resolver(_TAG + _tag, re.compile(_regexp), list(_first))
+
+
+class _Loader(_Parser, _Resolver12):  # type: ignore[misc,valid-type]
+    def __init__(self, stream: str) -> None:
+        _Parser.__init__(self, stream)
+        _Resolver12.__init__(self)
+
+
+class Span(NamedTuple):
+    """Where a node is: its value, and for a mapping entry its key (1-based)."""
+
+    file: str
+    line: int
+    col: int
+    key_line: int
+    key_col: int
+    style: str | None
+    """Scalar style: None (plain), ``'``, ``"``, ``|`` or ``>``; ``{``/``[`` for collections."""
+    end_line: int
+
+    @property
+    def pos(self) -> Pos:
+        return Pos(self.file, self.line, self.col)
+
+    @property
+    def key_pos(self) -> Pos:
+        return Pos(self.file, self.key_line, self.key_col)
+
+
+@dataclass
+class Document:
+    """One loaded YAML document: plain data plus a span for every path in it."""
+
+    file: str
+    data: Any
+    spans: dict[YamlPath, Span] = field(default_factory=dict)
+    lines: dict[str, list[str]] = field(default_factory=dict)
+    """Source lines per file (a document may hold nodes from included files)."""
+
+    def pos(self, path: YamlPath, *, key: bool = False) -> Pos:
+        """Position of ``path``, or of its nearest ancestor that has one."""
+        for cut in range(len(path), -1, -1):
+            span = self.spans.get(path[:cut])
+            if span is not None:
+                return span.key_pos if key and cut == len(path) else span.pos
+        return Pos(self.file, 1, 1)
+
+    def text_pos(self, path: YamlPath, line: int, col: int, needle: str | None = None) -> Pos:
+        """Position of (0-based) ``line``/``col`` inside the string at ``path``.
+
+        Exact for literal blocks (``|``) and one-line scalars; for folded scalars, where
+        value lines do not map to source lines, ``needle`` is searched in the source.
+        """
+        span = self.spans.get(path)
+        if span is None:
+            return self.pos(path)
+        src = self.lines.get(span.file, [])
+        if span.style == "|":
+            row = span.line + 1 + line  # the block starts on the line after its indicator
+            if row - 1 < len(src):
+                text = src[row - 1]
+                indent = len(text) - len(text.lstrip(" "))
+                return Pos(span.file, row, indent + col + 1)
+        elif span.end_line == span.line and line == 0:
+            quote = 1 if span.style in ("'", '"') else 0
+            return Pos(span.file, span.line, span.col + quote + col)
+        if needle:
+            for row in range(span.line, min(span.end_line, len(src)) + 1):
+                found = src[row - 1].find(needle)
+                if found >= 0:
+                    return Pos(span.file, row, found + 1)
+        return span.pos
+
+
+class LoadError(Exception):
+    """The file could not be read as one YAML mapping; carries its diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__("; ".join(d.message for d in diagnostics))
+        self.diagnostics = diagnostics
+
+
+def read_text(raw: bytes, file: str) -> str:
+    """Decode a file as UTF-8 text, or explain why it is not text."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LoadError(
+            [
+                _load_diag(
+                    Pos(file, line, col), f"not a UTF-8 text file (byte 0x{raw[exc.start]:02x} cannot be decoded)", "not-text"
+                )
+            ]
+        ) from None
+    bad = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise LoadError(
+            [
+                _load_diag(
+                    Pos(file, line, col),
+                    f"control character {bad.group()!r} in the file; a network file is plain text",
+                    "not-text",
+                )
+            ]
+        )
+    return text
+
+
+def load_text(text: str, file: str) -> Document:
+    """Parse YAML ``text`` into a :class:`Document`; raise :class:`LoadError` if it is not YAML."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        raise LoadError([_yaml_error(exc, file, text)]) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
+        raise LoadError([_load_diag(Pos(file, 1, 1), f"invalid YAML: {exc}", "yaml-syntax")]) from None
+    finally:
+        loader.dispose()
+    doc = Document(file=file, data=None, lines={file: text.splitlines()})
+    if node is None:
+        return doc
+    builder = _Builder(doc)
+    doc.data = builder.build(node, (), None)
+    if builder.errors:
+        raise LoadError(builder.errors)
+    return doc
+
+
+def _load_diag(pos: Pos, message: str, code: str, path: YamlPath = ()) -> Diagnostic:
+    return Diagnostic(pos=pos, message=message, path=path, phase="load", code=code)
+
+
+# libyaml's messages are terse; these hints say what the author most likely did.
+_HINTS = [
+    ("found character '\\t' that cannot start any token", "tab character: YAML indents with spaces only"),
+    ("found a tab character", "tab character: YAML indents with spaces only"),
+    ("mapping values are not allowed", "unexpected ':' (quote a value that contains ': ', or check the indentation)"),
+    ("could not find expected ':'", "expected 'key: value' (a ':' is missing, or the indentation is off)"),
+    ("did not find expected key", "bad indentation or a stray line: expected another 'key: value' at this level"),
+    ("did not find expected '-' indicator", "bad indentation in a list: expected another '- item' at this level"),
+    ("found undefined alias", "undefined alias"),
+    ("but found another document", "a network file holds one YAML document, found a second one (remove the extra '---')"),
+    ("found unexpected end of stream", "unexpected end of file (an unclosed quote or bracket?)"),
+    ("found unknown escape character", "unknown escape in a double-quoted string (use single quotes, or write '\\\\')"),
+]
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or "invalid YAML"
+    message = problem
+    for needle, better in _HINTS:
+        if needle in problem or needle in (exc.context or ""):
+            message = better
+            break
+    if message == "undefined alias":
+        name = (exc.problem or "").rsplit(" ", 1)[-1]
+        message = f"undefined alias '*{name.strip()}' (no anchor '&{name.strip()}' before it)"
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    lines = text.splitlines()
+    if "tab" in message and 0 < line <= len(lines):  # point at the tab itself
+        tab = lines[line - 1].find("\t")
+        if tab >= 0:
+            col = tab + 1
+    return _load_diag(Pos(file, line, col), f"YAML syntax: {message}", "yaml-syntax")
+
+
+class _Builder:
+    """Builds plain data from composed nodes, recording spans and collecting errors."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.file = doc.file
+        self.errors: list[Diagnostic] = []
+        self.count = 0
+        self.active: set[int] = set()
+
+    def _span(self, node: Node, key: Node | None) -> Span:
+        start, end = node.start_mark, node.end_mark
+        k = key.start_mark if key is not None else start
+        style = getattr(node, "style", None)
+        if isinstance(node, MappingNode | SequenceNode):
+            style = "{" if node.flow_style else None
+        return Span(self.file, start.line + 1, start.column + 1, k.line + 1, k.column + 1, style, end.line + 1)
+
+    def _error(self, node: Node, path: YamlPath, message: str, code: str) -> None:
+        pos = Pos(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        self.errors.append(_load_diag(pos, message, code, path))
+
+    def build(self, node: Node, path: YamlPath, key: Node | None) -> Any:
+        self.count += 1
+        if self.count > _MAX_NODES:
+            if self.count == _MAX_NODES + 1:
+                self._error(
+                    node, path, f"the document expands to more than {_MAX_NODES} nodes (aliases nested too deep?)", "too-large"
+                )
+            return None
+        self.doc.spans[path] = self._span(node, key)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self.active:
+            self._error(node, path, "recursive alias: a node contains itself", "recursive-alias")
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                if node.tag != _TAG + "seq":
+                    self._error(node, path, f"unsupported tag '{node.tag}'", "unsupported-tag")
+                return [self.build(item, (*path, i), None) for i, item in enumerate(node.value)]
+            if node.tag != _TAG + "map":
+                self._error(node, path, f"unsupported tag '{node.tag}'", "unsupported-tag")
+            return self._mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def _scalar(self, node: ScalarNode, path: YamlPath) -> Any:
+        tag, value = node.tag, node.value
+        if tag == _TAG + "str":
+            return value
+        if tag == _TAG + "int":
+            sign, digits = (-1, value[1:]) if value.startswith("-") else (1, value.lstrip("+"))
+            base = 8 if digits.startswith("0o") else 16 if digits.startswith("0x") else 10
+            return sign * int(digits[2:] if base != 10 else digits, base)
+        if tag == _TAG + "float":
+            low = value.lower().lstrip("+")
+            if low in (".inf", "-.inf"):
+                return float("-inf" if low.startswith("-") else "inf")
+            return float("nan") if low == ".nan" else float(value)
+        if tag == _TAG + "bool":
+            return value.lower() == "true"
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "merge":
+            return value
+        self._error(
+            node,
+            path,
+            f"unsupported tag '{tag}' (netrun reads plain YAML: strings, numbers, booleans, null, lists and mappings)",
+            "unsupported-tag",
+        )
+        return value
+
+    def _key(self, node: Node, path: YamlPath) -> str | None:
+        if isinstance(node, ScalarNode):
+            return node.value  # keys stay text: `on:` and `1:` are names, not a bool or int
+        kind = "list" if isinstance(node, SequenceNode) else "mapping"
+        self._error(node, path, f"a key must be a name, not a {kind}", "bad-key")
+        return None
+
+    def _merge_sources(self, node: Node, path: YamlPath) -> list[tuple[Node, Node]]:
+        """The (key, value) pairs a ``<<`` merge brings, earlier sources winning."""
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        pairs: list[tuple[Node, Node]] = []
+        seen: set[str] = set()
+        for src in sources:
+            if not isinstance(src, MappingNode):
+                self._error(src, path, "'<<' merges mappings only (write '<<: *anchor' or '<<: [*a, *b]')", "bad-merge")
+                continue
+            for k, v in self._flatten(src, path):
+                name = k.value if isinstance(k, ScalarNode) else None
+                if name is not None and name not in seen:
+                    seen.add(name)
+                    pairs.append((k, v))
+        return pairs
+
+    def _flatten(self, node: MappingNode, path: YamlPath) -> list[tuple[Node, Node]]:
+        explicit = [(k, v) for k, v in node.value if k.tag != _TAG + "merge"]
+        merged: list[tuple[Node, Node]] = []
+        for k, v in node.value:
+            if k.tag == _TAG + "merge":
+                merged.extend(self._merge_sources(v, path))
+        names = {k.value for k, _ in explicit if isinstance(k, ScalarNode)}
+        return [(k, v) for k, v in merged if k.value not in names] + explicit
+
+    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first: dict[str, Node] = {}
+        for k, _ in node.value:  # duplicates among the keys written here (merges may override)
+            if k.tag == _TAG + "merge" or not isinstance(k, ScalarNode):
+                continue
+            if k.value in first:
+                prev = first[k.value].start_mark
+                self._error(
+                    k,
+                    (*path, k.value),
+                    f"duplicate key '{k.value}' (first defined at line {prev.line + 1}); YAML keeps only one, so remove or rename one of them",
+                    "duplicate-key",
+                )
+            else:
+                first[k.value] = k
+        for k, v in self._flatten(node, path):
+            name = self._key(k, path)
+            if name is None or name in out:
+                continue
+            out[name] = self.build(v, (*path, name), k)
+        return out
+
+
+def describe(path: YamlPath) -> str:
+    """The path as users write it, or 'the top level' for the root."""
+    return format_path(path) or "the top level"

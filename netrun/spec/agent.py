@@ -1,0 +1,42 @@
+"""Agents: a system prompt template, a model and the tools the model may call."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import Duration, Name, Spec, Template
+from .model import ModelRef
+
+
+class AgentLimits(Spec):
+    """Limits on one agent within a run; a limit reached stops the run with that reason."""
+
+    calls: int | None = Field(default=None, gt=0)
+    """How many times the router may pick this agent."""
+    tokens: int | None = Field(default=None, gt=0)
+    """Tokens (prompt + completion) this agent may use."""
+    cost: float | None = Field(default=None, gt=0)
+    """Cost in USD this agent may spend."""
+    tool_calls: int | None = Field(default=None, gt=0)
+    """Tool calls the agent may make in one turn; the rest are refused to the model."""
+    time: Duration | None = None
+    """Wall time one turn may take."""
+
+
+class AgentSpec(Spec):
+    """An agent: one inference call per turn, plus the tool calls the model asks for."""
+
+    description: str | None = None
+    """What the agent does; the LLM router picks agents by their descriptions."""
+    system: Template
+    """The system prompt, a template over ``input``, ``state``, ``network``, ``results`` and ``event``."""
+    model: ModelRef | None = None
+    """The model; defaults to the network's ``model``."""
+    tools: list[str] = []
+    """Tools by name: a declared tool, ``server.tool`` for one MCP tool, or ``server.*`` for all of a server's."""
+    mcp_servers: list[Name] = []
+    """MCP servers whose tools (after include/exclude) are all offered to this agent."""
+    tool_choice: str | None = None
+    """``auto`` (default), ``required``, ``none``, or the name of one tool the model must call."""
+    limits: AgentLimits | None = None
+    """Limits for this agent."""

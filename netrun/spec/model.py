@@ -1,0 +1,33 @@
+"""Model references: a litellm model id, or a mapping with parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Duration, Spec, by_shape, keyed_union
+
+
+class ModelSpec(Spec):
+    """A model with call parameters, endpoint, key and fallbacks."""
+
+    id: str
+    """The litellm model id, ``provider/model`` (e.g. ``openai/gpt-4o-mini``)."""
+    params: dict[str, Any] = {}
+    """Call parameters passed to litellm: temperature, max_tokens, top_p, ..."""
+    api_base: str | None = None
+    """The endpoint, for self-hosted or proxied models; may use ``${ENV}`` references."""
+    api_key: str | None = None
+    """The API key, as an ``${ENV}`` reference (a literal key is refused: it would end up in git)."""
+    fallbacks: list[str] = []
+    """Model ids tried in order when this one fails."""
+    timeout: Duration | None = None
+    """How long one inference call may take."""
+
+
+ModelRef = keyed_union(
+    ("text", str),
+    ("map", ModelSpec),
+    error="a model is a litellm model id ('openai/gpt-4o-mini') or a mapping with 'id'",
+    pick=by_shape,
+)
+"""A litellm model id, or a mapping with ``id`` and call settings."""

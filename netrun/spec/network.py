@@ -1,0 +1,84 @@
+"""The network file: the top-level model, and the fragment files it may include."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from .agent import AgentSpec
+from .base import Duration, Name, Spec, Template, by_shape, keyed_union
+from .function import FunctionSpec
+from .mcp import McpServerSpec
+from .model import ModelRef
+from .params import StateField
+from .router import RouterSpec
+from .tools import ToolSpec
+from .trigger import TriggerSpec
+
+
+class Limits(Spec):
+    """Run-wide limits; the first one reached stops the run and is recorded as the reason."""
+
+    iterations: int | None = Field(default=None, gt=0)
+    """Agent turns per run (``max_iter`` is the same limit)."""
+    tokens: int | None = Field(default=None, gt=0)
+    """Tokens (prompt + completion, all agents and the router) per run."""
+    cost: float | None = Field(default=None, gt=0)
+    """Cost in USD per run."""
+    time: Duration | None = None
+    """Wall time per run, not counting time spent waiting for events."""
+
+
+Triggers = keyed_union(
+    ("map", TriggerSpec),
+    ("list", Annotated[list[TriggerSpec], Field(min_length=1)]),
+    error="trigger is a mapping with 'event' or 'cron', or a list of them",
+    pick=by_shape,
+)
+
+
+class Shared(Spec):
+    """The sections a fragment file may share with the networks that include it."""
+
+    include: list[str] = []
+    """Fragment files (``*.fragment.yaml``) whose agents, tools, MCP servers, prompts and
+    state are added to this file's; paths are relative to this file."""
+    state: dict[Name, StateField] = {}
+    """Declared state fields: their types, defaults and enums."""
+    prompts: dict[Name, Template] = {}
+    """Prompt fragments, used in templates with ``{% include "NAME" %}``."""
+    agents: dict[Name, AgentSpec] = {}
+    """The agents, by name."""
+    tools: dict[Name, ToolSpec] = {}
+    """Declared tools, by name."""
+    mcp_servers: dict[Name, McpServerSpec] = {}
+    """MCP servers, by name; agents use their tools as ``server.tool``."""
+
+
+class FragmentSpec(Shared):
+    """A fragment file (``*.fragment.yaml``): agents, tools, MCP servers, prompts and state
+    shared by the networks that include it."""
+
+
+class NetworkSpec(Shared):
+    """An agent network: agents, a router, tools, limits and how it runs."""
+
+    name: Name
+    """The network's name; unique among your networks, and its Inngest function id."""
+    description: str | None = None
+    """What the network does."""
+    trigger: Triggers | None = None
+    """The event(s) or schedule that start a run (none: runs start only from the CLI or API)."""
+    model: ModelRef | None = None
+    """The default model of agents and the router."""
+    max_iter: int | None = Field(default=None, gt=0)
+    """At most this many agent turns per run (AgentKit's ``maxIter``)."""
+    limits: Limits | None = None
+    """Run-wide limits: iterations, tokens, cost, wall time."""
+    agents: Annotated[dict[Name, AgentSpec], Field(min_length=1)]
+    """The agents, by name."""
+    router: RouterSpec | None = None
+    """How the next agent is chosen (default: the LLM routing agent)."""
+    function: FunctionSpec | None = None
+    """Inngest function settings: retries, concurrency, throttle, ..."""

@@ -1,0 +1,129 @@
+"""Tools declared in the network file: one kind key per tool (state, http, ...).
+
+Tools from MCP servers are not declared here: agents name them as ``server.tool``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from .base import Duration, EventName, Expression, Name, Spec, Template, by_key, by_shape, keyed_union
+from .params import Parameters
+
+
+class ApprovalSpec(Spec):
+    """A human approves (or rejects) each call before the tool runs."""
+
+    timeout: Duration = "24h"
+    """How long to wait for a decision; no decision counts as a rejection."""
+    event: EventName | None = None
+    """The event that carries the decision (default ``netrun/approval``), with
+    ``data.approved`` (true or false) and optional ``data.reason``."""
+
+
+Approval = keyed_union(
+    ("text", Literal["required", "none"]),
+    ("map", ApprovalSpec),
+    error="approval is 'required', 'none' or a mapping with 'timeout' and 'event'",
+    pick=by_shape,
+)
+
+
+class ToolBase(Spec):
+    description: str | None = None
+    """What the tool does; the model reads this to decide when to call it."""
+    parameters: Parameters | None = None
+    """The arguments the model passes, as JSON Schema; available to templates as ``args``."""
+    approval: Approval | None = None
+    """``required``: a human approves each call before it runs (a rejection is returned to the model)."""
+
+
+class StateTool(ToolBase):
+    """Writes values into the network state."""
+
+    state: Annotated[dict[Name, Any], Field(min_length=1)]
+    """State field -> value; string values are templates (``{{ args.category }}``)."""
+
+
+class HttpCall(Spec):
+    """One HTTP request."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    """The HTTP method."""
+    url: Template
+    """The URL; a template, and may use ``${ENV}`` references."""
+    query: dict[str, Template] = {}
+    """Query parameters (templates)."""
+    headers: dict[str, Template] = {}
+    """Request headers (templates); put secrets in ``${ENV}`` references."""
+    body: Any = None
+    """A JSON body; string values inside it are templates."""
+    timeout: Duration = "30s"
+    """How long one attempt may take."""
+    retries: int = Field(default=2, ge=0, le=10)
+    """Retries on 429, 5xx and transport errors, with backoff (Retry-After is honoured)."""
+    max_bytes: int = Field(default=1_000_000, gt=0)
+    """The largest response accepted; a larger one is an error for the model."""
+
+
+class HttpTool(ToolBase):
+    """Calls an HTTP endpoint; the response (JSON or text) is the result."""
+
+    http: HttpCall
+    """The request to make."""
+
+
+class WaitCall(Spec):
+    """Waiting for an event: human input, or any outside signal."""
+
+    event: EventName
+    """The event name to wait for."""
+    match: str | None = None
+    """A dotted field (``data.ticketId``) that must be equal in the triggering and the awaited event."""
+    if_: Expression | None = Field(default=None, alias="if")
+    """An expression over ``event`` (the trigger), ``async`` (the awaited event), ``args`` and ``state``."""
+    timeout: Duration = "24h"
+    """How long to wait; on timeout the model is told that no answer came."""
+
+
+class WaitTool(ToolBase):
+    """Pauses the run until an event arrives; the event's data is the result."""
+
+    wait_for_event: WaitCall
+    """The event to wait for."""
+
+
+class NetworkCall(Spec):
+    """Another network, run as a tool."""
+
+    name: Name
+    """The name of the network to run."""
+    input: Template = "{{ args.input }}"
+    """The input given to that network."""
+
+
+class NetworkTool(ToolBase):
+    """Runs another network and returns its output."""
+
+    network: Annotated[
+        keyed_union(
+            ("text", Name), ("map", NetworkCall), error="network is a network name or a mapping with 'name'", pick=by_shape
+        ),
+        Field(),
+    ]
+    """The network to run: its name, or a mapping with ``name`` and ``input``."""
+
+
+TOOL_KINDS = ("state", "http", "wait_for_event", "network")
+
+ToolSpec = keyed_union(
+    ("state", StateTool),
+    ("http", HttpTool),
+    ("wait_for_event", WaitTool),
+    ("network", NetworkTool),
+    error="a tool needs exactly one kind key: state, http, wait_for_event or network",
+    pick=by_key(*TOOL_KINDS),
+)
+"""A declared tool: exactly one of ``state``, ``http``, ``wait_for_event``, ``network``."""

@@ -1,0 +1,319 @@
+"""Validate network files: load -> spec -> check, for every file, collecting every problem.
+
+This module is the whole of ``netrun validate`` below the CLI. It imports nothing heavy
+(no litellm, mcp, fastapi or inngest), so that validation starts fast in CI and in
+pre-commit.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from . import envrefs
+from .check.network import NetworkChecker
+from .check.spec_errors import is_secret_path, spec_diagnostics
+from .diagnostics import Diagnostic, Pos, YamlPath
+from .includes import DocumentCache, display, is_fragment, resolve_includes
+from .load import Document, LoadError
+from .spec import FragmentSpec, NetworkSpec
+
+YAML_SUFFIXES = (".yaml", ".yml")
+SKIPPED_SUFFIXES = (".test.yaml", ".test.yml")  # test cases beside networks (`netrun test`)
+
+
+@dataclass
+class FileResult:
+    """The outcome for one file."""
+
+    file: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    spec: NetworkSpec | None = None
+    kind: str = "network"
+    broken: frozenset[YamlPath] = frozenset()
+    """Entries dropped for schema errors (not checked, and not reported again)."""
+
+    @property
+    def errors(self) -> int:
+        return sum(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def warnings(self) -> int:
+        return sum(d.severity == "warning" for d in self.diagnostics)
+
+
+@dataclass
+class Report:
+    """The outcome of validating a set of files."""
+
+    files: list[FileResult]
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Source lines of the files with problems, literal secrets masked, for snippets."""
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return [d for f in self.files for d in f.diagnostics]
+
+    @property
+    def errors(self) -> int:
+        return sum(f.errors for f in self.files)
+
+    @property
+    def warnings(self) -> int:
+        return sum(f.warnings for f in self.files)
+
+
+class PathProblem(Exception):
+    """A path given on the command line that does not exist (a usage error)."""
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """The network and fragment files named by ``paths`` (directories are searched)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and p.name.endswith(YAML_SUFFIXES)
+                and not p.name.endswith(SKIPPED_SUFFIXES)
+                and not any(part.startswith(".") or part == "node_modules" for part in p.relative_to(path).parts)
+            )
+        elif path.exists():
+            found.append(path)
+        else:
+            raise PathProblem(f"no such file or directory: {path}")
+    seen: set[Path] = set()
+    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]  # type: ignore[func-returns-value]
+
+
+def _validate_model(model: type[BaseModel], doc: Document) -> tuple[Any, list[Diagnostic], frozenset[YamlPath]]:
+    """Validate against ``model``; on errors, drop what is broken and validate the rest, so
+    that the check phase still runs on everything that is well formed. Returns the spec
+    (or None), the diagnostics and the paths that were dropped."""
+    try:
+        return model.model_validate(doc.data), [], frozenset()
+    except ValidationError as exc:
+        diags = spec_diagnostics(exc, model, doc)
+    paths = [d.path for d in diags]
+    for coarse in (False, True):  # first drop only the bad fields, then whole entries
+        pruned, dropped = _prune(doc.data, paths, coarse)
+        if pruned is None:
+            break
+        try:
+            return model.model_validate(pruned), diags, dropped
+        except ValidationError:
+            continue
+    return None, diags, frozenset(paths)
+
+
+_SECTIONS = ("state", "prompts", "agents", "tools", "mcp_servers")
+
+
+def _cut(path: YamlPath, missing: bool, coarse: bool) -> YamlPath:
+    """What to drop for an error at ``path``: never a list item (later indexes would shift
+    away from their positions), at most an entry of a section when ``coarse``."""
+    if missing:
+        path = path[:-1]
+    for i, part in enumerate(path):
+        if isinstance(part, int):
+            path = path[:i]
+            break
+    if coarse:
+        path = path[:2] if path and path[0] in _SECTIONS else path[:1]
+    return path
+
+
+def _prune(data: dict[str, Any], paths: list[YamlPath], coarse: bool) -> tuple[dict[str, Any] | None, frozenset[YamlPath]]:
+    """A copy of ``data`` without the parts the errors are in (None if the rest is unusable)."""
+    out = copy.deepcopy(data)
+    dropped: set[YamlPath] = set()
+    for path in paths:
+        cut = _cut(path, path not in _present(data, path), coarse)
+        if cut == ("name",):
+            out["name"] = "_"  # a placeholder: the rest of the network can still be checked
+        elif not cut or cut == ("agents",):
+            return None, frozenset()
+        else:
+            parent = _get(out, cut[:-1])
+            if isinstance(parent, dict):
+                parent.pop(cut[-1], None)
+        dropped.add(cut)
+    return out, frozenset(dropped)
+
+
+def _get(data: Any, path: YamlPath) -> Any:
+    for part in path:
+        if (isinstance(data, dict) and part in data) or (isinstance(data, list) and isinstance(part, int) and part < len(data)):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _present(data: Any, path: YamlPath) -> set[YamlPath]:
+    """``{path}`` if ``path`` exists in ``data``, else an empty set."""
+    parent = _get(data, path[:-1]) if path else None
+    found = path and (
+        (isinstance(parent, dict) and path[-1] in parent) or (isinstance(parent, list) and isinstance(path[-1], int))
+    )
+    return {path} if found else set()
+
+
+def _load(path: Path, cache: DocumentCache, result: FileResult) -> Document | None:
+    try:
+        doc = cache.load(path)
+    except LoadError as exc:
+        result.diagnostics.extend(exc.diagnostics)
+        return None
+    kind = "fragment" if is_fragment(path) else "network"
+    if doc.data is None:
+        what = (
+            "a fragment needs at least one of agents, tools, mcp_servers, prompts, state"
+            if kind == "fragment"
+            else "a network needs at least 'name' and 'agents'"
+        )
+        result.diagnostics.append(Diagnostic(Pos(doc.file, 1, 1), f"empty file: {what}", phase="load", code="empty"))
+        return None
+    if not isinstance(doc.data, dict):
+        got = "a list" if isinstance(doc.data, list) else f"a single value ({type(doc.data).__name__})"
+        result.diagnostics.append(
+            Diagnostic(
+                doc.pos(()),
+                f"the top level must be a mapping of fields (name, agents, ...), got {got}",
+                phase="load",
+                code="not-a-mapping",
+            )
+        )
+        return None
+    doc = Document(doc.file, dict(doc.data), dict(doc.spans), dict(doc.lines))
+    result.diagnostics.extend(resolve_includes(doc, path, cache))
+    return doc
+
+
+def validate_paths(paths: Iterable[Path]) -> Report:
+    """Validate every network and fragment file under ``paths``."""
+    files = discover(paths)
+    cache = DocumentCache()
+    results: list[FileResult] = []
+    docs: dict[int, Document] = {}
+    for path in files:
+        result = FileResult(display(path), kind="fragment" if is_fragment(path) else "network")
+        results.append(result)
+        doc = _load(path, cache, result)
+        if doc is None:
+            continue
+        model: type[BaseModel] = FragmentSpec if result.kind == "fragment" else NetworkSpec
+        spec, diags, broken = _validate_model(model, doc)
+        result.diagnostics.extend(diags)
+        if isinstance(spec, NetworkSpec):
+            result.spec = spec
+            docs[id(result)] = doc
+            result.broken = broken
+    names = _unique_names(results, docs)
+    known = frozenset(names) | _sibling_names(files, cache)
+    for result in results:
+        if result.spec is not None:
+            result.diagnostics.extend(NetworkChecker(result.spec, docs[id(result)], known, result.broken).run())
+    for result in results:
+        unique = {(d.pos, d.message, d.severity): d for d in result.diagnostics}
+        result.diagnostics = sorted(unique.values(), key=Diagnostic.sort_key)
+    report = Report(results)
+    wanted = {d.pos.file for d in report.diagnostics}
+    for doc in docs.values():
+        for file, lines in masked_lines(doc).items():
+            if file in wanted:
+                report.sources.setdefault(file, lines)
+    for file in wanted - set(report.sources):
+        try:
+            text = Path(file).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        report.sources[file] = [_SECRET_LINE.sub(r"\1***", line) for line in text.splitlines()]
+    return report
+
+
+_SECRET_LINE = re.compile(r"((?:api_key|apikey|password|secret|token|authorization)\s*:\s*)(?![\s'\"]*\$\{)\S.*", re.I)
+
+
+def masked_lines(doc: Document) -> dict[str, list[str]]:
+    """The document's source lines with every literal secret replaced by ``***``: values
+    under ``api_key``, ``headers`` and ``env`` that are not ``${ENV}`` references."""
+    out = {file: [_SECRET_LINE.sub(r"\1***", line) for line in lines] for file, lines in doc.lines.items()}
+    for path, span in doc.spans.items():
+        if not is_secret_path(path):
+            continue
+        value = _get(doc.data, path)
+        if not isinstance(value, str) or envrefs.is_reference(value):
+            continue
+        lines = out.get(span.file)
+        if lines is None:
+            continue
+        for row in range(span.line, span.end_line + 1):
+            if 0 < row <= len(lines):
+                start = span.col - 1 if row == span.line else len(lines[row - 1]) - len(lines[row - 1].lstrip())
+                lines[row - 1] = lines[row - 1][:start] + "***"
+    return out
+
+
+def _unique_names(results: list[FileResult], docs: dict[int, Document]) -> dict[str, Pos]:
+    """Network names (and function ids) must be unique across the files validated together."""
+    names: dict[str, Pos] = {}
+    ids: dict[str, Pos] = {}
+    for result in results:
+        spec = result.spec
+        if spec is None or ("name",) in result.broken:
+            continue
+        doc = docs[id(result)]
+        for table, value, path, what in (
+            (names, spec.name, ("name",), "network name"),
+            (
+                ids,
+                spec.function.id if spec.function and spec.function.id else spec.name,
+                ("function", "id") if spec.function and spec.function.id else ("name",),
+                "function id",
+            ),
+        ):
+            first = table.get(value)
+            if first is None:
+                table[value] = doc.pos(path)
+            elif what == "network name" or path != ("name",):
+                result.diagnostics.append(
+                    Diagnostic(
+                        doc.pos(path),
+                        f"{what} '{value}' is already used by {first.file}:{first.line}:{first.col}",
+                        path,
+                        code="duplicate-name",
+                    )
+                )
+    return names
+
+
+def _sibling_names(files: list[Path], cache: DocumentCache) -> frozenset[str]:
+    """Names of the networks beside the validated files, for network-as-tool references
+    when only some files of a directory are validated (as pre-commit does)."""
+    validated = {p.resolve() for p in files}
+    names: set[str] = set()
+    for folder in {p.resolve().parent for p in files}:
+        for p in folder.glob("*.y*ml"):
+            if (
+                p.resolve() in validated
+                or is_fragment(p)
+                or not p.name.endswith(YAML_SUFFIXES)
+                or p.name.endswith(SKIPPED_SUFFIXES)
+            ):
+                continue
+            try:
+                data = cache.load(p).data
+            except LoadError:
+                continue
+            if isinstance(data, dict) and isinstance(data.get("name"), str):
+                names.add(data["name"])
+    return frozenset(names)
