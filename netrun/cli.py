@@ -31,12 +31,12 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> No
     reported; the exit code is 1 if there is any error (or any warning with --strict).
     """
     from . import report
-    from .validate import PathProblem, validate_paths
+    from .validate import PathError, validate_paths
 
     targets = list(paths) or [Path("networks")]
     try:
         result = validate_paths(targets)
-    except PathProblem as exc:
+    except PathError as exc:
         raise click.UsageError(str(exc)) from None
     if not result.files:
         raise click.UsageError(f"no network files (*.yaml, *.yml) under {', '.join(map(str, targets))}")

@@ -51,18 +51,18 @@ def is_reference(text: str) -> bool:
     return REF.fullmatch(text.strip()) is not None
 
 
-class MissingEnv(LookupError):
+class MissingEnvError(LookupError):
     """A referenced variable is not set and has no default; names the variable only."""
 
 
 def resolve(text: str, environ: Mapping[str, str]) -> str:
-    """Substitute references from ``environ``; raise :class:`MissingEnv` for an unset one."""
+    """Substitute references from ``environ``; raise :class:`MissingEnvError` for an unset one."""
 
     def sub(m: re.Match[str]) -> str:
         value = environ.get(m.group("name"))
         if value is None:
             if m.group("default") is None:
-                raise MissingEnv(f"environment variable {m.group('name')} is not set")
+                raise MissingEnvError(f"environment variable {m.group('name')} is not set")
             return m.group("default")
         return value
 

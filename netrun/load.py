@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -42,7 +42,7 @@ _MAX_NODES = 200_000  # alias expansion guard ("billion laughs")
 class _Resolver12(BaseResolver):
     """YAML 1.2 core schema resolution of plain scalars (plus the ``<<`` merge key)."""
 
-    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+    yaml_implicit_resolvers: ClassVar[dict[str | None, list[tuple[str, re.Pattern[str]]]]] = {}
 
 
 for _tag, _regexp, _first in [
@@ -117,9 +117,10 @@ class Document:
         src = self.lines.get(span.file, [])
         if span.style == "|":
             row = span.line + 1 + line  # the block starts on the line after its indicator
+            # The block's indentation is that of its first non-blank line.
+            first = next((t for t in src[span.line : span.end_line] if t.strip()), "")
+            indent = len(first) - len(first.lstrip(" "))
             if row - 1 < len(src):
-                text = src[row - 1]
-                indent = len(text) - len(text.lstrip(" "))
                 return Pos(span.file, row, indent + col + 1)
         elif span.end_line == span.line and line == 0:
             quote = 1 if span.style in ("'", '"') else 0
@@ -189,7 +190,7 @@ def load_text(text: str, file: str) -> Document:
     builder = _Builder(doc)
     doc.data = builder.build(node, (), None)
     if builder.errors:
-        raise LoadError(builder.errors)
+        raise LoadError(sorted(builder.errors, key=Diagnostic.sort_key))
     return doc
 
 

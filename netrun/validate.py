@@ -69,7 +69,7 @@ class Report:
         return sum(f.warnings for f in self.files)
 
 
-class PathProblem(Exception):
+class PathError(Exception):
     """A path given on the command line that does not exist (a usage error)."""
 
 
@@ -89,7 +89,7 @@ def discover(paths: Iterable[Path]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise PathProblem(f"no such file or directory: {path}")
+            raise PathError(f"no such file or directory: {path}")
     seen: set[Path] = set()
     return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]  # type: ignore[func-returns-value]
 

@@ -168,7 +168,10 @@ class NetworkChecker:
         llm = spec.router.llm if spec.router else None
         if llm is not None:
             self._model(("router", "llm", "model"), llm.model)
-        if self._llm_routing() and spec.model is None and (llm is None or llm.model is None):
+        # Without a default model every agent already reports it; say it once for the router
+        # only when the agents have models of their own.
+        agents_ok = all(a.model is not None for a in spec.agents.values())
+        if agents_ok and self._llm_routing() and spec.model is None and (llm is None or llm.model is None):
             where: YamlPath = ("router", "llm") if llm is not None else ("router",) if spec.router else ("agents",)
             self.report(
                 where, "the LLM router needs a model: set the network's 'model' or 'router.llm.model'", "no-model", key=True
@@ -308,7 +311,8 @@ class NetworkChecker:
     def _tool_scope(self, tool: Any, *extra: str) -> Scope:
         params = tool.parameters
         if params is None:
-            names: frozenset[str] = frozenset()
+            # A network used as a tool takes one `input` unless it declares parameters.
+            names: frozenset[str] = frozenset({"input"}) if isinstance(tool, NetworkTool) else frozenset()
         elif isinstance(params, JsonSchema):
             names = frozenset(params.properties or {})
         else:

@@ -174,7 +174,6 @@ def _message(err: Any, root: type[BaseModel], doc: Document) -> tuple[str, YamlP
         )
     if etype == "union_tag_not_found":
         key = str(ctx.get("discriminator", "")).strip("'")
-        model = _models_at(along)
         return f"missing required field '{key}'", (*path, key), True, "missing-field"
     if etype in _EXPECTED:
         return (

@@ -1,0 +1,59 @@
+"""The published JSON Schemas match the models, and agree with them on the examples."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import jsonschema
+import pytest
+import yaml
+
+from netrun.schema import render_schemas
+
+from .conftest import NETRUN, REPO
+
+
+def test_committed_schemas_match_the_models() -> None:
+    for name, text in render_schemas().items():
+        committed = (REPO / "schemas" / name).read_text(encoding="utf-8")
+        assert committed == text, f"schemas/{name} is out of date: run 'netrun schema'"
+
+
+def test_schema_check_command_detects_drift(netrun_cli, tmp_path) -> None:
+    assert netrun_cli("schema", "--check").exit_code == 0
+    stale = tmp_path / "schemas"
+    stale.mkdir()
+    (stale / "network.schema.json").write_text("{}\n")
+    result = netrun_cli("schema", "--check", "-o", str(stale))
+    assert result.exit_code == 1
+    assert "out of date" in result.output
+
+
+def test_field_docs_reach_the_schema() -> None:
+    schema = json.loads(render_schemas()["network.schema.json"])
+    assert "LLM router picks agents" in schema["$defs"]["AgentSpec"]["properties"]["description"]["description"]
+    assert schema["properties"]["max_iter"]["description"].startswith("At most this many agent turns")
+    # Fields inherited from a base class keep their docs.
+    assert "model reads this" in schema["$defs"]["HttpTool"]["properties"]["description"]["description"]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "networks").glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_satisfy_the_json_schema(path) -> None:
+    schema = json.loads((REPO / "schemas" / "network.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_json_schema_rejects_what_the_models_reject() -> None:
+    schema = json.loads((REPO / "schemas" / "network.schema.json").read_text())
+    bad = {"name": "x", "agents": {"a": {"system": "hi", "tpye": 1}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "x", "agents": {"a": {"system": "s"}}, "max_iter": 0}, schema)
+
+
+def test_netrun_schema_writes_files(tmp_path) -> None:
+    out = subprocess.run([NETRUN, "schema", "-o", str(tmp_path)], capture_output=True, text=True, check=True)
+    assert "wrote" in out.stdout
+    assert json.loads((tmp_path / "network.schema.json").read_text())["title"] == "NetworkSpec"
