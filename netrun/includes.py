@@ -121,8 +121,15 @@ def resolve_includes(doc: Document, path: Path, cache: DocumentCache, stack: tup
     return problems
 
 
+_NOUNS = {"state": "state field", "prompts": "prompt", "agents": "agent", "tools": "tool", "mcp_servers": "MCP server"}
+
+
 def _merge(doc: Document, frag: Document, origin: dict[YamlPath, Pos]) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
+    for key in frag.data:
+        if key not in SECTIONS and key != "include":
+            allowed = ", ".join(("include", *SECTIONS))
+            problems.append(Diagnostic(frag.pos((key,), key=True), f"unknown field '{key}' in a fragment; allowed: {allowed}", (key,), phase="spec", code="unknown-field"))
     for file, lines in frag.lines.items():
         doc.lines.setdefault(file, lines)
     for section in SECTIONS:
@@ -142,7 +149,7 @@ def _merge(doc: Document, frag: Document, origin: dict[YamlPath, Pos]) -> list[D
                 problems.append(
                     Diagnostic(
                         here,
-                        f"{section[:-1] if section.endswith('s') else section} '{name}' is already defined at {first.file}:{first.line}:{first.col}",
+                        f"{_NOUNS[section]} '{name}' is already defined at {first.file}:{first.line}:{first.col}",
                         key,
                         phase="load",
                         code="duplicate-name",

@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 
 _TAG = "tag:yaml.org,2002:"
-_MAX_NODES = 200_000  # alias expansion guard ("billion laughs")
+_MAX_NODES = 50_000  # alias expansion guard ("billion laughs"); real networks have a few thousand
 
 
 class _Resolver12(BaseResolver):
@@ -216,20 +216,28 @@ _HINTS = [
 def _yaml_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
+    lines = text.splitlines()
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    at = lines[line - 1][col - 1 : col] if 0 < line <= len(lines) else ""
+    opened = exc.context_mark
     message = problem
     for needle, better in _HINTS:
-        if needle in problem or needle in (exc.context or ""):
+        if needle in problem or needle in context:
             message = better
             break
-    if message == "undefined alias":
-        name = (exc.problem or "").rsplit(" ", 1)[-1]
-        message = f"undefined alias '*{name.strip()}' (no anchor '&{name.strip()}' before it)"
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    lines = text.splitlines()
-    if "tab" in message and 0 < line <= len(lines):  # point at the tab itself
-        tab = lines[line - 1].find("\t")
-        if tab >= 0:
-            col = tab + 1
+    if "cannot start any token" in problem and (at == "\t" or "\t" in (lines[line - 1] if 0 < line <= len(lines) else "")):
+        message = "tab character: YAML indents with spaces only"
+        col = lines[line - 1].find("\t") + 1
+    elif message == "undefined alias" and 0 < line <= len(lines):
+        found = re.match(r"\*([^\s,\]}]+)", lines[line - 1][col - 1 :])
+        name = found.group(1) if found else "?"
+        message = f"undefined alias '*{name}' (no anchor '&{name}' before it)"
+    elif opened is not None and ("flow mapping" in context or "flow sequence" in context or "quoted scalar" in context):
+        # The problem is where the parser gave up; the cause is what was opened and never closed.
+        what = "'{'" if "mapping" in context else "'['" if "sequence" in context else "quote"
+        message = f"unclosed {what}: no matching {'closing bracket' if what != 'quote' else 'closing quote'} after it"
+        line, col = opened.line + 1, opened.column + 1
     return _load_diag(Pos(file, line, col), f"YAML syntax: {message}", "yaml-syntax")
 
 
@@ -267,7 +275,7 @@ class _Builder:
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
         if id(node) in self.active:
-            self._error(node, path, "recursive alias: a node contains itself", "recursive-alias")
+            self._error(node, path, "recursive alias: a node contains itself (the alias points at an anchor around it)", "recursive-alias")
             return None
         self.active.add(id(node))
         try:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import envrefs
 from .check.network import NetworkChecker
-from .check.spec_errors import is_secret_path, spec_diagnostics
+from .check.spec_errors import _kind, is_secret_path, show, spec_diagnostics
 from .diagnostics import Diagnostic, Pos, YamlPath
 from .includes import DocumentCache, display, is_fragment, resolve_includes
 from .load import Document, LoadError
@@ -174,6 +174,9 @@ def _load(path: Path, cache: DocumentCache, result: FileResult) -> Document | No
         result.diagnostics.extend(exc.diagnostics)
         return None
     kind = "fragment" if is_fragment(path) else "network"
+    if doc.data is None and any(line.strip() and not line.lstrip().startswith("#") for line in doc.lines.get(doc.file, [])):
+        result.diagnostics.append(Diagnostic(Pos(doc.file, 1, 1), "the document is null: a network is a mapping with at least 'name' and 'agents'", phase="load", code="empty"))
+        return None
     if doc.data is None:
         what = (
             "a fragment needs at least one of agents, tools, mcp_servers, prompts, state"
@@ -183,7 +186,7 @@ def _load(path: Path, cache: DocumentCache, result: FileResult) -> Document | No
         result.diagnostics.append(Diagnostic(Pos(doc.file, 1, 1), f"empty file: {what}", phase="load", code="empty"))
         return None
     if not isinstance(doc.data, dict):
-        got = "a list" if isinstance(doc.data, list) else f"a single value ({type(doc.data).__name__})"
+        got = "a list" if isinstance(doc.data, list) else f"{_kind(doc.data)} ({show(doc.data)})"
         result.diagnostics.append(
             Diagnostic(
                 doc.pos(()),
@@ -217,11 +220,18 @@ def validate_paths(paths: Iterable[Path]) -> Report:
             result.spec = spec
             docs[id(result)] = doc
             result.broken = broken
-    names = _unique_names(results, docs)
-    known = frozenset(names) | _sibling_names(files, cache)
+    names = frozenset(_unique_names(results, docs))
+    siblings: list[frozenset[str]] = []
+
+    def known_networks() -> frozenset[str]:
+        # Read the networks beside the validated files only when a reference needs them.
+        if not siblings:
+            siblings.append(names | _sibling_names(files, cache))
+        return siblings[0]
+
     for result in results:
         if result.spec is not None:
-            result.diagnostics.extend(NetworkChecker(result.spec, docs[id(result)], known, result.broken).run())
+            result.diagnostics.extend(NetworkChecker(result.spec, docs[id(result)], names, result.broken, known_networks).run())
     for result in results:
         unique = {(d.pos, d.message, d.severity): d for d in result.diagnostics}
         result.diagnostics = sorted(unique.values(), key=Diagnostic.sort_key)
@@ -236,17 +246,28 @@ def validate_paths(paths: Iterable[Path]) -> Report:
             text = Path(file).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        report.sources[file] = [_SECRET_LINE.sub(r"\1***", line) for line in text.splitlines()]
+        report.sources[file] = [_mask_line(line) for line in text.splitlines()]
     return report
 
 
-_SECRET_LINE = re.compile(r"((?:api_key|apikey|password|secret|token|authorization)\s*:\s*)(?![\s'\"]*\$\{)\S.*", re.I)
+_SECRET_LINE = re.compile(
+    r"((?:api[-_ ]?key|access[-_ ]?key|password|passwd|secret|token|authorization|bearer)['\"]?\s*:\s*)(?![\s'\"]*\$\{)\S.*", re.I
+)
+
+
+_KEY_SHAPES = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{12,}|\bgh[pousr]_[A-Za-z0-9]{20,}|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAKIA[0-9A-Z]{16}")
+
+
+def _mask_line(line: str) -> str:
+    """Mask the values of secret-looking keys, and strings shaped like well-known API keys,
+    whatever key holds them (a misspelt ``api-key:`` is still a secret)."""
+    return _KEY_SHAPES.sub("***", _SECRET_LINE.sub(r"\1***", line))
 
 
 def masked_lines(doc: Document) -> dict[str, list[str]]:
     """The document's source lines with every literal secret replaced by ``***``: values
     under ``api_key``, ``headers`` and ``env`` that are not ``${ENV}`` references."""
-    out = {file: [_SECRET_LINE.sub(r"\1***", line) for line in lines] for file, lines in doc.lines.items()}
+    out = {file: [_mask_line(line) for line in lines] for file, lines in doc.lines.items()}
     for path, span in doc.spans.items():
         if not is_secret_path(path):
             continue

@@ -8,6 +8,7 @@ All problems are collected; nothing stops at the first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -40,15 +41,19 @@ class NetworkChecker:
         doc: Document,
         networks: frozenset[str] | None = None,
         broken: frozenset[YamlPath] = frozenset(),
+        more_networks: Callable[[], frozenset[str]] | None = None,
     ) -> None:
         self.spec = spec
         self.doc = doc
         self.networks = networks
+        self.more_networks = more_networks
+        """Called for a network name not among ``networks``: the wider set to look in."""
         self.broken = broken
         """Entries dropped for schema errors: references to them are not reported again."""
         self.out: list[Diagnostic] = []
         self.templates = TemplateChecker(frozenset(spec.prompts))
-        state = frozenset(spec.state)
+        # A state field dropped for a schema error is still declared: do not report its uses.
+        state: frozenset[str] | None = None if any(p[:1] == ("state",) for p in broken) else frozenset(spec.state)
         net = frozenset({"name", "description"})
         self.system_scope: Scope = {
             "input": ANY,
@@ -158,7 +163,7 @@ class NetworkChecker:
         self._model(("model",), spec.model)
         for name, agent in spec.agents.items():
             self._model(("agents", name, "model"), agent.model)
-            if agent.model is None and spec.model is None:
+            if agent.model is None and spec.model is None and not any(p[:1] == ("model",) for p in self.broken):
                 self.report(
                     ("agents", name),
                     f"agent '{name}' has no model, and the network sets no default 'model'",
@@ -171,7 +176,8 @@ class NetworkChecker:
         # Without a default model every agent already reports it; say it once for the router
         # only when the agents have models of their own.
         agents_ok = all(a.model is not None for a in spec.agents.values())
-        if agents_ok and self._llm_routing() and spec.model is None and (llm is None or llm.model is None):
+        model_dropped = any(p[:1] == ("model",) for p in self.broken)
+        if agents_ok and not model_dropped and self._llm_routing() and spec.model is None and (llm is None or llm.model is None):
             where: YamlPath = ("router", "llm") if llm is not None else ("router",) if spec.router else ("agents",)
             self.report(
                 where, "the LLM router needs a model: set the network's 'model' or 'router.llm.model'", "no-model", key=True
@@ -189,14 +195,8 @@ class NetworkChecker:
                 f"default {show(schema.default)} is not one of the enum values: {', '.join(map(show, schema.enum))}",
                 "bad-default",
             )
-        expected = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
-        if isinstance(schema.type, str) and schema.default is not None and schema.type in expected:
-            want = expected[schema.type]
-            ok = isinstance(schema.default, want) and not (
-                schema.type in ("integer", "number") and isinstance(schema.default, bool)
-            )
-            if not ok:
-                self.report((*path, "default"), f"default {show(schema.default)} is not of type {schema.type}", "bad-default")
+        if isinstance(schema.type, str) and schema.default is not None and not _fits_type(schema.default, schema.type):
+            self.report((*path, "default"), f"default {show(schema.default)} is not of type {schema.type}", "bad-default")
         for i, req in enumerate(schema.required or []):
             if schema.properties is not None and req not in schema.properties:
                 self.report(
@@ -231,8 +231,13 @@ class NetworkChecker:
             for i, ref in enumerate(agent.tools):
                 offered.append(ref)
                 self._tool_ref((*base, "tools", i), ref)
+            seen: dict[str, int] = {}
+            for i, ref in enumerate(agent.tools):
+                if ref in seen:
+                    self.report((*base, "tools", i), f"tool '{ref}' is listed twice (also at tools[{seen[ref]}])", "duplicate-tool")
+                seen.setdefault(ref, i)
             for i, server in enumerate(agent.mcp_servers):
-                if server not in spec.mcp_servers:
+                if server not in spec.mcp_servers and not self._dropped("mcp_servers", server):
                     self.report(
                         (*base, "mcp_servers", i),
                         f"unknown MCP server '{server}'" + hint(server, list(spec.mcp_servers), "MCP servers"),
@@ -292,7 +297,7 @@ class NetworkChecker:
             if rule.agent is not None:
                 self._agent_ref(("router", "rules", i, "agent"), rule.agent)
         other = router.otherwise
-        if other is not None and other not in ("llm", "stop") and other not in self.spec.agents:
+        if other is not None and other not in ("llm", "stop") and other not in self.spec.agents and not self._dropped("agents", other):
             self.report(
                 ("router", "otherwise"),
                 f"otherwise is 'llm', 'stop' or an agent name, got '{other}'"
@@ -319,7 +324,7 @@ class NetworkChecker:
             names = frozenset(params)
         scope: dict[str, frozenset[str] | None] = {
             "args": names,
-            "state": frozenset(self.spec.state),
+            "state": self.system_scope["state"],
             "input": ANY,
             "event": ANY,
             "run": frozenset({"id"}),
@@ -340,14 +345,17 @@ class NetworkChecker:
             if isinstance(tool, StateTool):
                 for key, value in tool.state.items():
                     if key not in self.spec.state:
-                        self.report(
-                            (*base, "state", key),
-                            f"state has no field '{key}'"
-                            + hint(key, list(self.spec.state), "state fields")
-                            + " (declare it under 'state:')",
-                            "unknown-state-field",
-                            key=True,
-                        )
+                        if not self._dropped("state", key):
+                            self.report(
+                                (*base, "state", key),
+                                f"state has no field '{key}'"
+                                + hint(key, list(self.spec.state), "state fields")
+                                + " (declare it under 'state:')",
+                                "unknown-state-field",
+                                key=True,
+                            )
+                    elif not (isinstance(value, str) and ("{{" in value or "{%" in value)):
+                        self._literal_fits((*base, "state", key), value, self.spec.state[key])
                     self._walk_templates((*base, "state", key), value, scope)
             elif isinstance(tool, HttpTool):
                 call = tool.http
@@ -373,9 +381,20 @@ class NetworkChecker:
                 if target == self.spec.name:
                     self.report(where, f"network '{target}' calls itself as a tool", "recursive-network")
                 elif self.networks is not None and target not in self.networks:
+                    wider = self.more_networks() if self.more_networks else self.networks
+                    if target in wider:
+                        continue
                     self.report(
-                        where, f"unknown network '{target}'" + hint(target, sorted(self.networks), "networks"), "unknown-network"
+                        where, f"unknown network '{target}'" + hint(target, sorted(wider), "networks"), "unknown-network"
                     )
+
+    def _literal_fits(self, path: YamlPath, value: Any, field: Any) -> None:
+        """A literal (non-template) value a state tool writes must fit the field's schema."""
+        schema = field if isinstance(field, JsonSchema) else JsonSchema.model_construct(type=field)
+        if schema.enum is not None and value not in schema.enum:
+            self.report(path, f"{show(value)} is not one of the values state field '{path[-1]}' allows: {', '.join(map(show, schema.enum))}", "bad-value")
+        elif isinstance(schema.type, str) and not _fits_type(value, schema.type):
+            self.report(path, f"{show(value)} is not of type {schema.type}, as state field '{path[-1]}' is declared", "bad-value")
 
     def _walk_templates(self, path: YamlPath, value: Any, scope: Scope) -> None:
         if isinstance(value, str):
@@ -407,9 +426,10 @@ class NetworkChecker:
                 self._env((*base, "url"), server.url)
                 schemes = ("ws://", "wss://") if server.transport == "ws" else ("http://", "https://")
                 if not server.url.startswith((*schemes, "${")):
+                    article = "an" if server.transport[0] in "aeios" else "a"
                     self.report(
                         (*base, "url"),
-                        f"a {server.transport} server url starts with {' or '.join(schemes)}, got {show(server.url)}",
+                        f"{article} {server.transport} server url starts with {' or '.join(schemes)}, got {show(server.url)}",
                         "bad-url",
                     )
                 for key, value in server.headers.items():
@@ -503,6 +523,16 @@ class NetworkChecker:
         for name in spec.mcp_servers:
             if name not in used_servers:
                 self.warn(("mcp_servers", name), f"MCP server '{name}' is not used by any agent", "unused-mcp-server")
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
+
+
+def _fits_type(value: Any, json_type: str) -> bool:
+    want = _TYPES.get(json_type)
+    if want is None:
+        return value is None if json_type == "null" else True
+    return isinstance(value, want) and not (json_type in ("integer", "number") and isinstance(value, bool))
 
 
 def _human(d: timedelta | None) -> str:

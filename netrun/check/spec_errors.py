@@ -69,15 +69,15 @@ def walk_loc(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[YamlPat
     tp: Any = root
     is_key = False
     for part in loc:
+        if part == "[key]":  # the dict key itself is wrong (checked before any union below it)
+            is_key = True
+            continue
         tp = _unwrap(tp)
         origin = get_origin(tp)
         if origin in (typing.Union, types.UnionType):
             members = {_tag_of(m): m for m in get_args(tp)}
             tp = members.get(str(part), Any)
             seen[-1] = tp
-            continue
-        if part == "[key]":
-            is_key = True
             continue
         path.append(part)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -109,9 +109,11 @@ def _kind(value: Any) -> str:
 def show(value: Any, secret: bool = False) -> str:
     """A value as it appears in a message: short, and never a secret."""
     if secret:
-        return "(value hidden)"
+        return "a hidden value"
     if isinstance(value, dict | list):
         return _kind(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     text = repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -159,9 +161,10 @@ def _message(err: Any, root: type[BaseModel], doc: Document) -> tuple[str, YamlP
         return f"missing required field '{path[-1]}'", path, True, "missing-field"
     if etype == "literal_error":
         options = [o.strip().strip("'") for o in ctx.get("expected", "").replace(" or ", ", ").split(",")]
+        options = [{"True": "true", "False": "false"}.get(o, o) for o in options]
         near = did_you_mean(str(value), options) if isinstance(value, str) else None
         guess = f"; did you mean '{near}'?" if near else ""
-        return f"{show(value, secret)} is not allowed here{guess} allowed: {one_of(options)}", path, False, "not-allowed"
+        return f"{show(value, secret)} is not allowed here{guess}; allowed: {one_of(options)}", path, False, "not-allowed"
     if etype == "union_tag_invalid":
         key = str(ctx.get("discriminator", "")).strip("'")
         options = [o.strip().strip("'") for o in str(ctx.get("expected_tags", "")).split(",")]
@@ -197,7 +200,7 @@ def _message(err: Any, root: type[BaseModel], doc: Document) -> tuple[str, YamlP
     }
     if etype in bounds:
         words, key = bounds[etype]
-        return f"must be {words} {ctx.get(key)}, got {show(value, secret)}", path, False, "out-of-range"
+        return f"must be {words} {show(ctx.get(key))}, got {show(value, secret)}", path, False, "out-of-range"
     # Custom errors (bad names, durations, kind unions, rules) already say what is allowed.
     return str(err["msg"]).removeprefix("Value error, "), path, is_key, etype.replace("_", "-")
 

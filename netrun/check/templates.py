@@ -76,6 +76,8 @@ class TemplateChecker:
                 raise TemplateSyntaxError(f"unexpected {tok.value!r} after the expression", tok.lineno)
         except TemplateSyntaxError as exc:
             msg = exc.message or "syntax error"
+            if re.search(r"(?<![=!<>])=(?!=)", source):
+                msg += " (to compare, write '==')"
             if "{{" in source or "{%" in source:
                 msg += " (an expression is written without '{{ }}')"
             return [_syntax(TemplateSyntaxError(msg, exc.lineno), source, "expression")]

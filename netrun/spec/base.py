@@ -22,6 +22,7 @@ class Spec(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        strict=True,  # `retries: "3"` and `tokens: true` are mistakes, not numbers
         populate_by_name=False,
     )
 
@@ -70,7 +71,8 @@ def _check_duration(value: Any) -> Any:
             {"value": repr(value)},
         )
     try:
-        parse_duration(value)
+        if parse_duration(value).total_seconds() <= 0:
+            raise PydanticCustomError("bad_duration", "a duration must be longer than 0, got '{value}'", {"value": value})
     except ValueError:
         raise PydanticCustomError(
             "bad_duration",
@@ -93,8 +95,17 @@ Template = str
 Expression = str
 """A Jinja2 expression (the inside of ``{{ }}``), evaluated in the same sandbox."""
 
+def _check_event(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise PydanticCustomError(
+            "bad_event", "'{value}' is not an event name: no spaces, e.g. app/ticket.created", {"value": value}
+        )
+    return value
+
+
 EventName = Annotated[
     str,
+    AfterValidator(_check_event),
     WithJsonSchema({"type": "string", "pattern": r"^\S+$", "examples": ["app/support.ticket.created"]}),
 ]
 """An Inngest event name, conventionally ``prefix/noun.verb``."""
