@@ -124,7 +124,14 @@ class Document:
                 return Pos(span.file, row, indent + col + 1)
         elif span.end_line == span.line and line == 0:
             quote = 1 if span.style in ("'", '"') else 0
-            return Pos(span.file, span.line, span.col + quote + col)
+            guess = span.col + quote + col
+            if quote and needle and span.line <= len(src):
+                # Escapes (\" or '') make the source longer than the value: find the
+                # needle at or after the column it would have without them.
+                found = src[span.line - 1].find(needle, guess - 1)
+                if found >= 0:
+                    return Pos(span.file, span.line, found + 1)
+            return Pos(span.file, span.line, guess)
         if needle:
             for row in range(span.line, min(span.end_line, len(src)) + 1):
                 found = src[row - 1].find(needle)

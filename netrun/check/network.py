@@ -8,6 +8,7 @@ All problems are collected; nothing stops at the first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -252,7 +253,7 @@ class NetworkChecker:
                     + hint(choice, options, "choices").replace("defined choices", "allowed"),
                     "bad-tool-choice",
                 )
-            if self._llm_routing() and not agent.description:
+            if self._llm_routing() and not agent.description and not self._dropped("agents", name):
                 self.warn(
                     base,
                     f"agent '{name}' has no description: the LLM router picks agents by their descriptions",
@@ -410,11 +411,9 @@ class NetworkChecker:
     def _mcp(self) -> None:
         for name, server in self.spec.mcp_servers.items():
             base: YamlPath = ("mcp_servers", name)
-            overlap = set(server.include or []) & set(server.exclude)
-            if overlap:
-                self.report(
-                    (*base, "exclude"), f"tools both included and excluded: {', '.join(sorted(overlap))}", "include-exclude"
-                )
+            for i, tool in enumerate(server.exclude):
+                if tool in (server.include or []):
+                    self.report((*base, "exclude", i), f"tool '{tool}' is both included and excluded", "include-exclude")
             if server.transport == "stdio":
                 self._env((*base, "command"), server.command)
                 for i, arg in enumerate(server.args):
@@ -502,7 +501,8 @@ class NetworkChecker:
 
     def _reachability(self) -> None:
         spec = self.spec
-        if not any(p[:1] == ("router",) for p in self.broken) and not self._llm_routing():
+        rules_ok = all(r.agent is None or r.agent in spec.agents for r in (spec.router.rules if spec.router else []))
+        if rules_ok and not any(p[:1] == ("router",) for p in self.broken) and not self._llm_routing():
             router = spec.router
             assert router is not None
             reached = {r.agent for r in router.rules if r.agent} | {router.fallback()}
@@ -521,7 +521,7 @@ class NetworkChecker:
             if name not in used:
                 self.warn(("tools", name), f"tool '{name}' is not used by any agent", "unused-tool")
         for name in spec.mcp_servers:
-            if name not in used_servers:
+            if name not in used_servers and used_servers <= set(spec.mcp_servers):  # else a typo is already an error
                 self.warn(("mcp_servers", name), f"MCP server '{name}' is not used by any agent", "unused-mcp-server")
 
 
@@ -560,6 +560,12 @@ def cron_problem(text: str) -> str | None:
     fields = expr.split()
     if len(fields) != 5:
         return f"a cron schedule has 5 fields (minute hour day-of-month month day-of-week), got {len(fields)} in '{text}'"
+    names = ("minute", "hour", "day of month", "month", "day of week")
+    ranges = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+    for name, (low, high), part in zip(names, ranges, fields, strict=True):
+        for number in re.findall(r"\d+", part.split("/")[0]):
+            if not low <= int(number) <= high:
+                return f"{number} is out of range for the {name} field of '{text}' (allowed: {low}-{high})"
     from croniter import croniter
 
     if not croniter.is_valid(expr):

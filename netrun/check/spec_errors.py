@@ -134,6 +134,10 @@ _EXPECTED = {
 }
 
 
+_KIND_KEYS = {"tool": ("state", "http", "wait_for_event", "network"), "trigger": ("event", "cron")}
+"""The first word after 'a' in a kind-union message -> its kind keys."""
+
+
 def _models_at(types_along: list[Any]) -> type[BaseModel] | None:
     tp = _unwrap(types_along[-1]) if types_along else None
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
@@ -201,6 +205,13 @@ def _message(err: Any, root: type[BaseModel], doc: Document) -> tuple[str, YamlP
     if etype in bounds:
         words, key = bounds[etype]
         return f"must be {words} {show(ctx.get(key))}, got {show(value, secret)}", path, False, "out-of-range"
+    if etype.startswith("kind_") and isinstance(value, dict):
+        kinds = _KIND_KEYS.get(str(err["msg"]).split(" ")[1])
+        if kinds:
+            found = [k for k in kinds if k in value]
+            names = " and ".join(f"'{k}'" for k in found)
+            what = f"it has {names}" if found else f"it has none (its keys: {', '.join(map(str, value)) or 'none'})"
+            return f"{err['msg']}; {what}", path, True, "kind"
     # Custom errors (bad names, durations, kind unions, rules) already say what is allowed.
     return str(err["msg"]).removeprefix("Value error, "), path, is_key, etype.replace("_", "-")
 

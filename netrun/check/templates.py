@@ -168,11 +168,33 @@ class TemplateChecker:
         return problems
 
 
+_JARGON = [
+    (re.compile(r"unexpected end of template, expected 'end of print statement'\.?"), "'{{' is never closed: expected '}}'"),
+    (re.compile(r"expected token 'end of print statement', got '(.+?)'"), r"expected '}}' to close '{{', got '\1'"),
+    (re.compile(r"Expected an expression, got 'end of statement block'"), "expected an expression before '%}'"),
+    (re.compile(r"Expected an expression, got 'end of print statement'"), "expected an expression before '}}'"),
+    (re.compile(r"unexpected end of template, expected 'end of statement block'\.?"), "'{%' is never closed: expected '%}'"),
+    (re.compile(r"unexpected 'end of template'"), "the expression ends too early"),
+]
+
+
 def _syntax(exc: TemplateSyntaxError, source: str, code: str = "template-syntax") -> Problem:
     line = exc.lineno or 1
     lines = source.split("\n")
     text = lines[line - 1] if 0 < line <= len(lines) else ""
     col = len(text) - len(text.lstrip()) + 1
     message = (exc.message or "syntax error").replace("\n", " ")
+    for pattern, plain in _JARGON:
+        message = pattern.sub(plain, message)
+    # Jinja gives the line only; point at the token the message names, or at the
+    # opening '{{' / '{%' that was never closed.
+    opening = max(text.rfind("{{"), text.rfind("{%"))
+    quoted = re.findall(r"'([^']{1,3})'", message)
+    if "never closed" in message and opening >= 0:
+        col = opening + 1
+    elif quoted and quoted[-1] not in ("{{", "}}", "{%", "%}") and text.find(quoted[-1], max(opening, 0)) >= 0:
+        col = text.find(quoted[-1], max(opening, 0)) + 1
+    elif opening >= 0:
+        col = opening + 1
     word = "expression" if code == "expression" else "template"
     return Problem(f"{word} syntax: {message}", line, col, None, code if code != "expression" else "expression-syntax")
