@@ -115,7 +115,7 @@ def resolve_includes(doc: Document, path: Path, cache: DocumentCache, stack: tup
             )
             continue
         # A fragment's own includes first, on a copy, so that the cached fragment stays as written.
-        frag = Document(frag.file, dict(frag.data), dict(frag.spans), frag.lines)
+        frag = Document(frag.file, dict(frag.data), dict(frag.nodes), frag.lines)
         problems.extend(resolve_includes(frag, target, cache, stack))
         problems.extend(_merge(doc, frag, origin))
     return problems
@@ -139,8 +139,8 @@ def _merge(doc: Document, frag: Document, origin: dict[YamlPath, Pos]) -> list[D
         target: Any = doc.data.setdefault(section, {})
         if not isinstance(target, dict):
             continue
-        if (section,) not in doc.spans:
-            doc.spans[(section,)] = frag.spans[(section,)]
+        if (section,) not in doc.nodes:
+            doc.nodes[(section,)] = frag.nodes[(section,)]
         for name, value in items.items():
             key: YamlPath = (section, name)
             first = origin.get(key)
@@ -158,9 +158,9 @@ def _merge(doc: Document, frag: Document, origin: dict[YamlPath, Pos]) -> list[D
                 continue
             origin[key] = frag.pos(key, key=True)
             target[name] = value
-            for path, span in frag.spans.items():
+            for path, ref in frag.nodes.items():
                 if path[:2] == key:
-                    doc.spans[path] = span
+                    doc.nodes[path] = ref
     return problems
 
 

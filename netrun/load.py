@@ -60,10 +60,23 @@ for _tag, _regexp, _first in [
     _Resolver12.add_implicit_resolver(_TAG + _tag, re.compile(_regexp), list(_first))
 
 
+_STR, _MAP, _SEQ = _TAG + "str", _TAG + "map", _TAG + "seq"
+_MAYBE_NOT_STR = frozenset("tTfFnN~-+0123456789.<")
+
+
 class _Loader(_Parser, _Resolver12):  # type: ignore[misc,valid-type]
     def __init__(self, stream: str) -> None:
         _Parser.__init__(self, stream)
         _Resolver12.__init__(self)
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        # The parser calls this for every node; most plain scalars are words that cannot
+        # be anything but strings, so skip the regexes for them.
+        if kind is ScalarNode:
+            if implicit[0] and (not value or value[0] in _MAYBE_NOT_STR):
+                return str(_Resolver12.resolve(self, kind, value, implicit))
+            return _STR
+        return _MAP if kind is MappingNode else _SEQ
 
 
 class Span(NamedTuple):
@@ -87,20 +100,39 @@ class Span(NamedTuple):
         return Pos(self.file, self.key_line, self.key_col)
 
 
+NodeRef = tuple[str, Node, "Node | None"]
+"""(file, node, key node): what a span is computed from, only when a position is needed."""
+
+
+def _make_span(ref: NodeRef) -> Span:
+    file, node, key = ref
+    start, end = node.start_mark, node.end_mark
+    k = key.start_mark if key is not None else start
+    style = getattr(node, "style", None)
+    if isinstance(node, MappingNode | SequenceNode):
+        style = "{" if node.flow_style else None
+    return Span(file, start.line + 1, start.column + 1, k.line + 1, k.column + 1, style, end.line + 1)
+
+
 @dataclass
 class Document:
-    """One loaded YAML document: plain data plus a span for every path in it."""
+    """One loaded YAML document: plain data plus the node of every path in it."""
 
     file: str
     data: Any
-    spans: dict[YamlPath, Span] = field(default_factory=dict)
+    nodes: dict[YamlPath, NodeRef] = field(default_factory=dict)
+    """The source node of every path (positions are computed from it on demand)."""
     lines: dict[str, list[str]] = field(default_factory=dict)
     """Source lines per file (a document may hold nodes from included files)."""
+
+    def span(self, path: YamlPath) -> Span | None:
+        ref = self.nodes.get(path)
+        return _make_span(ref) if ref is not None else None
 
     def pos(self, path: YamlPath, *, key: bool = False) -> Pos:
         """Position of ``path``, or of its nearest ancestor that has one."""
         for cut in range(len(path), -1, -1):
-            span = self.spans.get(path[:cut])
+            span = self.span(path[:cut])
             if span is not None:
                 return span.key_pos if key and cut == len(path) else span.pos
         return Pos(self.file, 1, 1)
@@ -111,7 +143,7 @@ class Document:
         Exact for literal blocks (``|``) and one-line scalars; for folded scalars, where
         value lines do not map to source lines, ``needle`` is searched in the source.
         """
-        span = self.spans.get(path)
+        span = self.span(path)
         if span is None:
             return self.pos(path)
         src = self.lines.get(span.file, [])
@@ -257,14 +289,7 @@ class _Builder:
         self.errors: list[Diagnostic] = []
         self.count = 0
         self.active: set[int] = set()
-
-    def _span(self, node: Node, key: Node | None) -> Span:
-        start, end = node.start_mark, node.end_mark
-        k = key.start_mark if key is not None else start
-        style = getattr(node, "style", None)
-        if isinstance(node, MappingNode | SequenceNode):
-            style = "{" if node.flow_style else None
-        return Span(self.file, start.line + 1, start.column + 1, k.line + 1, k.column + 1, style, end.line + 1)
+        self.nodes = doc.nodes
 
     def _error(self, node: Node, path: YamlPath, message: str, code: str) -> None:
         pos = Pos(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -278,7 +303,7 @@ class _Builder:
                     node, path, f"the document expands to more than {_MAX_NODES} nodes (aliases nested too deep?)", "too-large"
                 )
             return None
-        self.doc.spans[path] = self._span(node, key)
+        self.nodes[path] = (self.file, node, key)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
         if id(node) in self.active:

@@ -59,31 +59,27 @@ class TemplateChecker:
         self.prompts = prompts
 
     def template(self, source: str, scope: Scope) -> list[Problem]:
-        try:
-            tree = self.env.parse(source)
-        except TemplateSyntaxError as exc:
-            return [_syntax(exc, source)]
-        return self._walk(tree, source, scope)
+        if "{" not in source:  # plain text: nothing to parse
+            return []
+        parsed = _TEMPLATES.get(source)
+        if parsed is None:
+            try:
+                parsed = _Parsed(self.env.parse(source))
+            except TemplateSyntaxError as exc:
+                parsed = _syntax(exc, source)
+            _TEMPLATES[source] = parsed
+        return [parsed] if isinstance(parsed, Problem) else self._check(parsed, source, scope)
 
     def expression(self, source: str, scope: Scope) -> list[Problem]:
         if not source.strip():
             return [Problem("empty expression", 1, 1, code="expression")]
-        try:
-            parser = Parser(self.env, source, state="variable")
-            expr = parser.parse_expression()
-            if not parser.stream.eos:
-                tok = parser.stream.current
-                raise TemplateSyntaxError(f"unexpected {tok.value!r} after the expression", tok.lineno)
-        except TemplateSyntaxError as exc:
-            msg = exc.message or "syntax error"
-            if re.search(r"(?<![=!<>])=(?!=)", source):
-                msg += " (to compare, write '==')"
-            if "{{" in source or "{%" in source:
-                msg += " (an expression is written without '{{ }}')"
-            return [_syntax(TemplateSyntaxError(msg, exc.lineno), source, "expression")]
-        return self._walk(expr, source, scope)
+        parsed = _EXPRESSIONS.get(source)
+        if parsed is None:
+            parsed = _parse_expression(self.env, source)
+            _EXPRESSIONS[source] = parsed
+        return [parsed] if isinstance(parsed, Problem) else self._check(parsed, source, scope)
 
-    def _walk(self, tree: nodes.Node, source: str, scope: Scope) -> list[Problem]:
+    def _check(self, parsed: _Parsed, source: str, scope: Scope) -> list[Problem]:
         lines = source.split("\n")
         problems: list[Problem] = []
 
@@ -93,79 +89,93 @@ class TemplateChecker:
             found = re.search(r"(?<![\w.])" + re.escape(needle) + r"(?!\w)", text) or re.search(re.escape(needle), text)
             problems.append(Problem(message, line, found.start() + 1 if found else 1, needle, code))
 
-        local = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-        if any(True for _ in tree.find_all(nodes.For)):
-            local.add("loop")
-        if any(True for _ in tree.find_all(nodes.Macro)):
-            local |= {"caller", "varargs", "kwargs"}
+        local = parsed.local
         known = sorted(scope)
         reported: set[str] = set()
-        for node in tree.find_all(
-            (
-                nodes.Name,
-                nodes.Getattr,
-                nodes.Getitem,
-                nodes.Filter,
-                nodes.Test,
-                nodes.Include,
-                nodes.Extends,
-                nodes.Import,
-                nodes.FromImport,
-            )
-        ):
+        for name in parsed.names:
+            if name.name not in scope and name.name not in local and name.name not in _GLOBALS and name.name not in reported:
+                reported.add(name.name)
+                at(name, name.name, f"undefined variable '{name.name}'" + hint(name.name, known, "variables here").replace("defined variables here", "available here"), "undefined-variable")
+        for node, base, attr in parsed.attrs:
+            fields = scope.get(base)
+            if base in local or fields is None or attr in fields:
+                continue
+            noun = _STATE_HINT.get(base, "fields")
+            at(node, attr, f"{base} has no field '{attr}'" + hint(attr, sorted(fields), noun), "unknown-field-ref")
+        for node in parsed.filters:
+            table = self.env.filters if isinstance(node, nodes.Filter) else self.env.tests
+            if node.name not in table:
+                kind = "filter" if isinstance(node, nodes.Filter) else "test"
+                at(node, node.name, f"unknown {kind} '{node.name}'" + hint(node.name, sorted(table), f"{kind}s").replace(f"defined {kind}s", f"{kind}s"), f"unknown-{kind}")
+        for node, target in parsed.includes:
+            if target not in self.prompts:
+                at(node, target, f"unknown prompt '{target}'" + hint(target, sorted(self.prompts), "prompts"), "unknown-prompt")
+        return problems
+
+
+class _Parsed:
+    """What the checks need from one parsed template, gathered in a single walk of its tree.
+
+    Parsing and walking are the costly part of validation, and the same template text
+    recurs across tools, agents and files, so results are cached by text.
+    """
+
+    __slots__ = ("attrs", "filters", "includes", "local", "names")
+
+    def __init__(self, tree: nodes.Node) -> None:
+        self.names: list[nodes.Name] = []
+        self.attrs: list[tuple[nodes.Node, str, str]] = []
+        self.filters: list[nodes.Filter | nodes.Test] = []
+        self.includes: list[tuple[nodes.Node, str]] = []
+        self.local: set[str] = set()
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.iter_child_nodes())
             if isinstance(node, nodes.Name):
-                if (
-                    node.ctx == "load"
-                    and node.name not in scope
-                    and node.name not in local
-                    and node.name not in _GLOBALS
-                    and node.name not in reported
-                ):
-                    reported.add(node.name)
-                    at(
-                        node,
-                        node.name,
-                        f"undefined variable '{node.name}'"
-                        + hint(node.name, known, "variables here").replace("defined variables here", "available here"),
-                        "undefined-variable",
-                    )
+                if node.ctx == "load":
+                    self.names.append(node)
+                else:
+                    self.local.add(node.name)
             elif isinstance(node, nodes.Getattr | nodes.Getitem):
                 base = node.node
-                if not isinstance(base, nodes.Name) or base.name in local:
-                    continue
-                fields = scope.get(base.name)
-                attr = (
-                    node.attr
-                    if isinstance(node, nodes.Getattr)
-                    else node.arg.value
-                    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)
-                    else None
-                )
-                if fields is None or attr is None or attr in fields:
-                    continue
-                noun = _STATE_HINT.get(base.name, "fields")
-                at(node, attr, f"{base.name} has no field '{attr}'" + hint(attr, sorted(fields), noun), "unknown-field-ref")
+                if isinstance(base, nodes.Name):
+                    if isinstance(node, nodes.Getattr):
+                        self.attrs.append((node, base.name, node.attr))
+                    elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                        self.attrs.append((node, base.name, node.arg.value))
             elif isinstance(node, nodes.Filter | nodes.Test):
-                table = self.env.filters if isinstance(node, nodes.Filter) else self.env.tests
-                if node.name not in table:
-                    kind = "filter" if isinstance(node, nodes.Filter) else "test"
-                    at(
-                        node,
-                        node.name,
-                        f"unknown {kind} '{node.name}'"
-                        + hint(node.name, sorted(table), f"{kind}s").replace(f"defined {kind}s", f"{kind}s"),
-                        f"unknown-{kind}",
-                    )
-            else:
+                self.filters.append(node)
+            elif isinstance(node, nodes.For):
+                self.local.add("loop")
+            elif isinstance(node, nodes.Macro):
+                self.local |= {"caller", "varargs", "kwargs"}
+            elif isinstance(node, nodes.Include | nodes.Extends | nodes.Import | nodes.FromImport):
                 target = node.template
-                if isinstance(target, nodes.Const) and isinstance(target.value, str) and target.value not in self.prompts:
-                    at(
-                        node,
-                        target.value,
-                        f"unknown prompt '{target.value}'" + hint(target.value, sorted(self.prompts), "prompts"),
-                        "unknown-prompt",
-                    )
-        return problems
+                if isinstance(target, nodes.Const) and isinstance(target.value, str):
+                    self.includes.append((node, target.value))
+        self.names.sort(key=lambda n: n.lineno)  # report in reading order
+
+
+_TEMPLATES: dict[str, _Parsed | Problem] = {}
+_EXPRESSIONS: dict[str, _Parsed | Problem] = {}
+
+
+def _parse_expression(env: ImmutableSandboxedEnvironment, source: str) -> _Parsed | Problem:
+    try:
+        parser = Parser(env, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            tok = parser.stream.current
+            raise TemplateSyntaxError(f"unexpected {tok.value!r} after the expression", tok.lineno)
+    except TemplateSyntaxError as exc:
+        msg = exc.message or "syntax error"
+        if re.search(r"(?<![=!<>])=(?!=)", source):
+            msg += " (to compare, write '==')"
+        if "{{" in source or "{%" in source:
+            msg += " (an expression is written without '{{ }}')"
+        return _syntax(TemplateSyntaxError(msg, exc.lineno), source, "expression")
+    return _Parsed(expr)
 
 
 _JARGON = [

@@ -1,6 +1,5 @@
 """Agents: a system prompt template, a model and the tools the model may call."""
 
-from __future__ import annotations
 
 from pydantic import Field
 

@@ -5,7 +5,6 @@ puts it into the JSON Schema that editors show (reading it at import time would 
 every ``netrun validate`` down, so the models themselves do not carry it).
 """
 
-from __future__ import annotations
 
 import re
 from collections.abc import Callable

@@ -4,7 +4,6 @@ Keys and conditions are expressions over ``event`` (``event.data.user_id``); net
 translates them for Inngest, which evaluates them on its side.
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

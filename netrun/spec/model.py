@@ -1,6 +1,5 @@
 """Model references: a litellm model id, or a mapping with parameters."""
 
-from __future__ import annotations
 
 from typing import Any
 

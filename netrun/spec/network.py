@@ -1,6 +1,5 @@
 """The network file: the top-level model, and the fragment files it may include."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

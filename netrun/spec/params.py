@@ -5,7 +5,6 @@ The same subset declares state fields. Keywords keep their JSON Schema spelling
 misspelt keyword is an error instead of a constraint silently ignored.
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
@@ -57,27 +56,27 @@ class JsonSchema(Spec):
     """Numbers must be greater than this."""
     exclusiveMaximum: float | None = None  # noqa: N815
     """Numbers must be less than this."""
-    items: JsonSchema | None = None
+    items: "JsonSchema | None" = None
     """The schema of array items."""
     minItems: int | None = Field(default=None, ge=0)  # noqa: N815
     """Fewest allowed array items."""
     maxItems: int | None = Field(default=None, ge=0)  # noqa: N815
     """Most allowed array items."""
-    properties: dict[str, JsonSchema] | None = None
+    properties: "dict[str, JsonSchema] | None" = None
     """The schema of each object property."""
     required: list[str] | None = None
     """The object properties that must be present."""
     additionalProperties: (  # noqa: N815
         keyed_union(
             ("bool", bool),
-            ("map", JsonSchema),
+            ("map", "JsonSchema"),
             error="additionalProperties is true, false or a JSON Schema mapping",
             pick=lambda v: "bool" if isinstance(v, bool) else by_shape(v),
         )
         | None
     ) = None
     """Whether (or how) properties not listed are allowed."""
-    anyOf: list[JsonSchema] | None = None  # noqa: N815
+    anyOf: "list[JsonSchema] | None" = None  # noqa: N815
     """The value matches at least one of these schemas."""
 
 

@@ -1,6 +1,5 @@
 """Routers: state rules, the LLM routing agent, or rules that fall back to it."""
 
-from __future__ import annotations
 
 from typing import Literal
 
@@ -22,7 +21,7 @@ class RuleSpec(Spec):
     """``true``: the run ends here."""
 
     @model_validator(mode="after")
-    def _one_outcome(self) -> RuleSpec:
+    def _one_outcome(self) -> "RuleSpec":
         if (self.agent is None) == (self.stop is None):
             raise PydanticCustomError("rule_outcome", "a rule needs exactly one of 'agent: NAME' or 'stop: true'")
         return self

@@ -3,7 +3,6 @@
 Tools from MCP servers are not declared here: agents name them as ``server.tool``.
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 

@@ -1,6 +1,5 @@
 """Triggers: the events or schedules that start a network."""
 
-from __future__ import annotations
 
 from pydantic import Field
 
