@@ -50,7 +50,7 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> No
         click.echo(report.github(result))
     else:
         colour = sys.stdout.isatty()
-        click.echo(report.human(result, click.style if colour else report._plain, quiet), color=colour)
+        click.echo(report.human(result, click.style if colour else report.plain, quiet), color=colour)
     failed = result.errors > 0 or (strict and result.warnings > 0)
     sys.exit(1 if failed else 0)
 

@@ -11,7 +11,8 @@ from .validate import Report
 Style = Callable[..., str]
 
 
-def _plain(text: str, **_: object) -> str:
+def plain(text: str, **_: object) -> str:
+    """A style that adds no colour."""
     return text
 
 
@@ -23,7 +24,7 @@ def _snippet(diag: Diagnostic, lines: list[str] | None) -> list[str]:
     return [f"  {diag.pos.line:>4} | {text}", "       | " + " " * (col - 1) + "^"]
 
 
-def human(report: Report, style: Style = _plain, quiet: bool = False) -> str:
+def human(report: Report, style: Style = plain, quiet: bool = False) -> str:
     out: list[str] = []
     for diag in report.diagnostics:
         colour = "red" if diag.severity == "error" else "yellow"

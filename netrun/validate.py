@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import envrefs
 from .check.network import NetworkChecker
-from .check.spec_errors import _kind, is_secret_path, show, spec_diagnostics
+from .check.spec_errors import is_secret_path, kind_of, show, spec_diagnostics
 from .diagnostics import Diagnostic, Pos, YamlPath
 from .includes import DocumentCache, display, is_fragment, resolve_includes
 from .load import Document, LoadError
@@ -187,7 +187,7 @@ def _load(path: Path, cache: DocumentCache, result: FileResult) -> Document | No
         result.diagnostics.append(Diagnostic(Pos(doc.file, 1, 1), f"empty file: {what}", phase="load", code="empty"))
         return None
     if not isinstance(doc.data, dict):
-        got = "a list" if isinstance(doc.data, list) else f"{_kind(doc.data)} ({show(doc.data)})"
+        got = "a list" if isinstance(doc.data, list) else f"{kind_of(doc.data)} ({show(doc.data)})"
         result.diagnostics.append(
             Diagnostic(
                 doc.pos(()),

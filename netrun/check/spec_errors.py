@@ -92,7 +92,8 @@ def walk_loc(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[YamlPat
     return tuple(path), seen, is_key
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """How a value's type is named in messages: 'a string', 'a list', ..."""
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
@@ -111,7 +112,7 @@ def show(value: Any, secret: bool = False) -> str:
     if secret:
         return "a hidden value"
     if isinstance(value, dict | list):
-        return _kind(value)
+        return kind_of(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
@@ -184,7 +185,7 @@ def _message(err: Any, root: type[BaseModel], doc: Document) -> tuple[str, YamlP
         return f"missing required field '{key}'", (*path, key), True, "missing-field"
     if etype in _EXPECTED:
         return (
-            f"expected {_EXPECTED[etype]}, got {_kind(value)}"
+            f"expected {_EXPECTED[etype]}, got {kind_of(value)}"
             + (f" ({show(value, secret)})" if not isinstance(value, dict | list) and value is not None else ""),
             path,
             False,

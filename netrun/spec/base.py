@@ -138,7 +138,7 @@ def by_key(*keys: str) -> Callable[[Any], str | None]:
         if isinstance(value, dict):
             found = [k for k in keys if k in value]
             return found[0] if len(found) == 1 else None
-        return getattr(value, "kind", None)
+        return None
 
     return pick
 

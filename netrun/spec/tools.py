@@ -106,12 +106,9 @@ class NetworkCall(Spec):
 class NetworkTool(ToolBase):
     """Runs another network and returns its output."""
 
-    network: Annotated[
-        keyed_union(
-            ("text", Name), ("map", NetworkCall), error="network is a network name or a mapping with 'name'", pick=by_shape
-        ),
-        Field(),
-    ]
+    network: keyed_union(  # type: ignore[valid-type]
+        ("text", Name), ("map", NetworkCall), error="network is a network name or a mapping with 'name'", pick=by_shape
+    )
     """The network to run: its name, or a mapping with ``name`` and ``input``."""
 
 
