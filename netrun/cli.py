@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -31,9 +30,9 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> No
     PATHS are files or directories (default: networks/). Every problem in every file is
     reported; the exit code is 1 if there is any error (or any warning with --strict).
     """
-    # No pydantic plugin applies to validation, and discovering them scans the metadata of
-    # every installed package: tens of milliseconds of a CLI that must start fast.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from ._fast_start import skip_pydantic_plugins
+
+    skip_pydantic_plugins()  # before pydantic loads: no plugin applies, discovery is slow
     from . import report
     from .validate import PathError, validate_paths
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -12,6 +11,8 @@ def did_you_mean(bad: str, candidates: Iterable[str]) -> str | None:
     lowered = {c.lower(): c for c in options}
     if bad.lower() in lowered:  # a case slip is the likeliest typo of all
         return lowered[bad.lower()]
+    import difflib  # only when there is something to suggest
+
     match = difflib.get_close_matches(bad, options, n=1, cutoff=0.6)
     return match[0] if match else None
 

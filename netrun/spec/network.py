@@ -3,7 +3,7 @@
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .agent import AgentSpec
 from .base import Duration, Name, Spec, Template, by_shape, keyed_union
@@ -40,6 +40,10 @@ Triggers = keyed_union(
 class Shared(Spec):
     """The sections a fragment file may share with the networks that include it."""
 
+    # Only its subclasses validate anything; building a validator for it (and, until a
+    # fragment is met, for FragmentSpec) would only slow every `netrun validate` down.
+    model_config = ConfigDict(defer_build=True)
+
     include: list[str] = []
     """Fragment files (``*.fragment.yaml``) whose agents, tools, MCP servers, prompts and
     state are added to this file's; paths are relative to this file."""
@@ -62,6 +66,8 @@ class FragmentSpec(Shared):
 
 class NetworkSpec(Shared):
     """An agent network: agents, a router, tools, limits and how it runs."""
+
+    model_config = ConfigDict(defer_build=False)
 
     name: Name
     """The network's name; unique among your networks, and its Inngest function id."""
