@@ -57,3 +57,22 @@ def test_netrun_schema_writes_files(tmp_path) -> None:
     out = subprocess.run([NETRUN, "schema", "-o", str(tmp_path)], capture_output=True, text=True, check=True)
     assert "wrote" in out.stdout
     assert json.loads((tmp_path / "network.schema.json").read_text())["title"] == "NetworkSpec"
+
+
+def _undocumented(schema: dict, where: str) -> list[str]:
+    missing = []
+    for name, prop in schema.get("properties", {}).items():
+        if not prop.get("description"):
+            missing.append(f"{where}.{name}")
+    return missing
+
+
+@pytest.mark.parametrize("name", ["network.schema.json", "fragment.schema.json"])
+def test_every_field_is_documented(name: str) -> None:
+    schema = json.loads(render_schemas()[name])
+    missing = _undocumented(schema, "(top)")
+    for model, sub in schema.get("$defs", {}).items():
+        missing += _undocumented(sub, model)
+        if sub.get("type") == "object" and not sub.get("description"):
+            missing.append(f"{model} (the model itself)")
+    assert not missing, f"fields without a docstring: {', '.join(missing)}"

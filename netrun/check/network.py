@@ -8,7 +8,6 @@ All problems are collected; nothing stops at the first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from ..spec.params import JsonSchema
 from ..spec.tools import HttpTool, NetworkCall, NetworkTool, StateTool, WaitTool
 from ..spec.trigger import CronTrigger, EventTrigger
 from ..suggest import did_you_mean, hint
+from .cron import cron_problem
 from .spec_errors import is_secret_path, show
 from .templates import ANY, Scope, TemplateChecker
 
@@ -543,31 +543,3 @@ def _human(d: timedelta | None) -> str:
         if s % size == 0 and s >= size:
             return f"{s // size}{unit}"
     return f"{s}s"
-
-
-def cron_problem(text: str) -> str | None:
-    """Why ``text`` is not a valid Inngest cron schedule, or None."""
-    expr = text.strip()
-    if expr.startswith(("TZ=", "CRON_TZ=")):
-        tz, _, expr = expr.partition(" ")
-        zone = tz.split("=", 1)[1]
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            return f"unknown time zone '{zone}' (use an IANA name such as Europe/Paris or UTC)"
-    fields = expr.split()
-    if len(fields) != 5:
-        return f"a cron schedule has 5 fields (minute hour day-of-month month day-of-week), got {len(fields)} in '{text}'"
-    names = ("minute", "hour", "day of month", "month", "day of week")
-    ranges = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-    for name, (low, high), part in zip(names, ranges, fields, strict=True):
-        for number in re.findall(r"\d+", part.split("/")[0]):
-            if not low <= int(number) <= high:
-                return f"{number} is out of range for the {name} field of '{text}' (allowed: {low}-{high})"
-    from croniter import croniter
-
-    if not croniter.is_valid(expr):
-        return f"'{text}' is not a valid cron schedule: fields are minute (0-59), hour (0-23), day of month (1-31), month (1-12 or JAN-DEC), day of week (0-6 or SUN-SAT)"
-    return None
