@@ -1,0 +1,1 @@
+"""Tool implementations: state, http, mcp, wait_for_event, network (each in its module)."""
