@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -84,6 +87,131 @@ def schema(output: Path, check: bool) -> None:
         sys.exit(1)
     if not stale:
         click.echo("schemas are up to date")
+
+
+def _journal(db: Path | None) -> Any:
+    from .engines.local import Journal
+
+    return Journal(db or Path(os.environ.get("NETRUN_DATA_DIR", ".netrun")) / "runs.db")
+
+
+def _state_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--state")
+        try:
+            state[key] = json.loads(value)
+        except ValueError:
+            state[key] = value  # plain text
+    return state
+
+
+def _json_option(text: str | None, name: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=name)
+    return value
+
+
+def _finish(record: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"run_id": record.id, "status": record.status, "network": record.network, "result": record.result, "error": record.error}, indent=2))
+    sys.exit(1 if record.status == "failed" else 0)
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-i", "--input", "input_", default="", help="The network input (the user's request).")
+@click.option("-s", "--state", "state", multiple=True, metavar="KEY=VALUE", help="Initial state; VALUE is JSON or text. Repeatable.")
+@click.option("--event", "event_json", metavar="JSON", help="The triggering event, e.g. '{\"name\": \"app/x\", \"data\": {...}}'.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document with the result, for scripts.")
+@click.option("--replay", type=click.Path(path_type=Path, dir_okay=False), help="Answer every model call from this replies file (offline).")
+@click.option("--record", type=click.Path(path_type=Path, dir_okay=False), help="Save the model replies of this run to a replies file.")
+@click.option("--resume", "resume_id", metavar="RUN_ID", help="Resume a run that was interrupted or is waiting.")
+@click.option("--db", type=click.Path(path_type=Path, dir_okay=False), help="The run journal (default: .netrun/runs.db, or $NETRUN_DATA_DIR/runs.db).")
+def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str | None, as_json: bool, replay: Path | None, record: Path | None, resume_id: str | None, db: Path | None) -> None:
+    """Run a network locally, durably: progress streams as it happens.
+
+    A run that is killed resumes with --resume RUN_ID without repeating any completed
+    model or tool call; a run waiting for an event resumes when `netrun send` delivers it.
+    """
+    import asyncio
+
+    from .console import Progress
+    from .engines.runner import EngineError, LocalEngine
+
+    if resume_id is None and file is None:
+        raise click.UsageError("give a network FILE to run, or --resume RUN_ID")
+    if replay is not None and record is not None:
+        raise click.UsageError("--replay and --record exclude each other")
+    progress = None if as_json else Progress()
+    journal = _journal(db)
+    engine = LocalEngine(journal, dict(os.environ), progress)
+    try:
+        if resume_id is not None:
+            result = asyncio.run(engine.resume(resume_id))
+        else:
+            assert file is not None
+            spec = _load_network(file)
+            options = {k: str(v.resolve()) for k, v in (("replay", replay), ("record", record)) if v is not None}
+            event = _json_option(event_json, "--event")
+            result = asyncio.run(engine.start(spec, file.resolve().parent, input=input_, state=_state_pairs(state), event=event, options=options))
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        journal.close()
+    _finish(result, as_json)
+
+
+def _load_network(file: Path) -> Any:
+    """Validate the file as `netrun validate` does; its messages and exit code on errors."""
+    from . import report
+    from .validate import validate_paths
+
+    if not file.exists():
+        raise click.UsageError(f"no such file: {file}")
+    result = validate_paths([file])
+    if result.errors:
+        click.echo(report.human(result, quiet=False), err=True)
+        sys.exit(1)
+    spec = result.files[0].spec
+    if spec is None:
+        raise click.ClickException(f"{file} is not a network file")
+    return spec
+
+
+@main.command()
+@click.argument("event")
+@click.option("-d", "--data", "data_json", default="{}", metavar="JSON", help="The event's data.")
+@click.option("--run", "run_id", metavar="RUN_ID", help="Deliver only to this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the resumed runs as JSON.")
+@click.option("--db", type=click.Path(path_type=Path, dir_okay=False), help="The run journal.")
+def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path | None) -> None:
+    """Send an event: it answers the waits that match it, and those runs resume."""
+    import asyncio
+
+    from .console import Progress
+    from .engines.runner import LocalEngine
+
+    data = _json_option(data_json, "--data")
+    journal = _journal(db)
+    engine = LocalEngine(journal, dict(os.environ), None if as_json else Progress())
+    try:
+        records = asyncio.run(engine.deliver(event, data, run_id))
+    finally:
+        journal.close()
+    if as_json:
+        click.echo(json.dumps([{"run_id": r.id, "status": r.status, "result": r.result, "error": r.error} for r in records], indent=2))
+    elif not records:
+        click.echo(f"no run was waiting for {event}" + (f" (run {run_id})" if run_id else "") + " with a matching condition")
+    sys.exit(1 if any(r.status == "failed" for r in records) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,55 +4,64 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
-from jinja2 import Template
-from jinja2.exceptions import TemplateError
+from jinja2 import DictLoader, Template
 
 from ..check.templates import sandbox
-
-_ENV = sandbox()
 
 
 class RenderError(Exception):
     """A template or expression failed at run time (an undefined value, a bad filter call)."""
 
 
-@lru_cache(maxsize=4096)
-def _template(source: str) -> Template:
-    return _ENV.from_string(source)
+class Renderer:
+    """Renders one network's templates; ``{% include "NAME" %}`` finds its prompt fragments."""
+
+    def __init__(self, prompts: Mapping[str, str] | None = None) -> None:
+        self.env = sandbox()
+        self.env.loader = DictLoader(dict(prompts or {}))
+        self._templates: dict[str, Template] = {}
+        self._expressions: dict[str, Any] = {}
+
+    def render(self, source: str, variables: Mapping[str, Any]) -> str:
+        """Render a template; plain text (no ``{``) is returned as it is."""
+        if "{" not in source:
+            return source
+        try:
+            template = self._templates.get(source)
+            if template is None:
+                template = self._templates[source] = self.env.from_string(source)
+            return template.render(variables)
+        except Exception as exc:  # any failure inside a user's template is the user's to read
+            raise RenderError(f"template {source[:60]!r}: {_reason(exc)}") from None
+
+    def evaluate(self, source: str, variables: Mapping[str, Any]) -> Any:
+        """Evaluate an expression such as ``state.category == "technical"``."""
+        try:
+            expression = self._expressions.get(source)
+            if expression is None:
+                expression = self._expressions[source] = self.env.compile_expression(source, undefined_to_none=False)
+            return expression(**variables)
+        except Exception as exc:
+            raise RenderError(f"expression {source[:60]!r}: {_reason(exc)}") from None
+
+    def render_value(self, value: Any, variables: Mapping[str, Any]) -> Any:
+        """Render every string inside a JSON-like value (an HTTP body, state values)."""
+        if isinstance(value, str):
+            return self.render(value, variables)
+        if isinstance(value, dict):
+            return {k: self.render_value(v, variables) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.render_value(v, variables) for v in value]
+        return value
 
 
-@lru_cache(maxsize=4096)
-def _expression(source: str) -> Any:
-    return _ENV.compile_expression(source, undefined_to_none=False)
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
-def render(source: str, variables: Mapping[str, Any]) -> str:
-    """Render a template; plain text (no ``{``) is returned as it is."""
-    if "{" not in source:
-        return source
-    try:
-        return _template(source).render(variables)
-    except TemplateError as exc:
-        raise RenderError(f"template {source[:60]!r}: {exc.message or exc}") from None
-
-
-def evaluate(source: str, variables: Mapping[str, Any]) -> Any:
-    """Evaluate an expression such as ``state.category == "technical"``."""
-    try:
-        return _expression(source)(**variables)
-    except TemplateError as exc:
-        raise RenderError(f"expression {source[:60]!r}: {exc.message or exc}") from None
-
-
-def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
-    """Render every string inside a JSON-like value (an HTTP body, state values)."""
-    if isinstance(value, str):
-        return render(value, variables)
-    if isinstance(value, dict):
-        return {k: render_value(v, variables) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render_value(v, variables) for v in value]
-    return value
+_DEFAULT = Renderer()
+render = _DEFAULT.render
+evaluate = _DEFAULT.evaluate
+render_value = _DEFAULT.render_value

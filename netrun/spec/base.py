@@ -138,6 +138,9 @@ def by_key(*keys: str) -> Callable[[Any], str | None]:
         if isinstance(value, dict):
             found = [k for k in keys if k in value]
             return found[0] if len(found) == 1 else None
+        if isinstance(value, BaseModel):  # serializing: the kind is the key the model has
+            found = [k for k in keys if k in type(value).model_fields]
+            return found[0] if len(found) == 1 else None
         return None
 
     return pick

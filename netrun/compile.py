@@ -1,0 +1,144 @@
+"""Compile: a checked NetworkSpec -> a Program the runtime executes (no I/O happens here).
+
+The program binds each agent to its model client and tools, and carries the definition
+hash that a run records at its start: a run resumes on the definition it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .models.scripted import ScriptedClient
+from .runtime.model import ModelClient
+from .runtime.render import Renderer
+from .runtime.tooling import Tool
+from .spec import NetworkSpec
+from .spec.agent import AgentSpec
+from .spec.model import ModelSpec
+from .spec.params import JsonSchema
+from .spec.tools import HttpTool, NetworkTool, StateTool, WaitTool
+from .tools.state import StateToolImpl
+
+DEFAULT_MAX_ITER = 10
+"""Agent turns per run when the network sets no limit: a loop must end somewhere."""
+
+ModelFactory = Callable[[ModelSpec], ModelClient]
+
+
+@dataclass
+class AgentProgram:
+    name: str
+    spec: AgentSpec
+    model: ModelClient
+    tools: list[str]
+    """Declared tool names this agent offers (MCP references are resolved per run)."""
+    mcp_refs: list[tuple[str, str]]
+    """(server, tool or '*') pairs from ``server.tool`` references and ``mcp_servers``."""
+
+
+@dataclass
+class Program:
+    spec: NetworkSpec
+    hash: str
+    base_dir: Path
+    agents: dict[str, AgentProgram]
+    tools: dict[str, Tool]
+    waits: dict[str, WaitTool] = field(default_factory=dict)
+    router_model: ModelClient | None = None
+    renderer: Renderer = field(default_factory=Renderer)
+    """Renders this network's templates (with its prompt fragments)."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def max_iter(self) -> int:
+        limits = self.spec.limits
+        return self.spec.max_iter or (limits.iterations if limits and limits.iterations else None) or DEFAULT_MAX_ITER
+
+    def initial_state(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        # Every declared field exists from the start (None until set), so that rules such
+        # as `not state.answer` work under strict undefined variables.
+        state: dict[str, Any] = {}
+        for name, fld in self.spec.state.items():
+            state[name] = fld.default if isinstance(fld, JsonSchema) else None
+        state.update(overrides or {})
+        return state
+
+
+def definition_hash(spec: NetworkSpec) -> str:
+    text = json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parameters_schema(spec_parameters: Any, default: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Tool parameters as an OpenAI function schema: ``{type: object, properties, required}``."""
+    if spec_parameters is None:
+        return default or {"type": "object", "properties": {}}
+    if isinstance(spec_parameters, JsonSchema):
+        return spec_parameters.model_dump(mode="json", by_alias=True, exclude_none=True)
+    props = {name: s.model_dump(mode="json", by_alias=True, exclude_none=True) for name, s in spec_parameters.items()}
+    required = [name for name, s in spec_parameters.items() if s.default is None]
+    return {"type": "object", "properties": props, "required": required}
+
+
+def model_spec(ref: str | ModelSpec | None) -> ModelSpec | None:
+    if ref is None or isinstance(ref, ModelSpec):
+        return ref
+    return ModelSpec(id=ref)
+
+
+def default_model_factory(base_dir: Path, environ: Mapping[str, str]) -> ModelFactory:
+    def make(spec: ModelSpec) -> ModelClient:
+        provider, _, rest = spec.id.partition("/")
+        if provider == "scripted":
+            return ScriptedClient.from_file(base_dir / rest)
+        from .models.litellm_client import LitellmClient
+
+        return LitellmClient(spec, environ)
+
+    return make
+
+
+def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> Program:
+    """Bind agents to models and tools. ``models`` makes the client for a model spec."""
+    clients: dict[str, ModelClient] = {}
+
+    def client(ref: str | ModelSpec | None) -> ModelClient:
+        ms = model_spec(ref) or model_spec(spec.model)
+        assert ms is not None, "validate guarantees a model for every agent"
+        key = ms.model_dump_json()
+        if key not in clients:
+            clients[key] = models(ms)
+        return clients[key]
+
+    tools: dict[str, Tool] = {}
+    waits: dict[str, WaitTool] = {}
+    for name, tool in spec.tools.items():
+        params = parameters_schema(tool.parameters)
+        if isinstance(tool, StateTool):
+            tools[name] = StateToolImpl(name, tool, params, dict(spec.state))
+        elif isinstance(tool, HttpTool):
+            from .tools.http import HttpToolImpl
+
+            tools[name] = HttpToolImpl(name, tool)
+        elif isinstance(tool, WaitTool):
+            waits[name] = tool
+        elif isinstance(tool, NetworkTool):
+            pass  # run by the loop through steps.invoke (a run of another network)
+    agents = {}
+    for name, agent in spec.agents.items():
+        declared = [t for t in agent.tools if "." not in t]
+        refs = [tuple(t.split(".", 1)) for t in agent.tools if "." in t] + [(s, "*") for s in agent.mcp_servers]
+        agents[name] = AgentProgram(name, agent, client(agent.model), declared, [(s, t) for s, t in refs])
+    router_model = None
+    if spec.router is None or spec.router.fallback() == "llm":
+        llm = spec.router.llm if spec.router else None
+        router_model = client(llm.model if llm else None)
+    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, router_model, Renderer(spec.prompts))

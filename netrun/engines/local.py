@@ -1,0 +1,233 @@
+"""The local engine: runs journaled in SQLite, resumable after a crash or a wait.
+
+Every step's output is committed before the run moves on. Resuming a run (after
+``kill -9``, or when an awaited event arrives) replays it from the start: completed steps
+return their recorded outputs, so no inference or tool call is made twice. A run keeps
+the definition it started with: the validated spec is stored with the run, and a resume
+compiles that, not the file as it is now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..runtime.render import RenderError, evaluate
+from ..runtime.steps import Json, RunSuspended, StepFailed, Wait, path_get
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    network TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    base_dir TEXT NOT NULL,
+    input TEXT NOT NULL,
+    state TEXT NOT NULL,
+    event TEXT NOT NULL,
+    options TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS waits (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    deadline REAL NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+);
+CREATE INDEX IF NOT EXISTS waits_by_event ON waits (event);
+"""
+
+
+@dataclass
+class RunRecord:
+    id: str
+    network: str
+    definition_hash: str
+    definition: dict[str, Any]
+    base_dir: str
+    input: str
+    state: dict[str, Any]
+    event: dict[str, Any]
+    options: dict[str, Any]
+    status: str
+    """running | waiting | completed | failed"""
+    result: dict[str, Any] | None
+    error: str | None
+
+
+class Journal:
+    """The SQLite file holding runs, their step outputs and their pending waits."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def create_run(self, record: RunRecord) -> None:
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (record.id, record.network, record.definition_hash, json.dumps(record.definition), record.base_dir, record.input,
+             json.dumps(record.state), json.dumps(record.event), json.dumps(record.options), record.status, None, None, now, now),
+        )
+
+    def run(self, run_id: str) -> RunRecord | None:
+        row = self.db.execute(
+            "SELECT id, network, definition_hash, definition, base_dir, input, state, event, options, status, result, error FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return RunRecord(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], json.loads(row[6]), json.loads(row[7]),
+                         json.loads(row[8]), row[9], json.loads(row[10]) if row[10] else None, row[11])
+
+    def runs(self, status: str | None = None) -> list[str]:
+        if status is None:
+            return [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY created")]
+        return [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created", (status,))]
+
+    def set_status(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ?",
+            (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
+        )
+
+    def step(self, run_id: str, step_id: str) -> tuple[bool, Json, str | None]:
+        row = self.db.execute("SELECT output, error FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)).fetchone()
+        if row is None:
+            return False, None, None
+        return True, json.loads(row[0]) if row[0] is not None else None, row[1]
+
+    def step_ids(self, run_id: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT step_id FROM steps WHERE run_id = ?", (run_id,))}
+
+    def record(self, run_id: str, step_id: str, output: Json = None, error: str | None = None) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?)",
+            (run_id, step_id, json.dumps(output) if error is None else None, error, time.time()),
+        )
+
+    def add_wait(self, run_id: str, step_id: str, wait: Wait) -> None:
+        spec = {"match": wait.match, "if": wait.if_, "match_value": wait.match_value, "variables": wait.variables, "timeout": wait.timeout.total_seconds()}
+        self.db.execute(
+            "INSERT OR IGNORE INTO waits VALUES (?,?,?,?,?)",
+            (run_id, step_id, wait.event, json.dumps(spec, default=str), time.time() + wait.timeout.total_seconds()),
+        )
+
+    def waits(self, event: str | None = None) -> list[tuple[str, str, str, dict[str, Any], float]]:
+        query = "SELECT run_id, step_id, event, spec, deadline FROM waits" + (" WHERE event = ?" if event else "")
+        rows = self.db.execute(query, (event,) if event else ())
+        return [(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    def resolve_wait(self, run_id: str, step_id: str, output: Json) -> bool:
+        """Record the wait's outcome and drop the wait, atomically; False if already resolved."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            gone = self.db.execute("DELETE FROM waits WHERE run_id = ? AND step_id = ?", (run_id, step_id)).rowcount == 0
+            if gone:
+                return False
+            self.db.execute("INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?)", (run_id, step_id, json.dumps(output), None, time.time()))
+        return True
+
+
+class LocalSteps:
+    """The steps interface over a :class:`Journal`, for one run."""
+
+    def __init__(self, journal: Journal, run_id: str, retries: int = 3, backoff: float = 0.5) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.retries = retries
+        self.backoff = backoff
+        self._done = journal.step_ids(run_id)
+
+    def replaying(self, step_id: str) -> bool:
+        return step_id in self._done
+
+    async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
+        if step_id in self._done:
+            found, output, error = self.journal.step(self.run_id, step_id)
+            if found:
+                if error is not None:
+                    raise StepFailed(step_id, error)
+                return output
+        attempt = 0
+        while True:
+            try:
+                output = await fn()
+                json.dumps(output)  # a step's output must survive the journal (as on Inngest)
+            except (RunSuspended, StepFailed) as exc:
+                if isinstance(exc, StepFailed):
+                    self.journal.record(self.run_id, step_id, error=exc.message)
+                    self._done.add(step_id)
+                raise
+            except Exception as exc:
+                attempt += 1
+                if attempt > self.retries:
+                    message = f"{exc} (after {attempt} attempts)"
+                    self.journal.record(self.run_id, step_id, error=message)
+                    self._done.add(step_id)
+                    raise StepFailed(step_id, message) from None
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            self.journal.record(self.run_id, step_id, output)
+            self._done.add(step_id)
+            return output
+
+    async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:
+        if step_id in self._done:
+            return self.journal.step(self.run_id, step_id)[1]  # type: ignore[no-any-return]
+        self.journal.add_wait(self.run_id, step_id, wait)
+        raise RunSuspended(step_id, wait)
+
+
+def wait_matches(spec: Mapping[str, Any], trigger: Mapping[str, Any], incoming: Mapping[str, Any]) -> bool:
+    """Whether ``incoming`` answers a wait recorded with ``spec`` (its match and if)."""
+    if spec.get("match") and path_get(dict(incoming), spec["match"]) != spec.get("match_value"):
+        return False
+    if spec.get("if"):
+        variables = {**(spec.get("variables") or {}), "event": dict(trigger), "async": dict(incoming)}
+        try:
+            return bool(evaluate(spec["if"], variables))
+        except RenderError:
+            return False
+    return True
+
+
+def new_run_id() -> str:
+    """Time-ordered and unique: sorts by creation in listings."""
+    return f"{int(time.time() * 1000):013x}{uuid.uuid4().hex[:12]}"
+
+
+def timed_out(deadline: float, now: float | None = None) -> bool:
+    return (now or time.time()) >= deadline
+
+
+__all__ = ["Journal", "LocalSteps", "RunRecord", "new_run_id", "timed_out", "wait_matches"]

@@ -1,0 +1,161 @@
+"""Starting, resuming and waking runs on the local engine."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..compile import ModelFactory, Program, compile_network, default_model_factory
+from ..models.scripted import RecordingClient, ScriptedClient, load_replies
+from ..runtime.model import ModelClient, ModelError
+from ..runtime.network import Emit, NetworkRun, RunError
+from ..runtime.steps import RunSuspended
+from ..runtime.tooling import Tool
+from ..spec import NetworkSpec
+from ..spec.model import ModelSpec
+from .local import Journal, LocalSteps, RunRecord, new_run_id, wait_matches
+
+
+class EngineError(Exception):
+    """A request the engine cannot honour (an unknown run, a run that cannot resume)."""
+
+
+class LocalEngine:
+    def __init__(self, journal: Journal, environ: Mapping[str, str], emit: Emit | None = None, *, step_retries: int = 3, backoff: float = 0.5) -> None:
+        self.journal = journal
+        self.environ = environ
+        self.emit = emit
+        self.step_retries = step_retries
+        self.backoff = backoff
+
+    # -- models ------------------------------------------------------------------------
+    def _models(self, base_dir: Path, options: Mapping[str, Any]) -> ModelFactory:
+        replay = options.get("replay")
+        if replay:
+            client = ScriptedClient.from_file(Path(replay))
+            return lambda spec: client
+        make = default_model_factory(base_dir, self.environ)
+        record = options.get("record")
+        if record:
+            path = Path(record)
+            shared: dict[str, list[dict[str, Any]]] = load_replies(path) if options.get("resumed") and path.exists() else {}
+
+            def recording(spec: ModelSpec) -> ModelClient:
+                return RecordingClient(make(spec), path, shared)
+
+            return recording
+        return make
+
+    def program(self, record: RunRecord) -> Program:
+        spec = NetworkSpec.model_validate(record.definition)
+        return compile_network(spec, Path(record.base_dir), self._models(Path(record.base_dir), record.options))
+
+    # -- runs --------------------------------------------------------------------------
+    async def start(
+        self,
+        spec: NetworkSpec,
+        base_dir: Path,
+        *,
+        input: str,
+        state: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        from ..compile import definition_hash
+
+        record = RunRecord(
+            id=run_id or new_run_id(), network=spec.name, definition_hash=definition_hash(spec),
+            definition=spec.model_dump(mode="json", by_alias=True, exclude_none=True), base_dir=str(base_dir.resolve()),
+            input=input, state=dict(state or {}), event=dict(event or {}), options=dict(options or {}), status="running",
+            result=None, error=None,
+        )
+        self.journal.create_run(record)
+        if self.emit:
+            self.emit("run.started", {"run_id": record.id, "network": spec.name, "input": input, "definition_hash": record.definition_hash, "replayed": False})
+        return await self._execute(record)
+
+    async def resume(self, run_id: str) -> RunRecord:
+        record = self.journal.run(run_id)
+        if record is None:
+            raise EngineError(f"no run {run_id} in {self.journal.path}")
+        if record.status in ("completed", "failed"):
+            return record
+        self._expire_waits(run_id)
+        if any(w[0] == run_id for w in self.journal.waits()):
+            return record  # still waiting for its event
+        record.options = {**record.options, "resumed": True}
+        return await self._execute(record)
+
+    async def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None) -> list[RunRecord]:
+        """Deliver an event: resolve the waits it answers, then resume those runs."""
+        incoming = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
+        woken: list[str] = []
+        for wait_run, step_id, _, spec, deadline in self.journal.waits(name):
+            if run_id is not None and wait_run != run_id:
+                continue
+            record = self.journal.run(wait_run)
+            if record is None or time.time() >= deadline:
+                continue
+            if wait_matches(spec, record.event, incoming) and self.journal.resolve_wait(wait_run, step_id, incoming):
+                woken.append(wait_run)
+        return [await self.resume(r) for r in dict.fromkeys(woken)]
+
+    def _expire_waits(self, run_id: str) -> None:
+        now = time.time()
+        for wait_run, step_id, *_, deadline in self.journal.waits():
+            if wait_run == run_id and now >= deadline:
+                self.journal.resolve_wait(run_id, step_id, None)
+
+    async def _execute(self, record: RunRecord) -> RunRecord:
+        emit = self.emit
+        try:
+            program = self.program(record)
+        except ModelError as exc:
+            return self._fail(record, str(exc))
+        steps = LocalSteps(self.journal, record.id, retries=self.step_retries, backoff=self.backoff)
+        try:
+            async with _mcp_tools(program, self.environ) as extra:
+                run = NetworkRun(program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ, emit=emit, extra_tools=extra)
+                result = await run.run()
+        except RunSuspended as suspended:
+            self.journal.set_status(record.id, "waiting")
+            record.status = "waiting"
+            if emit:
+                emit("run.waiting", {"run_id": record.id, "event": suspended.wait.event, "step_id": suspended.step_id, "replayed": False})
+            return record
+        except RunError as exc:
+            return self._fail(record, str(exc))
+        data = result.to_json()
+        self.journal.set_status(record.id, "completed", data)
+        record.status, record.result = "completed", data
+        if emit:
+            emit("run.completed", {"run_id": record.id, "result": data, "replayed": False})
+        return record
+
+    def _fail(self, record: RunRecord, message: str) -> RunRecord:
+        self.journal.set_status(record.id, "failed", error=message)
+        record.status, record.error = "failed", message
+        if self.emit:
+            self.emit("run.failed", {"run_id": record.id, "error": message, "replayed": False})
+        return record
+
+
+@contextlib.asynccontextmanager
+async def _mcp_tools(program: Program, environ: Mapping[str, str]) -> AsyncIterator[dict[str, Tool]]:
+    """The MCP tools the agents use, connected for the length of one run."""
+    used = {server for agent in program.agents.values() for server, _ in agent.mcp_refs}
+    if not used:
+        yield {}
+        return
+    from ..tools.mcp import open_mcp_tools
+
+    servers = {name: spec for name, spec in program.spec.mcp_servers.items() if name in used}
+    async with open_mcp_tools(servers, environ, program.base_dir) as tools:
+        yield tools
+
+
+__all__ = ["EngineError", "LocalEngine", "RunError"]

@@ -1,0 +1,1 @@
+"""Model clients: litellm for real providers, scripted replies for offline runs and tests."""

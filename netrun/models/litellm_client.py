@@ -1,0 +1,114 @@
+"""Real models through litellm (imported on first use: it takes seconds to import)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .. import envrefs
+from ..runtime.model import Completion, ModelError, Request, ToolRequest
+from ..spec.base import parse_duration
+from ..spec.model import ModelSpec
+
+_litellm: Any = None
+
+
+def _lib() -> Any:
+    global _litellm
+    if _litellm is None:
+        # Without this, importing litellm fetches a price list from the internet.
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        _litellm = litellm
+    return _litellm
+
+
+class LitellmClient:
+    """Calls one model (with fallbacks) through ``litellm.acompletion``."""
+
+    def __init__(self, spec: ModelSpec, environ: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.environ = environ
+
+    def _secrets(self) -> list[str]:
+        return [v for v in (self._resolve(self.spec.api_key), self._resolve(self.spec.api_base)) if v]
+
+    def _resolve(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        try:
+            return envrefs.resolve(text, self.environ)
+        except envrefs.MissingEnvError as exc:
+            raise ModelError(f"model {self.spec.id}: {exc}", retriable=False) from None
+
+    async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
+        lib = _lib()
+        kwargs: dict[str, Any] = {"model": self.spec.id, "messages": request.messages, **self.spec.params}
+        if request.tools:
+            kwargs["tools"] = request.tools
+            if request.tool_choice is not None:
+                kwargs["tool_choice"] = request.tool_choice
+        if self.spec.api_base:
+            kwargs["api_base"] = self._resolve(self.spec.api_base)
+        if self.spec.api_key:
+            kwargs["api_key"] = self._resolve(self.spec.api_key)
+        if self.spec.timeout:
+            kwargs["timeout"] = parse_duration(self.spec.timeout).total_seconds()
+        if self.spec.fallbacks:
+            kwargs["fallbacks"] = list(self.spec.fallbacks)
+        started = time.perf_counter()
+        try:
+            if on_text is None:
+                response = await lib.acompletion(**kwargs)
+            else:
+                chunks = []
+                stream = await lib.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+                async for chunk in stream:
+                    chunks.append(chunk)
+                    delta = chunk.choices[0].delta.content if chunk.choices else None
+                    if delta:
+                        on_text(delta)
+                response = lib.stream_chunk_builder(chunks, messages=request.messages)
+        except Exception as exc:  # litellm maps every provider's errors onto its own classes
+            raise self._error(exc) from None
+        return self._completion(lib, response, time.perf_counter() - started)
+
+    def _completion(self, lib: Any, response: Any, seconds: float) -> Completion:
+        message = response.choices[0].message
+        calls = [
+            ToolRequest(c.id or f"call_{i}", c.function.name or "", c.function.arguments or "{}")
+            for i, c in enumerate(message.tool_calls or [])
+        ]
+        usage = getattr(response, "usage", None)
+        try:
+            cost = float(lib.completion_cost(completion_response=response) or 0.0)
+        except Exception:  # unknown models have no price: cost limits then count 0
+            cost = 0.0
+        return Completion(
+            text=message.content or "",
+            tool_calls=calls,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=cost,
+            seconds=seconds,
+            model=self.spec.id,
+        )
+
+    def _error(self, exc: Exception) -> ModelError:
+        name = type(exc).__name__
+        text = str(exc)
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        text = text.splitlines()[0][:300] if text else name
+        permanent = ("AuthenticationError", "BadRequestError", "NotFoundError", "PermissionDeniedError", "UnsupportedParamsError")
+        if name == "AuthenticationError" or ("api_key" in text.lower() and "must be set" in text.lower()):
+            provider = self.spec.id.split("/", 1)[0]
+            return ModelError(f"model {self.spec.id}: missing or invalid API key for {provider} (set model.api_key, or the provider's environment variable such as {provider.upper()}_API_KEY)", retriable=False)
+        if name == "APIConnectionError" or "Connection" in name:
+            return ModelError(f"model {self.spec.id}: cannot reach the model ({text})", retriable=True)
+        return ModelError(f"model {self.spec.id}: {name}: {text}", retriable=name not in permanent)

@@ -1,0 +1,371 @@
+"""The network loop: route, run an agent (one inference plus its tool calls), repeat.
+
+Every side effect goes through ``steps`` under a deterministic id (``turn.3.triage.infer``,
+``turn.3.triage.tool.0.set_category``, ``route.3``); state and history are rebuilt from
+step outputs only. Replaying a run therefore takes the same path and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ..compile import Program
+from ..spec.base import parse_duration
+from .args import check_arguments, parse_arguments
+from .model import Completion, ModelError, Request
+from .render import RenderError
+from .router import DEFAULT_ROUTER_PROMPT, Decision, llm_decision, rule_decision
+from .steps import StepFailed, Steps, Wait, path_get
+from .tooling import Tool, ToolContext, ToolOutcome
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class ToolRecord:
+    id: str
+    name: str
+    args: Any
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class AgentResult:
+    agent: str
+    text: str
+    tool_calls: list[ToolRecord] = field(default_factory=list)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, c: Completion) -> None:
+        self.prompt_tokens += c.prompt_tokens
+        self.completion_tokens += c.completion_tokens
+        self.cost += c.cost
+        self.seconds += c.seconds
+
+
+@dataclass
+class RunResult:
+    output: str
+    state: dict[str, Any]
+    route: list[str]
+    usage: Usage
+    stop_reason: str
+    iterations: int
+    results: list[AgentResult]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["usage"]["tokens"] = self.usage.tokens
+        return data
+
+
+class RunError(Exception):
+    """The run cannot go on (a model that fails for good, a template that cannot render)."""
+
+
+class NetworkRun:
+    """One execution (or replay) of a program."""
+
+    def __init__(
+        self,
+        program: Program,
+        steps: Steps,
+        *,
+        input: str,
+        state: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str],
+        emit: Emit | None = None,
+        extra_tools: Mapping[str, Tool] | None = None,
+    ) -> None:
+        self.p = program
+        self.steps = steps
+        self.input = input
+        self.state: dict[str, Any] = program.initial_state(state)
+        self.event = dict(event or {})
+        self.environ = environ
+        self._emit = emit
+        self.extra_tools = dict(extra_tools or {})
+        """Tools found at run time (MCP), by the name the model sees."""
+        self.usage = Usage()
+        self.agent_usage: dict[str, Usage] = {}
+        self.results: list[AgentResult] = []
+        self.route: list[str] = []
+        self.turns: dict[str, int] = {}
+        """Inference calls per caller so far (scripted replies are indexed by it)."""
+
+    def emit(self, kind: str, replayed: bool = False, **data: Any) -> None:
+        """Report progress; ``replayed`` marks what a resumed run re-reads from its journal."""
+        if self._emit is not None:
+            self._emit(kind, {"run_id": self.steps.run_id, "replayed": replayed, **data})
+
+    # -- the loop ----------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        n = 0
+        stop = "router"
+        while True:
+            limit = self._limit_reached(n)
+            if limit:
+                stop = limit
+                break
+            decision = await self._route(n)
+            self.emit("routed", self.steps.replaying(f"turn.{n}.{decision.agent}.infer"), iteration=n, agent=decision.agent, how=decision.how)
+            if decision.agent is None:
+                stop = "router"
+                break
+            agent_limit = self._agent_limit(decision.agent)
+            if agent_limit:
+                stop = agent_limit
+                break
+            await self._turn(n, decision.agent)
+            n += 1
+        output = next((r.text for r in reversed(self.results) if r.text), "")
+        return RunResult(output, self.state, self.route, self.usage, stop, n, self.results)
+
+    def _limit_reached(self, n: int) -> str | None:
+        limits = self.p.spec.limits
+        if n >= self.p.max_iter:
+            return "max_iter"
+        if limits is not None:
+            if limits.tokens and self.usage.tokens >= limits.tokens:
+                return "tokens"
+            if limits.cost and self.usage.cost >= limits.cost:
+                return "cost"
+            if limits.time and self.usage.seconds >= parse_duration(limits.time).total_seconds():
+                return "time"
+        return None
+
+    def _agent_limit(self, name: str) -> str | None:
+        limits = self.p.agents[name].spec.limits
+        if limits is None:
+            return None
+        used = self.agent_usage.get(name, Usage())
+        if limits.calls and self.route.count(name) >= limits.calls:
+            return f"agent_calls:{name}"
+        if limits.tokens and used.tokens >= limits.tokens:
+            return f"agent_tokens:{name}"
+        if limits.cost and used.cost >= limits.cost:
+            return f"agent_cost:{name}"
+        return None
+
+    def variables(self) -> dict[str, Any]:
+        last = self.results[-1] if self.results else None
+        return {
+            "input": self.input,
+            "state": dict(self.state),
+            "event": self.event,
+            "network": {"name": self.p.spec.name, "description": self.p.spec.description},
+            "results": [asdict(r) for r in self.results],
+            "call_count": len(self.route),
+            "last_agent": last.agent if last else None,
+            "last_output": last.text if last else None,
+        }
+
+    async def _route(self, n: int) -> Decision:
+        router = self.p.spec.router
+        variables = self.variables()
+        if router is not None and router.rules:
+            try:
+                found = rule_decision(router.rules, variables, self.p.renderer)
+            except RenderError as exc:
+                raise RunError(f"router rule: {exc}") from None
+            if found is not None:
+                i, rule = found
+                return Decision(None if rule.stop else rule.agent, f"rule {i + 1}: {rule.if_}")
+        fallback = router.fallback() if router is not None else "llm"
+        if fallback == "stop":
+            return Decision(None, "no rule matched (otherwise: stop)")
+        if fallback != "llm":
+            return Decision(fallback, "otherwise")
+        system = (router.llm.system if router and router.llm and router.llm.system else None) or DEFAULT_ROUTER_PROMPT
+        agents = {name: a.spec.description for name, a in self.p.agents.items()}
+        counter = [0]
+
+        async def call(request: Request) -> Completion:
+            step_id = f"route.{n}" + (f".{counter[0]}" if counter[0] else "")
+            counter[0] += 1
+            assert self.p.router_model is not None
+            return await self._infer(step_id, self.p.router_model, request)
+
+        decision, made = await llm_decision(
+            renderer=self.p.renderer, call=call, turn=self.turns.get("router", 0),
+            system=system, user=self.input, agents=agents, variables=variables,
+        )
+        self.turns["router"] = self.turns.get("router", 0) + len(made)
+        for c in made:
+            self.usage.add(c)
+        return decision
+
+    async def _infer(self, step_id: str, model: Any, request: Request) -> Completion:
+        replay = self.steps.replaying(step_id)
+
+        async def call() -> dict[str, Any]:
+            on_text = None if replay or self._emit is None else (lambda t: self.emit("text.delta", caller=request.caller, text=t))
+            try:
+                return (await model.complete(request, on_text)).to_json()
+            except ModelError as exc:
+                if exc.retriable:
+                    raise
+                raise StepFailed(step_id, str(exc)) from None
+
+        try:
+            data = await self.steps.run(step_id, call)
+        except StepFailed as exc:
+            raise RunError(exc.message) from None
+        except ModelError as exc:
+            raise RunError(str(exc)) from None
+        return Completion.from_json(data)
+
+    # -- one agent turn ----------------------------------------------------------------
+    def _offered(self, name: str) -> dict[str, Tool | str]:
+        """The tools an agent offers, by the function name the model sees ('wait' for waits)."""
+        agent = self.p.agents[name]
+        offered: dict[str, Tool | str] = {}
+        for tool in agent.tools:
+            if tool in self.p.tools:
+                offered[tool] = self.p.tools[tool]
+            elif tool in self.p.waits:
+                offered[tool] = "wait"
+        for server, tool in agent.mcp_refs:
+            for t in self.extra_tools.values():
+                if getattr(t, "server", None) == server and (tool == "*" or getattr(t, "tool", None) == tool):
+                    offered[t.name] = t
+        return offered
+
+    def _schema(self, name: str, tool: Tool | str) -> dict[str, Any]:
+        if isinstance(tool, str):
+            from ..compile import parameters_schema
+
+            spec = self.p.waits[name]
+            description = spec.description or f"Ask a human and wait for the answer (event {spec.wait_for_event.event})."
+            return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(spec.parameters)}}
+        return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}}
+
+    def _messages(self, system: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": self.input}]
+        for r in self.results:
+            lines = [f"[{r.agent}] {r.text}" if r.text else f"[{r.agent}]"]
+            for t in r.tool_calls:
+                outcome = f"error: {t.error}" if t.error else json.dumps(t.result, default=str)[:2000]
+                lines.append(f"called {t.name}({json.dumps(t.args, default=str)}) -> {outcome}")
+            messages.append({"role": "assistant", "content": "\n".join(lines)})
+        return messages
+
+    async def _turn(self, n: int, name: str) -> None:
+        agent = self.p.agents[name]
+        self.route.append(name)
+        prefix = f"turn.{n}.{name}"
+        replayed = self.steps.replaying(f"{prefix}.infer")
+        self.emit("agent.started", replayed, iteration=n, agent=name)
+        try:
+            system = self.p.renderer.render(agent.spec.system, self.variables() | {"agent": {"name": name, "description": agent.spec.description}})
+        except RenderError as exc:
+            raise RunError(f"agent {name}: system prompt: {exc}") from None
+        offered = self._offered(name)
+        tools = [self._schema(k, v) for k, v in offered.items()]
+        choice = agent.spec.tool_choice
+        tool_choice: Any = None
+        if choice in ("auto", "required", "none"):
+            tool_choice = choice
+        elif choice:
+            tool_choice = {"type": "function", "function": {"name": choice}}
+        turn = self.turns.get(name, 0)
+        self.turns[name] = turn + 1
+        completion = await self._infer(f"{prefix}.infer", agent.model, Request(name, turn, self._messages(system), tools, tool_choice if tools else None))
+        self.usage.add(completion)
+        self.agent_usage.setdefault(name, Usage()).add(completion)
+        result = AgentResult(name, completion.text)
+        limit = agent.spec.limits.tool_calls if agent.spec.limits and agent.spec.limits.tool_calls else None
+        calls = completion.tool_calls
+        outcomes = await asyncio.gather(
+            *(self._tool(f"{prefix}.tool.{i}.{c.name}", c.name, c.arguments, offered, refused=limit is not None and i >= limit) for i, c in enumerate(calls)),
+            return_exceptions=True,
+        )
+        for failed in outcomes:  # a suspension (a wait) or a failure ends the turn here
+            if isinstance(failed, BaseException):
+                raise failed
+        for c, (args, outcome) in zip(calls, outcomes, strict=True):  # type: ignore[misc]
+            self.state.update(outcome.state_patch)
+            result.tool_calls.append(ToolRecord(c.id, c.name, args, outcome.result, outcome.error))
+        self.results.append(result)
+        self.emit("agent.finished", replayed, iteration=n, agent=name, text=completion.text)
+
+    async def _tool(self, step_id: str, name: str, arguments: str, offered: dict[str, Tool | str], refused: bool) -> tuple[Any, ToolOutcome]:
+        args, problem = parse_arguments(arguments)
+        shown = args if args is not None else arguments
+        replayed = self.steps.replaying(step_id)
+        self.emit("tool.called", replayed, tool=name, args=shown)
+        tool = offered.get(name)
+        if refused:
+            outcome = ToolOutcome.failure("refused: this agent's tool_calls limit for one turn is reached")
+        elif tool is None:
+            outcome = ToolOutcome.failure(f"unknown tool '{name}'; offered: {', '.join(offered) or 'none'}")
+        elif problem is not None or args is None:
+            outcome = ToolOutcome.failure(problem or "invalid arguments")
+        else:
+            schema = self._schema(name, tool)["function"]["parameters"]
+            bad = check_arguments(schema, args)
+            if bad is not None:
+                outcome = ToolOutcome.failure(bad)
+            elif isinstance(tool, str):
+                outcome = await self._wait(step_id, name, args)
+            else:
+                outcome = await self._call(step_id, tool, args)
+        self.emit("tool.result", replayed, tool=name, result=outcome.result, error=outcome.error)
+        return shown, outcome
+
+    def _context(self, step_id: str) -> ToolContext:
+        return ToolContext(self.steps.run_id, step_id, self.input, dict(self.state), self.event, self.environ, self.p.base_dir)
+
+    async def _call(self, step_id: str, tool: Tool, args: dict[str, Any]) -> ToolOutcome:
+        ctx = self._context(step_id)
+
+        async def call() -> dict[str, Any]:
+            try:
+                return (await tool.call(args, ctx)).to_json()
+            except Exception as exc:  # a bug in a tool is still the model's to hear about
+                return ToolOutcome.failure(f"{type(exc).__name__}: {exc}").to_json()
+
+        try:
+            return ToolOutcome.from_json(await self.steps.run(step_id, call))
+        except StepFailed as exc:
+            return ToolOutcome.failure(exc.message)
+
+    async def _wait(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome:
+        spec = self.p.waits[name].wait_for_event
+        variables = {"args": args, "state": dict(self.state), "run": {"id": self.steps.run_id}}
+        wait = Wait(
+            event=spec.event,
+            timeout=parse_duration(spec.timeout) if spec.timeout else timedelta(hours=24),
+            match=spec.match,
+            if_=spec.if_,
+            match_value=path_get(self.event, spec.match) if spec.match else None,
+            variables=variables,
+        )
+        self.emit("waiting", self.steps.replaying(step_id), tool=name, event=spec.event, match=spec.match, match_value=wait.match_value, args=args)
+        received = await self.steps.wait_for_event(step_id, wait)
+        if received is None:
+            return ToolOutcome.failure(f"no answer: no {spec.event} event arrived within {spec.timeout}")
+        return ToolOutcome(result=received.get("data", received))
+
+
+def base_dir_of(path: Path) -> Path:
+    return path.resolve().parent

@@ -1,0 +1,80 @@
+"""The steps interface: every side effect of a run goes through one of these calls.
+
+A backend memoizes each step's output under its id. The network loop is written so that,
+given the same step outputs, it takes the same path; replaying a run therefore rebuilds
+its state from the journal and runs again only what never completed (durability rules 1
+and 2 in the design). Two backends: :mod:`netrun.engines.local` (a SQLite journal) and,
+with ``netrun serve``, Inngest's ``ctx.step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+Json = Any
+"""A value that survives ``json.dumps``: what a step may return."""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What a run waits for: an event, matched to the run by ``match`` or ``if``."""
+
+    event: str
+    """The awaited event name."""
+    timeout: timedelta
+    match: str | None = None
+    """A dotted path (``data.ticketId``) whose value must be equal in both events."""
+    if_: str | None = None
+    """An expression over ``event`` (the trigger) and ``async`` (the awaited event)."""
+    match_value: Any = None
+    """The trigger event's value at ``match``, taken when the wait starts."""
+    variables: dict[str, Any] | None = None
+    """Values the ``if`` expression may use besides ``event`` and ``async`` (args, state, run)."""
+
+
+class StepFailed(Exception):  # noqa: N818 - mirrors inngest.StepError; reads as an event
+    """A step that failed for good (its retries exhausted); memoized like an output."""
+
+    def __init__(self, step_id: str, message: str) -> None:
+        super().__init__(f"step {step_id} failed: {message}")
+        self.step_id = step_id
+        self.message = message
+
+
+class RunSuspended(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by a backend to stop the run until an event (or a timeout) resumes it."""
+
+    def __init__(self, step_id: str, wait: Wait) -> None:
+        super().__init__(f"waiting for {wait.event} at step {step_id}")
+        self.step_id = step_id
+        self.wait = wait
+
+
+class Steps(Protocol):
+    """The durable operations a run may perform."""
+
+    run_id: str
+
+    async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
+        """Run ``fn`` once; on replay return its recorded output (or raise its StepFailed)."""
+        ...
+
+    async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:
+        """The awaited event, or None on timeout; suspends the run until then."""
+        ...
+
+    def replaying(self, step_id: str) -> bool:
+        """Whether ``step_id`` already has a recorded outcome (no side effect will run)."""
+        ...
+
+
+def path_get(data: Any, dotted: str) -> Any:
+    """``data.ticketId`` of an event dict; None when a part is missing."""
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
