@@ -22,6 +22,7 @@ class Progress:
         self.out = out or sys.stdout
         self.color = self.out.isatty() if color is None else color
         self.streaming = False
+        self.pending_newline = False
         self.streamed = False
         """Whether the current agent's text was streamed (else it is printed when it ends)."""
 
@@ -48,7 +49,13 @@ class Progress:
             if not self.streaming:
                 click.echo("  │ ", file=self.out, nl=False)
                 self.streaming = self.streamed = True
-            click.echo(data["text"].replace("\n", "\n  │ "), file=self.out, nl=False)
+                self.pending_newline = False
+            text = data["text"]
+            if self.pending_newline:
+                text = "\n" + text
+            # A trailing newline is held back: it becomes a new "│" line only if more text comes.
+            self.pending_newline = text.endswith("\n")
+            click.echo(text.rstrip("\n").replace("\n", "\n  │ "), file=self.out, nl=False)
         elif kind == "agent.finished":
             if not self.streaming and data.get("text") and (data.get("replayed") or not self.streamed):
                 self._line(f"  │ {_short(data['text'])}", **dim)

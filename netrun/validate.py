@@ -26,7 +26,8 @@ from .load import Document, LoadError
 from .spec import FragmentSpec, NetworkSpec
 
 YAML_SUFFIXES = (".yaml", ".yml")
-SKIPPED_SUFFIXES = (".test.yaml", ".test.yml")  # test cases beside networks (`netrun test`)
+# Beside networks but not networks: test cases (`netrun test`) and model replies (`--replay`).
+SKIPPED_SUFFIXES = (".test.yaml", ".test.yml", ".replies.yaml", ".replies.yml")
 
 
 @dataclass

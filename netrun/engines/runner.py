@@ -24,15 +24,28 @@ class EngineError(Exception):
 
 
 class LocalEngine:
-    def __init__(self, journal: Journal, environ: Mapping[str, str], emit: Emit | None = None, *, step_retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        environ: Mapping[str, str],
+        emit: Emit | None = None,
+        *,
+        step_retries: int = 3,
+        backoff: float = 0.5,
+        models: ModelFactory | None = None,
+    ) -> None:
         self.journal = journal
         self.environ = environ
         self.emit = emit
         self.step_retries = step_retries
         self.backoff = backoff
+        self.models = models
+        """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
 
     # -- models ------------------------------------------------------------------------
     def _models(self, base_dir: Path, options: Mapping[str, Any]) -> ModelFactory:
+        if self.models is not None:
+            return self.models
         replay = options.get("replay")
         if replay:
             client = ScriptedClient.from_file(Path(replay))
