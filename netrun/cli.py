@@ -201,6 +201,8 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
     from .engines.runner import LocalEngine
 
     data = _json_option(data_json, "--data")
+    if run_id is not None:
+        data.setdefault("run_id", run_id)  # approvals match on the run id in the data
     journal = _journal(db)
     engine = LocalEngine(journal, dict(os.environ), None if as_json else Progress())
     try:

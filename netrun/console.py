@@ -70,6 +70,8 @@ class Progress:
         elif kind == "waiting":
             match = f" where {data['match']} = {json.dumps(data['match_value'])}" if data.get("match") else ""
             self._line(f"  ⏸ {data['tool']} waits for event {data['event']}{match}", fg="yellow", **dim)
+        elif kind == "approval.requested":
+            self._line(f"  ✋ {data['tool']} needs approval (event {data['event']})", fg="yellow", **dim)
         elif kind == "run.waiting":
             self._line(f"⏸ run {data['run_id']} is waiting for {data['event']}", fg="yellow", bold=True)
             self._line(f"  answer with: netrun send {data['event']} --data '{{...}}' --run {data['run_id']}")

@@ -227,3 +227,31 @@ def test_netrun_run_reports_an_invalid_file_like_validate(netrun_cli, write) -> 
     result = netrun_cli("run", str(bad), "-i", "hi")
     assert result.exit_code == 1
     assert "undefined variable 'nope'" in result.output
+
+
+APPROVAL = {
+    "name": "refunds",
+    "model": "openai/x",
+    "state": {"refunded": "boolean"},
+    "agents": {"clerk": {"description": "d", "system": "refund", "tools": ["refund"]}},
+    "router": {"rules": [{"if": "call_count >= 2", "stop": True}, {"if": "true", "agent": "clerk"}]},
+    "tools": {"refund": {"approval": "required", "parameters": {"order": {"type": "string"}}, "state": {"refunded": True}}},
+}
+
+
+@pytest.mark.parametrize(("decision", "refunded", "error"), [
+    ({"approved": True}, True, None),
+    ({"approved": False, "reason": "too large"}, None, "rejected by a human: too large; the tool did not run"),
+])
+def test_approval_gates_a_tool(tmp_path, decision, refunded, error) -> None:
+    client = Counting({"clerk": [{"tool_calls": [call("refund", order="A1")]}, {"text": "done"}]})
+    eng = engine(tmp_path, client)
+    record = start(eng, APPROVAL, tmp_path)
+    assert record.status == "waiting"
+    # An approval for another run does not count.
+    assert asyncio.run(eng.deliver("netrun/approval", {**decision, "run_id": "someone-else"})) == []
+    (resumed,) = asyncio.run(eng.deliver("netrun/approval", {**decision, "run_id": record.id}))
+    assert resumed.status == "completed", resumed.error
+    assert resumed.result["state"]["refunded"] is refunded
+    assert resumed.result["results"][0]["tool_calls"][0]["error"] == error
+    assert client.calls == [("clerk", 0), ("clerk", 1)]

@@ -26,6 +26,9 @@ from .tooling import Tool, ToolContext, ToolOutcome
 
 Emit = Callable[[str, dict[str, Any]], None]
 
+APPROVAL_EVENT = "netrun/approval"
+"""The default event carrying a human's decision on an approval-gated tool call."""
+
 
 @dataclass
 class ToolRecord:
@@ -323,14 +326,46 @@ class NetworkRun:
         else:
             schema = self._schema(name, tool)["function"]["parameters"]
             bad = check_arguments(schema, args)
+            rejected = None if bad is not None else await self._approval(step_id, name, args)
             if bad is not None:
                 outcome = ToolOutcome.failure(bad)
+            elif rejected is not None:
+                outcome = rejected
             elif isinstance(tool, str):
                 outcome = await self._wait(step_id, name, args)
             else:
                 outcome = await self._call(step_id, tool, args)
         self.emit("tool.result", replayed, tool=name, result=outcome.result, error=outcome.error)
         return shown, outcome
+
+    async def _approval(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome | None:
+        """For a tool with ``approval: required``: wait for a human's decision before it runs.
+
+        Returns None when approved, else the rejection the model is told about. The decision
+        is an event (default ``netrun/approval``) whose data carries this run's ``run_id``,
+        ``approved`` (true or false), and optionally ``tool`` and ``reason``.
+        """
+        spec = self.p.spec.tools.get(name)
+        approval = getattr(spec, "approval", None)
+        if approval is None or approval == "none":
+            return None
+        timeout = "24h" if isinstance(approval, str) else approval.timeout
+        event = (None if isinstance(approval, str) else approval.event) or APPROVAL_EVENT
+        wait = Wait(
+            event=event,
+            timeout=parse_duration(timeout),
+            if_="async.data.run_id == run.id and (async.data.tool is not defined or async.data.tool == tool)",
+            variables={"run": {"id": self.steps.run_id}, "tool": name, "args": args},
+        )
+        self.emit("approval.requested", self.steps.replaying(f"{step_id}.approval"), tool=name, args=args, event=event)
+        decision = await self.steps.wait_for_event(f"{step_id}.approval", wait)
+        if decision is None:
+            return ToolOutcome.failure(f"not approved: no decision within {timeout}; the tool did not run")
+        data = decision.get("data") or {}
+        if data.get("approved") is True:
+            return None
+        reason = data.get("reason")
+        return ToolOutcome.failure("rejected by a human" + (f": {reason}" if reason else "") + "; the tool did not run")
 
     def _context(self, step_id: str) -> ToolContext:
         return ToolContext(self.steps.run_id, step_id, self.input, dict(self.state), self.event, self.environ, self.p.base_dir)
