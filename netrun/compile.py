@@ -49,6 +49,8 @@ class Program:
     agents: dict[str, AgentProgram]
     tools: dict[str, Tool]
     waits: dict[str, WaitTool] = field(default_factory=dict)
+    networks: dict[str, NetworkTool] = field(default_factory=dict)
+    """Tools that run another network (through the engine's ``invoke``)."""
     router_model: ModelClient | None = None
     renderer: Renderer = field(default_factory=Renderer)
     """Renders this network's templates (with its prompt fragments)."""
@@ -120,6 +122,7 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
 
     tools: dict[str, Tool] = {}
     waits: dict[str, WaitTool] = {}
+    networks: dict[str, NetworkTool] = {}
     for name, tool in spec.tools.items():
         params = parameters_schema(tool.parameters)
         if isinstance(tool, StateTool):
@@ -131,7 +134,7 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
         elif isinstance(tool, WaitTool):
             waits[name] = tool
         elif isinstance(tool, NetworkTool):
-            pass  # run by the loop through steps.invoke (a run of another network)
+            networks[name] = tool
     agents = {}
     for name, agent in spec.agents.items():
         declared = [t for t in agent.tools if "." not in t]
@@ -141,4 +144,4 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
     if spec.router is None or spec.router.fallback() == "llm":
         llm = spec.router.llm if spec.router else None
         router_model = client(llm.model if llm else None)
-    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, router_model, Renderer(spec.prompts))
+    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, networks, router_model, Renderer(spec.prompts))

@@ -255,3 +255,20 @@ def test_approval_gates_a_tool(tmp_path, decision, refunded, error) -> None:
     assert resumed.result["state"]["refunded"] is refunded
     assert resumed.result["results"][0]["tool_calls"][0]["error"] == error
     assert client.calls == [("clerk", 0), ("clerk", 1)]
+
+
+def test_a_network_runs_another_network_as_a_tool(tmp_path, write) -> None:
+    write("helper.yaml", "name: helper\nmodel: openai/x\nagents:\n  h: {description: d, system: 'sum up {{ input }}'}\nrouter:\n  rules: [{if: 'call_count >= 1', stop: true}, {if: 'true', agent: h}]\n")
+    caller = {
+        "name": "caller", "model": "openai/x",
+        "agents": {"boss": {"description": "d", "system": "delegate", "tools": ["ask_helper"]}},
+        "router": {"rules": [{"if": "call_count >= 2", "stop": True}, {"if": "true", "agent": "boss"}]},
+        "tools": {"ask_helper": {"network": {"name": "helper", "input": "please: {{ args.input }}"}}},
+    }
+    client = Counting({"boss": [{"tool_calls": [call("ask_helper", input="owls")]}, {"text": "thanks"}], "h": [{"text": "owls hoot"}]})
+    base = next(iter(tmp_path.glob("helper.yaml"))).parent
+    record = start(engine(tmp_path, client), caller, base)
+    assert record.status == "completed", record.error
+    tool = record.result["results"][0]["tool_calls"][0]
+    assert tool["result"] == {"output": "owls hoot", "state": {}}
+    assert client.calls == [("boss", 0), ("h", 0), ("boss", 1)]

@@ -13,7 +13,7 @@ from ..models.scripted import RecordingClient, ScriptedClient, load_replies
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
 from ..runtime.steps import RunSuspended
-from ..runtime.tooling import Tool
+from ..runtime.tooling import Tool, ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
 from .local import Journal, LocalSteps, RunRecord, new_run_id, wait_matches
@@ -132,7 +132,10 @@ class LocalEngine:
         steps = LocalSteps(self.journal, record.id, retries=self.step_retries, backoff=self.backoff)
         try:
             async with _mcp_tools(program, self.environ) as extra:
-                run = NetworkRun(program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ, emit=emit, extra_tools=extra)
+                run = NetworkRun(
+                    program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
+                    emit=emit, extra_tools=extra, invoke=lambda name, text, child: self._invoke(record, name, text, child),
+                )
                 result = await run.run()
         except RunSuspended as suspended:
             self.journal.set_status(record.id, "waiting")
@@ -149,12 +152,44 @@ class LocalEngine:
             emit("run.completed", {"run_id": record.id, "result": data, "replayed": False})
         return record
 
+    async def _invoke(self, parent: RunRecord, network: str, text: str, child_id: str) -> ToolOutcome:
+        """Run ``network`` (a file beside the parent's) as a child run; resume it if it exists."""
+        record = self.journal.run(child_id)
+        if record is None:
+            spec = find_network(Path(parent.base_dir), network)
+            if spec is None:
+                return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}")
+            record = await self.start(spec, Path(parent.base_dir), input=text, event=parent.event, options=parent.options, run_id=child_id)
+        elif record.status not in ("completed", "failed"):
+            record = await self.resume(child_id)
+        if record.status == "completed" and record.result is not None:
+            return ToolOutcome(result={"output": record.result["output"], "state": record.result["state"]})
+        if record.status == "waiting":
+            return ToolOutcome.failure(f"network '{network}' is waiting for an event; a network used as a tool must finish on its own")
+        return ToolOutcome.failure(f"network '{network}' failed: {record.error}")
+
     def _fail(self, record: RunRecord, message: str) -> RunRecord:
         self.journal.set_status(record.id, "failed", error=message)
         record.status, record.error = "failed", message
         if self.emit:
             self.emit("run.failed", {"run_id": record.id, "error": message, "replayed": False})
         return record
+
+
+def find_network(folder: Path, name: str) -> NetworkSpec | None:
+    """The valid network named ``name`` among the files of ``folder``."""
+    from ..validate import _NAME_LINE, YAML_SUFFIXES, validate_paths
+
+    for path in sorted(folder.glob("*.y*ml")):
+        if not path.name.endswith(YAML_SUFFIXES):
+            continue
+        found = _NAME_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
+        if found and found.group(1) == name:
+            result = validate_paths([path])
+            spec = result.files[0].spec if result.files and not result.errors else None
+            if spec is not None:
+                return spec
+    return None
 
 
 @contextlib.asynccontextmanager

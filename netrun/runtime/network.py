@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +25,8 @@ from .steps import StepFailed, Steps, Wait, path_get
 from .tooling import Tool, ToolContext, ToolOutcome
 
 Emit = Callable[[str, dict[str, Any]], None]
+Invoke = Callable[[str, str, str], Awaitable[ToolOutcome]]
+"""(network name, input, child run id) -> the child run's outcome as a tool result."""
 
 APPROVAL_EVENT = "netrun/approval"
 """The default event carrying a human's decision on an approval-gated tool call."""
@@ -98,6 +100,7 @@ class NetworkRun:
         environ: Mapping[str, str],
         emit: Emit | None = None,
         extra_tools: Mapping[str, Tool] | None = None,
+        invoke: Invoke | None = None,
     ) -> None:
         self.p = program
         self.steps = steps
@@ -106,6 +109,8 @@ class NetworkRun:
         self.event = dict(event or {})
         self.environ = environ
         self._emit = emit
+        self.invoke = invoke
+        """Runs another network as a child run (the engine provides it)."""
         self.extra_tools = dict(extra_tools or {})
         """Tools found at run time (MCP), by the name the model sees."""
         self.usage = Usage()
@@ -247,6 +252,8 @@ class NetworkRun:
                 offered[tool] = self.p.tools[tool]
             elif tool in self.p.waits:
                 offered[tool] = "wait"
+            elif tool in self.p.networks:
+                offered[tool] = "network"
         for server, tool in agent.mcp_refs:
             for t in self.extra_tools.values():
                 if getattr(t, "server", None) == server and (tool == "*" or getattr(t, "tool", None) == tool):
@@ -257,6 +264,12 @@ class NetworkRun:
         if isinstance(tool, str):
             from ..compile import parameters_schema
 
+            if tool == "network":
+                net = self.p.networks[name]
+                target = net.network if isinstance(net.network, str) else net.network.name
+                description = net.description or f"Run the {target} network on an input and return its output."
+                default = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
+                return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(net.parameters, default)}}
             spec = self.p.waits[name]
             description = spec.description or f"Ask a human and wait for the answer (event {spec.wait_for_event.event})."
             return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(spec.parameters)}}
@@ -331,6 +344,8 @@ class NetworkRun:
                 outcome = ToolOutcome.failure(bad)
             elif rejected is not None:
                 outcome = rejected
+            elif tool == "network":
+                outcome = await self._network(step_id, name, args)
             elif isinstance(tool, str):
                 outcome = await self._wait(step_id, name, args)
             else:
@@ -366,6 +381,25 @@ class NetworkRun:
             return None
         reason = data.get("reason")
         return ToolOutcome.failure("rejected by a human" + (f": {reason}" if reason else "") + "; the tool did not run")
+
+    async def _network(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome:
+        """Run another network as a child run; its output is the tool's result."""
+        spec = self.p.networks[name].network
+        target, template = (spec, "{{ args.input }}") if isinstance(spec, str) else (spec.name, spec.input)
+        if self.invoke is None:
+            return ToolOutcome.failure(f"cannot run network '{target}' here: no engine to run it on")
+        try:
+            child_input = self.p.renderer.render(template, self._context(step_id).variables(args))
+        except RenderError as exc:
+            return ToolOutcome.failure(str(exc))
+
+        async def call() -> dict[str, Any]:
+            return (await self.invoke(target, child_input, f"{self.steps.run_id}.{step_id}")).to_json()  # type: ignore[misc]
+
+        try:
+            return ToolOutcome.from_json(await self.steps.run(step_id, call))
+        except StepFailed as exc:
+            return ToolOutcome.failure(exc.message)
 
     def _context(self, step_id: str) -> ToolContext:
         return ToolContext(self.steps.run_id, step_id, self.input, dict(self.state), self.event, self.environ, self.p.base_dir)
