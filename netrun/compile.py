@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .models.scripted import ScriptedClient
+from .runtime.args import parameters_schema
 from .runtime.model import ModelClient
 from .runtime.render import Renderer
 from .runtime.tooling import Tool
@@ -77,17 +78,6 @@ class Program:
 def definition_hash(spec: NetworkSpec) -> str:
     text = json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def parameters_schema(spec_parameters: Any, default: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Tool parameters as an OpenAI function schema: ``{type: object, properties, required}``."""
-    if spec_parameters is None:
-        return default or {"type": "object", "properties": {}}
-    if isinstance(spec_parameters, JsonSchema):
-        return spec_parameters.model_dump(mode="json", by_alias=True, exclude_none=True)
-    props = {name: s.model_dump(mode="json", by_alias=True, exclude_none=True) for name, s in spec_parameters.items()}
-    required = [name for name, s in spec_parameters.items() if s.default is None]
-    return {"type": "object", "properties": props, "required": required}
 
 
 def model_spec(ref: str | ModelSpec | None) -> ModelSpec | None:

@@ -55,10 +55,19 @@ class MissingEnvError(LookupError):
     """A referenced variable is not set and has no default; names the variable only."""
 
 
+_ESCAPED_OR_REF = re.compile(r"\$\$\{|" + REF.pattern)
+
+
 def resolve(text: str, environ: Mapping[str, str]) -> str:
-    """Substitute references from ``environ``; raise :class:`MissingEnvError` for an unset one."""
+    """Substitute references from ``environ``; raise :class:`MissingEnvError` for an unset one.
+
+    ``$${`` is a literal ``${`` (and is not a reference); substituted values are never
+    scanned again, so a value containing ``$${`` or ``${`` stays as it is.
+    """
 
     def sub(m: re.Match[str]) -> str:
+        if m.group() == "$${":
+            return "${"
         value = environ.get(m.group("name"))
         if value is None:
             if m.group("default") is None:
@@ -66,5 +75,4 @@ def resolve(text: str, environ: Mapping[str, str]) -> str:
             return m.group("default")
         return value
 
-    out = REF.sub(sub, text)
-    return out.replace("$${", "${")
+    return _ESCAPED_OR_REF.sub(sub, text)

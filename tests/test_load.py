@@ -60,3 +60,14 @@ def test_binary_is_not_text() -> None:
         read_text(b"name: x\n\xff\xfe\x00", "f.yaml")
     assert exc.value.diagnostics[0].message == "not a UTF-8 text file (byte 0xff cannot be decoded)"
     assert exc.value.diagnostics[0].pos == Pos("f.yaml", 2, 1)
+
+
+def test_env_references_resolve_with_escapes_and_defaults() -> None:
+    from netrun import envrefs
+
+    env = {"HOME": "/root", "TRICKY": "a$${b}${HOME}"}
+    assert envrefs.resolve("$${HOME} ${HOME}", env) == "${HOME} /root"
+    assert envrefs.resolve("${MISSING:-fallback}", env) == "fallback"
+    assert envrefs.resolve("${TRICKY}", env) == "a$${b}${HOME}"  # values are not scanned again
+    with pytest.raises(envrefs.MissingEnvError, match="environment variable MISSING is not set"):
+        envrefs.resolve("${MISSING}", env)

@@ -121,9 +121,9 @@ def test_tool_errors_go_back_to_the_model(tmp_path) -> None:
     record = start(engine(tmp_path, client), PLANNER, tmp_path)
     first = record.result["results"][0]["tool_calls"]
     assert [t["error"] for t in first] == [
-        "missing required argument: plan",
+        "args.plan: missing (it is required)",
         "the arguments are not valid JSON (Expecting property name enclosed in double quotes at character 1)",
-        "argument plan must be string, got int",
+        "args.plan: expected string",
     ]
     assert record.result["route"] == ["planner", "planner", "editor"]
     assert record.status == "completed"

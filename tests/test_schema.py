@@ -38,7 +38,7 @@ def test_field_docs_reach_the_schema() -> None:
     assert "model reads this" in schema["$defs"]["HttpTool"]["properties"]["description"]["description"]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "networks").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in (REPO / "networks").glob("*.yaml") if not p.name.endswith(".replies.yaml")), ids=lambda p: p.name)
 def test_examples_satisfy_the_json_schema(path) -> None:
     schema = json.loads((REPO / "schemas" / "network.schema.json").read_text())
     jsonschema.validate(yaml.safe_load(path.read_text()), schema)

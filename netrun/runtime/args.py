@@ -1,15 +1,16 @@
-"""Tool arguments from the model: parsed and checked against the tool's parameters.
+"""Tool arguments from the model: parsed, and checked against the tool's parameters.
 
 Invalid arguments are the model's mistake; the message goes back to it as the tool's
-result so it can try again.
+result so it can try again. Messages name the place and what was expected, never the
+value (it may be long, odd, or a secret the model was shown).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from typing import Any
-
-_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
 
 
 def parse_arguments(text: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -25,46 +26,100 @@ def parse_arguments(text: str) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
-def check_arguments(schema: dict[str, Any], args: dict[str, Any]) -> str | None:
-    """What is wrong with ``args`` against an object schema, or None."""
-    props: dict[str, Any] = schema.get("properties") or {}
-    missing = [name for name in schema.get("required") or [] if name not in args]
-    if missing:
-        return f"missing required argument{'s' * (len(missing) > 1)}: {', '.join(missing)}"
-    if schema.get("additionalProperties") is False:
-        extra = [k for k in args if k not in props]
-        if extra:
-            return f"unknown argument{'s' * (len(extra) > 1)}: {', '.join(extra)} (allowed: {', '.join(props) or 'none'})"
-    for name, value in args.items():
-        problem = _check_value(props.get(name) or {}, value, name)
-        if problem:
-            return problem
-    return None
+_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+}
 
 
-def _check_value(schema: dict[str, Any], value: Any, where: str) -> str | None:
-    kind = schema.get("type")
-    kinds = kind if isinstance(kind, list) else [kind] if kind else []
-    if kinds and not any(_is(value, k) for k in kinds):
-        return f"argument {where} must be {' or '.join(kinds)}, got {type(value).__name__}"
+def parameters_schema(spec_parameters: Any) -> dict[str, Any]:
+    """Tool parameters (a full ``type: object`` schema, the shorthand ``name -> schema``
+    mapping, or None) as the ``{"type": "object", "properties", "required"}`` providers want.
+
+    Accepts spec models or plain dicts, so every tool kind can share it. In the shorthand,
+    a parameter without a ``default`` is required.
+    """
+    if spec_parameters is None:
+        return {"type": "object", "properties": {}, "required": []}
+    if getattr(spec_parameters, "type", None) == "object" or (
+        isinstance(spec_parameters, Mapping) and spec_parameters.get("type") == "object"
+    ):
+        schema = _dump(spec_parameters)
+        schema.setdefault("properties", {})
+        schema.setdefault("required", [])
+        return schema
+    props = {name: _dump(s) for name, s in spec_parameters.items()}
+    required = [name for name, s in spec_parameters.items() if "default" not in _fields_set(s)]
+    return {"type": "object", "properties": props, "required": required}
+
+
+def _dump(schema: Any) -> dict[str, Any]:
+    if hasattr(schema, "model_dump"):
+        return schema.model_dump(mode="json", exclude_none=True)
+    return json.loads(json.dumps(schema))  # a deep copy of a plain mapping
+
+
+def _fields_set(schema: Any) -> set[str]:
+    return set(schema.model_fields_set) if hasattr(schema, "model_fields_set") else set(schema)
+
+
+def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> list[str]:
+    """What is wrong with ``value`` against ``schema`` (the subset in :mod:`netrun.spec.params`).
+
+    Messages name the place and the expected type, never the value (it may be long or odd).
+    """
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else types
+        if not any(_is_type(value, t) for t in types):
+            return [f"{path}: expected {' or '.join(types)}"]
+    errors: list[str] = []
     if "enum" in schema and value not in schema["enum"]:
-        return f"argument {where} must be one of {', '.join(map(json.dumps, schema['enum']))}, got {json.dumps(value)}"
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        errors.append(f"{path}: must be one of {json.dumps(schema['enum'])}")
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{path}: must be {json.dumps(schema['const'])}")
+    if "anyOf" in schema and all(check_args(value, s, path) for s in schema["anyOf"]):
+        errors.append(f"{path}: matches none of the allowed schemas")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
+            errors.append(f"{path}: length must be within {schema.get('minLength', 0)}..{schema.get('maxLength', '')}")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            errors.append(f"{path}: must match {schema['pattern']}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        for key, bad in (
+            ("minimum", value.__lt__),
+            ("maximum", value.__gt__),
+            ("exclusiveMinimum", value.__le__),
+            ("exclusiveMaximum", value.__ge__),
+        ):
+            if key in schema and bad(schema[key]):
+                errors.append(f"{path}: {key} is {schema[key]}")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+            errors.append(f"{path}: number of items must be within {schema.get('minItems', 0)}..{schema.get('maxItems', '')}")
         for i, item in enumerate(value):
-            problem = _check_value(schema["items"], item, f"{where}[{i}]")
-            if problem:
-                return problem
-    if isinstance(value, dict) and "properties" in schema:
-        nested = check_arguments(schema, value)
-        if nested:
-            return f"in {where}: {nested}"
-    return None
+            errors += check_args(item, schema.get("items") or {}, f"{path}[{i}]")
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        errors += [f"{path}.{k}: missing (it is required)" for k in schema.get("required") or [] if k not in value]
+        for key, item in value.items():
+            if key in props:
+                errors += check_args(item, props[key], f"{path}.{key}")
+            elif schema.get("additionalProperties") is False:
+                errors.append(f"{path}.{key}: unexpected")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                errors += check_args(item, schema["additionalProperties"], f"{path}.{key}")
+    return errors
 
 
-def _is(value: Any, kind: str) -> bool:
-    if kind == "null":
-        return value is None
-    want = _TYPES.get(kind)
-    if want is None:
-        return True
-    return isinstance(value, want) and not (kind in ("integer", "number") and isinstance(value, bool))
+def _is_type(value: Any, name: str) -> bool:
+    if isinstance(value, bool) and name in ("integer", "number"):
+        return False
+    if name == "integer" and isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, _TYPES[name])

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..compile import Program
 from ..spec.base import parse_duration
-from .args import check_arguments, parse_arguments
+from .args import check_args, parameters_schema, parse_arguments
 from .model import Completion, ModelError, Request
 from .render import RenderError
 from .router import DEFAULT_ROUTER_PROMPT, Decision, llm_decision, rule_decision
@@ -262,14 +262,12 @@ class NetworkRun:
 
     def _schema(self, name: str, tool: Tool | str) -> dict[str, Any]:
         if isinstance(tool, str):
-            from ..compile import parameters_schema
-
             if tool == "network":
                 net = self.p.networks[name]
                 target = net.network if isinstance(net.network, str) else net.network.name
                 description = net.description or f"Run the {target} network on an input and return its output."
                 default = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
-                return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(net.parameters, default)}}
+                return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(net.parameters) if net.parameters is not None else default}}
             spec = self.p.waits[name]
             description = spec.description or f"Ask a human and wait for the answer (event {spec.wait_for_event.event})."
             return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(spec.parameters)}}
@@ -338,7 +336,8 @@ class NetworkRun:
             outcome = ToolOutcome.failure(problem or "invalid arguments")
         else:
             schema = self._schema(name, tool)["function"]["parameters"]
-            bad = check_arguments(schema, args)
+            problems = check_args(args, schema)
+            bad = "; ".join(problems) if problems else None
             rejected = None if bad is not None else await self._approval(step_id, name, args)
             if bad is not None:
                 outcome = ToolOutcome.failure(bad)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import DictLoader, Template
+from jinja2 import DictLoader, Template, Undefined
 
 from ..check.templates import sandbox
 
@@ -42,7 +42,10 @@ class Renderer:
             expression = self._expressions.get(source)
             if expression is None:
                 expression = self._expressions[source] = self.env.compile_expression(source, undefined_to_none=False)
-            return expression(**variables)
+            value = expression(**variables)
+            if isinstance(value, Undefined):  # strict undefined only raises when used: use it here
+                str(value)
+            return value
         except Exception as exc:
             raise RenderError(f"expression {source[:60]!r}: {_reason(exc)}") from None
 

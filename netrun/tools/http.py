@@ -34,6 +34,7 @@ from jinja2 import Undefined
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from ..envrefs import REF, MissingEnvError
+from ..runtime.args import check_args, parameters_schema
 from ..runtime.render import RenderError, evaluate, render, render_value
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
@@ -48,105 +49,6 @@ RETRY_AFTER_MAX = 30.0
 
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _SINGLE_EXPR = re.compile(r"\{\{((?:(?!\{\{|\}\}).)*)\}\}", re.S)
-_TYPES: dict[str, Any] = {
-    "string": str,
-    "integer": int,
-    "number": (int, float),
-    "boolean": bool,
-    "array": list,
-    "object": dict,
-    "null": type(None),
-}
-
-
-def parameters_schema(spec_parameters: Any) -> dict[str, Any]:
-    """Tool parameters (a full ``type: object`` schema, the shorthand ``name -> schema``
-    mapping, or None) as the ``{"type": "object", "properties", "required"}`` providers want.
-
-    Accepts spec models or plain dicts, so every tool kind can share it. In the shorthand,
-    a parameter without a ``default`` is required.
-    """
-    if spec_parameters is None:
-        return {"type": "object", "properties": {}, "required": []}
-    if getattr(spec_parameters, "type", None) == "object" or (
-        isinstance(spec_parameters, Mapping) and spec_parameters.get("type") == "object"
-    ):
-        schema = _dump(spec_parameters)
-        schema.setdefault("properties", {})
-        schema.setdefault("required", [])
-        return schema
-    props = {name: _dump(s) for name, s in spec_parameters.items()}
-    required = [name for name, s in spec_parameters.items() if "default" not in _fields_set(s)]
-    return {"type": "object", "properties": props, "required": required}
-
-
-def _dump(schema: Any) -> dict[str, Any]:
-    if hasattr(schema, "model_dump"):
-        return schema.model_dump(mode="json", exclude_none=True)
-    return json.loads(json.dumps(schema))  # a deep copy of a plain mapping
-
-
-def _fields_set(schema: Any) -> set[str]:
-    return set(schema.model_fields_set) if hasattr(schema, "model_fields_set") else set(schema)
-
-
-def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> list[str]:
-    """What is wrong with ``value`` against ``schema`` (the subset in :mod:`netrun.spec.params`).
-
-    Messages name the place and the expected type, never the value (it may be long or odd).
-    """
-    types = schema.get("type")
-    if types is not None:
-        types = [types] if isinstance(types, str) else types
-        if not any(_is_type(value, t) for t in types):
-            return [f"{path}: expected {' or '.join(types)}"]
-    errors: list[str] = []
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: must be one of {json.dumps(schema['enum'])}")
-    if "const" in schema and value != schema["const"]:
-        errors.append(f"{path}: must be {json.dumps(schema['const'])}")
-    if "anyOf" in schema and all(check_args(value, s, path) for s in schema["anyOf"]):
-        errors.append(f"{path}: matches none of the allowed schemas")
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
-            errors.append(f"{path}: length must be within {schema.get('minLength', 0)}..{schema.get('maxLength', '')}")
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append(f"{path}: must match {schema['pattern']}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        for key, bad in (
-            ("minimum", value.__lt__),
-            ("maximum", value.__gt__),
-            ("exclusiveMinimum", value.__le__),
-            ("exclusiveMaximum", value.__ge__),
-        ):
-            if key in schema and bad(schema[key]):
-                errors.append(f"{path}: {key} is {schema[key]}")
-    if isinstance(value, list):
-        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
-            errors.append(f"{path}: number of items must be within {schema.get('minItems', 0)}..{schema.get('maxItems', '')}")
-        for i, item in enumerate(value):
-            errors += check_args(item, schema.get("items") or {}, f"{path}[{i}]")
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
-        errors += [f"{path}.{k}: required" for k in schema.get("required") or [] if k not in value]
-        for key, item in value.items():
-            if key in props:
-                errors += check_args(item, props[key], f"{path}.{key}")
-            elif schema.get("additionalProperties") is False:
-                errors.append(f"{path}.{key}: unexpected")
-            elif isinstance(schema.get("additionalProperties"), dict):
-                errors += check_args(item, schema["additionalProperties"], f"{path}.{key}")
-    return errors
-
-
-def _is_type(value: Any, name: str) -> bool:
-    if isinstance(value, bool) and name in ("integer", "number"):
-        return False
-    if name == "integer" and isinstance(value, float):
-        return value.is_integer()
-    return isinstance(value, _TYPES[name])
-
-
 def _map_strings(value: Any, fn: Callable[[str], Any]) -> Any:
     if isinstance(value, str):
         return fn(value)
@@ -165,7 +67,7 @@ class _Env:
         self.nonce = secrets.token_hex(16)
         self.values: dict[str, str] = {}  # placeholder -> value
         self.refs: dict[str, str] = {}  # placeholder -> reference text (for error messages)
-        self.secrets: set[str] = set()  # values from the environment (defaults are in the file: not secret)
+        self.secrets: set[str] = set()  # environment values, in every encoding (defaults are in the file: not secret)
 
     def protect(self, text: str) -> str:
         """Replace references by placeholders; ``$${`` (escaped) becomes a literal ``${``."""
@@ -179,7 +81,7 @@ class _Env:
             if value is None and default is None:
                 raise MissingEnvError(f"environment variable {name} is not set")
             if value:
-                self.secrets.add(value)
+                self.secrets |= _encodings(value)
             placeholder = f"NETRUNENV{self.nonce}N{len(self.values)}X"
             self.values[placeholder], self.refs[placeholder] = value if value is not None else default, m.group()
             out += [text[pos : m.start()].replace("$${", "${"), placeholder]
@@ -199,9 +101,8 @@ class _Env:
         for placeholder, ref in self.refs.items():
             text = text.replace(placeholder, ref)
         text = re.sub(rf"NETRUNENV{self.nonce[:4]}[0-9a-fNX]*", "${…}", text)  # cut short (template errors quote 60 chars)
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            for form in {secret, quote(secret), quote(secret, safe=""), quote_plus(secret)}:
-                text = text.replace(form, "***")
+        for form in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(form, "***")
         return text
 
     def redact_outcome(self, outcome: ToolOutcome) -> ToolOutcome:
@@ -212,6 +113,22 @@ class _Env:
 
         error = None if outcome.error is None else self.redact(outcome.error)
         return ToolOutcome(result=clean(outcome.result), error=error, state_patch=outcome.state_patch)
+
+
+def _encodings(secret: str) -> set[str]:
+    """A secret as it may be echoed: plain, URL-encoded, as httpx encodes it in a path or query,
+    and as a bytes repr (h11 quotes a bad header value that way).
+
+    A value with ``?`` or ``#`` inserted into a URL path changes the URL's structure; the
+    pieces it is split into cannot be recognised (don't put such values in paths)."""
+    forms = {secret, quote(secret), quote(secret, safe=""), quote_plus(secret), repr(secret.encode())[2:-1]}
+    for url in (f"http://h/{secret}", f"http://h/?{secret}"):
+        try:
+            parsed = httpx.URL(url)
+            forms |= {parsed.raw_path.decode("ascii")[1:], parsed.query.decode("ascii")}
+        except (httpx.InvalidURL, UnicodeError):
+            pass
+    return forms - {""}
 
 
 class _AttemptFailedError(Exception):
@@ -347,14 +264,16 @@ class HttpToolImpl:
 
 
 def _render_typed(source: str, variables: dict[str, Any]) -> Any:
+    """A lone ``{{ expr }}`` keeps its JSON type; anything else (or anything odd) renders as text,
+    so errors read the same as everywhere else."""
     match = _SINGLE_EXPR.fullmatch(source.strip())
     if match:
-        value = evaluate(match.group(1), variables)
-        if not isinstance(value, Undefined):  # undefined: render() raises the usual error below
-            try:
+        try:
+            value = evaluate(match.group(1), variables)
+            if not isinstance(value, Undefined):
                 return json.loads(json.dumps(value))
-            except (TypeError, ValueError):
-                pass
+        except (RenderError, TypeError, ValueError):  # `{{- x -}}`, a value JSON can't carry
+            pass
     return render(source, variables)
 
 
