@@ -142,7 +142,6 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
     A run that is killed resumes with --resume RUN_ID without repeating any completed
     model or tool call; a run waiting for an event resumes when `netrun send` delivers it.
     """
-    import asyncio
 
     from .console import Progress
     from .engines.runner import EngineError, LocalEngine
@@ -156,18 +155,33 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
     engine = LocalEngine(journal, dict(os.environ), progress)
     try:
         if resume_id is not None:
-            result = asyncio.run(engine.resume(resume_id))
+            result = _drive(engine.resume(resume_id))
         else:
             assert file is not None
             spec = _load_network(file)
             options = {k: str(v.resolve()) for k, v in (("replay", replay), ("record", record)) if v is not None}
             event = _json_option(event_json, "--event")
-            result = asyncio.run(engine.start(spec, file.resolve().parent, input=input_, state=_state_pairs(state), event=event, options=options))
+            result = _drive(engine.start(spec, file.resolve().parent, input=input_, state=_state_pairs(state), event=event, options=options))
     except EngineError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         journal.close()
     _finish(result, as_json)
+
+
+def _drive(operation: Any) -> Any:
+    """Run an engine operation in a fresh event loop, closing model clients before it ends."""
+    import asyncio
+
+    from .models.litellm_client import close_clients
+
+    async def main() -> Any:
+        try:
+            return await operation
+        finally:
+            await close_clients()
+
+    return asyncio.run(main())
 
 
 def _load_network(file: Path) -> Any:
@@ -195,7 +209,6 @@ def _load_network(file: Path) -> Any:
 @click.option("--db", type=click.Path(path_type=Path, dir_okay=False), help="The run journal.")
 def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path | None) -> None:
     """Send an event: it answers the waits that match it, and those runs resume."""
-    import asyncio
 
     from .console import Progress
     from .engines.runner import LocalEngine
@@ -206,7 +219,7 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
     journal = _journal(db)
     engine = LocalEngine(journal, dict(os.environ), None if as_json else Progress())
     try:
-        records = asyncio.run(engine.deliver(event, data, run_id))
+        records = _drive(engine.deliver(event, data, run_id))
     finally:
         journal.close()
     if as_json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,12 +21,33 @@ def _lib() -> Any:
     if _litellm is None:
         # Without this, importing litellm fetches a price list from the internet.
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        # litellm's own pydantic models warn on every streamed chunk; the warnings are about
+        # litellm, not about the user's network, and would drown the run's output.
+        warnings.filterwarnings("ignore", message=".*ChatCompletionReasoningItem.*", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litellm(\.|$)")
+        try:
+            from pydantic.warnings import PydanticDeprecatedSince211
+
+            warnings.filterwarnings("ignore", category=PydanticDeprecatedSince211)
+        except ImportError:  # pragma: no cover - older pydantic
+            pass
         import litellm
 
         litellm.suppress_debug_info = True
         litellm.telemetry = False
         _litellm = litellm
     return _litellm
+
+
+async def close_clients() -> None:
+    """Close the HTTP clients litellm caches per event loop (call before the loop ends)."""
+    if _litellm is None:
+        return
+    try:
+        await _litellm.close_litellm_async_clients()
+        _litellm.in_memory_llm_clients_cache.flush_cache()
+    except Exception:  # pragma: no cover - best effort at shutdown
+        pass
 
 
 class LitellmClient:
@@ -48,7 +70,8 @@ class LitellmClient:
 
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         lib = _lib()
-        kwargs: dict[str, Any] = {"model": self.spec.id, "messages": request.messages, **self.spec.params}
+        # One retry policy: the step's. The SDK's own retries would repeat calls unseen.
+        kwargs: dict[str, Any] = {"model": self.spec.id, "messages": request.messages, "max_retries": 0, **self.spec.params}
         if request.tools:
             kwargs["tools"] = request.tools
             if request.tool_choice is not None:
@@ -109,6 +132,6 @@ class LitellmClient:
         if name == "AuthenticationError" or ("api_key" in text.lower() and "must be set" in text.lower()):
             provider = self.spec.id.split("/", 1)[0]
             return ModelError(f"model {self.spec.id}: missing or invalid API key for {provider} (set model.api_key, or the provider's environment variable such as {provider.upper()}_API_KEY)", retriable=False)
-        if name == "APIConnectionError" or "Connection" in name:
+        if name == "APIConnectionError" or "Connection" in name or "connection error" in text.lower():
             return ModelError(f"model {self.spec.id}: cannot reach the model ({text})", retriable=True)
         return ModelError(f"model {self.spec.id}: {name}: {text}", retriable=name not in permanent)
