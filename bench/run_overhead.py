@@ -1,0 +1,191 @@
+"""Benchmark of netrun's orchestration overhead against a plain litellm loop (the floor).
+
+What is measured, and why
+-------------------------
+netrun adds routing, template rendering, argument checks and a durable journal (a SQLite
+commit per step) around each inference and tool call. The question is what that costs
+next to the work itself: the same model calls made by a plain script.
+
+1. Sequential: a network of N iterations (N = 10, 50, 200); each iteration is one
+   inference (the model asks for one tool call) and that tool call, against the fake
+   OpenAI-compatible server with no delay. Printed: netrun's time per iteration, the
+   floor script's (litellm.acompletion + the tool in a loop), and their ratio.
+   Target: at most 1.5x the floor.
+2. Concurrent: 200 runs of a 5-iteration network at once in one process, with a 100 ms
+   model delay. Printed: netrun's wall time, the floor's wall time for 200 concurrent
+   plain loops, the ideal (5 x 100 ms), and netrun's peak memory per run.
+   Targets: wall time at most 1.5x the floor's; at most 2 MB peak memory per run.
+   litellm costs about 4 ms of CPU per call, so 1,000 calls cost the floor itself seconds
+   of CPU above the ideal; the figures say by how much.
+
+Every measurement runs in a fresh subprocess (a clean heap for the memory figure), and the
+fake server in another process (so that it does not compete for the GIL).
+
+    .venv/bin/python bench/run_overhead.py            # about 1-2 minutes
+    .venv/bin/python bench/run_overhead.py --sizes 10,50 --concurrent 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SERVER = """
+import sys, time
+from tests.fakes.llm_server import FakeLLM, Reply, ToolCall
+server = FakeLLM(fallback=lambda req: Reply(text="step", tool_calls=[ToolCall("step", {"note": "x"})]), delay=float(sys.argv[1]))
+server.start()
+print(server.base_url, flush=True)
+sys.stdin.read()  # until the parent closes the pipe
+server.stop()
+"""
+
+
+def network(base: str, iterations: int) -> dict[str, Any]:
+    return {
+        "name": "overhead",
+        "model": {"id": "openai/fake", "api_base": base, "api_key": "sk-bench"},
+        "max_iter": iterations + 1,
+        "state": {"count": {"type": "integer", "default": 0}},
+        "agents": {"worker": {"description": "works", "system": "Step {{ state.count }} of {{ input }}.", "tools": ["step"]}},
+        "router": {"rules": [{"if": f"state.count >= {iterations}", "stop": True}, {"if": "true", "agent": "worker"}]},
+        "tools": {"step": {"parameters": {"note": {"type": "string"}}, "state": {"count": "{{ state.count + 1 }}"}}},
+    }
+
+
+TOOL = {"type": "function", "function": {"name": "step", "description": "Take a step.",
+                                         "parameters": {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]}}}
+
+
+async def floor_loop(lib: Any, base: str, iterations: int) -> None:
+    """The same calls without netrun: inference, parse the tool call, apply it, repeat."""
+    state = {"count": 0}
+    history: list[dict[str, Any]] = []
+    while state["count"] < iterations:
+        messages = [{"role": "system", "content": f"Step {state['count']} of {iterations}."}, {"role": "user", "content": str(iterations)}, *history]
+        response = await lib.acompletion(model="openai/fake", api_base=base, api_key="sk-bench", messages=messages, tools=[TOOL], max_retries=0)
+        message = response.choices[0].message
+        for call in message.tool_calls or []:
+            json.loads(call.function.arguments)
+            state["count"] += 1
+            history.append({"role": "assistant", "content": f"called step -> {state['count']}"})
+
+
+async def netrun_runs(base: str, iterations: int, runs: int, db: Path) -> None:
+    from netrun.engines.local import Journal
+    from netrun.engines.runner import LocalEngine
+    from netrun.spec import NetworkSpec
+
+    spec = NetworkSpec.model_validate(network(base, iterations))
+    engine = LocalEngine(Journal(db), {})
+    records = await asyncio.gather(*(engine.start(spec, ROOT, input=str(iterations)) for _ in range(runs)))
+    bad = [r for r in records if r.status != "completed" or r.result["state"]["count"] != iterations]
+    if bad:
+        raise SystemExit(f"{len(bad)} runs did not complete: {bad[0].status} {bad[0].error}")
+
+
+def child(mode: str, base: str, iterations: int, runs: int) -> None:
+    """One measurement, in this fresh process: prints JSON {seconds, maxrss_kb_delta}."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    from netrun.models.litellm_client import _lib, close_clients
+
+    _lib()  # the same warning filters and settings in both modes
+
+    async def warm() -> None:  # first calls pay litellm's lazy imports: not what is measured
+        await floor_loop(litellm, base, 1)
+
+    async def main() -> float:
+        await warm()
+        with tempfile.TemporaryDirectory() as tmp:
+            baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            start = time.perf_counter()
+            if mode == "netrun":
+                await netrun_runs(base, iterations, runs, Path(tmp) / "runs.db")
+            else:
+                await asyncio.gather(*(floor_loop(litellm, base, iterations) for _ in range(runs)))
+            seconds = time.perf_counter() - start
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline
+        await close_clients()
+        await litellm.close_litellm_async_clients()
+        print(json.dumps({"seconds": seconds, "maxrss_kb_delta": peak, "baseline_kb": baseline}))
+        return seconds
+
+    asyncio.run(main())
+
+
+def measure(mode: str, base: str, iterations: int, runs: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", mode, base, str(iterations), str(runs)],
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"{mode} measurement failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+class Server:
+    def __init__(self, delay: float) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(delay)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        self.base = self.proc.stdout.readline().strip()
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="10,50,200", help="iterations per sequential run (default 10,50,200)")
+    parser.add_argument("--concurrent", type=int, default=200, help="concurrent runs (default 200)")
+    parser.add_argument("--repeat", type=int, default=3, help="sequential measurements per size, best kept (default 3)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, base, iterations, runs = args.child
+        child(mode, base, int(iterations), int(runs))
+        return
+
+    print(f"netrun orchestration overhead  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)\n")
+    server = Server(delay=0.0)
+    try:
+        print("Sequential: one inference + one tool call per iteration, no model delay (best of %d)" % args.repeat)
+        print(f"  {'N':>5} | {'netrun/iter':>12} | {'floor/iter':>11} | {'ratio':>6}")
+        print("  " + "-" * 44)
+        for n in (int(x) for x in args.sizes.split(",")):
+            ours = min(measure("netrun", server.base, n, 1)["seconds"] for _ in range(args.repeat)) / n
+            floor = min(measure("floor", server.base, n, 1)["seconds"] for _ in range(args.repeat)) / n
+            print(f"  {n:>5} | {ours * 1000:>9.2f} ms | {floor * 1000:>8.2f} ms | {ours / floor:>5.2f}x")
+    finally:
+        server.close()
+
+    runs, iterations, delay = args.concurrent, 5, 0.1
+    server = Server(delay=delay)
+    try:
+        ours = measure("netrun", server.base, iterations, runs)
+        floor = measure("floor", server.base, iterations, runs)
+    finally:
+        server.close()
+    ideal = iterations * delay
+    print(f"\nConcurrent: {runs} runs x {iterations} iterations in one process, {delay * 1000:.0f} ms model delay")
+    print(f"  ideal (5 x 100 ms)          {ideal:6.2f} s")
+    print(f"  floor (plain litellm loops) {floor['seconds']:6.2f} s   ({floor['seconds'] / ideal:.1f}x the ideal)")
+    print(f"  netrun                      {ours['seconds']:6.2f} s   ({ours['seconds'] / floor['seconds']:.2f}x the floor)")
+    print(f"  netrun peak memory per run  {ours['maxrss_kb_delta'] / runs / 1024:6.2f} MB   (floor: {floor['maxrss_kb_delta'] / runs / 1024:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
