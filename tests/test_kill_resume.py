@@ -100,3 +100,69 @@ def test_kill_9_then_resume_repeats_no_completed_inference(tmp_path: Path, kill_
     assert len(requests) == len(SCRIPT) + 1
     assert signatures[kill_at] == signatures[kill_at - 1]  # only the call in flight is made again
     assert len(set(signatures)) == len(SCRIPT)
+
+
+TOOL_NETWORK = """\
+name: orders
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 4
+state: {{done: {{type: boolean, default: false}}}}
+agents:
+  clerk: {{description: looks up, system: "Help with {{{{ input }}}}", tools: [lookup, finish]}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: clerk}}]
+tools:
+  lookup:
+    parameters: {{id: {{type: string}}}}
+    http: {{url: "{api}/orders/{{{{ args.id }}}}", timeout: 30s, retries: 0}}
+  finish: {{state: {{done: true}}}}
+"""
+
+
+@pytest.mark.parametrize("kill_during", ["tool", "after_tool"])
+def test_kill_9_around_a_tool_call(tmp_path: Path, kill_during: str) -> None:
+    """Killed during an HTTP tool call, the resumed run calls it again with the same
+    Idempotency-Key (the far side can de-duplicate); killed after it completed, never again."""
+    from .fakes.http_server import FakeHttpServer
+    from .fakes.http_server import Reply as HttpReply
+
+    hang = 2.0
+    script = [
+        Reply(text="looking", tool_calls=[ToolCall("lookup", {"id": "A1"})]),
+        Reply(text="found it", tool_calls=[ToolCall("finish", {})], delay=hang if kill_during == "after_tool" else None),
+    ]
+    db = tmp_path / "runs.db"
+    with FakeLLM(script) as llm, FakeHttpServer() as api:
+        api.script("/orders/A1", HttpReply(200, {"id": "A1", "total": 12}, delay=hang if kill_during == "tool" else 0))
+        (tmp_path / "orders.yaml").write_text(TOOL_NETWORK.format(base=llm.base_url, api=api.url))
+        proc = _netrun(["run", "orders.yaml", "-i", "order A1"], db, tmp_path)
+        deadline = time.monotonic() + 60
+        reached = (lambda: len(api.hits) >= 1) if kill_during == "tool" else (lambda: llm.count >= 2)
+        while not reached():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        proc.communicate()
+
+        (run_id,) = Journal(db).runs("running")
+        llm.set_script(script[llm.count - 1:] if kill_during == "after_tool" else script[1:])
+        api.script("/orders/A1", HttpReply(200, {"id": "A1", "total": 12}))
+        resumed = _netrun(["run", "--resume", run_id], db, tmp_path)
+        out, err = resumed.communicate(timeout=120)
+        assert resumed.returncode == 0, err
+        result = json.loads(out)
+        hits = api.hits_for("/orders/A1")
+        signatures = [_signature(r) for r in llm.requests]
+        time.sleep(max(0.0, hang + 0.5 - (time.monotonic() - killed_at)))
+
+    assert result["status"] == "completed"
+    assert result["result"]["results"][0]["tool_calls"][0]["result"] == {"status": 200, "body": {"id": "A1", "total": 12}}
+    if kill_during == "tool":
+        assert len(hits) == 2  # in flight when killed, so made again...
+        assert hits[0].headers["idempotency-key"] == hits[1].headers["idempotency-key"]  # ...under the same key
+        assert len(signatures) == len(set(signatures)) == 2  # no inference repeated
+    else:
+        assert len(hits) == 1  # completed before the kill: never repeated
+        assert len(signatures) == 3 and len(set(signatures)) == 2  # only the in-flight inference again
