@@ -44,3 +44,26 @@ def test_support_waits_for_a_developer_and_resumes(netrun_cli, tmp_path) -> None
     assert resumed["status"] == "completed"
     assert resumed["result"]["route"] == ["triage", "technical", "technical"]
     assert resumed["result"]["state"] == {"category": "technical", "answer": "Known bug in 2.3; update to 2.3.1 and the export works again."}
+
+
+def test_orders_calls_http_and_waits_for_approval(netrun_cli, tmp_path, monkeypatch) -> None:
+    from .fakes.http_server import FakeHttpServer, Reply
+
+    with FakeHttpServer() as api:
+        api.script("/v1/orders/A1", Reply(200, {"id": "A1", "total": 42, "status": "delivered"}))
+        api.script("/v1/orders/A1/refund", Reply(200, {"refunded": 42}))
+        monkeypatch.setenv("ORDERS_API", api.url)
+        monkeypatch.setenv("ORDERS_TOKEN", "tok-secret-77")
+        out = run_json(netrun_cli, tmp_path, "run", str(NETWORKS / "orders.yaml"), "-i", "Refund order A1, it arrived broken",
+                       "--replay", str(NETWORKS / "orders.replies.yaml"))
+        assert out["status"] == "waiting"
+        assert [h.path for h in api.hits] == ["/v1/orders/A1"]  # the refund waits for a human
+        (done,) = run_json(netrun_cli, tmp_path, "send", "netrun/approval", "--run", out["run_id"], "--data", '{"approved": true}')
+        hits = api.hits
+    assert done["status"] == "completed"
+    assert [h.path for h in hits] == ["/v1/orders/A1", "/v1/orders/A1/refund"]
+    assert hits[1].json() == {"reason": "arrived broken"}
+    assert hits[1].headers["authorization"] == "Bearer tok-secret-77"
+    refund = done["result"]["results"][1]["tool_calls"][0]
+    assert refund["result"] == {"status": 200, "body": {"refunded": 42}}
+    assert "tok-secret-77" not in json.dumps(done)
