@@ -162,7 +162,7 @@ def main() -> None:
     print(f"netrun orchestration overhead  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)\n")
     server = Server(delay=0.0)
     try:
-        print("Sequential: one inference + one tool call per iteration, no model delay (best of %d)" % args.repeat)
+        print(f"Sequential: one inference + one tool call per iteration, no model delay (best of {args.repeat})")
         print(f"  {'N':>5} | {'netrun/iter':>12} | {'floor/iter':>11} | {'ratio':>6}")
         print("  " + "-" * 44)
         for n in (int(x) for x in args.sizes.split(",")):

@@ -67,3 +67,19 @@ def test_orders_calls_http_and_waits_for_approval(netrun_cli, tmp_path, monkeypa
     refund = done["result"]["results"][1]["tool_calls"][0]
     assert refund["result"] == {"status": 200, "body": {"refunded": 42}}
     assert "tok-secret-77" not in json.dumps(done)
+
+
+def test_timekeeper_calls_a_real_mcp_server(netrun_cli, tmp_path, monkeypatch) -> None:
+    import os
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    out = run_json(netrun_cli, tmp_path, "run", str(NETWORKS / "timekeeper.yaml"), "-i", "What time is it in Tokyo?",
+                   "--replay", str(NETWORKS / "timekeeper.replies.yaml"))
+    assert out["status"] == "completed", out
+    call = out["result"]["results"][0]["tool_calls"][0]
+    assert call["name"] == "time__get_current_time"
+    assert call["error"] is None
+    assert call["result"]["timezone"] == "Asia/Tokyo"  # the server's structured answer
+    assert call["result"]["datetime"].endswith("+09:00")

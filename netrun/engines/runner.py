@@ -13,7 +13,7 @@ from ..models.scripted import RecordingClient, ScriptedClient, load_replies
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
 from ..runtime.steps import RunSuspended
-from ..runtime.tooling import Tool, ToolOutcome
+from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
 from .local import Journal, LocalSteps, RunRecord, new_run_id, wait_matches
@@ -131,10 +131,10 @@ class LocalEngine:
             return self._fail(record, str(exc))
         steps = LocalSteps(self.journal, record.id, retries=self.step_retries, backoff=self.backoff)
         try:
-            async with _mcp_tools(program, self.environ) as extra:
+            async with _mcp_servers(program, self.environ) as mcp:
                 run = NetworkRun(
                     program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
-                    emit=emit, extra_tools=extra, invoke=lambda name, text, child: self._invoke(record, name, text, child),
+                    emit=emit, mcp=mcp, invoke=lambda name, text, child: self._invoke(record, name, text, child),
                 )
                 result = await run.run()
         except RunSuspended as suspended:
@@ -193,17 +193,16 @@ def find_network(folder: Path, name: str) -> NetworkSpec | None:
 
 
 @contextlib.asynccontextmanager
-async def _mcp_tools(program: Program, environ: Mapping[str, str]) -> AsyncIterator[dict[str, Tool]]:
-    """The MCP tools the agents use, connected for the length of one run."""
-    used = {server for agent in program.agents.values() for server, _ in agent.mcp_refs}
-    if not used:
-        yield {}
+async def _mcp_servers(program: Program, environ: Mapping[str, str]) -> AsyncIterator[Any]:
+    """The run's MCP servers; each connects the first time one of its tools is needed (a
+    replayed turn connects to nothing), and all close when the run stops."""
+    if not any(agent.mcp_refs for agent in program.agents.values()):
+        yield None
         return
-    from ..tools.mcp import open_mcp_tools
+    from ..tools.mcp import McpServers
 
-    servers = {name: spec for name, spec in program.spec.mcp_servers.items() if name in used}
-    async with open_mcp_tools(servers, environ, program.base_dir) as tools:
-        yield tools
+    async with McpServers(program.spec.mcp_servers, environ=environ, base_dir=program.base_dir) as servers:
+        yield servers
 
 
 __all__ = ["EngineError", "LocalEngine", "RunError"]

@@ -99,7 +99,7 @@ class NetworkRun:
         event: Mapping[str, Any] | None = None,
         environ: Mapping[str, str],
         emit: Emit | None = None,
-        extra_tools: Mapping[str, Tool] | None = None,
+        mcp: Any = None,
         invoke: Invoke | None = None,
     ) -> None:
         self.p = program
@@ -111,8 +111,8 @@ class NetworkRun:
         self._emit = emit
         self.invoke = invoke
         """Runs another network as a child run (the engine provides it)."""
-        self.extra_tools = dict(extra_tools or {})
-        """Tools found at run time (MCP), by the name the model sees."""
+        self.mcp = mcp
+        """The run's MCP servers (:class:`netrun.tools.mcp.McpServers`), or None."""
         self.usage = Usage()
         self.agent_usage: dict[str, Usage] = {}
         self.results: list[AgentResult] = []
@@ -243,8 +243,9 @@ class NetworkRun:
         return Completion.from_json(data)
 
     # -- one agent turn ----------------------------------------------------------------
-    def _offered(self, name: str) -> dict[str, Tool | str]:
-        """The tools an agent offers, by the function name the model sees ('wait' for waits)."""
+    async def _offered(self, name: str, with_mcp: bool = True) -> dict[str, Tool | str]:
+        """The tools an agent offers, by the function name the model sees ('wait' for waits,
+        'network' for networks). MCP tools only ``with_mcp``: listing them connects servers."""
         agent = self.p.agents[name]
         offered: dict[str, Tool | str] = {}
         for tool in agent.tools:
@@ -254,10 +255,9 @@ class NetworkRun:
                 offered[tool] = "wait"
             elif tool in self.p.networks:
                 offered[tool] = "network"
-        for server, tool in agent.mcp_refs:
-            for t in self.extra_tools.values():
-                if getattr(t, "server", None) == server and (tool == "*" or getattr(t, "tool", None) == tool):
-                    offered[t.name] = t
+        if with_mcp and agent.mcp_refs and self.mcp is not None:
+            for t in await self.mcp.resolve(f"{server}.{tool}" for server, tool in agent.mcp_refs):
+                offered.setdefault(t.name, t)
         return offered
 
     def _schema(self, name: str, tool: Tool | str) -> dict[str, Any]:
@@ -293,7 +293,7 @@ class NetworkRun:
             system = self.p.renderer.render(agent.spec.system, self.variables() | {"agent": {"name": name, "description": agent.spec.description}})
         except RenderError as exc:
             raise RunError(f"agent {name}: system prompt: {exc}") from None
-        offered = self._offered(name)
+        offered = await self._offered(name, with_mcp=not replayed)
         tools = [self._schema(k, v) for k, v in offered.items()]
         choice = agent.spec.tool_choice
         tool_choice: Any = None
@@ -306,6 +306,10 @@ class NetworkRun:
         completion = await self._infer(f"{prefix}.infer", agent.model, Request(name, turn, self._messages(system), tools, tool_choice if tools else None))
         self.usage.add(completion)
         self.agent_usage.setdefault(name, Usage()).add(completion)
+        if replayed and agent.mcp_refs and any(
+            not self.steps.replaying(f"{prefix}.tool.{i}.{c.name}") for i, c in enumerate(completion.tool_calls)
+        ):
+            offered = await self._offered(name)  # a tool call to run again may need an MCP server
         result = AgentResult(name, completion.text)
         limit = agent.spec.limits.tool_calls if agent.spec.limits and agent.spec.limits.tool_calls else None
         calls = completion.tool_calls

@@ -51,6 +51,7 @@ from typing import IO, Any
 import anyio
 import httpx2
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -62,14 +63,14 @@ from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
 from ..spec.mcp import McpServerSpec, StdioServer, WsServer
 
-__all__ = ["McpConnection", "McpServers", "McpTool", "format_result", "function_name"]
+__all__ = ["McpConnection", "McpServers", "McpTool", "format_result", "function_name", "open_mcp_tools"]
 
 log = logging.getLogger(__name__)
 
 _CLIENT_INFO = types.Implementation(name="netrun", version=__version__)
 
-_Opener = Callable[[IO[str] | None], AbstractAsyncContextManager[Any]]
-"""Opens a transport: ``(stderr file for stdio servers) -> (read_stream, write_stream)``."""
+_Opener = Callable[["_Attempt"], AbstractAsyncContextManager[Any]]
+"""Opens a transport for an attempt, yielding ``(read_stream, write_stream)``."""
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -166,6 +167,11 @@ class McpTool:
     unavailable: str | None = None
     """Why this tool cannot run (server down, tool not offered); calls return it as an error."""
 
+    @property
+    def tool(self) -> str:
+        """The tool's name on the server (as in an agent's ``server.tool`` reference)."""
+        return self.remote_name
+
     async def call(self, args: dict[str, Any], ctx: ToolContext | None = None) -> ToolOutcome:
         """Call the tool on its server; failures come back as error outcomes, never raised."""
         if self.unavailable is not None:
@@ -177,8 +183,13 @@ class McpTool:
 # One server
 
 
-class _ConnectionLostError(Exception):
-    """The transport under a session failed (as opposed to the tool or the server failing)."""
+class _SuspectError(Exception):
+    """A call failed in a way that may mean the session is gone (not a tool error, not a
+    timeout); a ping decides. ``message`` is what the model reads if the session is fine."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(eq=False)
@@ -194,7 +205,11 @@ class _Attempt:
     session: ClientSession | None = None
     tools: list[types.Tool] = field(default_factory=list)
     error: BaseException | None = None
+    errlog: IO[bytes] | None = None
+    """Where a stdio server's stderr goes; its tail is quoted (redacted) when the server fails."""
     stderr_tail: str = ""
+    http_errors: list[str] = field(default_factory=list)
+    """HTTP error statuses seen (streamable HTTP), which the SDK reduces to "an error response"."""
 
 
 class McpConnection:
@@ -298,40 +313,44 @@ class McpConnection:
     async def call(self, remote_name: str, args: Any) -> ToolOutcome:
         """Call ``remote_name`` with ``args`` within the server's ``timeout``; never raises.
 
-        A lost connection is probed with a ping; if it is dead and this run has not used its
-        one reconnect, the server is reconnected (a stdio server restarted) and the call
-        retried once.
+        A protocol or transport failure is followed by a ping: if the session no longer
+        answers (a stdio server that exited, an HTTP server that forgot our session) and this
+        run has not used its one reconnect, the server is reconnected (a stdio server
+        restarted) and the call retried once.
         """
         if not isinstance(args, dict):
             return ToolOutcome.failure(f"the arguments of '{remote_name}' must be a JSON object, got {type(args).__name__}")
-        for attempt in range(2):
-            session, generation = await self._session()
-            if session is None:
+        for retry in range(2):
+            live, generation = await self._session()
+            if live is None or live.session is None:
                 return ToolOutcome.failure(self.error or f"{self.label} is unavailable")
             try:
-                return await self._call_once(session, remote_name, args)
-            except _ConnectionLostError as lost:
-                cause = self._redact(_describe(lost.__cause__ or lost))
-                if await self._alive(session):
-                    return ToolOutcome.failure(f"tool '{remote_name}' of {self.label} failed: {cause}")
-                recovered = await self._recover(generation, cause)
-                if not recovered or attempt == 1:
-                    return ToolOutcome.failure(self.error or f"tool '{remote_name}' of {self.label} failed: {cause}")
-                log.warning("%s: connection lost (%s); reconnected, retrying '%s'", self.label, cause, remote_name)
+                return await self._call_once(live, remote_name, args)
+            except _SuspectError as suspect:
+                failed = ToolOutcome.failure(f"tool '{remote_name}' of {self.label} failed: {suspect.message}")
+                if await self._alive(live.session):
+                    return failed  # the session is fine: the server refused this call
+                recovered = await self._recover(generation, suspect.message)
+                if not recovered or retry == 1:
+                    return ToolOutcome.failure(self.error) if self.error else failed
+                log.warning("%s: connection lost (%s); reconnected, retrying '%s'", self.label, suspect.message, remote_name)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _call_once(self, session: ClientSession, remote_name: str, args: dict[str, Any]) -> ToolOutcome:
+    async def _call_once(self, live: _Attempt, remote_name: str, args: dict[str, Any]) -> ToolOutcome:
+        assert live.session is not None
+        seen = len(live.http_errors)
         try:
             with anyio.move_on_after(self.timeout) as scope:
-                result = await session.call_tool(remote_name, args)
+                result = await live.session.call_tool(remote_name, args)
         except MCPError as exc:
-            if exc.code == types.CONNECTION_CLOSED:
-                raise _ConnectionLostError() from exc
             if exc.code == types.REQUEST_TIMEOUT:
                 return self._timed_out(remote_name)
-            return ToolOutcome.failure(f"tool '{remote_name}' of {self.label} failed: {self._redact(exc.message)}")
+            # Tool errors arrive as is_error results; an MCPError is the protocol or the
+            # transport failing (CONNECTION_CLOSED, an HTTP status, a session the server forgot).
+            status = f" ({live.http_errors[-1]})" if len(live.http_errors) > seen else ""
+            raise _SuspectError(self._redact(exc.message) + status) from exc
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError, httpx2.TransportError) as exc:
-            raise _ConnectionLostError() from exc
+            raise _SuspectError(self._redact(_describe(exc))) from exc
         except Exception as exc:  # a result the SDK rejects (output schema), input_required, ...
             return ToolOutcome.failure(f"tool '{remote_name}' of {self.label} failed: {self._redact(_describe(exc))}")
         if scope.cancelled_caught:
@@ -353,19 +372,18 @@ class McpConnection:
 
     # -- connecting ------------------------------------------------------------------------
 
-    async def _session(self) -> tuple[ClientSession | None, int]:
+    async def _session(self) -> tuple[_Attempt | None, int]:
         """The live session (connecting on first use) and its generation, or ``None`` if down."""
         if self._live is None and self.error is None:
             async with self._lock:
                 if self._live is None and self.error is None:
                     await self._connect()
-        live = self._live
-        return (live.session if live is not None else None), self._generation
+        return self._live, self._generation
 
     async def _recover(self, generation: int, cause: str) -> bool:
         """Replace the dead session of ``generation`` if the run's one reconnect is left."""
         async with self._lock:
-            if generation != self._generation:  # another call already dealt with it
+            if generation != self._generation or self.error is not None:  # dealt with already, or closed
                 return self._live is not None
             dead, self._live = self._live, None
             stderr = await self._end(dead)
@@ -402,15 +420,18 @@ class McpConnection:
             return
         attempt = _Attempt()
         self._owner._task_group().start_soon(self._run, attempt, opener, name=f"mcp:{self.name}")
-        with anyio.move_on_after(self.connect_timeout) as waited:
-            await attempt.ready.wait()
-        if waited.cancelled_caught or attempt.session is None:
-            attempt.scope.cancel()
+        try:
+            with anyio.move_on_after(self.connect_timeout) as waited:
+                await attempt.ready.wait()
+        finally:
+            if attempt.session is None:  # timed out, failed, or this caller was cancelled
+                attempt.scope.cancel()
+        if attempt.session is None:
             await attempt.done.wait()
             if waited.cancelled_caught:
                 why = f"no answer within {self.spec.connect_timeout} (connect_timeout) while connecting and listing tools"
             else:
-                why = self._redact(_describe(attempt.error)) if attempt.error else "the connection closed while connecting"
+                why = self._connect_failure(attempt)
             self.error = f"{self.label} is unavailable: {why}{self._stderr_note(attempt)}"
             log.warning("%s", self.error)
             return
@@ -420,13 +441,25 @@ class McpConnection:
         if self._listing is None:  # the first listing stays: the model already saw those tools
             self._listing = attempt.tools
 
+    def _connect_failure(self, attempt: _Attempt) -> str:
+        exc = attempt.error
+        if exc is None or all(isinstance(e, MCPError) and e.code == types.CONNECTION_CLOSED for e in _leaves(exc)):
+            why = (
+                "the process exited or closed its output before answering"
+                if isinstance(self.spec, StdioServer)
+                else "the server closed the connection while connecting"
+            )
+        else:
+            why = self._redact(_describe(exc))
+        return f"{why} ({attempt.http_errors[-1]})" if attempt.http_errors else why
+
     async def _run(self, attempt: _Attempt, opener: _Opener) -> None:
         """The task that owns one session: enters the transport, waits, exits it (same task)."""
-        # A stdio server's stderr goes to a file, quoted (redacted) when the server fails.
-        errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") if isinstance(self.spec, StdioServer) else None  # noqa: SIM115 - closed below, once its tail is read
+        if isinstance(self.spec, StdioServer):
+            attempt.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, once its tail is read
         try:
             with attempt.scope:
-                async with opener(errlog) as (read, write), ClientSession(read, write, client_info=_CLIENT_INFO) as session:
+                async with opener(attempt) as (read, write), ClientSession(read, write, client_info=_CLIENT_INFO) as session:
                     await session.initialize()
                     attempt.tools = await _list_tools(session)
                     attempt.session = session
@@ -435,9 +468,9 @@ class McpConnection:
         except Exception as exc:
             attempt.error = exc
         finally:
-            if errlog is not None:
-                attempt.stderr_tail = _tail(errlog)
-                errlog.close()
+            if attempt.errlog is not None:
+                attempt.stderr_tail = _tail(attempt.errlog)
+                attempt.errlog.close()
             attempt.ready.set()
             attempt.done.set()
 
@@ -464,13 +497,13 @@ class McpConnection:
                 # so `node ./server.js` works wherever netrun was started.
                 cwd=str(self._owner.base_dir / cwd),
             )
-            return lambda errlog: stdio_client(params, errlog=errlog)  # type: ignore[arg-type]
+            return lambda attempt: stdio_client(params, errlog=attempt.errlog)  # type: ignore[arg-type]
         url = self._resolve(spec.url)
         headers = {k: self._resolve(v) for k, v in spec.headers.items()}
         if spec.transport == "sse":
             return lambda _: sse_client(url, headers=headers, timeout=self.connect_timeout, sse_read_timeout=SSE_READ_TIMEOUT)
         if spec.transport == "streamable-http":
-            return lambda _: _streamable_http(url, headers, self.connect_timeout)
+            return lambda attempt: _streamable_http(url, headers, self.connect_timeout, attempt.http_errors)
         assert isinstance(spec, WsServer)
         return lambda _: _websocket(url, headers, self.connect_timeout)
 
@@ -488,38 +521,49 @@ async def _list_tools(session: ClientSession) -> list[types.Tool]:
             return tools
 
 
-def _tail(errlog: IO[str]) -> str:
+def _tail(errlog: IO[bytes]) -> str:
     try:
-        errlog.flush()
-        size = errlog.seek(0, 2)
-        errlog.seek(max(0, size - _STDERR_TAIL * 4))
-        return errlog.read()[-_STDERR_TAIL:]
+        errlog.seek(max(0, errlog.seek(0, 2) - _STDERR_TAIL * 4))
+        return errlog.read().decode("utf-8", errors="replace")[-_STDERR_TAIL:]
     except (OSError, ValueError):
         return ""
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or ``[exc]``."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def _describe(exc: BaseException) -> str:
     """A one-line account of an exception: the leaves of a group, type and message."""
     if isinstance(exc, BaseExceptionGroup):
-        seen: list[str] = []
-        for leaf in exc.exceptions:
-            text = _describe(leaf)
-            if text not in seen:
-                seen.append(text)
-        return "; ".join(seen)
+        return "; ".join(dict.fromkeys(_describe(leaf) for leaf in _leaves(exc)))
     if isinstance(exc, MCPError):
         return exc.message
-    message = str(exc).strip()
+    message = str(exc).strip().partition("\n")[0]  # httpx adds a line with a documentation link
     kind = type(exc).__name__
     return f"{kind}: {message}" if message else kind
 
 
 @asynccontextmanager
-async def _streamable_http(url: str, headers: dict[str, str], connect_timeout: float) -> AsyncIterator[Any]:
-    """``streamable_http_client`` with our headers; we own the HTTP client, so we close it."""
+async def _streamable_http(
+    url: str, headers: dict[str, str], connect_timeout: float, http_errors: list[str]
+) -> AsyncIterator[Any]:
+    """``streamable_http_client`` with our headers; we own the HTTP client, so we close it.
+
+    HTTP error statuses are noted in ``http_errors``: the SDK turns a 401 into "Server returned
+    an error response", and the status is what a user needs to fix a token.
+    """
+
+    async def note(response: httpx2.Response) -> None:
+        if response.status_code >= 400 and response.request.method != "DELETE":
+            http_errors.append(f"HTTP {response.status_code} {response.reason_phrase}".strip())
+
     timeout = httpx2.Timeout(connect_timeout, read=SSE_READ_TIMEOUT)
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=timeout) as client,
+        httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks={"response": [note]}) as client,
         streamable_http_client(url, http_client=client) as (read, write),
     ):
         yield read, write
@@ -535,10 +579,9 @@ async def _websocket(url: str, headers: dict[str, str], connect_timeout: float) 
     """
     import aiohttp  # only runs that use a websocket server pay for the import
 
-    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
-
-    async def receive(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def receive(
+        ws: aiohttp.ClientWebSocketResponse, read_writer: MemoryObjectSendStream[SessionMessage | Exception]
+    ) -> None:
         # Ending (socket closed, or the session gone) closes the read stream: the session
         # then sees the connection end, and pending requests fail with CONNECTION_CLOSED.
         async with read_writer:
@@ -556,7 +599,11 @@ async def _websocket(url: str, headers: dict[str, str], connect_timeout: float) 
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     return
 
-    async def send(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def send(
+        ws: aiohttp.ClientWebSocketResponse,
+        write_reader: MemoryObjectReceiveStream[SessionMessage],
+        read_writer: MemoryObjectSendStream[SessionMessage | Exception],
+    ) -> None:
         try:
             async with write_reader:
                 async for item in write_reader:
@@ -568,18 +615,17 @@ async def _websocket(url: str, headers: dict[str, str], connect_timeout: float) 
     async with (
         aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(connect=connect_timeout)) as http,
         http.ws_connect(url, protocols=("mcp",), timeout=timeout) as ws,
-        read_writer,
-        read_stream,
-        write_stream,
-        write_reader,
-        anyio.create_task_group() as tg,
     ):
-        tg.start_soon(receive, ws)
-        tg.start_soon(send, ws)
-        try:
-            yield read_stream, write_stream
-        finally:
-            tg.cancel_scope.cancel()
+        # Created once connected, so that a failed connect leaves no stream unclosed.
+        read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+        async with read_writer, read_stream, write_stream, write_reader, anyio.create_task_group() as tg:
+            tg.start_soon(receive, ws, read_writer)
+            tg.start_soon(send, ws, write_reader, read_writer)
+            try:
+                yield read_stream, write_stream
+            finally:
+                tg.cancel_scope.cancel()
 
 
 # ---------------------------------------------------------------------------------------
@@ -661,11 +707,11 @@ class McpServers:
         Optional: servers connect on first use anyway. Never raises for a server that cannot
         be reached.
         """
-        names = servers or tuple(self.connections)
+        conns = [self.connection(name) for name in servers or self.connections]
         async with anyio.create_task_group() as tg:
-            for name in names:
-                tg.start_soon(self.connection(name)._session)
-        return {name: self.connections[name].error for name in names}
+            for conn in conns:
+                tg.start_soon(conn._session)
+        return {conn.name: conn.error for conn in conns}
 
     async def tools_for(self, server: str, tool: str = "*") -> list[McpTool]:
         """The tools an agent reference ``server.tool`` or ``server.*`` stands for.
@@ -689,6 +735,8 @@ class McpServers:
         for ref in refs:
             server, dot, tool = ref.partition(".")
             parsed.append((server, tool if dot else "*"))
+        if not parsed:
+            return []
         await self.connect(*dict.fromkeys(server for server, _ in parsed))
         out: dict[str, McpTool] = {}
         for server, tool in parsed:
@@ -699,3 +747,23 @@ class McpServers:
     def error(self, server: str) -> str | None:
         """Why ``server`` is unavailable in this run, or ``None``."""
         return self.connection(server).error
+
+
+@asynccontextmanager
+async def open_mcp_tools(
+    specs: Mapping[str, McpServerSpec], environ: Mapping[str, str], base_dir: Path | str
+) -> AsyncIterator[dict[str, McpTool]]:
+    """Every offered tool of every server in ``specs``, by function name, for the block.
+
+    The eager form, for a caller that wants all tools up front: servers are connected
+    concurrently on entry. A server that cannot be reached contributes no tools (its error is
+    logged); :meth:`McpServers.resolve` is the finer tool, giving explicit ``server.tool``
+    references a tool that tells the model why it cannot run.
+    """
+    async with McpServers(specs, environ=environ, base_dir=base_dir) as servers:
+        await servers.connect()
+        tools: dict[str, McpTool] = {}
+        for name in servers.connections:
+            for tool in await servers.tools_for(name):
+                tools[tool.name] = tool
+        yield tools
