@@ -56,6 +56,8 @@ class LitellmClient:
     def __init__(self, spec: ModelSpec, environ: Mapping[str, str]) -> None:
         self.spec = spec
         self.environ = environ
+        self.priced = True
+        """Whether litellm knows this model's price (looking up an unknown one is slow)."""
 
     def _secrets(self) -> list[str]:
         return [v for v in (self._resolve(self.spec.api_key), self._resolve(self.spec.api_base)) if v]
@@ -108,10 +110,12 @@ class LitellmClient:
             for i, c in enumerate(message.tool_calls or [])
         ]
         usage = getattr(response, "usage", None)
-        try:
-            cost = float(lib.completion_cost(completion_response=response) or 0.0)
-        except Exception:  # unknown models have no price: cost limits then count 0
-            cost = 0.0
+        cost = 0.0
+        if self.priced:
+            try:
+                cost = float(lib.completion_cost(completion_response=response) or 0.0)
+            except Exception:  # no price for this model: cost limits count 0 (and stop asking)
+                self.priced = False
         return Completion(
             text=message.content or "",
             tool_calls=calls,

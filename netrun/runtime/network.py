@@ -116,6 +116,8 @@ class NetworkRun:
         self.usage = Usage()
         self.agent_usage: dict[str, Usage] = {}
         self.results: list[AgentResult] = []
+        self._results_view: list[dict[str, Any]] = []
+        """``results`` as templates see them, built once per result (not once per render)."""
         self.route: list[str] = []
         self.turns: dict[str, int] = {}
         """Inference calls per caller so far (scripted replies are indexed by it)."""
@@ -181,7 +183,7 @@ class NetworkRun:
             "state": dict(self.state),
             "event": self.event,
             "network": {"name": self.p.spec.name, "description": self.p.spec.description},
-            "results": [asdict(r) for r in self.results],
+            "results": list(self._results_view),
             "call_count": len(self.route),
             "last_agent": last.agent if last else None,
             "last_output": last.text if last else None,
@@ -324,6 +326,7 @@ class NetworkRun:
             self.state.update(outcome.state_patch)
             result.tool_calls.append(ToolRecord(c.id, c.name, args, outcome.result, outcome.error))
         self.results.append(result)
+        self._results_view.append(asdict(result))
         self.emit("agent.finished", replayed, iteration=n, agent=name, text=completion.text)
 
     async def _tool(self, step_id: str, name: str, arguments: str, offered: dict[str, Tool | str], refused: bool) -> tuple[Any, ToolOutcome]:
