@@ -16,7 +16,7 @@ from typing import Any
 from .models.scripted import ScriptedClient
 from .runtime.args import parameters_schema
 from .runtime.model import ModelClient
-from .runtime.render import Renderer
+from .runtime.render import Renderer, renderer_for
 from .runtime.tooling import Tool
 from .spec import NetworkSpec
 from .spec.agent import AgentSpec
@@ -134,4 +134,4 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
     if spec.router is None or spec.router.fallback() == "llm":
         llm = spec.router.llm if spec.router else None
         router_model = client(llm.model if llm else None)
-    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, networks, router_model, Renderer(spec.prompts))
+    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, networks, router_model, renderer_for(spec.prompts))

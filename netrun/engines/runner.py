@@ -82,7 +82,7 @@ class LocalEngine:
 
         record = RunRecord(
             id=run_id or new_run_id(), network=spec.name, definition_hash=definition_hash(spec),
-            definition=spec.model_dump(mode="json", by_alias=True, exclude_none=True), base_dir=str(base_dir.resolve()),
+            definition=spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True), base_dir=str(base_dir.resolve()),
             input=input, state=dict(state or {}), event=dict(event or {}), options=dict(options or {}), status="running",
             result=None, error=None,
         )
