@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,26 @@ def test_a_network_runs_another_network_as_a_tool(tmp_path, write) -> None:
     tool = record.result["results"][0]["tool_calls"][0]
     assert tool["result"] == {"output": "owls hoot", "state": {}}
     assert client.calls == [("boss", 0), ("h", 0), ("boss", 1)]
+
+
+def test_tool_calls_of_one_turn_run_concurrently_and_count_towards_the_time_limit(tmp_path) -> None:
+    from .fakes.http_server import FakeHttpServer
+    from .fakes.http_server import Reply as HttpReply
+
+    with FakeHttpServer() as api:
+        api.script("*", HttpReply(200, {"ok": True}, delay=0.6))
+        spec = {
+            "name": "fanout", "model": "openai/x", "limits": {"time": "1s"},
+            "agents": {"a": {"description": "d", "system": "go", "tools": ["get"]}},
+            "router": {"rules": [{"if": "true", "agent": "a"}]},
+            "tools": {"get": {"parameters": {"n": {"type": "string"}}, "http": {"url": api.url + "/{{ args.n }}", "retries": 0}}},
+        }
+        client = Counting({"a": [{"tool_calls": [call("get", n="1"), call("get", n="2"), call("get", n="3")]}]})
+        started = time.monotonic()
+        record = start(engine(tmp_path, client), spec, tmp_path)
+        elapsed = time.monotonic() - started
+    assert record.status == "completed", record.error
+    assert sorted(h.path for h in api.hits) == ["/1", "/2", "/3"]
+    assert elapsed < 1.5  # three 0.6 s calls at once, not one after another
+    assert record.result["stop_reason"] == "time"  # 3 x 0.6 s of tool time > 1 s
+    assert record.result["usage"]["seconds"] >= 1.8

@@ -82,8 +82,9 @@ class LitellmClient:
             kwargs["api_base"] = self._resolve(self.spec.api_base)
         if self.spec.api_key:
             kwargs["api_key"] = self._resolve(self.spec.api_key)
-        if self.spec.timeout:
-            kwargs["timeout"] = parse_duration(self.spec.timeout).total_seconds()
+        timeouts = [t for t in (request.timeout, parse_duration(self.spec.timeout).total_seconds() if self.spec.timeout else None) if t]
+        if timeouts:
+            kwargs["timeout"] = min(timeouts)
         if self.spec.fallbacks:
             kwargs["fallbacks"] = list(self.spec.fallbacks)
         started = time.perf_counter()

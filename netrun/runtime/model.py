@@ -73,6 +73,8 @@ class Request:
     tools: list[dict[str, Any]]
     """OpenAI-style function tools."""
     tool_choice: str | dict[str, Any] | None = None
+    timeout: float | None = None
+    """Seconds the call may take (an agent's ``limits.time``), else the model's own timeout."""
 
 
 class ModelError(Exception):

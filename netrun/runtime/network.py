@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -305,7 +306,10 @@ class NetworkRun:
             tool_choice = {"type": "function", "function": {"name": choice}}
         turn = self.turns.get(name, 0)
         self.turns[name] = turn + 1
-        completion = await self._infer(f"{prefix}.infer", agent.model, Request(name, turn, self._messages(system), tools, tool_choice if tools else None))
+        turn_time = agent.spec.limits.time if agent.spec.limits else None
+        request = Request(name, turn, self._messages(system), tools, tool_choice if tools else None,
+                          timeout=parse_duration(turn_time).total_seconds() if turn_time else None)
+        completion = await self._infer(f"{prefix}.infer", agent.model, request)
         self.usage.add(completion)
         self.agent_usage.setdefault(name, Usage()).add(completion)
         if replayed and agent.mcp_refs and any(
@@ -414,15 +418,21 @@ class NetworkRun:
         ctx = self._context(step_id)
 
         async def call() -> dict[str, Any]:
+            started = time.perf_counter()
             try:
-                return (await tool.call(args, ctx)).to_json()
+                out = (await tool.call(args, ctx)).to_json()
             except Exception as exc:  # a bug in a tool is still the model's to hear about
-                return ToolOutcome.failure(f"{type(exc).__name__}: {exc}").to_json()
+                out = ToolOutcome.failure(f"{type(exc).__name__}: {exc}").to_json()
+            # Recorded with the output, so that the time limit counts the same on replay.
+            out["seconds"] = round(time.perf_counter() - started, 4)
+            return out
 
         try:
-            return ToolOutcome.from_json(await self.steps.run(step_id, call))
+            data = await self.steps.run(step_id, call)
         except StepFailed as exc:
             return ToolOutcome.failure(exc.message)
+        self.usage.seconds += float(data.get("seconds") or 0.0)
+        return ToolOutcome.from_json(data)
 
     async def _wait(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome:
         spec = self.p.waits[name].wait_for_event

@@ -19,7 +19,7 @@ class AgentLimits(Spec):
     tool_calls: int | None = Field(default=None, gt=0)
     """Tool calls the agent may make in one turn; the rest are refused to the model."""
     time: Duration | None = None
-    """Wall time one turn may take."""
+    """How long one inference call of this agent may take (it counts as a failed call)."""
 
 
 class AgentSpec(Spec):

@@ -26,7 +26,8 @@ class Limits(Spec):
     cost: float | None = Field(default=None, gt=0)
     """Cost in USD per run."""
     time: Duration | None = None
-    """Wall time per run, not counting time spent waiting for events."""
+    """Time spent in model and tool calls per run, summed (waiting for events does not
+    count); recorded with each step, so a resumed run counts the same."""
 
 
 Triggers = keyed_union(
