@@ -296,3 +296,34 @@ def test_tool_calls_of_one_turn_run_concurrently_and_count_towards_the_time_limi
     assert elapsed < 1.5  # three 0.6 s calls at once, not one after another
     assert record.result["stop_reason"] == "time"  # 3 x 0.6 s of tool time > 1 s
     assert record.result["usage"]["seconds"] >= 1.8
+
+
+def test_local_steps_sleep_send_and_invoke(tmp_path) -> None:
+    from datetime import timedelta
+
+    from netrun.engines.local import LocalSteps
+    from netrun.runtime.steps import RunSuspended
+
+    journal = Journal(tmp_path / "j.db")
+    sent: list[list[dict[str, Any]]] = []
+    invoked: list[tuple[str, str, str]] = []
+
+    async def sender(events: list[dict[str, Any]]) -> None:
+        sent.append(events)
+
+    async def invoker(network: str, text: str, child: str) -> dict[str, Any]:
+        invoked.append((network, text, child))
+        return {"result": {"output": "ok"}}
+
+    async def scenario(steps: LocalSteps) -> None:
+        await steps.sleep("nap", timedelta(milliseconds=10))
+        await steps.send_event("send", [{"name": "app/x", "data": {"n": 1}}])
+        assert await steps.invoke("child", "helper", "hi") == {"result": {"output": "ok"}}
+        await steps.sleep("long", timedelta(hours=1))
+
+    for _ in range(2):  # the second pass replays: nothing runs again, the long sleep still holds
+        with pytest.raises(RunSuspended):
+            asyncio.run(scenario(LocalSteps(journal, "r1", invoker=invoker, sender=sender)))
+    assert sent == [[{"name": "app/x", "data": {"n": 1}}]]
+    assert invoked == [("helper", "hi", "r1.child")]
+    assert [w[2] for w in journal.waits()] == ["netrun/sleep"]

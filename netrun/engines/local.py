@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -158,14 +159,33 @@ class Journal:
         return True
 
 
+Invoker = Callable[[str, str, str], Awaitable[dict[str, Any]]]
+"""(network, input, child run id) -> the child run's result; provided by the engine."""
+Sender = Callable[[list[dict[str, Any]]], Awaitable[None]]
+"""Delivers sent events (starting networks, answering waits); provided by the engine."""
+
+INLINE_SLEEP = timedelta(seconds=30)
+"""Shorter sleeps happen in the process; longer ones suspend the run until it is resumed."""
+
+
 class LocalSteps:
     """The steps interface over a :class:`Journal`, for one run."""
 
-    def __init__(self, journal: Journal, run_id: str, retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        retries: int = 3,
+        backoff: float = 0.5,
+        invoker: Invoker | None = None,
+        sender: Sender | None = None,
+    ) -> None:
         self.journal = journal
         self.run_id = run_id
         self.retries = retries
         self.backoff = backoff
+        self.invoker = invoker
+        self.sender = sender
         self._done = journal.step_ids(run_id)
 
     def replaying(self, step_id: str) -> bool:
@@ -206,6 +226,31 @@ class LocalSteps:
             return self.journal.step(self.run_id, step_id)[1]  # type: ignore[no-any-return]
         self.journal.add_wait(self.run_id, step_id, wait)
         raise RunSuspended(step_id, wait)
+
+    async def sleep(self, step_id: str, duration: timedelta) -> None:
+        if step_id in self._done:
+            return
+        if duration <= INLINE_SLEEP:
+            await asyncio.sleep(duration.total_seconds())
+            self.journal.record(self.run_id, step_id, None)
+            self._done.add(step_id)
+            return
+        # A wait for an event that never comes: its timeout is the wake-up time.
+        await self.wait_for_event(step_id, Wait(event="netrun/sleep", timeout=duration, if_="false"))
+
+    async def send_event(self, step_id: str, events: list[dict[str, Any]]) -> None:
+        async def send() -> None:
+            if self.sender is not None:
+                await self.sender(events)
+
+        await self.run(step_id, send)
+
+    async def invoke(self, step_id: str, network: str, input: str) -> dict[str, Any]:
+        if self.invoker is None:
+            raise StepFailed(step_id, f"cannot run network '{network}': no engine to run it on")
+        invoker = self.invoker
+        child = f"{self.run_id}.{step_id}"
+        return await self.run(step_id, lambda: invoker(network, input, child))  # type: ignore[no-any-return]
 
 
 def wait_matches(spec: Mapping[str, Any], trigger: Mapping[str, Any], incoming: Mapping[str, Any]) -> bool:

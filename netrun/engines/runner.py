@@ -129,12 +129,15 @@ class LocalEngine:
             program = self.program(record)
         except ModelError as exc:
             return self._fail(record, str(exc))
-        steps = LocalSteps(self.journal, record.id, retries=self.step_retries, backoff=self.backoff)
+        steps = LocalSteps(
+            self.journal, record.id, retries=self.step_retries, backoff=self.backoff,
+            invoker=lambda name, text, child: self._invoke(record, name, text, child), sender=self.send,
+        )
         try:
             async with _mcp_servers(program, self.environ) as mcp:
                 run = NetworkRun(
                     program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
-                    emit=emit, mcp=mcp, invoke=lambda name, text, child: self._invoke(record, name, text, child),
+                    emit=emit, mcp=mcp,
                 )
                 result = await run.run()
         except RunSuspended as suspended:
@@ -152,21 +155,27 @@ class LocalEngine:
             emit("run.completed", {"run_id": record.id, "result": data, "replayed": False})
         return record
 
-    async def _invoke(self, parent: RunRecord, network: str, text: str, child_id: str) -> ToolOutcome:
+    async def send(self, events: list[dict[str, Any]]) -> None:
+        """Events sent by a run: they answer the waits they match (starting the networks
+        they trigger is `netrun serve`'s, which knows every network's trigger)."""
+        for event in events:
+            await self.deliver(str(event.get("name", "")), dict(event.get("data") or {}))
+
+    async def _invoke(self, parent: RunRecord, network: str, text: str, child_id: str) -> dict[str, Any]:
         """Run ``network`` (a file beside the parent's) as a child run; resume it if it exists."""
         record = self.journal.run(child_id)
         if record is None:
             spec = find_network(Path(parent.base_dir), network)
             if spec is None:
-                return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}")
+                return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}").to_json()
             record = await self.start(spec, Path(parent.base_dir), input=text, event=parent.event, options=parent.options, run_id=child_id)
         elif record.status not in ("completed", "failed"):
             record = await self.resume(child_id)
         if record.status == "completed" and record.result is not None:
-            return ToolOutcome(result={"output": record.result["output"], "state": record.result["state"]})
+            return ToolOutcome(result={"output": record.result["output"], "state": record.result["state"]}).to_json()
         if record.status == "waiting":
-            return ToolOutcome.failure(f"network '{network}' is waiting for an event; a network used as a tool must finish on its own")
-        return ToolOutcome.failure(f"network '{network}' failed: {record.error}")
+            return ToolOutcome.failure(f"network '{network}' is waiting for an event; a network used as a tool must finish on its own").to_json()
+        return ToolOutcome.failure(f"network '{network}' failed: {record.error}").to_json()
 
     def _fail(self, record: RunRecord, message: str) -> RunRecord:
         self.journal.set_status(record.id, "failed", error=message)

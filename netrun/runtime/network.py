@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +26,6 @@ from .steps import StepFailed, Steps, Wait, path_get
 from .tooling import Tool, ToolContext, ToolOutcome
 
 Emit = Callable[[str, dict[str, Any]], None]
-Invoke = Callable[[str, str, str], Awaitable[ToolOutcome]]
-"""(network name, input, child run id) -> the child run's outcome as a tool result."""
 
 APPROVAL_EVENT = "netrun/approval"
 """The default event carrying a human's decision on an approval-gated tool call."""
@@ -101,7 +99,6 @@ class NetworkRun:
         environ: Mapping[str, str],
         emit: Emit | None = None,
         mcp: Any = None,
-        invoke: Invoke | None = None,
     ) -> None:
         self.p = program
         self.steps = steps
@@ -110,8 +107,6 @@ class NetworkRun:
         self.event = dict(event or {})
         self.environ = environ
         self._emit = emit
-        self.invoke = invoke
-        """Runs another network as a child run (the engine provides it)."""
         self.mcp = mcp
         """The run's MCP servers (:class:`netrun.tools.mcp.McpServers`), or None."""
         self.usage = Usage()
@@ -396,18 +391,12 @@ class NetworkRun:
         """Run another network as a child run; its output is the tool's result."""
         spec = self.p.networks[name].network
         target, template = (spec, "{{ args.input }}") if isinstance(spec, str) else (spec.name, spec.input)
-        if self.invoke is None:
-            return ToolOutcome.failure(f"cannot run network '{target}' here: no engine to run it on")
         try:
             child_input = self.p.renderer.render(template, self._context(step_id).variables(args))
         except RenderError as exc:
             return ToolOutcome.failure(str(exc))
-
-        async def call() -> dict[str, Any]:
-            return (await self.invoke(target, child_input, f"{self.steps.run_id}.{step_id}")).to_json()  # type: ignore[misc]
-
         try:
-            return ToolOutcome.from_json(await self.steps.run(step_id, call))
+            return ToolOutcome.from_json(await self.steps.invoke(step_id, target, child_input))
         except StepFailed as exc:
             return ToolOutcome.failure(exc.message)
 

@@ -66,6 +66,18 @@ class Steps(Protocol):
         """The awaited event, or None on timeout; suspends the run until then."""
         ...
 
+    async def sleep(self, step_id: str, duration: timedelta) -> None:
+        """Pause the run; a long sleep suspends it (it costs nothing while it sleeps)."""
+        ...
+
+    async def send_event(self, step_id: str, events: list[dict[str, Any]]) -> None:
+        """Send events (``{name, data}``) once: they start networks and answer waits."""
+        ...
+
+    async def invoke(self, step_id: str, network: str, input: str) -> dict[str, Any]:
+        """Run another network to its end as a child run; its result (output, state...)."""
+        ...
+
     def replaying(self, step_id: str) -> bool:
         """Whether ``step_id`` already has a recorded outcome (no side effect will run)."""
         ...
