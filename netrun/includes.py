@@ -74,12 +74,17 @@ def resolve_includes(doc: Document, path: Path, cache: DocumentCache, stack: tup
         where: YamlPath = ("include", i)
         if not isinstance(entry, str):
             continue
-        target = (path.parent / entry).resolve()
+        try:
+            target = (path.parent / entry).resolve()
+            exists = target.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+            problems.append(_diag(doc, where, f"{entry!r} is not a usable file path", "include-missing"))
+            continue
         if target in stack:
             chain = " -> ".join(display(p) for p in (*stack[stack.index(target) :], target))
             problems.append(_diag(doc, where, f"include cycle: {chain}", "include-cycle"))
             continue
-        if not target.is_file():
+        if not exists:
             problems.append(
                 _diag(
                     doc,

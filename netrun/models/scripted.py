@@ -31,8 +31,9 @@ from ..runtime.model import Completion, ModelClient, ModelError, Request, ToolRe
 def load_replies(path: Path) -> dict[str, list[dict[str, Any]]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"cannot read the replies file {path}: {exc.strerror}", retriable=False) from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ModelError(f"cannot read the replies file {path}: {reason}", retriable=False) from None
     except yaml.YAMLError as exc:
         raise ModelError(f"the replies file {path} is not valid YAML: {exc}", retriable=False) from None
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
