@@ -90,9 +90,12 @@ def schema(output: Path, check: bool) -> None:
 
 
 def _journal(db: Path | None) -> Any:
-    from .engines.local import Journal
+    from .engines.local import Journal, JournalError
 
-    return Journal(db or Path(os.environ.get("NETRUN_DATA_DIR", ".netrun")) / "runs.db")
+    try:
+        return Journal(db or Path(os.environ.get("NETRUN_DATA_DIR", ".netrun")) / "runs.db")
+    except JournalError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _state_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -144,6 +147,7 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
     """
 
     from .console import Progress
+    from .engines.local import JournalError
     from .engines.runner import EngineError, LocalEngine
 
     if resume_id is None and file is None:
@@ -151,8 +155,16 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
     if replay is not None and record is not None:
         raise click.UsageError("--replay and --record exclude each other")
     progress = None if as_json else Progress()
+    started: list[str] = []
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        if kind == "run.started" and not started:
+            started.append(data["run_id"])
+        if progress is not None:
+            progress(kind, data)
+
     journal = _journal(db)
-    engine = LocalEngine(journal, dict(os.environ), progress)
+    engine = LocalEngine(journal, dict(os.environ), emit)
     try:
         if resume_id is not None:
             result = _drive(engine.resume(resume_id))
@@ -162,8 +174,12 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
             options = {k: str(v.resolve()) for k, v in (("replay", replay), ("record", record)) if v is not None}
             event = _json_option(event_json, "--event")
             result = _drive(engine.start(spec, file.resolve().parent, input=input_, state=_state_pairs(state), event=event, options=options))
-    except EngineError as exc:
+    except (EngineError, JournalError) as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        run_id = resume_id or (started[0] if started else None)
+        hint = f"; resume it with: netrun run --resume {run_id}" if run_id else ""
+        raise click.ClickException(f"interrupted{hint}") from None
     finally:
         journal.close()
     _finish(result, as_json)
@@ -218,8 +234,13 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
         data.setdefault("run_id", run_id)  # approvals match on the run id in the data
     journal = _journal(db)
     engine = LocalEngine(journal, dict(os.environ), None if as_json else Progress())
+    from .engines.local import JournalError
+    from .engines.runner import EngineError
+
     try:
         records = _drive(engine.deliver(event, data, run_id))
+    except (EngineError, JournalError) as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         journal.close()
     if as_json:

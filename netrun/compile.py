@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .models.scripted import ScriptedClient
+from .models.scripted import ScriptedClient, load_replies
 from .runtime.args import parameters_schema
 from .runtime.model import ModelClient
 from .runtime.render import Renderer, renderer_for
@@ -86,11 +86,15 @@ def model_spec(ref: str | ModelSpec | None) -> ModelSpec | None:
     return ModelSpec(id=ref)
 
 
-def default_model_factory(base_dir: Path, environ: Mapping[str, str]) -> ModelFactory:
+def default_model_factory(base_dir: Path, environ: Mapping[str, str], prefix: str = "") -> ModelFactory:
+    """Clients for real models (litellm) and ``scripted/FILE`` ones; ``prefix`` keeps a
+    child run's scripted callers apart from its parent's."""
+
     def make(spec: ModelSpec) -> ModelClient:
         provider, _, rest = spec.id.partition("/")
         if provider == "scripted":
-            return ScriptedClient.from_file(base_dir / rest)
+            path = base_dir / rest
+            return ScriptedClient(load_replies(path), str(path), prefix)
         from .models.litellm_client import LitellmClient
 
         return LitellmClient(spec, environ)

@@ -327,3 +327,166 @@ def test_local_steps_sleep_send_and_invoke(tmp_path) -> None:
     assert sent == [[{"name": "app/x", "data": {"n": 1}}]]
     assert invoked == [("helper", "hi", "r1.child")]
     assert [w[2] for w in journal.waits()] == ["netrun/sleep"]
+
+
+class SlowCharge:
+    """A tool with a side effect that takes a while (a payment)."""
+
+    name, description, parameters = "charge", "charges a card", {"type": "object", "properties": {}}
+
+    def __init__(self) -> None:
+        self.effects: list[str] = []
+
+    async def call(self, args: dict[str, Any], ctx: Any) -> Any:
+        from netrun.runtime.tooling import ToolOutcome
+
+        await asyncio.sleep(0.3)
+        self.effects.append(ctx.step_id)
+        return ToolOutcome(result={"charged": len(self.effects)}, state_patch={"charged": len(self.effects)})
+
+
+def test_a_second_process_cannot_run_the_same_run(tmp_path) -> None:
+    """`netrun send` in another process answers a wait while the first process still runs
+    the turn's other tool call: the side effect happens once and the first process goes on."""
+    charge = SlowCharge()
+
+    class Engine(LocalEngine):
+        def program(self, record: Any) -> Any:
+            program = super().program(record)
+            program.tools["charge"] = charge
+            return program
+
+    spec = {
+        "name": "c", "model": "openai/x", "max_iter": 5,
+        "state": {"done": {"type": "boolean", "default": False}, "charged": "integer"},
+        "agents": {"a": {"description": "a", "system": "hi", "tools": ["charge", "ask", "finish"]}},
+        "router": {"rules": [{"if": "state.done", "stop": True}, {"if": "true", "agent": "a"}]},
+        "tools": {"ask": {"wait_for_event": {"event": "app/answer"}, "parameters": {"question": {"type": "string"}}},
+                  "charge": {"state": {"charged": "0"}}, "finish": {"state": {"done": True}}},
+    }
+    replies = {"a": [{"tool_calls": [call("ask", question="ok?"), call("charge")]}, {"text": "done", "tool_calls": [call("finish")]}]}
+
+    def make() -> LocalEngine:  # each with its own connection, as two processes have
+        return Engine(Journal(tmp_path / "runs.db"), {}, None, models=lambda s: ScriptedClient(replies, "t"), backoff=0.01)
+
+    async def scenario() -> tuple[Any, list[Any]]:
+        first, second = make(), make()
+        task = asyncio.create_task(first.start(NetworkSpec.model_validate(spec), tmp_path, input="x"))
+        while not first.journal.waits():
+            await asyncio.sleep(0.01)
+        delivered = await second.deliver("app/answer", {"yes": True})
+        return await task, delivered
+
+    record, delivered = asyncio.run(scenario())
+    assert charge.effects == ["turn.0.a.tool.1.charge"]
+    assert record.status == "completed"
+    assert record.result["state"]["charged"] == 1
+    assert [r.status for r in delivered] == ["running"]  # left to its owner
+    assert Journal(tmp_path / "runs.db").run(record.id).status == "completed"
+
+
+def test_a_wait_with_nothing_to_match_on_fails_instead_of_matching_everything(tmp_path) -> None:
+    replies = {"tech": [{"tool_calls": [call("ask_developer", question="why?")]}, {"tool_calls": [call("save", answer="gave up")]}]}
+    record = start(engine(tmp_path, Counting(replies)), WAITING, tmp_path)  # no triggering event
+    assert record.status == "completed"
+    assert record.result["results"][0]["tool_calls"][0]["error"] == (
+        "cannot wait for app/dev.response: the event that started this run has no data.ticket to match on"
+    )
+
+
+def test_an_output_that_cannot_be_saved_fails_the_step_without_running_it_again(tmp_path) -> None:
+    from netrun.engines.local import LocalSteps
+
+    journal = Journal(tmp_path / "j.db")
+    runs: list[int] = []
+
+    async def effect() -> Any:
+        runs.append(1)
+        return {"a set": {1, 2}}
+
+    with pytest.raises(Exception, match="cannot be saved as JSON"):
+        asyncio.run(LocalSteps(journal, "r", backoff=0.01).run("s", effect))
+    assert runs == [1]
+
+
+def test_a_replayed_turn_keeps_its_recorded_mcp_results(tmp_path, monkeypatch) -> None:
+    """On resume, a turn whose MCP tool call is recorded does not connect the server, and
+    the recorded result stands (not an 'unknown tool' error)."""
+    import contextlib
+
+    import netrun.engines.runner as runner
+    from netrun.runtime.tooling import ToolOutcome
+
+    calls: list[dict[str, Any]] = []
+    resolved: list[list[str]] = []
+
+    class Lookup:
+        name, description = "srv__lookup", "lookup"
+        parameters = {"type": "object", "properties": {"q": {"type": "string"}}}
+
+        async def call(self, args: dict[str, Any], ctx: Any) -> Any:
+            calls.append(args)
+            return ToolOutcome(result={"found": "ORDER-42"})
+
+    class Servers:  # stands in for McpServers: counts when tools are listed
+        async def resolve(self, refs: Any) -> list[Any]:
+            resolved.append(list(refs))
+            return [Lookup()]
+
+    @contextlib.asynccontextmanager
+    async def servers(program: Any, environ: Any) -> Any:
+        yield Servers()
+
+    monkeypatch.setattr(runner, "_mcp_servers", servers)
+    spec = {
+        "name": "m", "model": "openai/x", "max_iter": 5,
+        "state": {"done": {"type": "boolean", "default": False}},
+        "mcp_servers": {"srv": {"transport": "stdio", "command": "true"}},
+        "agents": {"a": {"description": "a", "system": "hi", "tools": ["srv.lookup", "ask", "finish"]}},
+        "router": {"rules": [{"if": "state.done", "stop": True}, {"if": "true", "agent": "a"}]},
+        "tools": {"ask": {"wait_for_event": {"event": "app/answer"}, "parameters": {"question": {"type": "string"}}},
+                  "finish": {"state": {"done": True}}},
+    }
+    client = Counting({"a": [
+        {"tool_calls": [call("srv__lookup", q="42")]},
+        {"tool_calls": [call("ask", question="ok?")]},
+        {"text": "done", "tool_calls": [call("finish")]},
+    ]})
+    eng = engine(tmp_path, client)
+    assert start(eng, spec, tmp_path).status == "waiting"
+    (record,) = asyncio.run(eng.deliver("app/answer", {"yes": True}))
+    assert record.status == "completed"
+    assert record.result["results"][0]["tool_calls"][0]["result"] == {"found": "ORDER-42"}
+    assert calls == [{"q": "42"}]
+    assert len(resolved) == 3  # turns 0 and 1 live, turn 2 live after the resume; replayed turns list nothing
+
+
+def test_record_and_replay_a_network_that_runs_another(netrun_cli, write, tmp_path) -> None:
+    write("parent.yaml", "name: parent\nmodel: scripted/script.replies.yaml\nmax_iter: 2\nagents:\n  boss: {description: b, system: hi, tools: [helper]}\n"
+                         "router:\n  rules: [{if: 'true', agent: boss}]\ntools:\n  helper: {network: child}\n")
+    write("child.yaml", "name: child\nmodel: scripted/script.replies.yaml\nmax_iter: 1\nagents:\n  boss: {description: w, system: work}\n"
+                        "router:\n  rules: [{if: 'true', agent: boss}]\n")
+    # The child's agent has the parent's agent's name: their replies must not mix.
+    write("script.replies.yaml", "boss:\n  - tool_calls: [{name: helper, args: {input: do it}}]\n  - text: all done\n"
+                                 "turn.0.boss.tool.0.helper/boss:\n  - text: child did it\n")
+    rec = tmp_path / "rec.replies.yaml"
+    first = netrun_cli("run", str(tmp_path / "parent.yaml"), "-i", "x", "--record", str(rec), "--json", "--db", str(tmp_path / "1.db"))
+    assert json.loads(first.output)["status"] == "completed", first.output
+    assert yaml.safe_load(rec.read_text())["turn.0.boss.tool.0.helper/boss"] == [{"text": "child did it", "tools": []}]
+    again = netrun_cli("run", str(tmp_path / "parent.yaml"), "-i", "x", "--replay", str(rec), "--json", "--db", str(tmp_path / "2.db"))
+    tool = json.loads(again.output)["result"]["results"][0]["tool_calls"][0]
+    assert tool["result"] == {"output": "child did it", "state": {}}
+
+
+def test_cli_errors_for_a_broken_journal_and_replies(netrun_cli, tmp_path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_text("not a database")
+    for args in (["run", "--resume", "x"], ["send", "app/x"]):
+        result = netrun_cli(*args, "--db", str(bad))
+        assert result.exit_code == 1
+        assert f"cannot use the run journal {bad}: file is not a database" in result.output
+    replies = tmp_path / "r.replies.yaml"
+    replies.write_text("dba: [just text]\n")
+    result = netrun_cli("run", str(REPO / "networks/quickstart.yaml"), "-i", "x", "--replay", str(replies), "--db", str(tmp_path / "ok.db"))
+    assert result.exit_code == 1
+    assert f"the replies file {replies}: dba reply #1 must be a mapping with 'text' and/or 'tool_calls'" in result.output

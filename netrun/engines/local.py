@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -39,6 +40,11 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     created REAL NOT NULL,
     updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    run_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
@@ -77,17 +83,54 @@ class RunRecord:
     error: str | None
 
 
+class JournalError(Exception):
+    """The journal cannot be used (not a database, unreadable, a corrupt record)."""
+
+
+LEASE_SECONDS = 60.0
+"""How long a process owns a run without renewing: a crashed owner's runs free up after it."""
+
+_FINAL = ("completed", "failed")
+
+
 class Journal:
-    """The SQLite file holding runs, their step outputs and their pending waits."""
+    """The SQLite file holding runs, their step outputs and their pending waits.
+
+    A process executes a run only while it holds the run's lease (renewed with every step),
+    so two processes resuming the same run (two `netrun send`, a `--resume` while the
+    first process still runs) cannot both execute its steps.
+    """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(_SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.executescript(_SCHEMA)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise JournalError(f"cannot use the run journal {path}: {exc}") from None
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    # -- leases ------------------------------------------------------------------------
+    def claim(self, run_id: str) -> bool:
+        """Own ``run_id`` for LEASE_SECONDS unless another live process owns it."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT owner, until FROM leases WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and row[0] != self.owner and row[1] > now:
+                return False
+            self.db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?)", (run_id, self.owner, now + LEASE_SECONDS))
+        return True
+
+    def renew(self, run_id: str) -> None:
+        self.db.execute("UPDATE leases SET until = ? WHERE run_id = ? AND owner = ?", (time.time() + LEASE_SECONDS, run_id, self.owner))
+
+    def release(self, run_id: str) -> None:
+        self.db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, self.owner))
 
     def close(self) -> None:
         self.db.close()
@@ -116,8 +159,9 @@ class Journal:
         return [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created", (status,))]
 
     def set_status(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+        # A finished run stays finished, whatever a slower process says afterwards.
         self.db.execute(
-            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ?",
+            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed')",
             (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
         )
 
@@ -125,16 +169,26 @@ class Journal:
         row = self.db.execute("SELECT output, error FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)).fetchone()
         if row is None:
             return False, None, None
-        return True, json.loads(row[0]) if row[0] is not None else None, row[1]
+        try:
+            return True, json.loads(row[0]) if row[0] is not None else None, row[1]
+        except ValueError:
+            raise JournalError(f"the journal {self.path} holds a corrupt record for run {run_id}, step {step_id}") from None
 
     def step_ids(self, run_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT step_id FROM steps WHERE run_id = ?", (run_id,))}
 
-    def record(self, run_id: str, step_id: str, output: Json = None, error: str | None = None) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?)",
-            (run_id, step_id, json.dumps(output) if error is None else None, error, time.time()),
-        )
+    def record(self, run_id: str, step_id: str, output: Json = None, error: str | None = None) -> tuple[Json, str | None]:
+        """Record a step's outcome; the first one recorded wins and is returned, so a
+        process never goes on with an outcome the journal does not hold."""
+        try:
+            self.db.execute(
+                "INSERT INTO steps VALUES (?,?,?,?,?)",
+                (run_id, step_id, json.dumps(output) if error is None else None, error, time.time()),
+            )
+        except sqlite3.IntegrityError:
+            _, output, error = self.step(run_id, step_id)
+        self.renew(run_id)
+        return output, error
 
     def add_wait(self, run_id: str, step_id: str, wait: Wait) -> None:
         spec = {"match": wait.match, "if": wait.if_, "match_value": wait.match_value, "variables": wait.variables, "timeout": wait.timeout.total_seconds()}
@@ -202,24 +256,33 @@ class LocalSteps:
         while True:
             try:
                 output = await fn()
-                json.dumps(output)  # a step's output must survive the journal (as on Inngest)
-            except (RunSuspended, StepFailed) as exc:
-                if isinstance(exc, StepFailed):
-                    self.journal.record(self.run_id, step_id, error=exc.message)
-                    self._done.add(step_id)
+            except RunSuspended:
                 raise
+            except StepFailed as exc:
+                self._finish(step_id, None, exc.message)
             except Exception as exc:
                 attempt += 1
+                if not retriable(exc):
+                    self._finish(step_id, None, f"{type(exc).__name__}: {exc}")
                 if attempt > self.retries:
-                    message = f"{exc} (after {attempt} attempts)"
-                    self.journal.record(self.run_id, step_id, error=message)
-                    self._done.add(step_id)
-                    raise StepFailed(step_id, message) from None
+                    self._finish(step_id, None, f"{exc} (after {attempt} attempts)")
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
                 continue
-            self.journal.record(self.run_id, step_id, output)
-            self._done.add(step_id)
-            return output
+            try:
+                json.dumps(output)  # a step's output must survive the journal (as on Inngest)
+            except (TypeError, ValueError) as exc:
+                # The side effect happened; running it again would not make its output savable.
+                self._finish(step_id, None, f"the step's output cannot be saved as JSON: {exc}")
+            return self._finish(step_id, output, None)
+
+    def _finish(self, step_id: str, output: Json, error: str | None) -> Json:
+        """Record the outcome; go on with what the journal holds (it may be another
+        process's, recorded first), raising StepFailed for an error."""
+        output, error = self.journal.record(self.run_id, step_id, output, error)
+        self._done.add(step_id)
+        if error is not None:
+            raise StepFailed(step_id, error)
+        return output
 
     async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:
         if step_id in self._done:
@@ -232,8 +295,7 @@ class LocalSteps:
             return
         if duration <= INLINE_SLEEP:
             await asyncio.sleep(duration.total_seconds())
-            self.journal.record(self.run_id, step_id, None)
-            self._done.add(step_id)
+            self._finish(step_id, None, None)
             return
         # A wait for an event that never comes: its timeout is the wake-up time.
         await self.wait_for_event(step_id, Wait(event="netrun/sleep", timeout=duration, if_="false"))
@@ -251,6 +313,16 @@ class LocalSteps:
         invoker = self.invoker
         child = f"{self.run_id}.{step_id}"
         return await self.run(step_id, lambda: invoker(network, input, child))  # type: ignore[no-any-return]
+
+
+def retriable(exc: Exception) -> bool:
+    """Whether trying a failed step again may help: failures that say so (a model error
+    marked retriable), and the network's and the OS's transient ones. A bug or a bad
+    input fails the same way every time."""
+    flag = getattr(exc, "retriable", None)
+    if flag is not None:
+        return bool(flag)
+    return isinstance(exc, OSError | TimeoutError | asyncio.TimeoutError | ConnectionError)
 
 
 def wait_matches(spec: Mapping[str, Any], trigger: Mapping[str, Any], incoming: Mapping[str, Any]) -> bool:

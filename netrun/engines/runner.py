@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..compile import ModelFactory, Program, compile_network, default_model_factory
 from ..models.scripted import RecordingClient, ScriptedClient, load_replies
 from ..runtime.model import ModelClient, ModelError
@@ -16,11 +18,15 @@ from ..runtime.steps import RunSuspended
 from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
-from .local import Journal, LocalSteps, RunRecord, new_run_id, wait_matches
+from .local import Journal, JournalError, LocalSteps, RunRecord, new_run_id, wait_matches
 
 
 class EngineError(Exception):
     """A request the engine cannot honour (an unknown run, a run that cannot resume)."""
+
+
+class RunBusyError(EngineError):
+    """The run is being executed by another process right now."""
 
 
 class LocalEngine:
@@ -41,23 +47,29 @@ class LocalEngine:
         self.backoff = backoff
         self.models = models
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
+        self._recordings: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        """Replies being recorded, per file: a run and its child runs write one file."""
 
     # -- models ------------------------------------------------------------------------
     def _models(self, base_dir: Path, options: Mapping[str, Any]) -> ModelFactory:
         if self.models is not None:
             return self.models
+        prefix = str(options.get("prefix") or "")
         replay = options.get("replay")
         if replay:
-            client = ScriptedClient.from_file(Path(replay))
+            client = ScriptedClient(load_replies(Path(replay)), replay, prefix)
             return lambda spec: client
-        make = default_model_factory(base_dir, self.environ)
+        make = default_model_factory(base_dir, self.environ, prefix)
         record = options.get("record")
         if record:
             path = Path(record)
-            shared: dict[str, list[dict[str, Any]]] = load_replies(path) if options.get("resumed") and path.exists() else {}
+            shared = self._recordings.get(record)
+            if shared is None:
+                resumed = (options.get("resumed") or prefix) and path.exists()
+                shared = self._recordings[record] = load_replies(path) if resumed else {}
 
             def recording(spec: ModelSpec) -> ModelClient:
-                return RecordingClient(make(spec), path, shared)
+                return RecordingClient(make(spec), path, shared, prefix)
 
             return recording
         return make
@@ -115,7 +127,15 @@ class LocalEngine:
                 continue
             if wait_matches(spec, record.event, incoming) and self.journal.resolve_wait(wait_run, step_id, incoming):
                 woken.append(wait_run)
-        return [await self.resume(r) for r in dict.fromkeys(woken)]
+        resumed = []
+        for run_id_ in dict.fromkeys(woken):
+            try:
+                resumed.append(await self.resume(run_id_))
+            except RunBusyError:  # its owner finds the answer in the journal and goes on
+                record = self.journal.run(run_id_)
+                if record is not None:
+                    resumed.append(record)
+        return resumed
 
     def _expire_waits(self, run_id: str) -> None:
         now = time.time()
@@ -124,11 +144,33 @@ class LocalEngine:
                 self.journal.resolve_wait(run_id, step_id, None)
 
     async def _execute(self, record: RunRecord) -> RunRecord:
+        """Execute (or replay) a run while owning it; another process's run is left to it."""
+        if not self.journal.claim(record.id):
+            raise RunBusyError(f"run {record.id} is being executed by another process; it goes on there")
+        try:
+            while True:
+                outcome = await self._execute_owned(record)
+                if not isinstance(outcome, RunSuspended):
+                    return outcome
+                # An answer may have arrived while this process was still finishing the turn
+                # (another process resolves the wait, but leaves the run to its owner).
+                if not self.journal.step(record.id, outcome.step_id)[0]:
+                    self.journal.set_status(record.id, "waiting")
+                    record.status = "waiting"
+                    if self.emit:
+                        self.emit("run.waiting", {"run_id": record.id, "event": outcome.wait.event, "step_id": outcome.step_id, "replayed": False})
+                    return record
+        finally:
+            self.journal.release(record.id)
+
+    async def _execute_owned(self, record: RunRecord) -> RunRecord | RunSuspended:
         emit = self.emit
         try:
             program = self.program(record)
         except ModelError as exc:
             return self._fail(record, str(exc))
+        except ValidationError:  # stored by another netrun version whose format differs
+            return self._fail(record, "the run's stored definition no longer validates with this version of netrun")
         steps = LocalSteps(
             self.journal, record.id, retries=self.step_retries, backoff=self.backoff,
             invoker=lambda name, text, child: self._invoke(record, name, text, child), sender=self.send,
@@ -141,13 +183,13 @@ class LocalEngine:
                 )
                 result = await run.run()
         except RunSuspended as suspended:
-            self.journal.set_status(record.id, "waiting")
-            record.status = "waiting"
-            if emit:
-                emit("run.waiting", {"run_id": record.id, "event": suspended.wait.event, "step_id": suspended.step_id, "replayed": False})
-            return record
+            return suspended
         except RunError as exc:
             return self._fail(record, str(exc))
+        except JournalError:
+            raise
+        except Exception as exc:  # a bug: the run fails with what happened, no traceback for the user
+            return self._fail(record, f"internal error: {type(exc).__name__}: {exc}")
         data = result.to_json()
         self.journal.set_status(record.id, "completed", data)
         record.status, record.result = "completed", data
@@ -168,7 +210,10 @@ class LocalEngine:
             spec = find_network(Path(parent.base_dir), network)
             if spec is None:
                 return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}").to_json()
-            record = await self.start(spec, Path(parent.base_dir), input=text, event=parent.event, options=parent.options, run_id=child_id)
+            # The child's model calls are kept apart in replies files by its place in the parent.
+            prefix = f"{parent.options.get('prefix', '')}{child_id[len(parent.id) + 1:]}/"
+            options = {**parent.options, "prefix": prefix}
+            record = await self.start(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
         elif record.status not in ("completed", "failed"):
             record = await self.resume(child_id)
         if record.status == "completed" and record.result is not None:
@@ -214,4 +259,4 @@ async def _mcp_servers(program: Program, environ: Mapping[str, str]) -> AsyncIte
         yield servers
 
 
-__all__ = ["EngineError", "LocalEngine", "RunError"]
+__all__ = ["EngineError", "LocalEngine", "RunBusyError", "RunError"]

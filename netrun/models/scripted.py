@@ -38,7 +38,24 @@ def load_replies(path: Path) -> dict[str, list[dict[str, Any]]]:
         raise ModelError(f"the replies file {path} is not valid YAML: {exc}", retriable=False) from None
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise ModelError(f"the replies file {path} must map each agent name (or 'router') to a list of replies", retriable=False)
+    for caller, replies in data.items():
+        for i, reply in enumerate(replies):
+            problem = _reply_problem(reply)
+            if problem:
+                raise ModelError(f"the replies file {path}: {caller} reply #{i + 1} {problem}", retriable=False)
     return data
+
+
+def _reply_problem(reply: Any) -> str | None:
+    if not isinstance(reply, dict):
+        return "must be a mapping with 'text' and/or 'tool_calls'"
+    unknown = set(reply) - {"text", "tool_calls", "tools"}
+    if unknown:
+        return f"has unknown keys: {', '.join(sorted(unknown))} (allowed: text, tool_calls, tools)"
+    calls = reply.get("tool_calls") or []
+    if not isinstance(calls, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in calls):
+        return "has tool_calls that are not a list of {name, args}"
+    return None
 
 
 def _tokens(text: str) -> int:
@@ -48,20 +65,23 @@ def _tokens(text: str) -> int:
 class ScriptedClient:
     """Answers from a replies file; never touches the network."""
 
-    def __init__(self, replies: dict[str, list[dict[str, Any]]], source: str) -> None:
+    def __init__(self, replies: dict[str, list[dict[str, Any]]], source: str, prefix: str = "") -> None:
         self.replies = replies
         self.source = source
+        self.prefix = prefix
+        """Prepended to callers: a child run's replies are kept apart from its parent's."""
 
     @classmethod
     def from_file(cls, path: Path) -> ScriptedClient:
         return cls(load_replies(path), str(path))
 
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
-        script = self.replies.get(request.caller, [])
+        caller = self.prefix + request.caller
+        script = self.replies.get(caller, [])
         if request.turn >= len(script):
             raise ModelError(
-                f"{self.source} has no reply for {request.caller} call #{request.turn + 1} "
-                f"(it holds {len(script)} for {request.caller}); the run took a different path than the script",
+                f"{self.source} has no reply for {caller} call #{request.turn + 1} "
+                f"(it holds {len(script)} for {caller}); the run took a different path than the script",
                 retriable=False,
             )
         reply = script[request.turn] or {}
@@ -95,11 +115,12 @@ class ScriptedClient:
 class RecordingClient:
     """Passes calls to a real client and writes their replies to a replies file as it goes."""
 
-    def __init__(self, inner: ModelClient, path: Path, replies: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, inner: ModelClient, path: Path, replies: dict[str, list[dict[str, Any]]], prefix: str = "") -> None:
         self.inner = inner
         self.path = path
         self.replies = replies
-        """Shared by every recording client of a run, so that one file holds all callers."""
+        """Shared by every recording client of a run and its child runs: one file holds all."""
+        self.prefix = prefix
 
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         result = await self.inner.complete(request, on_text)
@@ -107,7 +128,7 @@ class RecordingClient:
         if result.tool_calls:
             reply["tool_calls"] = [{"name": c.name, "args": _args(c.arguments)} for c in result.tool_calls]
         reply["tools"] = [t["function"]["name"] for t in request.tools]
-        calls = self.replies.setdefault(request.caller, [])
+        calls = self.replies.setdefault(self.prefix + request.caller, [])
         calls.extend({} for _ in range(request.turn + 1 - len(calls)))
         calls[request.turn] = reply
         self.path.write_text("# Recorded by `netrun run --record`; replay with --replay.\n" + yaml.safe_dump(self.replies, sort_keys=False, allow_unicode=True), encoding="utf-8")

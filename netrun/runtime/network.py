@@ -211,10 +211,13 @@ class NetworkRun:
             assert self.p.router_model is not None
             return await self._infer(step_id, self.p.router_model, request)
 
-        decision, made = await llm_decision(
-            renderer=self.p.renderer, call=call, turn=self.turns.get("router", 0),
-            system=system, user=self.input, agents=agents, variables=variables,
-        )
+        try:
+            decision, made = await llm_decision(
+                renderer=self.p.renderer, call=call, turn=self.turns.get("router", 0),
+                system=system, user=self.input, agents=agents, variables=variables,
+            )
+        except RenderError as exc:
+            raise RunError(f"router: {exc}") from None
         self.turns["router"] = self.turns.get("router", 0) + len(made)
         for c in made:
             self.usage.add(c)
@@ -334,7 +337,11 @@ class NetworkRun:
         replayed = self.steps.replaying(step_id)
         self.emit("tool.called", replayed, tool=name, args=shown)
         tool = offered.get(name)
-        if refused:
+        if tool is None and replayed:
+            # Recorded in the journal: its outcome stands, even though the tool itself (an
+            # MCP server's, not connected on a replayed turn) is not at hand now.
+            outcome = await self._call(step_id, None, args or {})
+        elif refused:
             outcome = ToolOutcome.failure("refused: this agent's tool_calls limit for one turn is reached")
         elif tool is None:
             outcome = ToolOutcome.failure(f"unknown tool '{name}'; offered: {', '.join(offered) or 'none'}")
@@ -403,12 +410,14 @@ class NetworkRun:
     def _context(self, step_id: str) -> ToolContext:
         return ToolContext(self.steps.run_id, step_id, self.input, dict(self.state), self.event, self.environ, self.p.base_dir)
 
-    async def _call(self, step_id: str, tool: Tool, args: dict[str, Any]) -> ToolOutcome:
+    async def _call(self, step_id: str, tool: Tool | None, args: dict[str, Any]) -> ToolOutcome:
         ctx = self._context(step_id)
 
         async def call() -> dict[str, Any]:
             started = time.perf_counter()
             try:
+                if tool is None:
+                    raise RuntimeError(f"step {step_id} is not recorded and its tool is not available")
                 out = (await tool.call(args, ctx)).to_json()
             except Exception as exc:  # a bug in a tool is still the model's to hear about
                 out = ToolOutcome.failure(f"{type(exc).__name__}: {exc}").to_json()
@@ -425,6 +434,9 @@ class NetworkRun:
 
     async def _wait(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome:
         spec = self.p.waits[name].wait_for_event
+        if spec.match and path_get(self.event, spec.match) is None:
+            # Matching "no value" with "no value" would hand one answer to every such run.
+            return ToolOutcome.failure(f"cannot wait for {spec.event}: the event that started this run has no {spec.match} to match on")
         variables = {"args": args, "state": dict(self.state), "run": {"id": self.steps.run_id}}
         wait = Wait(
             event=spec.event,
