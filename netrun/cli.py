@@ -164,7 +164,7 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
             progress(kind, data)
 
     journal = _journal(db)
-    engine = LocalEngine(journal, dict(os.environ), emit)
+    engine = LocalEngine(journal, dict(os.environ), emit, stream=progress is not None)
     try:
         if resume_id is not None:
             result = _drive(engine.resume(resume_id))

@@ -54,7 +54,7 @@ def test_progress_streams_and_the_run_completes(netrun_cli, network, llm) -> Non
 def test_a_failing_inference_is_retried_as_a_step(netrun_cli, network, llm) -> None:
     llm.set_script([Reply(status=500, error="boom"), *SCRIPT])
     result = netrun_cli("run", str(network), "-i", "owls?", "--json")
-    assert json.loads(result.output)["status"] == "completed"
+    assert json.loads(result.output)["status"] == "completed", result.output
     assert llm.count == 3  # one failure, then the two calls: the SDK's own retries are off
 
 

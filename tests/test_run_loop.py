@@ -490,3 +490,22 @@ def test_cli_errors_for_a_broken_journal_and_replies(netrun_cli, tmp_path) -> No
     result = netrun_cli("run", str(REPO / "networks/quickstart.yaml"), "-i", "x", "--replay", str(replies), "--db", str(tmp_path / "ok.db"))
     assert result.exit_code == 1
     assert f"the replies file {replies}: dba reply #1 must be a mapping with 'text' and/or 'tool_calls'" in result.output
+
+
+def test_leases_respect_live_owners_and_ignore_dead_ones(tmp_path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    first, second = Journal(tmp_path / "j.db"), Journal(tmp_path / "j.db")
+    assert first.claim("r1")
+    assert not second.claim("r1")  # this process is alive: its lease holds
+    first.release("r1")
+    assert second.claim("r1")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead_owner = f"{socket.gethostname()}:{gone.stdout.strip()}:x"
+    first.db.execute("UPDATE leases SET owner = ? WHERE run_id = 'r1'", (dead_owner,))
+    assert first.claim("r1")  # a killed process holds nothing
+    first.db.execute("UPDATE leases SET owner = ? WHERE run_id = 'r1'", (f"elsewhere:{os.getpid()}:x",))
+    assert not second.claim("r1")  # another machine's lease is trusted until it expires

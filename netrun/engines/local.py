@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -93,6 +94,22 @@ LEASE_SECONDS = 60.0
 _FINAL = ("completed", "failed")
 
 
+def _alive(owner: str) -> bool:
+    """Whether a lease's owner may still run: a process of this machine that is gone (killed,
+    crashed) holds nothing; another machine's lease is trusted until it expires."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
 class Journal:
     """The SQLite file holding runs, their step outputs and their pending waits.
 
@@ -112,7 +129,7 @@ class Journal:
             self.db.executescript(_SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise JournalError(f"cannot use the run journal {path}: {exc}") from None
-        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- leases ------------------------------------------------------------------------
     def claim(self, run_id: str) -> bool:
@@ -121,7 +138,7 @@ class Journal:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             row = self.db.execute("SELECT owner, until FROM leases WHERE run_id = ?", (run_id,)).fetchone()
-            if row is not None and row[0] != self.owner and row[1] > now:
+            if row is not None and row[0] != self.owner and row[1] > now and _alive(row[0]):
                 return False
             self.db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?)", (run_id, self.owner, now + LEASE_SECONDS))
         return True

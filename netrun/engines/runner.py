@@ -39,6 +39,7 @@ class LocalEngine:
         step_retries: int = 3,
         backoff: float = 0.5,
         models: ModelFactory | None = None,
+        stream: bool = True,
     ) -> None:
         self.journal = journal
         self.environ = environ
@@ -47,6 +48,8 @@ class LocalEngine:
         self.backoff = backoff
         self.models = models
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
+        self.stream = stream
+        """Stream model text to ``emit`` as it arrives (the terminal); off for scripts."""
         self._recordings: dict[str, dict[str, list[dict[str, Any]]]] = {}
         """Replies being recorded, per file: a run and its child runs write one file."""
 
@@ -179,7 +182,7 @@ class LocalEngine:
             async with _mcp_servers(program, self.environ) as mcp:
                 run = NetworkRun(
                     program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
-                    emit=emit, mcp=mcp,
+                    emit=emit, mcp=mcp, stream=self.stream,
                 )
                 result = await run.run()
         except RunSuspended as suspended:

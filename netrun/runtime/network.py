@@ -99,6 +99,7 @@ class NetworkRun:
         environ: Mapping[str, str],
         emit: Emit | None = None,
         mcp: Any = None,
+        stream: bool = True,
     ) -> None:
         self.p = program
         self.steps = steps
@@ -107,6 +108,8 @@ class NetworkRun:
         self.event = dict(event or {})
         self.environ = environ
         self._emit = emit
+        self.stream = stream
+        """Stream the model's text as ``text.delta`` events (for a person watching)."""
         self.mcp = mcp
         """The run's MCP servers (:class:`netrun.tools.mcp.McpServers`), or None."""
         self.usage = Usage()
@@ -227,7 +230,7 @@ class NetworkRun:
         replay = self.steps.replaying(step_id)
 
         async def call() -> dict[str, Any]:
-            on_text = None if replay or self._emit is None else (lambda t: self.emit("text.delta", caller=request.caller, text=t))
+            on_text = None if replay or self._emit is None or not self.stream else (lambda t: self.emit("text.delta", caller=request.caller, text=t))
             try:
                 return (await model.complete(request, on_text)).to_json()
             except ModelError as exc:
