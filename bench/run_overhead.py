@@ -105,8 +105,13 @@ def child(mode: str, base: str, iterations: int, runs: int) -> None:
 
     _lib()  # the same warning filters and settings in both modes
 
-    async def warm() -> None:  # first calls pay litellm's lazy imports: not what is measured
+    async def warm() -> None:
+        # First calls pay lazy imports (litellm's, and netrun's modules): not what is measured.
+        # Both sides get the same one-iteration warm-up.
         await floor_loop(litellm, base, 1)
+        if mode == "netrun":
+            with tempfile.TemporaryDirectory() as tmp:
+                await netrun_runs(base, 1, 1, Path(tmp) / "warm.db")
 
     async def main() -> float:
         await warm()

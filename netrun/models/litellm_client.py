@@ -14,6 +14,8 @@ from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
 
 _litellm: Any = None
+_PRICED: dict[str, bool] = {}
+"""Model ids litellm has no price for: looking one up fails slowly, so it is asked once."""
 
 
 def _lib() -> Any:
@@ -56,8 +58,7 @@ class LitellmClient:
     def __init__(self, spec: ModelSpec, environ: Mapping[str, str]) -> None:
         self.spec = spec
         self.environ = environ
-        self.priced = True
-        """Whether litellm knows this model's price (looking up an unknown one is slow)."""
+
 
     def _secrets(self) -> list[str]:
         return [v for v in (self._resolve(self.spec.api_key), self._resolve(self.spec.api_base)) if v]
@@ -112,11 +113,11 @@ class LitellmClient:
         ]
         usage = getattr(response, "usage", None)
         cost = 0.0
-        if self.priced:
+        if _PRICED.get(self.spec.id, True):
             try:
                 cost = float(lib.completion_cost(completion_response=response) or 0.0)
             except Exception:  # no price for this model: cost limits count 0 (and stop asking)
-                self.priced = False
+                _PRICED[self.spec.id] = False
         return Completion(
             text=message.content or "",
             tool_calls=calls,
