@@ -17,7 +17,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
-from .diagnostics import Diagnostic, Pos, YamlPath, format_path
+from .diagnostics import Diagnostic, Pos, YamlPath
 
 try:  # libyaml is bundled with PyYAML's wheels; the pure-Python parser is the fallback.
     from yaml.cyaml import CParser as _Parser
@@ -402,8 +402,3 @@ class _Builder:
                 continue
             out[name] = self.build(v, (*path, name), k)
         return out
-
-
-def describe(path: YamlPath) -> str:
-    """The path as users write it, or 'the top level' for the root."""
-    return format_path(path) or "the top level"

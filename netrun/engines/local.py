@@ -367,8 +367,5 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):013x}{uuid.uuid4().hex[:12]}"
 
 
-def timed_out(deadline: float, now: float | None = None) -> bool:
-    return (now or time.time()) >= deadline
 
-
-__all__ = ["Journal", "LocalSteps", "RunRecord", "new_run_id", "timed_out", "wait_matches"]
+__all__ = ["Journal", "LocalSteps", "RunRecord", "new_run_id", "wait_matches"]

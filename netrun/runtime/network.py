@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from ..compile import Program
@@ -454,7 +453,3 @@ class NetworkRun:
         if received is None:
             return ToolOutcome.failure(f"no answer: no {spec.event} event arrived within {spec.timeout}")
         return ToolOutcome(result=received.get("data", received))
-
-
-def base_dir_of(path: Path) -> Path:
-    return path.resolve().parent
