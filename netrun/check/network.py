@@ -93,6 +93,21 @@ class NetworkChecker:
             pos = self.doc.text_pos(path, p.line - 1, p.col - 1, p.needle)
             self.out.append(Diagnostic(pos=pos, message=p.message, path=path, code=p.code))
 
+    def _inngest_expression(self, path: YamlPath, source: str | None, scope: Scope) -> None:
+        """An expression Inngest evaluates itself: valid Jinja, and within what CEL can say."""
+        if source is None:
+            return
+        before = len(self.out)
+        self._template(path, source, scope, expression=True)
+        if len(self.out) > before:
+            return  # already reported as Jinja
+        from .cel import CelError, to_cel
+
+        try:
+            to_cel(source)
+        except CelError as exc:
+            self.report(path, f"Inngest evaluates this expression: {exc}", "not-cel")
+
     def _env(self, path: YamlPath, value: str | None) -> None:
         if value is None:
             return
@@ -445,7 +460,7 @@ class NetworkChecker:
         for path, t in items:
             self._template((*path, "input"), t.input, event_scope)
             if isinstance(t, EventTrigger):
-                self._template((*path, "if"), t.if_, event_scope, expression=True)
+                self._inngest_expression((*path, "if"), t.if_, event_scope)
             elif isinstance(t, CronTrigger):
                 problem = cron_problem(t.cron)
                 if problem:
@@ -469,25 +484,25 @@ class NetworkChecker:
         second, day, week = timedelta(seconds=1), timedelta(days=1), timedelta(days=7)
         if isinstance(fn.concurrency, list):
             for i, c in enumerate(fn.concurrency):
-                self._template(("function", "concurrency", i, "key"), c.key, scope, expression=True)
+                self._inngest_expression(("function", "concurrency", i, "key"), c.key, scope)
         for section, high in (("throttle", week), ("rate_limit", day), ("debounce", week)):
             cfg = getattr(fn, section)
             if cfg is not None:
                 self._duration(("function", section, "period"), cfg.period, second, high)
-                self._template(("function", section, "key"), cfg.key, scope, expression=True)
+                self._inngest_expression(("function", section, "key"), cfg.key, scope)
         if fn.debounce is not None:
             self._duration(("function", "debounce", "timeout"), fn.debounce.timeout, second, None)
         if fn.priority is not None:
-            self._template(("function", "priority", "run"), fn.priority.run, scope, expression=True)
-        self._template(("function", "idempotency"), fn.idempotency, scope, expression=True)
+            self._inngest_expression(("function", "priority", "run"), fn.priority.run, scope)
+        self._inngest_expression(("function", "idempotency"), fn.idempotency, scope)
         for i, c in enumerate(fn.cancel):
-            self._template(("function", "cancel", i, "if"), c.if_, {"event": ANY, "async": ANY}, expression=True)
+            self._inngest_expression(("function", "cancel", i, "if"), c.if_, {"event": ANY, "async": ANY})
             self._duration(("function", "cancel", i, "timeout"), c.timeout, second, None)
         if fn.timeouts is not None:
             self._duration(("function", "timeouts", "start"), fn.timeouts.start, second, None)
             self._duration(("function", "timeouts", "finish"), fn.timeouts.finish, second, None)
         if fn.singleton is not None:
-            self._template(("function", "singleton", "key"), fn.singleton.key, scope, expression=True)
+            self._inngest_expression(("function", "singleton", "key"), fn.singleton.key, scope)
 
     def _limits(self) -> None:
         spec = self.spec
