@@ -30,3 +30,12 @@ def test_examples_validate_strictly(netrun_cli) -> None:
     assert report["diagnostics"] == []
     assert result.exit_code == 0
     assert len(report["files"]) == len(EXAMPLES)
+
+
+def test_the_readme_network_validates(netrun_cli, tmp_path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## A network file", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme.yaml"
+    path.write_text(block, encoding="utf-8")
+    result = netrun_cli("validate", "--strict", str(path))
+    assert result.exit_code == 0, result.output
