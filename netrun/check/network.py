@@ -19,7 +19,7 @@ from ..providers import LITELLM_PROVIDERS
 from ..spec import NetworkSpec
 from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
-from ..spec.params import JsonSchema
+from ..spec.params import JsonSchema, matches_type
 from ..spec.tools import HttpTool, NetworkCall, NetworkTool, StateTool, WaitTool
 from ..spec.trigger import CronTrigger, EventTrigger
 from ..suggest import did_you_mean, hint
@@ -211,7 +211,7 @@ class NetworkChecker:
                 f"default {show(schema.default)} is not one of the enum values: {', '.join(map(show, schema.enum))}",
                 "bad-default",
             )
-        if isinstance(schema.type, str) and schema.default is not None and not _fits_type(schema.default, schema.type):
+        if isinstance(schema.type, str) and schema.default is not None and not matches_type(schema.default, schema.type):
             self.report((*path, "default"), f"default {show(schema.default)} is not of type {schema.type}", "bad-default")
         for i, req in enumerate(schema.required or []):
             if schema.properties is not None and req not in schema.properties:
@@ -409,7 +409,7 @@ class NetworkChecker:
         schema = field if isinstance(field, JsonSchema) else JsonSchema.model_construct(type=field)
         if schema.enum is not None and value not in schema.enum:
             self.report(path, f"{show(value)} is not one of the values state field '{path[-1]}' allows: {', '.join(map(show, schema.enum))}", "bad-value")
-        elif isinstance(schema.type, str) and not _fits_type(value, schema.type):
+        elif isinstance(schema.type, str) and not matches_type(value, schema.type):
             self.report(path, f"{show(value)} is not of type {schema.type}, as state field '{path[-1]}' is declared", "bad-value")
 
     def _walk_templates(self, path: YamlPath, value: Any, scope: Scope) -> None:
@@ -538,16 +538,6 @@ class NetworkChecker:
         for name in spec.mcp_servers:
             if name not in used_servers and used_servers <= set(spec.mcp_servers):  # else a typo is already an error
                 self.warn(("mcp_servers", name), f"MCP server '{name}' is not used by any agent", "unused-mcp-server")
-
-
-_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
-
-
-def _fits_type(value: Any, json_type: str) -> bool:
-    want = _TYPES.get(json_type)
-    if want is None:
-        return value is None if json_type == "null" else True
-    return isinstance(value, want) and not (json_type in ("integer", "number") and isinstance(value, bool))
 
 
 def _human(d: timedelta | None) -> str:

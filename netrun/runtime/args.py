@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..spec.params import matches_type
+
 
 def parse_arguments(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """(arguments, None) or (None, what is wrong)."""
@@ -24,17 +26,6 @@ def parse_arguments(text: str) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(value, dict):
         return None, "the arguments must be a JSON object"
     return value, None
-
-
-_TYPES: dict[str, Any] = {
-    "string": str,
-    "integer": int,
-    "number": (int, float),
-    "boolean": bool,
-    "array": list,
-    "object": dict,
-    "null": type(None),
-}
 
 
 def parameters_schema(spec_parameters: Any) -> dict[str, Any]:
@@ -76,7 +67,7 @@ def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> lis
     types = schema.get("type")
     if types is not None:
         types = [types] if isinstance(types, str) else types
-        if not any(_is_type(value, t) for t in types):
+        if not any(matches_type(value, t) for t in types):
             return [f"{path}: expected {' or '.join(types)}"]
     errors: list[str] = []
     if "enum" in schema and value not in schema["enum"]:
@@ -115,11 +106,3 @@ def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> lis
             elif isinstance(schema.get("additionalProperties"), dict):
                 errors += check_args(item, schema["additionalProperties"], f"{path}.{key}")
     return errors
-
-
-def _is_type(value: Any, name: str) -> bool:
-    if isinstance(value, bool) and name in ("integer", "number"):
-        return False
-    if name == "integer" and isinstance(value, float):
-        return value.is_integer()
-    return isinstance(value, _TYPES[name])

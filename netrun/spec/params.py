@@ -80,6 +80,29 @@ class JsonSchema(Spec):
     """The value matches at least one of these schemas."""
 
 
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+}
+
+
+def matches_type(value: Any, json_type: str) -> bool:
+    """Whether a JSON value has this JSON Schema type (as validate checks defaults and
+    literals, and the runtime checks the model's arguments): a boolean is not a number,
+    an integral float is an integer."""
+    if isinstance(value, bool) and json_type in ("integer", "number"):
+        return False
+    if json_type == "integer" and isinstance(value, float):
+        return value.is_integer()
+    want = _PYTHON_TYPES.get(json_type)
+    return True if want is None else isinstance(value, want)
+
+
 StateField = keyed_union(
     ("text", JsonType),
     ("map", JsonSchema),
