@@ -17,11 +17,9 @@ from typing import Any
 
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
-from jinja2.parser import Parser
 
-from .templates import sandbox
+from .templates import parse_expression
 
-_ENV = sandbox()
 _BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "Mod": "%"}
 _COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "lteq": "<=", "gt": ">", "gteq": ">=", "in": "in"}
 
@@ -34,10 +32,7 @@ def to_cel(expression: str, constants: Mapping[str, Any] | None = None) -> str:
     """Translate a Jinja expression to CEL; ``constants`` are names replaced by their values
     (``args``, ``state`` at the moment a wait starts)."""
     try:
-        parser = Parser(_ENV, expression, state="variable")
-        tree = parser.parse_expression()
-        if not parser.stream.eos:
-            raise CelError(f"unexpected {parser.stream.current.value!r} after the expression")
+        tree = parse_expression(expression)
     except TemplateSyntaxError as exc:
         raise CelError(exc.message or "syntax error") from None
     return _Translator(constants or {}).expr(tree)

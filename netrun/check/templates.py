@@ -9,6 +9,7 @@ run time.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class TemplateChecker:
             return [Problem("empty expression", 1, 1, code="expression")]
         parsed = _EXPRESSIONS.get(source)
         if parsed is None:
-            parsed = _parse_expression(self.env, source)
+            parsed = _parse_expression(source)
             _EXPRESSIONS[source] = parsed
         return [parsed] if isinstance(parsed, Problem) else self._check(parsed, source, scope)
 
@@ -161,13 +162,24 @@ _TEMPLATES: dict[str, _Parsed | Problem] = {}
 _EXPRESSIONS: dict[str, _Parsed | Problem] = {}
 
 
-def _parse_expression(env: ImmutableSandboxedEnvironment, source: str) -> _Parsed | Problem:
+_PARSING = sandbox()
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_expression(source: str) -> nodes.Expr:
+    """The tree of a Jinja expression (shared by the checks here and the CEL translation,
+    so each expression is parsed once); raises TemplateSyntaxError."""
+    parser = Parser(_PARSING, source, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        tok = parser.stream.current
+        raise TemplateSyntaxError(f"unexpected {tok.value!r} after the expression", tok.lineno)
+    return expr
+
+
+def _parse_expression(source: str) -> _Parsed | Problem:
     try:
-        parser = Parser(env, source, state="variable")
-        expr = parser.parse_expression()
-        if not parser.stream.eos:
-            tok = parser.stream.current
-            raise TemplateSyntaxError(f"unexpected {tok.value!r} after the expression", tok.lineno)
+        expr = parse_expression(source)
     except TemplateSyntaxError as exc:
         msg = exc.message or "syntax error"
         if re.search(r"(?<![=!<>])=(?!=)", source):
