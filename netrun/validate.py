@@ -334,29 +334,32 @@ def _unique_names(results: list[FileResult], docs: dict[int, Document]) -> dict[
     return names
 
 
+def network_names(folder: Path) -> dict[Path, str]:
+    """The network files directly in ``folder`` and the name each declares.
+
+    The top-level ``name:`` line is enough here; loading every file in full would cost a
+    pre-commit run over a folder of many networks seconds.
+    """
+    names: dict[Path, str] = {}
+    for path in sorted(folder.glob("*.y*ml")):
+        if not path.name.endswith(YAML_SUFFIXES) or path.name.endswith(SKIPPED_SUFFIXES) or is_fragment(path):
+            continue
+        try:
+            found = _NAME_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            continue
+        if found:
+            names[path.resolve()] = found.group(1)
+    return names
+
+
 def _sibling_names(files: list[Path]) -> frozenset[str]:
     """Names of the networks beside the validated files, for network-as-tool references
     when only some files of a directory are validated (as pre-commit does)."""
     validated = {p.resolve() for p in files}
-    names: set[str] = set()
-    for folder in {p.resolve().parent for p in files}:
-        for p in folder.glob("*.y*ml"):
-            if (
-                p.resolve() in validated
-                or is_fragment(p)
-                or not p.name.endswith(YAML_SUFFIXES)
-                or p.name.endswith(SKIPPED_SUFFIXES)
-            ):
-                continue
-            # The top-level `name:` line is enough here; loading every neighbour in full
-            # would cost a pre-commit run with many networks seconds.
-            try:
-                found = _NAME_LINE.search(p.read_text(encoding="utf-8", errors="replace"))
-            except OSError:
-                continue
-            if found:
-                names.add(found.group(1))
-    return frozenset(names)
+    return frozenset(
+        name for folder in {p.resolve().parent for p in files} for path, name in network_names(folder).items() if path not in validated
+    )
 
 
 _NAME_LINE = re.compile(r"""^name:[ \t]*["']?([A-Za-z_][A-Za-z0-9_-]*)["']?[ \t]*(?:#.*)?$""", re.M)

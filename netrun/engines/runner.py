@@ -235,13 +235,10 @@ class LocalEngine:
 
 def find_network(folder: Path, name: str) -> NetworkSpec | None:
     """The valid network named ``name`` among the files of ``folder``."""
-    from ..validate import _NAME_LINE, YAML_SUFFIXES, validate_paths
+    from ..validate import network_names, validate_paths
 
-    for path in sorted(folder.glob("*.y*ml")):
-        if not path.name.endswith(YAML_SUFFIXES):
-            continue
-        found = _NAME_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
-        if found and found.group(1) == name:
+    for path, declared in network_names(folder).items():
+        if declared == name:
             result = validate_paths([path])
             spec = result.files[0].spec if result.files and not result.errors else None
             if spec is not None:
