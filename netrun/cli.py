@@ -123,10 +123,8 @@ def _json_option(text: str | None, name: str) -> dict[str, Any]:
     return value
 
 
-def _finish(record: Any, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"run_id": record.id, "status": record.status, "network": record.network, "result": record.result, "error": record.error}, indent=2))
-    sys.exit(1 if record.status == "failed" else 0)
+def _summary(record: Any) -> dict[str, Any]:
+    return {"run_id": record.id, "status": record.status, "network": record.network, "result": record.result, "error": record.error}
 
 
 @main.command()
@@ -147,8 +145,6 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
     """
 
     from .console import Progress
-    from .engines.local import JournalError
-    from .engines.runner import EngineError, LocalEngine
 
     if resume_id is None and file is None:
         raise click.UsageError("give a network FILE to run, or --resume RUN_ID")
@@ -163,41 +159,48 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
         if progress is not None:
             progress(kind, data)
 
-    journal = _journal(db)
-    engine = LocalEngine(journal, dict(os.environ), emit, stream=progress is not None)
+    if resume_id is not None:
+        operation = lambda engine: engine.resume(resume_id)  # noqa: E731
+    else:
+        assert file is not None
+        spec = _load_network(file)
+        options = {k: str(v.resolve()) for k, v in (("replay", replay), ("record", record)) if v is not None}
+        event, initial = _json_option(event_json, "--event"), _state_pairs(state)
+        operation = lambda engine: engine.start(spec, file.resolve().parent, input=input_, state=initial, event=event, options=options)  # noqa: E731
     try:
-        if resume_id is not None:
-            result = _drive(engine.resume(resume_id))
-        else:
-            assert file is not None
-            spec = _load_network(file)
-            options = {k: str(v.resolve()) for k, v in (("replay", replay), ("record", record)) if v is not None}
-            event = _json_option(event_json, "--event")
-            result = _drive(engine.start(spec, file.resolve().parent, input=input_, state=_state_pairs(state), event=event, options=options))
-    except (EngineError, JournalError) as exc:
-        raise click.ClickException(str(exc)) from None
+        outcome = _with_engine(db, emit, progress is not None, operation)
     except KeyboardInterrupt:
         run_id = resume_id or (started[0] if started else None)
         hint = f"; resume it with: netrun run --resume {run_id}" if run_id else ""
         raise click.ClickException(f"interrupted{hint}") from None
-    finally:
-        journal.close()
-    _finish(result, as_json)
+    if as_json:
+        click.echo(json.dumps(_summary(outcome), indent=2))
+    sys.exit(1 if outcome.status == "failed" else 0)
 
 
-def _drive(operation: Any) -> Any:
-    """Run an engine operation in a fresh event loop, closing model clients before it ends."""
+def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any) -> Any:
+    """Run ``operation(engine)`` on the local engine in a fresh event loop: the journal is
+    closed and model clients shut down afterwards, and engine errors become CLI errors."""
     import asyncio
 
+    from .engines.local import JournalError
+    from .engines.runner import EngineError, LocalEngine
     from .models.litellm_client import close_clients
+
+    journal = _journal(db)
 
     async def main() -> Any:
         try:
-            return await operation
+            return await operation(LocalEngine(journal, dict(os.environ), emit, stream=stream))
         finally:
             await close_clients()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except (EngineError, JournalError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        journal.close()
 
 
 def _load_network(file: Path) -> Any:
@@ -227,24 +230,14 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
     """Send an event: it answers the waits that match it, and those runs resume."""
 
     from .console import Progress
-    from .engines.runner import LocalEngine
 
     data = _json_option(data_json, "--data")
     if run_id is not None:
         data.setdefault("run_id", run_id)  # approvals match on the run id in the data
-    journal = _journal(db)
-    engine = LocalEngine(journal, dict(os.environ), None if as_json else Progress())
-    from .engines.local import JournalError
-    from .engines.runner import EngineError
-
-    try:
-        records = _drive(engine.deliver(event, data, run_id))
-    except (EngineError, JournalError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        journal.close()
+    progress = None if as_json else Progress()
+    records = _with_engine(db, progress, progress is not None, lambda engine: engine.deliver(event, data, run_id))
     if as_json:
-        click.echo(json.dumps([{"run_id": r.id, "status": r.status, "result": r.result, "error": r.error} for r in records], indent=2))
+        click.echo(json.dumps([_summary(r) for r in records], indent=2))
     elif not records:
         click.echo(f"no run was waiting for {event}" + (f" (run {run_id})" if run_id else "") + " with a matching condition")
     sys.exit(1 if any(r.status == "failed" for r in records) else 0)
