@@ -138,7 +138,7 @@ def _prune(data: dict[str, Any], paths: list[YamlPath], coarse: bool) -> tuple[d
     out = copy.deepcopy(data)
     dropped: set[YamlPath] = set()
     for path in paths:
-        cut = _cut(path, path not in _present(data, path), coarse)
+        cut = _cut(path, not _exists(data, path), coarse)
         if cut == ("name",):
             out["name"] = "_"  # a placeholder: the rest of the network can still be checked
         elif not cut or cut == ("agents",):
@@ -160,13 +160,12 @@ def _get(data: Any, path: YamlPath) -> Any:
     return data
 
 
-def _present(data: Any, path: YamlPath) -> set[YamlPath]:
-    """``{path}`` if ``path`` exists in ``data``, else an empty set."""
-    parent = _get(data, path[:-1]) if path else None
-    found = path and (
-        (isinstance(parent, dict) and path[-1] in parent) or (isinstance(parent, list) and isinstance(path[-1], int))
-    )
-    return {path} if found else set()
+def _exists(data: Any, path: YamlPath) -> bool:
+    """Whether ``path`` is in ``data`` (a missing field's error names a path that is not)."""
+    if not path:
+        return False
+    parent = _get(data, path[:-1])
+    return (isinstance(parent, dict) and path[-1] in parent) or (isinstance(parent, list) and isinstance(path[-1], int))
 
 
 def _load(path: Path, cache: DocumentCache, result: FileResult) -> Document | None:

@@ -71,10 +71,6 @@ class ScriptedClient:
         self.prefix = prefix
         """Prepended to callers: a child run's replies are kept apart from its parent's."""
 
-    @classmethod
-    def from_file(cls, path: Path) -> ScriptedClient:
-        return cls(load_replies(path), str(path))
-
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         caller = self.prefix + request.caller
         script = self.replies.get(caller, [])
