@@ -297,7 +297,8 @@ class NetworkRun:
         except RenderError as exc:
             raise RunError(f"agent {name}: system prompt: {exc}") from None
         offered = await self._offered(name, with_mcp=not replayed)
-        tools = [self._schema(k, v) for k, v in offered.items()]
+        schemas = {k: self._schema(k, v) for k, v in offered.items()}
+        tools = list(schemas.values())
         choice = agent.spec.tool_choice
         tool_choice: Any = None
         if choice in ("auto", "required", "none"):
@@ -316,11 +317,12 @@ class NetworkRun:
             not self.steps.replaying(f"{prefix}.tool.{i}.{c.name}") for i, c in enumerate(completion.tool_calls)
         ):
             offered = await self._offered(name)  # a tool call to run again may need an MCP server
+            schemas = {k: self._schema(k, v) for k, v in offered.items()}
         result = AgentResult(name, completion.text)
         limit = agent.spec.limits.tool_calls if agent.spec.limits and agent.spec.limits.tool_calls else None
         calls = completion.tool_calls
         outcomes = await asyncio.gather(
-            *(self._tool(f"{prefix}.tool.{i}.{c.name}", c.name, c.arguments, offered, refused=limit is not None and i >= limit) for i, c in enumerate(calls)),
+            *(self._tool(f"{prefix}.tool.{i}.{c.name}", c.name, c.arguments, offered, schemas, refused=limit is not None and i >= limit) for i, c in enumerate(calls)),
             return_exceptions=True,
         )
         for failed in outcomes:  # a suspension (a wait) or a failure ends the turn here
@@ -333,7 +335,9 @@ class NetworkRun:
         self._results_view.append(asdict(result))
         self.emit("agent.finished", replayed, iteration=n, agent=name, text=completion.text)
 
-    async def _tool(self, step_id: str, name: str, arguments: str, offered: dict[str, Tool | str], refused: bool) -> tuple[Any, ToolOutcome]:
+    async def _tool(
+        self, step_id: str, name: str, arguments: str, offered: dict[str, Tool | str], schemas: dict[str, dict[str, Any]], refused: bool
+    ) -> tuple[Any, ToolOutcome]:
         args, problem = parse_arguments(arguments)
         shown = args if args is not None else arguments
         replayed = self.steps.replaying(step_id)
@@ -350,7 +354,7 @@ class NetworkRun:
         elif problem is not None or args is None:
             outcome = ToolOutcome.failure(problem or "invalid arguments")
         else:
-            schema = self._schema(name, tool)["function"]["parameters"]
+            schema = schemas[name]["function"]["parameters"]  # as the model was shown it
             problems = check_args(args, schema)
             bad = "; ".join(problems) if problems else None
             rejected = None if bad is not None else await self._approval(step_id, name, args)
