@@ -63,7 +63,7 @@ from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
 from ..spec.mcp import McpServerSpec, StdioServer, WsServer
 
-__all__ = ["McpConnection", "McpServers", "McpTool", "format_result", "function_name", "open_mcp_tools"]
+__all__ = ["McpConnection", "McpServers", "McpTool", "format_result", "function_name"]
 
 log = logging.getLogger(__name__)
 
@@ -747,23 +747,3 @@ class McpServers:
     def error(self, server: str) -> str | None:
         """Why ``server`` is unavailable in this run, or ``None``."""
         return self.connection(server).error
-
-
-@asynccontextmanager
-async def open_mcp_tools(
-    specs: Mapping[str, McpServerSpec], environ: Mapping[str, str], base_dir: Path | str
-) -> AsyncIterator[dict[str, McpTool]]:
-    """Every offered tool of every server in ``specs``, by function name, for the block.
-
-    The eager form, for a caller that wants all tools up front: servers are connected
-    concurrently on entry. A server that cannot be reached contributes no tools (its error is
-    logged); :meth:`McpServers.resolve` is the finer tool, giving explicit ``server.tool``
-    references a tool that tells the model why it cannot run.
-    """
-    async with McpServers(specs, environ=environ, base_dir=base_dir) as servers:
-        await servers.connect()
-        tools: dict[str, McpTool] = {}
-        for name in servers.connections:
-            for tool in await servers.tools_for(name):
-                tools[tool.name] = tool
-        yield tools
