@@ -123,10 +123,6 @@ def _json_option(text: str | None, name: str) -> dict[str, Any]:
     return value
 
 
-def _summary(record: Any) -> dict[str, Any]:
-    return {"run_id": record.id, "status": record.status, "network": record.network, "result": record.result, "error": record.error}
-
-
 @main.command()
 @click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-i", "--input", "input_", default="", help="The network input (the user's request).")
@@ -174,7 +170,7 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
         hint = f"; resume it with: netrun run --resume {run_id}" if run_id else ""
         raise click.ClickException(f"interrupted{hint}") from None
     if as_json:
-        click.echo(json.dumps(_summary(outcome), indent=2))
+        click.echo(json.dumps(outcome.summary(), indent=2))
     sys.exit(1 if outcome.status == "failed" else 0)
 
 
@@ -237,10 +233,58 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
     progress = None if as_json else Progress()
     records = _with_engine(db, progress, progress is not None, lambda engine: engine.deliver(event, data, run_id))
     if as_json:
-        click.echo(json.dumps([_summary(r) for r in records], indent=2))
+        click.echo(json.dumps([r.summary() for r in records], indent=2))
     elif not records:
         click.echo(f"no run was waiting for {event}" + (f" (run {run_id})" if run_id else "") + " with a matching condition")
     sys.exit(1 if any(r.status == "failed" for r in records) else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The interface to listen on (127.0.0.1: this machine only).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="The port to listen on.")
+@click.option(
+    "--engine", type=click.Choice(["auto", "local", "inngest"]), default="auto", show_default=True,
+    help="Where runs execute: auto = Inngest when INNGEST_DEV or INNGEST_SIGNING_KEY is set, else the local engine.",
+)
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), help="The local engine's journal directory (default: .netrun, or $NETRUN_DATA_DIR).")
+@click.option("--no-watch", is_flag=True, help="Do not reload the network files when they change.")
+@click.option("--app-id", help="The Inngest app id (default: netrun, or $NETRUN_APP_ID).")
+def serve(paths: tuple[Path, ...], host: str, port: int, engine: str, data_dir: Path | None, no_watch: bool, app_id: str | None) -> None:
+    """Serve networks: Inngest functions at /api/inngest and a REST API to start runs,
+    stream their events and deliver events. PATHS default to networks/.
+
+    Edits to the files are picked up while serving; an invalid edit is reported and the
+    last good version keeps serving. Runs in flight keep the definition they started on.
+    """
+    import logging
+
+    from .validate import PathError, discover
+
+    targets = tuple(paths) or (Path("networks"),)
+    try:
+        discover(targets)
+    except PathError as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(level=logging.INFO, format="netrun: %(message)s")
+    from .serve.settings import ServeSettings, SettingsError
+
+    try:
+        settings = ServeSettings.from_env(
+            dict(os.environ), targets, engine=engine, data_dir=data_dir, host=host, port=port, watch=not no_watch, app_id=app_id,
+        )
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    import uvicorn
+
+    from .serve.app import StartError, create_app
+
+    try:
+        app = create_app(settings)
+    except StartError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":  # pragma: no cover

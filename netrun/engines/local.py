@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -82,6 +82,11 @@ class RunRecord:
     """running | waiting | completed | failed"""
     result: dict[str, Any] | None
     error: str | None
+
+    def summary(self) -> dict[str, Any]:
+        """The run as ``netrun run --json`` prints it and ``GET /runs/{id}`` returns it."""
+        return {"run_id": self.id, "status": self.status, "network": self.network, "definition_hash": self.definition_hash,
+                "input": self.input, "result": self.result, "error": self.error}
 
 
 class JournalError(Exception):
@@ -221,6 +226,10 @@ class Journal:
             (run_id, step_id, wait.event, json.dumps(spec, default=str), time.time() + wait.timeout.total_seconds()),
         )
 
+    def due_waits(self, now: float) -> list[str]:
+        """Runs with a wait whose timeout has passed (they resume to see it time out)."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT run_id FROM waits WHERE deadline <= ?", (now,))]
+
     def waits(self, event: str | None = None) -> list[tuple[str, str, str, dict[str, Any], float]]:
         query = "SELECT run_id, step_id, event, spec, deadline FROM waits" + (" WHERE event = ?" if event else "")
         rows = self.db.execute(query, (event,) if event else ())
@@ -307,6 +316,13 @@ class LocalSteps:
         if error is not None:
             raise StepFailed(step_id, error)
         return output
+
+    async def parallel(self, thunks: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+        results = await asyncio.gather(*(t() for t in thunks), return_exceptions=True)
+        for failed in results:  # a suspension (a wait) or a failure ends the caller here
+            if isinstance(failed, BaseException):
+                raise failed
+        return results
 
     async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:
         if step_id in self._done:

@@ -18,6 +18,7 @@ from ..runtime.steps import RunSuspended
 from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
+from .concurrency import ConcurrencyGate, slots
 from .local import Journal, JournalError, LocalSteps, RunRecord, new_run_id, wait_matches
 
 
@@ -40,6 +41,7 @@ class LocalEngine:
         backoff: float = 0.5,
         models: ModelFactory | None = None,
         stream: bool = True,
+        gate: ConcurrencyGate | None = None,
     ) -> None:
         self.journal = journal
         self.environ = environ
@@ -50,6 +52,8 @@ class LocalEngine:
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
         self.stream = stream
         """Stream model text to ``emit`` as it arrives (the terminal); off for scripts."""
+        self.gate = gate
+        """Holds the networks' concurrency limits (``netrun serve``); None: no limits."""
         self._recordings: dict[str, dict[str, list[dict[str, Any]]]] = {}
         """Replies being recorded, per file: a run and its child runs write one file."""
 
@@ -93,6 +97,21 @@ class LocalEngine:
         options: Mapping[str, Any] | None = None,
         run_id: str | None = None,
     ) -> RunRecord:
+        record = self.create(spec, base_dir, input=input, state=state, event=event, options=options, run_id=run_id)
+        return await self._execute(record)
+
+    def create(
+        self,
+        spec: NetworkSpec,
+        base_dir: Path,
+        *,
+        input: str,
+        state: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Record a new run (status ``running``: it is to execute) without executing it."""
         from ..compile import definition_hash
 
         record = RunRecord(
@@ -104,9 +123,13 @@ class LocalEngine:
         self.journal.create_run(record)
         if self.emit:
             self.emit("run.started", {"run_id": record.id, "network": spec.name, "input": input, "definition_hash": record.definition_hash, "replayed": False})
+        return record
+
+    async def execute(self, record: RunRecord) -> RunRecord:
+        """Execute a run created with :meth:`create` (or resume it: the same thing)."""
         return await self._execute(record)
 
-    async def resume(self, run_id: str) -> RunRecord:
+    async def resume(self, run_id: str, *, gated: bool = True) -> RunRecord:
         record = self.journal.run(run_id)
         if record is None:
             raise EngineError(f"no run {run_id} in {self.journal.path}")
@@ -116,10 +139,23 @@ class LocalEngine:
         if any(w[0] == run_id for w in self.journal.waits()):
             return record  # still waiting for its event
         record.options = {**record.options, "resumed": True}
-        return await self._execute(record)
+        return await self._execute(record) if gated else await self._execute_claimed(record)
 
     async def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None) -> list[RunRecord]:
         """Deliver an event: resolve the waits it answers, then resume those runs."""
+        woken = self.answer(name, data, run_id)
+        resumed = []
+        for run_id_ in woken:
+            try:
+                resumed.append(await self.resume(run_id_))
+            except RunBusyError:  # its owner finds the answer in the journal and goes on
+                record = self.journal.run(run_id_)
+                if record is not None:
+                    resumed.append(record)
+        return resumed
+
+    def answer(self, name: str, data: Mapping[str, Any], run_id: str | None = None) -> list[str]:
+        """Record an event as the outcome of the waits it answers; the runs to resume."""
         incoming = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
         woken: list[str] = []
         for wait_run, step_id, _, spec, deadline in self.journal.waits(name):
@@ -130,15 +166,7 @@ class LocalEngine:
                 continue
             if wait_matches(spec, record.event, incoming) and self.journal.resolve_wait(wait_run, step_id, incoming):
                 woken.append(wait_run)
-        resumed = []
-        for run_id_ in dict.fromkeys(woken):
-            try:
-                resumed.append(await self.resume(run_id_))
-            except RunBusyError:  # its owner finds the answer in the journal and goes on
-                record = self.journal.run(run_id_)
-                if record is not None:
-                    resumed.append(record)
-        return resumed
+        return list(dict.fromkeys(woken))
 
     def _expire_waits(self, run_id: str) -> None:
         now = time.time()
@@ -148,6 +176,12 @@ class LocalEngine:
 
     async def _execute(self, record: RunRecord) -> RunRecord:
         """Execute (or replay) a run while owning it; another process's run is left to it."""
+        if self.gate is not None:
+            async with self.gate.hold(slots(record.network, record.definition, record.event)):
+                return await self._execute_claimed(record)
+        return await self._execute_claimed(record)
+
+    async def _execute_claimed(self, record: RunRecord) -> RunRecord:
         if not self.journal.claim(record.id):
             raise RunBusyError(f"run {record.id} is being executed by another process; it goes on there")
         try:
@@ -179,7 +213,7 @@ class LocalEngine:
             invoker=lambda name, text, child: self._invoke(record, name, text, child), sender=self.send,
         )
         try:
-            async with _mcp_servers(program, self.environ) as mcp:
+            async with mcp_servers(program, self.environ) as mcp:
                 run = NetworkRun(
                     program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
                     emit=emit, mcp=mcp, stream=self.stream,
@@ -216,9 +250,11 @@ class LocalEngine:
             # The child's model calls are kept apart in replies files by its place in the parent.
             prefix = f"{parent.options.get('prefix', '')}{child_id[len(parent.id) + 1:]}/"
             options = {**parent.options, "prefix": prefix}
-            record = await self.start(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
+            # A child runs inside its parent's slot: taking one of its own could deadlock.
+            record = self.create(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
+            record = await self._execute_claimed(record)
         elif record.status not in ("completed", "failed"):
-            record = await self.resume(child_id)
+            record = await self.resume(child_id, gated=False)
         if record.status == "completed" and record.result is not None:
             return ToolOutcome(result={"output": record.result["output"], "state": record.result["state"]}).to_json()
         if record.status == "waiting":
@@ -247,7 +283,7 @@ def find_network(folder: Path, name: str) -> NetworkSpec | None:
 
 
 @contextlib.asynccontextmanager
-async def _mcp_servers(program: Program, environ: Mapping[str, str]) -> AsyncIterator[Any]:
+async def mcp_servers(program: Program, environ: Mapping[str, str]) -> AsyncIterator[Any]:
     """The run's MCP servers; each connects the first time one of its tools is needed (a
     replayed turn connects to nothing), and all close when the run stops."""
     if not any(agent.mcp_refs for agent in program.agents.values()):

@@ -7,7 +7,7 @@ step outputs only. Replaying a run therefore takes the same path and repeats not
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -321,14 +321,11 @@ class NetworkRun:
         result = AgentResult(name, completion.text)
         limit = agent.spec.limits.tool_calls if agent.spec.limits and agent.spec.limits.tool_calls else None
         calls = completion.tool_calls
-        outcomes = await asyncio.gather(
-            *(self._tool(f"{prefix}.tool.{i}.{c.name}", c.name, c.arguments, offered, schemas, refused=limit is not None and i >= limit) for i, c in enumerate(calls)),
-            return_exceptions=True,
-        )
-        for failed in outcomes:  # a suspension (a wait) or a failure ends the turn here
-            if isinstance(failed, BaseException):
-                raise failed
-        for c, (args, outcome) in zip(calls, outcomes, strict=True):  # type: ignore[misc]
+        outcomes = await self.steps.parallel([
+            functools.partial(self._tool, f"{prefix}.tool.{i}.{c.name}", c.name, c.arguments, offered, schemas, refused=limit is not None and i >= limit)
+            for i, c in enumerate(calls)
+        ]) if calls else []
+        for c, (args, outcome) in zip(calls, outcomes, strict=True):
             self.state.update(outcome.state_patch)
             result.tool_calls.append(ToolRecord(c.id, c.name, args, outcome.result, outcome.error))
         self.results.append(result)

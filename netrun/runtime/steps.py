@@ -9,7 +9,7 @@ with ``netrun serve``, Inngest's ``ctx.step``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -60,6 +60,14 @@ class Steps(Protocol):
 
     async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
         """Run ``fn`` once; on replay return its recorded output (or raise its StepFailed)."""
+        ...
+
+    async def parallel(self, thunks: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+        """Run ``thunks`` (each one or more steps) concurrently; their results in order.
+
+        Any exception (a suspension, a failure) propagates once all have settled. On
+        Inngest this is ``ctx.group.parallel``: the steps are planned and run one request
+        each, so no step runs twice because another one interrupted the call."""
         ...
 
     async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:

@@ -1,0 +1,113 @@
+"""The steps interface over Inngest's ``ctx.step``: a run executed by an Inngest server.
+
+Inngest calls the function once per step. Each call replays the handler from the top:
+completed steps return their memoized outputs (so the loop rebuilds state and route
+without asking the router or running a tool again) and the first new step runs and ends
+the call. Errors map onto Inngest's retry model: an exception inside a step is retried
+by Inngest, a :class:`StepFailed` raised inside one (a failure no retry can fix) becomes
+``NonRetriableError``, and a step whose retries are exhausted comes back as ``StepError``,
+which this backend turns into :class:`StepFailed` for the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import inngest
+
+from ..check.cel import to_cel
+from ..runtime.steps import Json, StepFailed, Wait
+from ..runtime.tooling import ToolOutcome
+
+Invokable = Callable[[str], "inngest.Function[Any] | None"]
+"""The served function of a network, by network name (None when it is not served)."""
+
+
+def wait_expression(wait: Wait) -> str | None:
+    """The wait's ``match`` and ``if`` as one CEL expression, as Inngest evaluates it:
+    ``event`` is the run's trigger event, ``async`` the incoming one; the names the
+    expression may use besides (args, state, run) are fixed at the moment the wait starts."""
+    parts = []
+    if wait.match:
+        parts.append(f"event.{wait.match} == async.{wait.match}")
+    if wait.if_:
+        parts.append(to_cel(wait.if_, wait.variables or {}))
+    return " && ".join(f"({p})" for p in parts) if len(parts) > 1 else (parts[0] if parts else None)
+
+
+def event_json(event: Any) -> dict[str, Any]:
+    """An SDK event as the plain dict the loop and its templates see."""
+    if event is None:
+        return {}
+    if isinstance(event, Mapping):
+        return dict(event)
+    return {"name": event.name, "data": dict(event.data or {}), "id": event.id, "ts": event.ts}
+
+
+class InngestSteps:
+    """The steps of one Inngest function call (one request from the executor)."""
+
+    def __init__(self, ctx: inngest.Context, run_id: str, invokable: Invokable) -> None:
+        self.ctx = ctx
+        self.run_id = run_id
+        """netrun's id of the run (what events and the REST API name it by)."""
+        self.invokable = invokable
+        self._memoized = _memo_ids(ctx)
+
+    def replaying(self, step_id: str) -> bool:
+        # netrun's step ids are unique within a run, so Inngest's hash is the id's sha1.
+        return hashlib.sha1(step_id.encode()).hexdigest() in self._memoized
+
+    async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
+        async def guarded() -> Json:
+            try:
+                return await fn()
+            except StepFailed as exc:  # no retry can fix it: fail the run, do not retry
+                raise inngest.NonRetriableError(exc.message) from None
+
+        try:
+            return await self.ctx.step.run(step_id, guarded)
+        except inngest.StepError as exc:
+            raise StepFailed(step_id, exc.message) from None
+
+    async def parallel(self, thunks: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+        if len(thunks) == 1:  # one step runs at once, in this request
+            return [await thunks[0]()]
+        return list(await self.ctx.group.parallel(tuple(thunks)))
+
+    async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:
+        received = await self.ctx.step.wait_for_event(step_id, event=wait.event, if_exp=wait_expression(wait), timeout=wait.timeout)
+        return event_json(received) if received is not None else None
+
+    async def sleep(self, step_id: str, duration: timedelta) -> None:
+        await self.ctx.step.sleep(step_id, duration)
+
+    async def send_event(self, step_id: str, events: list[dict[str, Any]]) -> None:
+        await self.ctx.step.send_event(step_id, [inngest.Event(name=e["name"], data=dict(e.get("data") or {})) for e in events])
+
+    async def invoke(self, step_id: str, network: str, input: str) -> dict[str, Any]:
+        function = self.invokable(network)
+        if function is None:
+            return ToolOutcome.failure(f"no network named '{network}' is served here").to_json()
+        try:
+            result = await self.ctx.step.invoke(step_id, function=function, data={"input": input})
+        except inngest.StepError as exc:
+            raise StepFailed(step_id, exc.message) from None
+        if not isinstance(result, Mapping):
+            return ToolOutcome.failure(f"network '{network}' returned no result").to_json()
+        return ToolOutcome(result={"output": result.get("output"), "state": result.get("state")}).to_json()
+
+
+def _memo_ids(ctx: inngest.Context) -> frozenset[str]:
+    """The hashed ids of the steps memoized when this call began.
+
+    The SDK pops a memo when a step reads it, and has no public way to ask "is this step
+    recorded" without running it; the loop only uses the answer to tell a replay from new
+    work (no streamed text, no MCP connection for a replayed turn), so an SDK that moves
+    this attribute costs that optimization, not correctness.
+    """
+    memos = getattr(getattr(getattr(ctx.step, "_execution", None), "_memos", None), "_memos", None)
+    return frozenset(memos) if isinstance(memos, Mapping) else frozenset()

@@ -1,0 +1,294 @@
+"""The ``netrun serve`` application: ``create_app(settings)`` builds it.
+
+Routes:
+- ``/api/inngest`` (GET, PUT, POST): the networks as Inngest functions, served by
+  ``inngest.fast_api.serve``; present when an Inngest server is configured.
+- ``GET /networks``, ``POST /networks/{name}/runs``, ``GET /runs/{id}``,
+  ``GET /runs/{id}/events`` (Server-Sent Events), ``POST /events``: the REST API, behind
+  the bearer token ``NETRUN_API_TOKEN`` when it is set.
+- ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..compile import ModelFactory
+from ..engines.concurrency import ConcurrencyGate
+from ..engines.inngest_function import default_event, input_template, triggers
+from ..engines.local import Journal, new_run_id
+from ..engines.runner import LocalEngine
+from ..runtime.render import Renderer, RenderError
+from ..spec.trigger import EventTrigger
+from .catalog import Catalog, ReloadResult, Version
+from .functions import META, InngestFunctions, make_client
+from .local_runs import LocalRuns
+from .run_events import FINAL, RunEvents
+from .settings import SERVE_PATH, ServeSettings
+
+log = logging.getLogger("netrun.serve")
+
+
+class StartError(Exception):
+    """The server cannot start (invalid network files, an unusable data directory)."""
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: str | None = None
+    """The network input; default: the trigger's input template over the event data."""
+    data: dict[str, Any] = Field(default_factory=dict)
+    """The trigger event's data."""
+    state: dict[str, Any] = Field(default_factory=dict)
+    """Initial state."""
+
+
+class EventRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    data: dict[str, Any] = Field(default_factory=dict)
+    run_id: str | None = None
+    """Deliver only to this run's waits (approvals match on ``data.run_id`` anyway)."""
+
+
+class Server:
+    """Everything one ``netrun serve`` process holds."""
+
+    def __init__(self, settings: ServeSettings, models: ModelFactory | None = None) -> None:
+        from ..engines.local import JournalError
+
+        self.settings = settings
+        self.events = RunEvents()
+        self.catalog = Catalog(settings.paths)
+        loaded = self.catalog.reload()
+        if loaded.errors:
+            raise StartError(loaded.problems.rstrip() or "the network files have errors")
+        if not self.catalog.current:
+            raise StartError(f"no network files (*.yaml, *.yml) under {', '.join(map(str, settings.paths))}")
+        try:
+            self.journal = Journal(settings.data_dir / "runs.db")
+        except JournalError as exc:
+            raise StartError(str(exc)) from None
+        self.engine = LocalEngine(self.journal, settings.environ, self.events.emit, models=models, stream=True, gate=ConcurrencyGate())
+        self.local = LocalRuns(self.engine, self.catalog)
+        self.inngest_app: ASGIApp | None = None
+        self.functions: InngestFunctions | None = None
+        if settings.inngest_mode is not None:
+            self.client = make_client(settings)
+            self.functions = InngestFunctions(self.client, self.catalog, self.journal, settings.environ, self.events.emit, models)
+            self._serve_functions()
+        self._background: list[asyncio.Task[Any]] = []
+        self.reloads = 0
+
+    # -- Inngest ---------------------------------------------------------------------------
+    def _serve_functions(self) -> None:
+        """(Re)build the Inngest functions and the app serving them at /api/inngest."""
+        import inngest.fast_api
+
+        assert self.functions is not None
+        served = FastAPI()
+        inngest.fast_api.serve(served, self.client, self.functions.build(), serve_path=SERVE_PATH,
+                               serve_origin=None, public_path=None)
+        self.inngest_app = served
+
+    async def sync(self) -> None:
+        """Ask the SDK to register the functions with the Inngest server (a PUT to ourselves,
+        as the Inngest dev server or a deploy hook would)."""
+        import httpx
+
+        for attempt in range(20):
+            try:
+                async with httpx.AsyncClient(timeout=10) as http:
+                    answer = await http.put(self.settings.serve_url)
+                if answer.status_code < 300:
+                    log.info("synced %d function(s) with Inngest", len(self.catalog.current))
+                else:
+                    log.warning("sync with Inngest failed: HTTP %s %s", answer.status_code, answer.text[:300])
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1 * (attempt + 1))  # the server is not listening yet
+        log.warning("could not reach %s to sync the functions", self.settings.serve_url)
+
+    # -- reloads -----------------------------------------------------------------------------
+    def reload(self) -> ReloadResult:
+        result = self.catalog.reload()
+        self.reloads += 1
+        if result.problems:
+            kept = f" (still serving the last good version of: {', '.join(sorted(result.kept))})" if result.kept else ""
+            log.error("reload: the network files have errors%s\n%s", kept, result.problems.rstrip())
+        if result.changed:
+            log.info("reload: serving %s", ", ".join(f"{v.name}@{v.hash[:8]}" for v in self.catalog.current.values()))
+            if self.functions is not None:
+                self._serve_functions()
+                self._background.append(asyncio.get_running_loop().create_task(self.sync()))
+        return result
+
+    async def watch(self) -> None:
+        import watchfiles
+
+        def relevant(change: watchfiles.Change, path: str) -> bool:
+            return path.endswith((".yaml", ".yml"))
+
+        async for _ in watchfiles.awatch(*self.settings.paths, watch_filter=relevant, debounce=300, step=50):
+            try:
+                self.reload()
+            except Exception:  # never let a reload take the server down
+                log.exception("reload failed; the last good versions keep serving")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        log.info(self.settings.describe())
+        log.info("serving %s", ", ".join(f"{v.name}@{v.hash[:8]}" for v in self.catalog.current.values()))
+        recovered = self.local.open()
+        if recovered:
+            log.info("resuming %d run(s) left executing: %s", len(recovered), ", ".join(recovered))
+        loop = asyncio.get_running_loop()
+        if self.settings.watch:
+            self._background.append(loop.create_task(self.watch()))
+        if self.functions is not None:
+            self._background.append(loop.create_task(self.sync()))
+        try:
+            yield
+        finally:
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            await self.local.close()
+            from ..models.litellm_client import close_clients
+
+            await close_clients()
+            self.journal.close()
+
+    # -- runs ------------------------------------------------------------------------------------
+    async def start_run(self, version: Version, body: RunRequest) -> dict[str, Any]:
+        event_triggers = [t for t in triggers(version.spec) if isinstance(t, EventTrigger)]
+        event_name = event_triggers[0].event if event_triggers else default_event(version.spec)
+        data = dict(body.data)
+        if body.input is not None:
+            data.setdefault("input", body.input)
+        if self.settings.engine == "inngest":
+            if not event_triggers:
+                raise HTTPException(409, f"network '{version.name}' has only cron triggers: Inngest starts it on its schedule")
+            import inngest
+
+            run_id = new_run_id()
+            meta = {"run_id": run_id, "state": body.state, **({"input": body.input} if body.input is not None else {})}
+            try:
+                ids = await self.client.send(inngest.Event(name=event_name, data={**data, META: meta}))
+            except inngest.SendEventsError as exc:
+                raise HTTPException(502, f"Inngest did not accept the event {event_name}: {exc}") from None
+            return {"run_id": run_id, "status": "queued", "network": version.name, "event": event_name, "event_ids": ids}
+        event = {"name": event_name, "data": data}
+        if body.input is not None:
+            text = body.input
+        else:
+            try:
+                text = Renderer().render(input_template(version.spec, event_name), {"event": event})
+            except RenderError as exc:
+                raise HTTPException(400, f"cannot make the network input from the event data: {exc}") from None
+        record = self.local.start(version, input=text, state=body.state, event=event)
+        return {"run_id": record.id, "status": record.status, "network": version.name, "definition_hash": record.definition_hash}
+
+
+class _InngestRoute:
+    """Sends ``/api/inngest`` to the functions app of the current reload, the rest on."""
+
+    def __init__(self, app: ASGIApp, server: Server) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = self.server.inngest_app
+        if scope["type"] == "http" and target is not None and scope["path"].rstrip("/") == SERVE_PATH:
+            await target(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -> FastAPI:
+    """The application for ``settings``; raises :class:`StartError` when it cannot start."""
+    server = Server(settings, models)
+    app = FastAPI(title="netrun", lifespan=server.lifespan)
+    app.state.netrun = server
+    app.add_middleware(_InngestRoute, server=server)
+
+    def authorized(request: Request) -> None:
+        token = settings.api_token
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(401, "missing or wrong bearer token (NETRUN_API_TOKEN)", headers={"WWW-Authenticate": "Bearer"})
+
+    api = [Depends(authorized)]
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "engine": settings.engine, "inngest": settings.inngest_mode, "networks": len(server.catalog.current)}
+
+    @app.get("/networks", dependencies=api)
+    async def networks() -> dict[str, Any]:
+        return {"networks": [v.describe() for v in server.catalog.current.values()], "reloads": server.reloads}
+
+    @app.post("/networks/{name}/runs", dependencies=api, status_code=202)
+    async def start(name: str, body: RunRequest) -> dict[str, Any]:
+        version = server.catalog.get(name)
+        if version is None:
+            raise HTTPException(404, f"no network named '{name}'; served: {', '.join(sorted(server.catalog.current)) or 'none'}")
+        return await server.start_run(version, body)
+
+    @app.get("/runs/{run_id}", dependencies=api)
+    async def run(run_id: str) -> dict[str, Any]:
+        record = server.journal.run(run_id)
+        if record is None:
+            raise HTTPException(404, f"no run {run_id}")
+        return record.summary()
+
+    @app.get("/runs/{run_id}/events", dependencies=api)
+    async def run_events(run_id: str) -> EventSourceResponse:
+        record = server.journal.run(run_id)
+        if record is None:
+            raise HTTPException(404, f"no run {run_id}")
+        final = None
+        if record.status in ("completed", "failed"):
+            kind = "run.completed" if record.status == "completed" else "run.failed"
+            final = {"event": kind, "run_id": run_id, **({"result": record.result} if record.result else {"error": record.error})}
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            async for event in server.events.stream(run_id, final):
+                yield {"event": event["event"], "data": json.dumps(event, default=str)}
+                if event["event"] in FINAL:
+                    return
+
+        return EventSourceResponse(stream(), ping=15)
+
+    @app.post("/events", dependencies=api, status_code=202)
+    async def events(body: EventRequest) -> dict[str, Any]:
+        if settings.engine == "inngest":
+            import inngest
+
+            try:
+                ids = await server.client.send(inngest.Event(name=body.name, data=body.data))
+            except inngest.SendEventsError as exc:
+                raise HTTPException(502, f"Inngest did not accept the event: {exc}") from None
+            return {"event_ids": ids}
+        return server.local.deliver(body.name, body.data, body.run_id)
+
+    @app.exception_handler(RenderError)
+    async def render_error(request: Request, exc: RenderError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    return app

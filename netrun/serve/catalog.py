@@ -1,0 +1,111 @@
+"""The networks ``netrun serve`` serves, and their reloads.
+
+A reload validates every file again. A network whose file (and every fragment) is valid
+takes its new version; a network whose file has an error keeps its last good version and
+the error is reported with validate's messages. Runs never see a reload: a run pins the
+definition it started with (the local engine stores it with the run; on Inngest the first
+step of a run memoizes it), so the catalog only decides what *new* runs start on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..compile import definition_hash
+from ..engines.inngest_function import triggers
+from ..spec import NetworkSpec
+from ..spec.trigger import EventTrigger
+
+log = logging.getLogger("netrun.serve")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a network: the validated spec and where it came from."""
+
+    spec: NetworkSpec
+    hash: str
+    file: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def base_dir(self) -> Path:
+        return self.file.parent.resolve()
+
+    def definition(self) -> dict[str, Any]:
+        """The spec as stored with a run (and validated again when the run resumes)."""
+        return self.spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.spec.description,
+            "file": str(self.file),
+            "definition_hash": self.hash,
+            "triggers": [
+                {"event": t.event, **({"if": t.if_} if t.if_ else {})} if isinstance(t, EventTrigger) else {"cron": t.cron}
+                for t in triggers(self.spec)
+            ],
+        }
+
+
+@dataclass
+class ReloadResult:
+    changed: bool
+    """Whether the set of served versions changed (the Inngest functions need a sync)."""
+    problems: str = ""
+    """Validate's report of the files with errors ('' when every file is valid)."""
+    errors: int = 0
+    kept: list[str] = field(default_factory=list)
+    """Networks serving their last good version because their file has errors now."""
+
+
+class Catalog:
+    def __init__(self, paths: tuple[Path, ...]) -> None:
+        self.paths = paths
+        self.current: dict[str, Version] = {}
+        self._by_file: dict[Path, Version] = {}
+
+    def get(self, name: str) -> Version | None:
+        return self.current.get(name)
+
+    def reload(self) -> ReloadResult:
+        from .. import report
+        from ..validate import validate_paths
+
+        result = validate_paths(self.paths)
+        fragments_broken = any(f.errors for f in result.files if f.kind != "network")
+        by_file: dict[Path, Version] = {}
+        kept: list[str] = []
+        for f in result.files:
+            if f.kind != "network":
+                continue
+            path = Path(f.file)
+            if f.errors or fragments_broken or f.spec is None:
+                previous = self._by_file.get(path)
+                if previous is not None:  # the last good version keeps serving
+                    by_file[path] = previous
+                    kept.append(previous.name)
+                continue
+            old = self._by_file.get(path)
+            digest = definition_hash(f.spec)
+            by_file[path] = old if old is not None and old.hash == digest else Version(f.spec, digest, path)
+        current: dict[str, Version] = {}
+        clashes = []
+        for version in by_file.values():
+            if version.name in current:
+                clashes.append(f"{version.file}: network '{version.name}' is also defined in {current[version.name].file}; serving the first")
+                continue
+            current[version.name] = version
+        changed = {n: v.hash for n, v in current.items()} != {n: v.hash for n, v in self.current.items()}
+        self.current, self._by_file = current, by_file
+        problems = report.human(result, quiet=False) if result.errors else ""
+        if clashes:
+            problems += "".join(line + "\n" for line in clashes)
+        return ReloadResult(changed, problems, result.errors + len(clashes), kept)

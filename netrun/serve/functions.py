@@ -1,0 +1,151 @@
+"""Each served network as an Inngest function whose handler runs the network loop.
+
+The first step of every run (``netrun.definition``) memoizes the definition the run
+starts on: later calls, after a hot reload or on another replica, compile that memoized
+definition, not the file as it is now. The loop then runs on :class:`InngestSteps`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import inngest
+from pydantic import ValidationError
+
+from ..compile import ModelFactory, Program, compile_network, default_model_factory
+from ..engines.inngest_function import function_options, input_template
+from ..engines.inngest_steps import InngestSteps, event_json
+from ..engines.local import Journal, RunRecord
+from ..engines.runner import mcp_servers
+from ..runtime.model import ModelError
+from ..runtime.network import Emit, NetworkRun, RunError
+from ..runtime.render import RenderError
+from ..spec import NetworkSpec
+from .catalog import Catalog
+from .settings import ServeSettings
+
+log = logging.getLogger("netrun.serve")
+
+META = "_netrun"
+"""The key in an event's data under which ``POST /networks/{name}/runs`` passes netrun's
+run id and initial state to the function it starts."""
+
+_PROGRAMS_KEPT = 64
+
+
+def make_client(settings: ServeSettings) -> inngest.Inngest:
+    return inngest.Inngest(
+        app_id=settings.app_id,
+        is_production=settings.inngest_mode == "cloud",
+        signing_key=settings.signing_key,
+        event_key=settings.event_key or ("local" if settings.inngest_mode == "dev" else None),
+        api_base_url=settings.api_base_url,
+        event_api_base_url=settings.event_api_base_url,
+        logger=log,
+    )
+
+
+class InngestFunctions:
+    """The functions of the served networks, rebuilt after every reload that changes them."""
+
+    def __init__(
+        self, client: inngest.Inngest, catalog: Catalog, journal: Journal, environ: Mapping[str, str], emit: Emit,
+        models: ModelFactory | None = None,
+    ) -> None:
+        self.client = client
+        self.catalog = catalog
+        self.journal = journal
+        self.environ = environ
+        self.emit = emit
+        self.models = models
+        self.functions: dict[str, inngest.Function[Any]] = {}
+        self._programs: dict[tuple[str, str], Program] = {}
+
+    def build(self) -> list[inngest.Function[Any]]:
+        self.functions = {
+            name: self.client.create_function(**function_options(version.spec))(self._handler(name))
+            for name, version in self.catalog.current.items()
+        }
+        return list(self.functions.values())
+
+    def _program(self, pinned: Mapping[str, Any]) -> Program:
+        key = (str(pinned["hash"]), str(pinned["base_dir"]))
+        program = self._programs.get(key)
+        if program is None:
+            from pathlib import Path
+
+            spec = NetworkSpec.model_validate(pinned["definition"])
+            base_dir = Path(pinned["base_dir"])
+            program = compile_network(spec, base_dir, self.models or default_model_factory(base_dir, self.environ))
+            if len(self._programs) >= _PROGRAMS_KEPT:
+                self._programs.pop(next(iter(self._programs)))
+            self._programs[key] = program
+        return program
+
+    def _handler(self, name: str) -> Callable[[inngest.Context], Any]:
+        async def handler(ctx: inngest.Context) -> Any:
+            event = event_json(ctx.event)
+            data = event.get("data") if isinstance(event.get("data"), dict) else {}
+            meta = data.get(META) if isinstance(data.get(META), dict) else {}
+            run_id = str(meta.get("run_id") or ctx.run_id)
+
+            async def pin() -> dict[str, Any]:
+                version = self.catalog.get(name)
+                if version is None:
+                    raise inngest.NonRetriableError(f"network '{name}' is no longer served here")
+                self._record_start(run_id, version.hash, version.definition(), str(version.base_dir), event, meta)
+                return {"hash": version.hash, "definition": version.definition(), "base_dir": str(version.base_dir)}
+
+            pinned = await ctx.step.run("netrun.definition", pin)
+            try:
+                program = self._program(pinned)
+                given = meta.get("input")
+                text = given if isinstance(given, str) else program.renderer.render(input_template(program.spec, str(event.get("name", ""))), {"event": event})
+            except (ValidationError, ModelError) as exc:
+                return self._fail(run_id, f"the run's definition cannot be compiled: {exc}")
+            except RenderError as exc:
+                return self._fail(run_id, f"the trigger's input template: {exc}")
+            steps = InngestSteps(ctx, run_id, self.functions.get)
+            async with mcp_servers(program, self.environ) as mcp:
+                run = NetworkRun(program, steps, input=text, state=meta.get("state") or None, event=event,
+                                 environ=self.environ, emit=self._emit_for(run_id), mcp=mcp)
+                try:
+                    result = await run.run()
+                except RunError as exc:
+                    return self._fail(run_id, str(exc))
+            output = result.to_json()
+            self.journal.set_status(run_id, "completed", output)
+            self.emit("run.completed", {"run_id": run_id, "result": output, "replayed": False})
+            return output
+
+        return handler
+
+    def _record_start(self, run_id: str, digest: str, definition: dict[str, Any], base_dir: str, event: dict[str, Any], meta: Mapping[str, Any]) -> None:
+        """Track the run in this server's journal, for ``GET /runs/{id}`` and its events."""
+        if self.journal.run(run_id) is None:
+            self.journal.create_run(RunRecord(
+                id=run_id, network=str(definition.get("name")), definition_hash=digest, definition=definition, base_dir=base_dir,
+                input="", state=dict(meta.get("state") or {}), event=event, options={"engine": "inngest"}, status="running",
+                result=None, error=None,
+            ))
+        else:
+            self.journal.set_status(run_id, "running")
+        self.emit("run.started", {"run_id": run_id, "network": definition.get("name"), "definition_hash": digest, "replayed": False})
+
+    def _emit_for(self, run_id: str) -> Emit:
+        def emit(kind: str, data: dict[str, Any]) -> None:
+            if not data.get("replayed"):
+                if kind in ("waiting", "approval.requested"):
+                    self.journal.set_status(run_id, "waiting")
+                elif kind == "agent.started":
+                    self.journal.set_status(run_id, "running")
+            self.emit(kind, data)
+
+        return emit
+
+    def _fail(self, run_id: str, message: str) -> Any:
+        self.journal.set_status(run_id, "failed", error=message)
+        self.emit("run.failed", {"run_id": run_id, "error": message, "replayed": False})
+        raise inngest.NonRetriableError(message)

@@ -1,0 +1,105 @@
+"""Runs on the embedded local engine while ``netrun serve`` is up.
+
+Runs execute as background tasks; every step is journaled, so a server restart loses
+nothing: at start-up, runs that were executing resume from the journal (no completed
+inference or tool call runs again), runs waiting for an event keep waiting, and waits
+whose timeout passed while the server was down time out. Events start the networks whose
+triggers they match and answer the waits they match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from ..engines.inngest_function import input_template, triggers
+from ..engines.local import RunRecord
+from ..engines.runner import EngineError, LocalEngine, RunBusyError
+from ..runtime.render import Renderer, RenderError, evaluate
+from ..spec.trigger import EventTrigger
+from .catalog import Catalog, Version
+
+log = logging.getLogger("netrun.serve")
+
+TICK_SECONDS = 1.0
+"""How often timed-out waits are looked for."""
+
+
+class LocalRuns:
+    def __init__(self, engine: LocalEngine, catalog: Catalog) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def open(self) -> list[str]:
+        """Resume the runs a previous server left executing; start the wait timer."""
+        recovered = self.engine.journal.runs("running")
+        for run_id in recovered:
+            self._spawn(self.engine.resume(run_id), run_id)
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        return recovered
+
+    async def close(self) -> None:
+        tasks = [*self._tasks, *([self._ticker] if self._ticker else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, RunRecord], run_id: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except RunBusyError:
+                pass  # another process executes it; it goes on there
+            except EngineError as exc:
+                log.error("run %s: %s", run_id, exc)
+            except Exception:  # a bug: log it, keep the server (the run stays resumable)
+                log.exception("run %s stopped on an internal error", run_id)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            for run_id in self.engine.journal.due_waits(time.time()):
+                self._spawn(self.engine.resume(run_id), run_id)
+
+    # -- runs and events -----------------------------------------------------------------
+    def start(self, version: Version, *, input: str, state: Mapping[str, Any] | None, event: Mapping[str, Any]) -> RunRecord:
+        record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event)
+        self._spawn(self.engine.execute(record), record.id)
+        return record
+
+    def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None) -> dict[str, Any]:
+        """An event: start the networks it triggers, resume the runs whose waits it answers."""
+        event = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
+        started, problems = [], []
+        if run_id is None:
+            for version in self.catalog.current.values():
+                try:
+                    if triggered(version, event):
+                        text = Renderer().render(input_template(version.spec, name), {"event": event})
+                        started.append(self.start(version, input=text, state=None, event=event).id)
+                except RenderError as exc:
+                    problems.append(f"network {version.name}: {exc}")
+        resumed = self.engine.answer(name, data, run_id)
+        for woken in resumed:
+            self._spawn(self.engine.resume(woken), woken)
+        return {"started": started, "resumed": resumed, "problems": problems}
+
+
+def triggered(version: Version, event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` starts a run of ``version`` (an event trigger with its ``if``)."""
+    for trigger in triggers(version.spec):
+        if isinstance(trigger, EventTrigger) and trigger.event == event["name"] and (
+            trigger.if_ is None or evaluate(trigger.if_, {"event": dict(event)})
+        ):
+            return True
+    return False

@@ -1,0 +1,71 @@
+"""A run's progress, fanned out to whoever streams it (``GET /runs/{id}/events``).
+
+The network loop reports progress through its ``emit`` callback. Replayed progress (what a
+resumed run, or an Inngest call, re-reads from memoized steps) is dropped here, so that a
+stream shows each thing once. Each run keeps its events in memory until it ends and for a
+while after, so a client that connects late still sees the run from its start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+FINAL = ("run.completed", "run.failed")
+
+KEEP_FINISHED = 1000
+"""Finished runs whose events stay in memory (the journal keeps their result for good)."""
+
+
+class RunEvents:
+    def __init__(self) -> None:
+        self._history: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._finished: OrderedDict[str, float] = OrderedDict()
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        if data.get("replayed"):
+            return
+        run_id = str(data.get("run_id", ""))
+        event = {"event": kind, **{k: v for k, v in data.items() if k != "replayed"}}
+        self._history.setdefault(run_id, []).append(event)
+        for queue in self._listeners.get(run_id, ()):
+            queue.put_nowait(event)
+        if kind in FINAL:
+            self._finished[run_id] = time.monotonic()
+            while len(self._finished) > KEEP_FINISHED:
+                old, _ = self._finished.popitem(last=False)
+                self._history.pop(old, None)
+
+    def history(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self._history.get(run_id, ()))
+
+    async def stream(self, run_id: str, final: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The run's events so far, then live ones until it completes or fails.
+
+        ``final`` is the journal's end event for a run that finished before this server
+        started (its events are gone from memory)."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._listeners.setdefault(run_id, set()).add(queue)
+        try:
+            seen = self.history(run_id)
+            if not seen and final is not None:
+                seen = [final]
+            for event in seen:
+                yield event
+                if event["event"] in FINAL:
+                    return
+            while True:
+                event = await queue.get()
+                yield event
+                if event["event"] in FINAL:
+                    return
+        finally:
+            listeners = self._listeners.get(run_id)
+            if listeners is not None:
+                listeners.discard(queue)
+                if not listeners:
+                    del self._listeners[run_id]

@@ -1,0 +1,138 @@
+"""What ``netrun serve`` talks to, read from the environment as the Inngest SDKs read it.
+
+- ``INNGEST_DEV`` set (``1``, or the dev server's URL): runs go to the Inngest dev server;
+  nothing is signed.
+- ``INNGEST_SIGNING_KEY`` set (and no ``INNGEST_DEV``): production, against Inngest Cloud
+  or, with ``INNGEST_BASE_URL``, a self-hosted Inngest. Requests to ``/api/inngest`` must
+  be signed; events are sent with ``INNGEST_EVENT_KEY``.
+- Neither: no Inngest server; runs execute on the embedded local engine.
+
+Production without a signing key is refused: an unsigned endpoint would run any caller's
+function calls.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Engine = Literal["local", "inngest"]
+InngestMode = Literal["dev", "cloud"]
+
+SERVE_PATH = "/api/inngest"
+DEFAULT_APP_ID = "netrun"
+
+
+class SettingsError(Exception):
+    """The environment or the options ask for something netrun cannot start with."""
+
+
+def _truthy(value: str | None) -> bool:
+    return bool(value) and value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    paths: tuple[Path, ...]
+    data_dir: Path
+    engine: Engine
+    inngest_mode: InngestMode | None
+    """None: /api/inngest is not served (no Inngest server is configured)."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_id: str = DEFAULT_APP_ID
+    signing_key: str | None = None
+    event_key: str | None = None
+    api_base_url: str | None = None
+    event_api_base_url: str | None = None
+    api_token: str | None = None
+    """``NETRUN_API_TOKEN``: the bearer token the REST API requires, if set."""
+    public_url: str | None = None
+    """The URL Inngest reaches this server at (for the sync after a reload)."""
+    watch: bool = True
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def serve_url(self) -> str:
+        base = self.public_url or f"http://{_url_host(self.host)}:{self.port}"
+        return base.rstrip("/") + SERVE_PATH
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        paths: tuple[Path, ...],
+        *,
+        engine: str = "auto",
+        data_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        watch: bool = True,
+        app_id: str | None = None,
+    ) -> ServeSettings:
+        dev = environ.get("INNGEST_DEV", "")
+        is_dev = _truthy(dev)
+        signing_key = environ.get("INNGEST_SIGNING_KEY") or None
+        base_url = environ.get("INNGEST_BASE_URL") or None
+        if is_dev and dev.startswith(("http://", "https://")):
+            base_url = dev  # INNGEST_DEV may name the dev server
+        configured = is_dev or signing_key is not None or base_url is not None or bool(environ.get("INNGEST_API_BASE_URL"))
+        if engine == "auto":
+            engine = "inngest" if configured else "local"
+        mode: InngestMode | None = None
+        if engine == "inngest" or configured:
+            mode = "dev" if is_dev else "cloud"
+            if mode == "cloud" and not signing_key:
+                raise SettingsError(
+                    "production mode needs INNGEST_SIGNING_KEY (Inngest signs every call to /api/inngest; "
+                    "without the key anyone could run these functions). Set INNGEST_SIGNING_KEY, or set "
+                    "INNGEST_DEV=1 to use the Inngest dev server, or unset the INNGEST_* variables to run "
+                    "on the embedded local engine."
+                )
+        return cls(
+            paths=paths,
+            data_dir=data_dir or Path(environ.get("NETRUN_DATA_DIR") or ".netrun"),
+            engine=engine,  # type: ignore[arg-type]
+            inngest_mode=mode,
+            host=host,
+            port=port,
+            app_id=app_id or environ.get("NETRUN_APP_ID") or DEFAULT_APP_ID,
+            signing_key=signing_key,
+            event_key=environ.get("INNGEST_EVENT_KEY") or None,
+            api_base_url=environ.get("INNGEST_API_BASE_URL") or base_url,
+            event_api_base_url=environ.get("INNGEST_EVENT_API_BASE_URL") or base_url,
+            api_token=environ.get("NETRUN_API_TOKEN") or None,
+            public_url=environ.get("NETRUN_PUBLIC_URL") or None,
+            watch=watch,
+            environ=environ,
+        )
+
+    def describe(self) -> str:
+        """One line for the start-up log; no secret appears in it."""
+        if self.inngest_mode is None:
+            where = "embedded local engine (no Inngest server configured)"
+        elif self.inngest_mode == "dev":
+            where = f"Inngest dev server{' at ' + self.api_base_url if self.api_base_url else ''}"
+        else:
+            where = f"Inngest {'at ' + self.api_base_url if self.api_base_url else 'Cloud'} (signed requests only)"
+        runs = "the local engine" if self.engine == "local" else "Inngest"
+        auth = "bearer token required" if self.api_token else "no token"
+        return f"mode: {where}; runs execute on {runs}; REST API: {auth}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
