@@ -437,7 +437,7 @@ def test_a_replayed_turn_keeps_its_recorded_mcp_results(tmp_path, monkeypatch) -
     async def servers(program: Any, environ: Any) -> Any:
         yield Servers()
 
-    monkeypatch.setattr(runner, "_mcp_servers", servers)
+    monkeypatch.setattr(runner, "mcp_servers", servers)
     spec = {
         "name": "m", "model": "openai/x", "max_iter": 5,
         "state": {"done": {"type": "boolean", "default": False}},

@@ -1,0 +1,331 @@
+"""`netrun serve` on the embedded local engine, over real HTTP: the REST API, the SSE events
+of a run, waits answered by events, restarts, concurrency per key, tokens and hot reload.
+
+The model is the fake OpenAI-compatible server reached through litellm; its request log
+shows what was (and was not) asked again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from netrun.serve.app import create_app
+from netrun.serve.settings import ServeSettings
+
+from .conftest import NETRUN
+from .fakes.llm_server import FakeLLM, Reply, ToolCall
+from .fakes.served import Served
+
+NETWORK = """\
+name: helper
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 4
+trigger: {{event: app/helper.asked, input: "{{{{ event.data.question }}}}"}}
+function: {{concurrency: [{{limit: 1, key: event.data.user}}]}}
+state:
+  done: {{type: boolean, default: false}}
+  answer: {{type: string}}
+agents:
+  helper: {{description: helps, system: "{prompt} {{{{ input }}}}", tools: [ask_human, finish]}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: helper}}]
+tools:
+  ask_human:
+    wait_for_event: {{event: app/human.answered, match: data.user, timeout: 1h}}
+    parameters: {{question: {{type: string}}}}
+  finish:
+    parameters: {{answer: {{type: string}}}}
+    state: {{done: true, answer: "{{{{ args.answer }}}}"}}
+"""
+
+ENV = {"FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+FINISH = Reply(text="All done.", tool_calls=[ToolCall("finish", {"answer": "42"})])
+ASK = Reply(text="Let me ask.", tool_calls=[ToolCall("ask_human", {"question": "which?"})])
+
+
+def settings(folder: Path, port: int, **env: str) -> ServeSettings:
+    return ServeSettings.from_env({**os.environ, **ENV, **env}, (folder,), engine="local", data_dir=folder / "data", port=port)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def serve(**env: str) -> Served:
+        server = Served(lambda port: create_app(settings(tmp_path, port, **env))).start()
+        started.append(server)
+        return server
+
+    yield serve
+    for server in started:
+        server.stop()
+
+
+def write_network(folder: Path, llm: FakeLLM, prompt: str = "Help with") -> Path:
+    path = folder / "helper.yaml"
+    path.write_text(NETWORK.format(base=llm.base_url, prompt=prompt))
+    return path
+
+
+def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The events of a Server-Sent Events response, as dicts with their ``event`` kind."""
+    kind = None
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            kind = line.partition(":")[2].strip()
+        elif line.startswith("data:") and kind:
+            yield {"event": kind, **json.loads(line.partition(":")[2])}
+            kind = None
+
+
+def wait_status(url: str, run_id: str, status: str, timeout: float = 30, **kw: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{url}/runs/{run_id}", **kw).json()
+        if run["status"] == status:
+            return run  # type: ignore[no-any-return]
+        assert run["status"] not in ("failed", "completed"), run
+        assert time.monotonic() < deadline, f"run {run_id} is {run['status']}, not {status}"
+        time.sleep(0.05)
+
+
+def test_a_run_streams_its_events_over_sse(tmp_path: Path, served: Callable[..., Served]) -> None:
+    with FakeLLM([FINISH]) as llm:
+        write_network(tmp_path, llm)
+        server = served()
+        started = httpx.post(f"{server.url}/networks/helper/runs", json={"input": "the answer", "data": {"user": "ann"}})
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", timeout=30) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = list(sse(response))
+        run = httpx.get(f"{server.url}/runs/{run_id}").json()
+    kinds = [e["event"] for e in events]
+    for kind in ("run.started", "agent.started", "text.delta", "tool.called", "tool.result", "run.completed"):
+        assert kind in kinds, kinds
+    assert kinds[0] == "run.started" and kinds[-1] == "run.completed"
+    assert kinds.index("agent.started") < kinds.index("text.delta") < kinds.index("tool.called") < kinds.index("tool.result")
+    assert "".join(e["text"] for e in events if e["event"] == "text.delta") == "All done."
+    assert next(e for e in events if e["event"] == "tool.called")["args"] == {"answer": "42"}
+    assert run["status"] == "completed"
+    assert run["result"]["output"] == "All done."
+    assert run["result"]["route"] == ["helper"]
+    assert run["result"]["state"]["answer"] == "42"
+    assert run["result"]["usage"]["tokens"] > 0
+    assert llm.requests[0]["messages"][0]["content"] == "Help with the answer"
+    # A client that connects after the end still gets the whole story.
+    with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", timeout=30) as response:
+        assert [e["event"] for e in sse(response)] == kinds
+
+
+def test_rest_api_errors_and_listing(tmp_path: Path, served: Callable[..., Served]) -> None:
+    with FakeLLM([]) as llm:
+        write_network(tmp_path, llm)
+        server = served()
+        listing = httpx.get(f"{server.url}/networks").json()["networks"]
+        assert [n["name"] for n in listing] == ["helper"]
+        assert listing[0]["triggers"] == [{"event": "app/helper.asked"}]
+        assert len(listing[0]["definition_hash"]) == 16
+        missing = httpx.post(f"{server.url}/networks/nope/runs", json={})
+        assert missing.status_code == 404 and "served: helper" in missing.json()["detail"]
+        assert httpx.get(f"{server.url}/runs/nope").status_code == 404
+        assert httpx.post(f"{server.url}/networks/helper/runs", json={"inpt": "typo"}).status_code == 422
+        # The trigger's input template needs event.data.question: a clear 400, not a run that fails.
+        bad = httpx.post(f"{server.url}/networks/helper/runs", json={"data": {"user": "ann"}})
+        assert bad.status_code == 400 and "question" in bad.json()["detail"]
+        assert llm.count == 0
+
+
+def test_bearer_token(tmp_path: Path, served: Callable[..., Served]) -> None:
+    with FakeLLM([]) as llm:
+        write_network(tmp_path, llm)
+        server = served(NETRUN_API_TOKEN="s3cret-token")
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        assert httpx.get(f"{server.url}/networks").status_code == 401
+        wrong = httpx.get(f"{server.url}/networks", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and "s3cret" not in wrong.text
+        assert httpx.get(f"{server.url}/networks", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        assert httpx.post(f"{server.url}/events", json={"name": "x"}).status_code == 401
+
+
+def test_a_waiting_run_survives_a_restart_and_resumes_on_an_event(tmp_path: Path, served: Callable[..., Served]) -> None:
+    with FakeLLM([ASK, FINISH]) as llm:
+        write_network(tmp_path, llm)
+        server = served()
+        run_id = httpx.post(f"{server.url}/networks/helper/runs", json={"input": "q", "data": {"user": "ann"}}).json()["run_id"]
+        wait_status(server.url, run_id, "waiting")
+        server.restart()
+        assert httpx.get(f"{server.url}/runs/{run_id}").json()["status"] == "waiting"
+        # An answer for another user leaves it waiting; the right one resumes it.
+        other = httpx.post(f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "bob", "answer": "no"}})
+        assert other.json()["resumed"] == []
+        answered = httpx.post(f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "answer": "blue"}})
+        assert answered.status_code == 202 and answered.json()["resumed"] == [run_id]
+        run = wait_status(server.url, run_id, "completed")
+    assert run["result"]["route"] == ["helper", "helper"]
+    assert run["result"]["results"][0]["tool_calls"][0]["result"] == {"user": "ann", "answer": "blue"}
+    assert llm.count == 2  # the restart asked the model nothing again
+
+
+def test_events_start_the_networks_they_trigger_with_concurrency_per_key(tmp_path: Path, served: Callable[..., Served]) -> None:
+    arrivals: list[tuple[float, str]] = []
+    lock = threading.Lock()
+    delay = 0.4
+
+    def answer(body: dict[str, Any]) -> Reply:
+        with lock:
+            arrivals.append((time.monotonic(), body["messages"][0]["content"]))
+        return Reply(text="ok", tool_calls=[ToolCall("finish", {"answer": "x"})], delay=delay)
+
+    with FakeLLM([], fallback=answer) as llm:
+        write_network(tmp_path, llm)
+        server = served()
+        ids = []
+        for user, n in [("ann", 1), ("ann", 2), ("ann", 3), ("bob", 1), ("bob", 2)]:
+            sent = httpx.post(f"{server.url}/events", json={"name": "app/helper.asked", "data": {"user": user, "question": f"{user}{n}"}})
+            assert sent.status_code == 202, sent.text
+            ids += sent.json()["started"]
+        assert len(ids) == 5
+        for run_id in ids:
+            wait_status(server.url, run_id, "completed")
+    # Runs of one user never overlapped (limit 1 per key); the two users' runs did.
+    spans = [(t, t + delay, prompt.split()[-1][:3]) for t, prompt in arrivals]
+
+    def overlap(a: tuple[float, float, str], b: tuple[float, float, str]) -> bool:
+        return a[0] < b[1] - 0.05 and b[0] < a[1] - 0.05
+
+    same = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[2] == b[2] and overlap(a, b)]
+    across = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[2] != b[2] and overlap(a, b)]
+    assert len(spans) == 5
+    assert same == []
+    assert across
+
+
+def test_hot_reload_keeps_runs_on_their_definition_and_survives_an_invalid_edit(
+    tmp_path: Path, served: Callable[..., Served], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="netrun.serve")
+    with FakeLLM([ASK, FINISH, FINISH, FINISH]) as llm:
+        path = write_network(tmp_path, llm, prompt="Version one:")
+        server = served()
+        first_hash = httpx.get(f"{server.url}/networks").json()["networks"][0]["definition_hash"]
+        in_flight = httpx.post(f"{server.url}/networks/helper/runs", json={"input": "q", "data": {"user": "ann"}}).json()["run_id"]
+        wait_status(server.url, in_flight, "waiting")
+
+        write_network(tmp_path, llm, prompt="Version two:")
+        second_hash = _await_hash_change(server.url, first_hash)
+
+        # An invalid edit: logged with validate's message; the last good version serves on.
+        path.write_text(path.read_text().replace("tools: [ask_human, finish]", "tools: [ask_humn, finish]"))
+        deadline = time.monotonic() + 15
+        while "ask_humn" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
+        assert httpx.get(f"{server.url}/networks").json()["networks"][0]["definition_hash"] == second_hash
+        assert "helper.yaml:" in caplog.text and "still serving the last good version of: helper" in caplog.text
+
+        new_run = httpx.post(f"{server.url}/networks/helper/runs", json={"input": "new", "data": {"user": "bob"}}).json()
+        assert new_run["definition_hash"] == second_hash
+        wait_status(server.url, new_run["run_id"], "completed")
+        httpx.post(f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "ann"}})
+        old = wait_status(server.url, in_flight, "completed")
+        prompts = [r["messages"][0]["content"] for r in llm.requests]
+    assert old["definition_hash"] == first_hash
+    assert prompts == ["Version one: q", "Version two: new", "Version one: q"]
+
+
+def _await_hash_change(url: str, old: str, timeout: float = 15) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = httpx.get(f"{url}/networks").json()["networks"][0]["definition_hash"]
+        if current != old:
+            return str(current)
+        assert time.monotonic() < deadline, "the edit was not picked up"
+        time.sleep(0.05)
+
+
+def test_kill_9_of_the_server_mid_run_then_restart_resumes_the_run(tmp_path: Path) -> None:
+    """A real `netrun serve` process is killed during an inference; started again, it resumes
+    the run from its journal: the completed inference is not asked again."""
+    env = {**os.environ, **ENV}
+    with FakeLLM([Reply(text="first"), Reply(text="slow", tool_calls=[ToolCall("finish", {"answer": "1"})], delay=3.0)]) as llm:
+        (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, prompt="Help").replace("max_iter: 4", "max_iter: 3"))
+        port = _free_port()
+
+        def serve() -> subprocess.Popen[str]:
+            proc = subprocess.Popen([NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            _await_up(f"http://127.0.0.1:{port}", proc)
+            return proc
+
+        proc = serve()
+        url = f"http://127.0.0.1:{port}"
+        run_id = httpx.post(f"{url}/networks/helper/runs", json={"input": "q", "data": {"user": "ann"}}).json()["run_id"]
+        llm.wait_for(2, timeout=30)  # the second inference is in flight (3 s)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        llm.set_script([Reply(text="slow", tool_calls=[ToolCall("finish", {"answer": "1"})])])
+        proc = serve()
+        try:
+            run = wait_status(url, run_id, "completed", timeout=60)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        contents = [r["messages"][-1]["content"] for r in llm.requests]
+    assert run["result"]["output"] == "slow"
+    assert "resuming 1 run(s)" in err
+    assert len(contents) == 3  # call 1 once; call 2 in flight at the kill, so made again
+    assert contents[1] == contents[2] != contents[0]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _await_up(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "netrun serve did not come up"
+        time.sleep(0.1)
+
+
+def test_serve_refuses_production_without_a_signing_key(netrun_cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INNGEST_DEV", raising=False)
+    monkeypatch.delenv("INNGEST_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("INNGEST_BASE_URL", "http://127.0.0.1:9")
+    result = netrun_cli("serve", "networks")
+    assert result.exit_code == 1
+    assert "production mode needs INNGEST_SIGNING_KEY" in result.output and "INNGEST_DEV=1" in result.output
+    monkeypatch.delenv("INNGEST_BASE_URL")
+    result = netrun_cli("serve", "networks", "--engine", "inngest")
+    assert result.exit_code == 1 and "INNGEST_SIGNING_KEY" in result.output
+
+
+def test_serve_refuses_invalid_files_with_validates_messages(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("name: bad\nmodel: openai/x\nagents:\n  a: {system: hi, tools: [nope]}\n")
+    result = netrun_cli("serve", str(tmp_path), "--data-dir", str(tmp_path / "data"))
+    assert result.exit_code == 1
+    assert "bad.yaml:4:" in result.output and "nope" in result.output
+    assert netrun_cli("serve", str(tmp_path / "missing")).exit_code == 2
