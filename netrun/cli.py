@@ -266,7 +266,13 @@ def serve(paths: tuple[Path, ...], host: str, port: int, engine: str, data_dir: 
         discover(targets)
     except PathError as exc:
         raise click.UsageError(str(exc)) from None
-    logging.basicConfig(level=logging.INFO, format="netrun: %(message)s")
+    # netrun's own log only: the root logger at INFO would print every litellm call.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("netrun: %(message)s"))
+    logger = logging.getLogger("netrun")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     from .serve.settings import ServeSettings, SettingsError
 
     try:

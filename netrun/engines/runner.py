@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ class LocalEngine:
         step_retries: int = 3,
         backoff: float = 0.5,
         models: ModelFactory | None = None,
-        stream: bool = True,
+        stream: bool | Callable[[str], bool] = True,
         gate: ConcurrencyGate | None = None,
     ) -> None:
         self.journal = journal
@@ -216,7 +217,7 @@ class LocalEngine:
             async with mcp_servers(program, self.environ) as mcp:
                 run = NetworkRun(
                     program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
-                    emit=emit, mcp=mcp, stream=self.stream,
+                    emit=emit, mcp=mcp, stream=self.stream if isinstance(self.stream, bool) else functools.partial(self.stream, record.id),
                 )
                 result = await run.run()
         except RunSuspended as suspended:

@@ -98,7 +98,7 @@ class NetworkRun:
         environ: Mapping[str, str],
         emit: Emit | None = None,
         mcp: Any = None,
-        stream: bool = True,
+        stream: bool | Callable[[], bool] = True,
     ) -> None:
         self.p = program
         self.steps = steps
@@ -229,7 +229,8 @@ class NetworkRun:
         replay = self.steps.replaying(step_id)
 
         async def call() -> dict[str, Any]:
-            on_text = None if replay or self._emit is None or not self.stream else (lambda t: self.emit("text.delta", caller=request.caller, text=t))
+            streaming = self.stream() if callable(self.stream) else self.stream
+            on_text = None if replay or self._emit is None or not streaming else (lambda t: self.emit("text.delta", caller=request.caller, text=t))
             try:
                 return (await model.complete(request, on_text)).to_json()
             except ModelError as exc:

@@ -81,13 +81,14 @@ class Server:
             self.journal = Journal(settings.data_dir / "runs.db")
         except JournalError as exc:
             raise StartError(str(exc)) from None
-        self.engine = LocalEngine(self.journal, settings.environ, self.events.emit, models=models, stream=True, gate=ConcurrencyGate())
+        self.engine = LocalEngine(self.journal, settings.environ, self.events.emit, models=models, stream=self.events.watched, gate=ConcurrencyGate())
         self.local = LocalRuns(self.engine, self.catalog)
         self.inngest_app: ASGIApp | None = None
         self.functions: InngestFunctions | None = None
         if settings.inngest_mode is not None:
             self.client = make_client(settings)
             self.functions = InngestFunctions(self.client, self.catalog, self.journal, settings.environ, self.events.emit, models)
+            self.functions.watched = self.events.watched
             self._serve_functions()
         self._background: list[asyncio.Task[Any]] = []
         self.reloads = 0

@@ -7,6 +7,7 @@ definition, not the file as it is now. The loop then runs on :class:`InngestStep
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -59,6 +60,8 @@ class InngestFunctions:
         self.journal = journal
         self.environ = environ
         self.emit = emit
+        self.watched: Callable[[str], bool] = lambda run_id: False
+        """Whether a client streams the run now (then the model's text streams too)."""
         self.models = models
         self.functions: dict[str, inngest.Function[Any]] = {}
         self._programs: dict[tuple[str, str], Program] = {}
@@ -110,7 +113,8 @@ class InngestFunctions:
             steps = InngestSteps(ctx, run_id, self.functions.get)
             async with mcp_servers(program, self.environ) as mcp:
                 run = NetworkRun(program, steps, input=text, state=meta.get("state") or None, event=event,
-                                 environ=self.environ, emit=self._emit_for(run_id), mcp=mcp)
+                                 environ=self.environ, emit=self._emit_for(run_id), mcp=mcp,
+                                 stream=functools.partial(self.watched, run_id))
                 try:
                     result = await run.run()
                 except RunError as exc:

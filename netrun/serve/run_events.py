@@ -40,6 +40,12 @@ class RunEvents:
                 old, _ = self._finished.popitem(last=False)
                 self._history.pop(old, None)
 
+    def watched(self, run_id: str) -> bool:
+        """Whether a client streams this run now. The model's text is streamed (``text.delta``)
+        only then: streaming costs litellm several times the CPU of a plain call, and the
+        whole text reaches every stream anyway in ``agent.finished``."""
+        return bool(self._listeners.get(run_id))
+
     def history(self, run_id: str) -> list[dict[str, Any]]:
         return list(self._history.get(run_id, ()))
 
