@@ -80,13 +80,15 @@ def write_network(folder: Path, llm: FakeLLM, prompt: str = "Help with") -> Path
 
 
 def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """The events of a Server-Sent Events response, as dicts with their ``event`` kind."""
+    """The events of a Server-Sent Events response (each one's ``type`` is its SSE event name)."""
     kind = None
     for line in response.iter_lines():
         if line.startswith("event:"):
             kind = line.partition(":")[2].strip()
         elif line.startswith("data:") and kind:
-            yield {"event": kind, **json.loads(line.partition(":")[2])}
+            data = json.loads(line.partition(":")[2])
+            assert data["type"] == kind
+            yield data
             kind = None
 
 
@@ -102,32 +104,41 @@ def wait_status(url: str, run_id: str, status: str, timeout: float = 30, **kw: A
 
 
 def test_a_run_streams_its_events_over_sse(tmp_path: Path, served: Callable[..., Served]) -> None:
-    with FakeLLM([FINISH]) as llm:
+    """The whole story of a run, read by a real HTTP client: the events so far on connecting,
+    then live ones; the model's text streams (text.delta) while someone watches."""
+    with FakeLLM([ASK, FINISH]) as llm:
         write_network(tmp_path, llm)
         server = served()
         started = httpx.post(f"{server.url}/networks/helper/runs", json={"input": "the answer", "data": {"user": "ann"}})
         assert started.status_code == 202, started.text
         run_id = started.json()["run_id"]
+        wait_status(server.url, run_id, "waiting")
+        events = []
         with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", timeout=30) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
-            events = list(sse(response))
+            for event in sse(response):
+                events.append(event)
+                if event["type"] == "waiting":  # answer the human's question while watching
+                    httpx.post(f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "answer": "blue"}})
         run = httpx.get(f"{server.url}/runs/{run_id}").json()
-    kinds = [e["event"] for e in events]
-    for kind in ("run.started", "agent.started", "text.delta", "tool.called", "tool.result", "run.completed"):
+    kinds = [e["type"] for e in events]
+    for kind in ("run.started", "agent.started", "text.delta", "tool.called", "tool.result", "waiting", "run.completed"):
         assert kind in kinds, kinds
     assert kinds[0] == "run.started" and kinds[-1] == "run.completed"
-    assert kinds.index("agent.started") < kinds.index("text.delta") < kinds.index("tool.called") < kinds.index("tool.result")
-    assert "".join(e["text"] for e in events if e["event"] == "text.delta") == "All done."
-    assert next(e for e in events if e["event"] == "tool.called")["args"] == {"answer": "42"}
+    assert kinds.count("run.started") == 1 and kinds.count("agent.started") == 2  # nothing replayed twice
+    second = kinds.index("agent.started", kinds.index("waiting"))
+    assert second < kinds.index("text.delta") < kinds.index("tool.called", second) < kinds.index("tool.result", second)
+    assert "".join(e["text"] for e in events if e["type"] == "text.delta") == "All done."
+    assert [e["args"] for e in events if e["type"] == "tool.called"] == [{"question": "which?"}, {"answer": "42"}]
     assert run["status"] == "completed"
     assert run["result"]["output"] == "All done."
-    assert run["result"]["route"] == ["helper"]
+    assert run["result"]["route"] == ["helper", "helper"]
     assert run["result"]["state"]["answer"] == "42"
     assert run["result"]["usage"]["tokens"] > 0
     assert llm.requests[0]["messages"][0]["content"] == "Help with the answer"
     # A client that connects after the end still gets the whole story.
     with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", timeout=30) as response:
-        assert [e["event"] for e in sse(response)] == kinds
+        assert [e["type"] for e in sse(response)] == kinds
 
 
 def test_rest_api_errors_and_listing(tmp_path: Path, served: Callable[..., Served]) -> None:

@@ -266,12 +266,12 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
         final = None
         if record.status in ("completed", "failed"):
             kind = "run.completed" if record.status == "completed" else "run.failed"
-            final = {"event": kind, "run_id": run_id, **({"result": record.result} if record.result else {"error": record.error})}
+            final = {"type": kind, "run_id": run_id, **({"result": record.result} if record.result else {"error": record.error})}
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             async for event in server.events.stream(run_id, final):
-                yield {"event": event["event"], "data": json.dumps(event, default=str)}
-                if event["event"] in FINAL:
+                yield {"event": event["type"], "data": json.dumps(event, default=str)}
+                if event["type"] in FINAL:
                     return
 
         return EventSourceResponse(stream(), ping=15)

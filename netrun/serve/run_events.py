@@ -30,7 +30,7 @@ class RunEvents:
         if data.get("replayed"):
             return
         run_id = str(data.get("run_id", ""))
-        event = {"event": kind, **{k: v for k, v in data.items() if k != "replayed"}}
+        event = {"type": kind, **{k: v for k, v in data.items() if k != "replayed"}}
         self._history.setdefault(run_id, []).append(event)
         for queue in self._listeners.get(run_id, ()):
             queue.put_nowait(event)
@@ -62,12 +62,12 @@ class RunEvents:
                 seen = [final]
             for event in seen:
                 yield event
-                if event["event"] in FINAL:
+                if event["type"] in FINAL:
                     return
             while True:
                 event = await queue.get()
                 yield event
-                if event["event"] in FINAL:
+                if event["type"] in FINAL:
                     return
         finally:
             listeners = self._listeners.get(run_id)
