@@ -136,6 +136,8 @@ class LocalEngine:
             raise EngineError(f"no run {run_id} in {self.journal.path}")
         if record.status in ("completed", "failed"):
             return record
+        if record.options.get("engine") == "inngest":
+            raise EngineError(f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); Inngest resumes it")
         self._expire_waits(run_id)
         if any(w[0] == run_id for w in self.journal.waits()):
             return record  # still waiting for its event

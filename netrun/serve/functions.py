@@ -117,7 +117,7 @@ class InngestFunctions:
                                  stream=functools.partial(self.watched, run_id))
                 try:
                     result = await run.run()
-                except RunError as exc:
+                except (RunError, inngest.NonRetriableError) as exc:  # the latter: a step no retry can fix
                     return self._fail(run_id, str(exc))
             output = result.to_json()
             self.journal.set_status(run_id, "completed", output)

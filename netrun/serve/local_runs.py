@@ -38,7 +38,8 @@ class LocalRuns:
     # -- lifecycle ---------------------------------------------------------------------
     def open(self) -> list[str]:
         """Resume the runs a previous server left executing; start the wait timer."""
-        recovered = self.engine.journal.runs("running")
+        journal = self.engine.journal
+        recovered = [run_id for run_id in journal.runs("running") if not _on_inngest(journal.run(run_id))]
         for run_id in recovered:
             self._spawn(self.engine.resume(run_id), run_id)
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -93,6 +94,12 @@ class LocalRuns:
         for woken in resumed:
             self._spawn(self.engine.resume(woken), woken)
         return {"started": started, "resumed": resumed, "problems": problems}
+
+
+def _on_inngest(record: RunRecord | None) -> bool:
+    """Runs executed by Inngest are tracked in the journal too (for the REST API); Inngest,
+    not the local engine, carries them on."""
+    return record is None or record.options.get("engine") == "inngest"
 
 
 def triggered(version: Version, event: Mapping[str, Any]) -> bool:

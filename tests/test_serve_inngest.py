@@ -1,0 +1,292 @@
+"""`netrun serve` as Inngest sees it: the functions it registers, and runs driven over real
+HTTP by a stand-in executor that speaks Inngest's wire protocol (tests/fakes/inngest_executor.py).
+
+The model is the fake OpenAI-compatible server through litellm; its request log is the
+witness that a replay asks the model nothing again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from netrun.serve.app import create_app
+from netrun.serve.settings import ServeSettings
+
+from .fakes.inngest_executor import StandInExecutor
+from .fakes.llm_server import FakeLLM, Reply, ToolCall
+from .fakes.served import Served
+
+MODEL = '{{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}'
+
+STEPS = """\
+name: steps
+model: MODEL
+max_iter: 10
+state: {{count: {{type: integer, default: 0}}}}
+agents:
+  worker: {{description: works, system: "{prompt} {{{{ state.count }}}} of {{{{ input }}}}", tools: [step]}}
+router:
+  rules: [{{if: "state.count >= 3", stop: true}}, {{if: "true", agent: worker}}]
+tools:
+  step: {{parameters: {{note: {{type: string}}}}, state: {{count: "{{{{ state.count + 1 }}}}"}}}}
+function: {{retries: 2}}
+""".replace("MODEL", MODEL)
+
+HELPDESK = """\
+name: helpdesk
+model: MODEL
+max_iter: 6
+trigger:
+  - {{event: app/ticket.created, if: 'event.data.tier == "pro"', input: "{{{{ event.data.title }}}}"}}
+  - {{cron: "TZ=UTC 0 9 * * 1"}}
+state:
+  refunded: {{type: boolean, default: false}}
+  done: {{type: boolean, default: false}}
+agents:
+  agent: {{description: helps, system: "Help with {{{{ input }}}}", tools: [ask_human, refund, finish]}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: agent}}]
+tools:
+  ask_human:
+    wait_for_event: {{event: app/human.answered, match: data.user, timeout: 4h}}
+    parameters: {{question: {{type: string}}}}
+  refund: {{approval: required, state: {{refunded: true}}}}
+  finish: {{state: {{done: true}}}}
+function:
+  retries: 1
+  concurrency: [{{limit: 2, key: event.data.user}}]
+  throttle: {{limit: 10, period: 1m}}
+  cancel: [{{event: app/ticket.closed, if: "async.data.id == event.data.id"}}]
+  timeouts: {{finish: 1h}}
+""".replace("MODEL", MODEL)
+
+ENV = {"FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+SIGNING_KEY = "signkey-test-" + "ab12" * 16
+
+
+@pytest.fixture
+def executor() -> Iterator[StandInExecutor]:
+    with StandInExecutor() as ex:
+        yield ex
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    with FakeLLM([]) as server:
+        yield server
+
+
+def serve(folder: Path, executor: StandInExecutor, **env: str) -> Served:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+    environ |= {**ENV, "INNGEST_API_BASE_URL": executor.url, "INNGEST_EVENT_API_BASE_URL": executor.url, **env}
+    if "INNGEST_SIGNING_KEY" not in env:
+        environ["INNGEST_DEV"] = "1"
+
+    def make(port: int) -> Any:
+        return create_app(ServeSettings.from_env(environ, (folder,), data_dir=folder / "data", port=port))
+
+    return Served(make).start()
+
+
+@pytest.fixture
+def served(tmp_path: Path, executor: StandInExecutor) -> Iterator[Callable[..., Served]]:
+    servers: list[Served] = []
+
+    def start(**env: str) -> Served:
+        server = serve(tmp_path, executor, **env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def signatures(llm: FakeLLM) -> list[str]:
+    return [json.dumps(r["messages"], sort_keys=True) for r in llm.requests]
+
+
+def test_sync_registers_each_network_with_the_settings_of_its_yaml(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                   served: Callable[..., Served]) -> None:
+    (tmp_path / "helpdesk.yaml").write_text(HELPDESK.format(base=llm.base_url))
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    functions = executor.sync(f"{server.url}/api/inngest")
+    assert sorted(functions) == ["netrun-helpdesk", "netrun-steps"]
+    helpdesk = functions["netrun-helpdesk"]
+    assert helpdesk["triggers"] == [{"event": "app/ticket.created", "expression": 'event.data.tier == "pro"'}, {"cron": "TZ=UTC 0 9 * * 1"}]
+    assert helpdesk["steps"]["step"]["retries"] == {"attempts": 1}
+    assert helpdesk["steps"]["step"]["runtime"]["url"].startswith(f"{server.url}/api/inngest?fnId=netrun-helpdesk")
+    assert helpdesk["concurrency"] == [{"limit": 2, "key": "event.data.user", "scope": "fn"}]
+    assert helpdesk["throttle"]["limit"] == 10 and helpdesk["throttle"]["period"] == "1m"
+    assert helpdesk["cancel"] == [{"event": "app/ticket.closed", "if": "async.data.id == event.data.id"}]
+    assert helpdesk["timeouts"] == {"finish": "1h"}
+    steps = functions["netrun-steps"]
+    assert steps["triggers"] == [{"event": "netrun/steps.run"}]  # no trigger: netrun/<name>.run
+    assert steps["steps"]["step"]["retries"] == {"attempts": 2}
+
+
+def test_a_run_goes_step_by_step_and_replays_repeat_nothing(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                          served: Callable[..., Served]) -> None:
+    llm.set_script([Reply(text=f"step {i}", tool_calls=[ToolCall("step", {"note": str(i)})]) for i in range(3)])
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    run = executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "three"}})
+    assert run.status == "completed", run.error
+    assert run.output["state"] == {"count": 3}
+    assert run.output["route"] == ["worker"] * 3
+    assert run.output["stop_reason"] == "router"
+    # One request per step (the definition pin, 3 inferences, 3 tool calls) and the final one.
+    calls = [c for c in executor.requests if c.run_id == run.id]
+    assert len(run.stack) == 7
+    assert len(calls) == len(run.stack) + 1
+    assert llm.count == 3 and len(set(signatures(llm))) == 3
+    assert llm.requests[0]["messages"][0]["content"] == "Step 0 of three"
+    record = httpx.get(f"{server.url}/runs/{run.id}").json()
+    assert record["status"] == "completed" and record["result"]["state"] == {"count": 3}
+
+
+def test_waits_and_approvals_are_answered_by_events(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                  served: Callable[..., Served]) -> None:
+    llm.set_script([
+        Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which order?"})]),
+        Reply(text="refunding", tool_calls=[ToolCall("refund", {})]),
+        Reply(text="done", tool_calls=[ToolCall("finish", {})]),
+    ])
+    (tmp_path / "helpdesk.yaml").write_text(HELPDESK.format(base=llm.base_url))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    ticket = {"name": "app/ticket.created", "data": {"tier": "pro", "title": "Refund me", "user": "ann"}}
+    assert executor.send({"name": "app/ticket.created", "data": {"tier": "free", "title": "x", "user": "ann"}}) == []  # filtered out
+    (run_id,) = executor.send(ticket)
+    run = executor.runs[run_id]
+    assert run.status == "waiting" and run.waiting["name"] == "app/human.answered"
+    assert run.waiting["opts"]["if"] == "event.data.user == async.data.user"
+    assert executor.send({"name": "app/human.answered", "data": {"user": "bob", "answer": "no"}}) == []  # another user's
+    executor.send({"name": "app/human.answered", "data": {"user": "ann", "answer": "order 7"}})
+    assert run.status == "waiting" and run.waiting["name"] == "netrun/approval"  # the refund waits for a human
+    assert executor.send({"name": "netrun/approval", "data": {"run_id": "another-run", "approved": True}}) == []
+    executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True}})
+    assert run.status == "completed", run.error
+    assert run.output["state"] == {"refunded": True, "done": True}
+    assert run.output["results"][0]["tool_calls"][0]["result"] == {"user": "ann", "answer": "order 7"}
+    assert llm.requests[0]["messages"][0]["content"] == "Help with Refund me"
+    assert llm.count == 3 and len(set(signatures(llm))) == 3  # every replay took the memoized answers
+    assert httpx.get(f"{server.url}/runs/{run_id}").json()["status"] == "completed"
+
+
+def test_a_failing_inference_is_retried_by_inngest_and_a_hopeless_one_fails_the_run(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
+    llm.set_script([Reply(status=503), *[Reply(text="s", tool_calls=[ToolCall("step", {"note": "x"})]) for _ in range(3)]])
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    run = executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "x"}})
+    assert run.status == "completed", run.error
+    assert llm.count == 4
+    assert signatures(llm)[0] == signatures(llm)[1]  # the failed inference, and its retry
+    assert max(run.attempts.values()) == 2
+
+    llm.reset(Reply(status=400, error="bad request: no such model"))
+    failed = executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "y"}})
+    assert failed.status == "failed"
+    assert "no such model" in failed.error["message"]
+    assert llm.count == 1  # not retried: a 400 is the same every time
+    record = httpx.get(f"{server.url}/runs/{failed.id}").json()
+    assert record["status"] == "failed" and "no such model" in record["error"]
+
+
+def test_a_restart_between_steps_and_an_edit_in_flight_change_nothing(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                     served: Callable[..., Served]) -> None:
+    llm.set_script([Reply(text=f"step {i}", tool_calls=[ToolCall("step", {"note": str(i)})]) for i in range(3)])
+    path = tmp_path / "steps.yaml"
+    path.write_text(STEPS.format(base=llm.base_url, prompt="Before"))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    restarts = []
+
+    def between() -> None:
+        if len(restarts) == 2:  # after the first inference: edit the file, restart the server
+            path.write_text(STEPS.format(base=llm.base_url, prompt="After"))
+        if len(restarts) in (2, 4):
+            server.restart()
+        restarts.append(1)
+
+    run = executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "x"}}, between=between)
+    assert run.status == "completed", run.error
+    prompts = [r["messages"][0]["content"] for r in llm.requests]
+    assert prompts == ["Before 0 of x", "Before 1 of x", "Before 2 of x"]  # the definition it started on
+    assert llm.count == 3
+    # A new run starts on the edited file.
+    llm.set_script([Reply(text="s", tool_calls=[ToolCall("step", {"note": "x"})]) for _ in range(3)])
+    executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "y"}})
+    assert llm.requests[3]["messages"][0]["content"] == "After 0 of y"
+
+
+def test_rest_api_starts_runs_through_inngest(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                             served: Callable[..., Served]) -> None:
+    llm.set_script([Reply(text=f"s{i}", tool_calls=[ToolCall("step", {"note": "x"})]) for i in range(3)])
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    started = httpx.post(f"{server.url}/networks/steps/runs", json={"input": "via rest", "state": {"count": 1}})
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    assert executor.events[-1]["name"] == "netrun/steps.run"
+    executor.deliver_received()
+    record = httpx.get(f"{server.url}/runs/{run_id}").json()
+    assert record["status"] == "completed"
+    assert record["result"]["state"] == {"count": 3}  # started from the given state
+    assert llm.count == 2 and llm.requests[0]["messages"][0]["content"] == "Step 1 of via rest"
+
+
+def test_production_mode_accepts_signed_calls_only(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
+    llm.set_script([Reply(text="s", tool_calls=[ToolCall("step", {"note": "x"})]) for _ in range(3)])
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    with StandInExecutor(signing_key=SIGNING_KEY) as signed:
+        server = serve(tmp_path, signed, INNGEST_SIGNING_KEY=SIGNING_KEY, INNGEST_EVENT_KEY="evt-key")
+        try:
+            signed.sync(f"{server.url}/api/inngest")
+            run = signed.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "x"}})
+            assert run.status == "completed", run.error
+            body = {"event": {"name": "netrun/steps.run", "data": {"input": "x"}}, "events": [], "steps": {}, "use_api": False,
+                    "ctx": {"run_id": "forged", "attempt": 0, "disable_immediate_execution": False, "stack": {"stack": []}}}
+            forged = httpx.post(f"{server.url}/api/inngest?fnId=netrun-netrun-steps&stepId=step", json=body)
+            assert forged.status_code == 401
+            assert httpx.get(f"{server.url}/api/inngest").status_code == 401
+        finally:
+            server.stop()
+    assert llm.count == 3  # the forged call ran nothing
+
+
+def test_hot_reload_resyncs_and_an_invalid_edit_keeps_the_last_good_functions(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                             served: Callable[..., Served]) -> None:
+    path = tmp_path / "steps.yaml"
+    path.write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    _until(lambda: "netrun-steps" in executor.functions)  # netrun syncs itself at start-up
+    path.write_text(STEPS.format(base=llm.base_url, prompt="Step").replace("retries: 2", "retries: 4"))
+    _until(lambda: executor.functions["netrun-steps"]["steps"]["step"]["retries"] == {"attempts": 4})
+    path.write_text(STEPS.format(base=llm.base_url, prompt="Step").replace("retries: 2", "retries: lots"))
+    _until(lambda: server.app.state.netrun.reloads >= 2)
+    time.sleep(0.3)
+    assert executor.functions["netrun-steps"]["steps"]["step"]["retries"] == {"attempts": 4}
+    functions = executor.sync(f"{server.url}/api/inngest")
+    assert functions["netrun-steps"]["steps"]["step"]["retries"] == {"attempts": 4}
+
+
+def _until(condition: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
