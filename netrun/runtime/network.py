@@ -225,10 +225,13 @@ class NetworkRun:
             self.usage.add(c)
         return decision
 
-    async def _infer(self, step_id: str, model: Any, request: Request) -> Completion:
+    async def _infer(self, step_id: str, model: Any, request: Request | None) -> Completion:
+        """One inference as a step; ``request`` is None only when the step is replayed."""
         replay = self.steps.replaying(step_id)
 
         async def call() -> dict[str, Any]:
+            if request is None:
+                raise StepFailed(step_id, "internal error: an inference to run has no request")
             streaming = self.stream() if callable(self.stream) else self.stream
             on_text = None if replay or self._emit is None or not streaming else (lambda t: self.emit("text.delta", caller=request.caller, text=t))
             try:
@@ -293,10 +296,6 @@ class NetworkRun:
         prefix = f"turn.{n}.{name}"
         replayed = self.steps.replaying(f"{prefix}.infer")
         self.emit("agent.started", replayed, iteration=n, agent=name)
-        try:
-            system = self.p.renderer.render(agent.spec.system, self.variables() | {"agent": {"name": name, "description": agent.spec.description}})
-        except RenderError as exc:
-            raise RunError(f"agent {name}: system prompt: {exc}") from None
         offered = await self._offered(name, with_mcp=not replayed)
         schemas = {k: self._schema(k, v) for k, v in offered.items()}
         tools = list(schemas.values())
@@ -309,8 +308,14 @@ class NetworkRun:
         turn = self.turns.get(name, 0)
         self.turns[name] = turn + 1
         turn_time = agent.spec.limits.time if agent.spec.limits else None
-        request = Request(name, turn, self._messages(system), tools, tool_choice if tools else None,
-                          timeout=parse_duration(turn_time).total_seconds() if turn_time else None)
+        request = None  # a replayed inference needs no prompt: rendering it would cost every replay
+        if not replayed:
+            try:
+                system = self.p.renderer.render(agent.spec.system, self.variables() | {"agent": {"name": name, "description": agent.spec.description}})
+            except RenderError as exc:
+                raise RunError(f"agent {name}: system prompt: {exc}") from None
+            request = Request(name, turn, self._messages(system), tools, tool_choice if tools else None,
+                              timeout=parse_duration(turn_time).total_seconds() if turn_time else None)
         completion = await self._infer(f"{prefix}.infer", agent.model, request)
         self.usage.add(completion)
         self.agent_usage.setdefault(name, Usage()).add(completion)
