@@ -290,3 +290,48 @@ def _until(condition: Callable[[], bool], timeout: float = 15) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+CHILD = """\
+name: researcher
+model: MODEL
+max_iter: 1
+agents:
+  reader: {{description: reads, system: "Research {{{{ input }}}}"}}
+router: {{rules: [{{if: "call_count == 0", agent: reader}}], otherwise: stop}}
+""".replace("MODEL", MODEL)
+
+PARENT = """\
+name: writer
+model: MODEL
+max_iter: 3
+state: {{done: {{type: boolean, default: false}}}}
+agents:
+  author: {{description: writes, system: "Write about {{{{ input }}}}", tools: [research, finish]}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: author}}]
+tools:
+  research: {{network: researcher, description: Ask the researcher.}}
+  finish: {{state: {{done: true}}}}
+""".replace("MODEL", MODEL)
+
+
+def test_a_network_tool_is_a_step_invoke_of_the_other_networks_function(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                        served: Callable[..., Served]) -> None:
+    llm.set_script([
+        Reply(text="asking", tool_calls=[ToolCall("research", {"input": "owls"})]),
+        Reply(text="Owls hunt at night."),
+        Reply(text="Here is the piece.", tool_calls=[ToolCall("finish", {})]),
+    ])
+    (tmp_path / "researcher.yaml").write_text(CHILD.format(base=llm.base_url))
+    (tmp_path / "writer.yaml").write_text(PARENT.format(base=llm.base_url))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    run = executor.run("netrun-writer", {"name": "netrun/writer.run", "data": {"input": "owls"}})
+    assert run.status == "completed", run.error
+    children = [r for r in executor.runs.values() if r.fn_id == "netrun-researcher"]
+    assert len(children) == 1 and children[0].event["data"] == {"input": "owls"}
+    call = run.output["results"][0]["tool_calls"][0]
+    assert call["name"] == "research" and call["result"]["output"] == "Owls hunt at night."
+    prompts = [r["messages"][0]["content"] for r in llm.requests]
+    assert prompts == ["Write about owls", "Research owls", "Write about owls"]
