@@ -153,6 +153,7 @@ def test_a_run_goes_step_by_step_and_replays_repeat_nothing(tmp_path: Path, llm:
     assert llm.requests[0]["messages"][0]["content"] == "Step 0 of three"
     record = httpx.get(f"{server.url}/runs/{run.id}").json()
     assert record["status"] == "completed" and record["result"]["state"] == {"count": 3}
+    assert record["input"] == "three" and record["definition_hash"] == httpx.get(f"{server.url}/networks").json()["networks"][0]["definition_hash"]
 
 
 def test_waits_and_approvals_are_answered_by_events(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
@@ -182,6 +183,12 @@ def test_waits_and_approvals_are_answered_by_events(tmp_path: Path, llm: FakeLLM
     assert llm.requests[0]["messages"][0]["content"] == "Help with Refund me"
     assert llm.count == 3 and len(set(signatures(llm))) == 3  # every replay took the memoized answers
     assert httpx.get(f"{server.url}/runs/{run_id}").json()["status"] == "completed"
+
+    # An event the trigger's input template cannot use fails the run at once, saying why.
+    (broken,) = executor.send({"name": "app/ticket.created", "data": {"tier": "pro", "user": "ann"}})
+    assert executor.runs[broken].status == "failed"
+    assert "input template" in executor.runs[broken].error["message"] and "title" in executor.runs[broken].error["message"]
+    assert llm.count == 3
 
 
 def test_a_failing_inference_is_retried_by_inngest_and_a_hopeless_one_fails_the_run(
@@ -247,6 +254,7 @@ def test_rest_api_starts_runs_through_inngest(tmp_path: Path, llm: FakeLLM, exec
     record = httpx.get(f"{server.url}/runs/{run_id}").json()
     assert record["status"] == "completed"
     assert record["result"]["state"] == {"count": 3}  # started from the given state
+    assert record["input"] == "via rest"
     assert llm.count == 2 and llm.requests[0]["messages"][0]["content"] == "Step 1 of via rest"
 
 

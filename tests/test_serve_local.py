@@ -152,6 +152,7 @@ def test_rest_api_errors_and_listing(tmp_path: Path, served: Callable[..., Serve
         missing = httpx.post(f"{server.url}/networks/nope/runs", json={})
         assert missing.status_code == 404 and "served: helper" in missing.json()["detail"]
         assert httpx.get(f"{server.url}/runs/nope").status_code == 404
+        assert httpx.put(f"{server.url}/api/inngest").status_code in (404, 405)  # no Inngest server configured
         assert httpx.post(f"{server.url}/networks/helper/runs", json={"inpt": "typo"}).status_code == 422
         # The trigger's input template needs event.data.question: a clear 400, not a run that fails.
         bad = httpx.post(f"{server.url}/networks/helper/runs", json={"data": {"user": "ann"}})

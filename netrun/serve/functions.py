@@ -22,7 +22,7 @@ from ..engines.local import Journal, RunRecord
 from ..engines.runner import mcp_servers
 from ..runtime.model import ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
-from ..runtime.render import RenderError
+from ..runtime.render import Renderer, RenderError
 from ..spec import NetworkSpec
 from .catalog import Catalog
 from .settings import ServeSettings
@@ -95,21 +95,29 @@ class InngestFunctions:
             run_id = str(meta.get("run_id") or ctx.run_id)
 
             async def pin() -> dict[str, Any]:
+                """The definition and the input the run starts on, memoized as its first step."""
                 version = self.catalog.get(name)
                 if version is None:
                     raise inngest.NonRetriableError(f"network '{name}' is no longer served here")
-                self._record_start(run_id, version.hash, version.definition(), str(version.base_dir), event, meta)
-                return {"hash": version.hash, "definition": version.definition(), "base_dir": str(version.base_dir)}
+                definition = version.definition()
+                given = meta.get("input")
+                try:
+                    text = given if isinstance(given, str) else Renderer().render(input_template(version.spec, str(event.get("name", ""))), {"event": event})
+                except RenderError as exc:
+                    text, problem = "", f"the trigger's input template: {exc}"
+                else:
+                    problem = None
+                self._record_start(run_id, version.hash, definition, str(version.base_dir), event, meta, text)
+                if problem is not None:
+                    self._fail(run_id, problem)
+                return {"hash": version.hash, "definition": definition, "base_dir": str(version.base_dir), "input": text}
 
             pinned = await ctx.step.run("netrun.definition", pin)
             try:
                 program = self._program(pinned)
-                given = meta.get("input")
-                text = given if isinstance(given, str) else program.renderer.render(input_template(program.spec, str(event.get("name", ""))), {"event": event})
             except (ValidationError, ModelError) as exc:
                 return self._fail(run_id, f"the run's definition cannot be compiled: {exc}")
-            except RenderError as exc:
-                return self._fail(run_id, f"the trigger's input template: {exc}")
+            text = str(pinned.get("input", ""))
             steps = InngestSteps(ctx, run_id, self.functions.get)
             async with mcp_servers(program, self.environ) as mcp:
                 run = NetworkRun(program, steps, input=text, state=meta.get("state") or None, event=event,
@@ -126,17 +134,19 @@ class InngestFunctions:
 
         return handler
 
-    def _record_start(self, run_id: str, digest: str, definition: dict[str, Any], base_dir: str, event: dict[str, Any], meta: Mapping[str, Any]) -> None:
+    def _record_start(
+        self, run_id: str, digest: str, definition: dict[str, Any], base_dir: str, event: dict[str, Any], meta: Mapping[str, Any], text: str
+    ) -> None:
         """Track the run in this server's journal, for ``GET /runs/{id}`` and its events."""
         if self.journal.run(run_id) is None:
             self.journal.create_run(RunRecord(
                 id=run_id, network=str(definition.get("name")), definition_hash=digest, definition=definition, base_dir=base_dir,
-                input="", state=dict(meta.get("state") or {}), event=event, options={"engine": "inngest"}, status="running",
+                input=text, state=dict(meta.get("state") or {}), event=event, options={"engine": "inngest"}, status="running",
                 result=None, error=None,
             ))
         else:
             self.journal.set_status(run_id, "running")
-        self.emit("run.started", {"run_id": run_id, "network": definition.get("name"), "definition_hash": digest, "replayed": False})
+        self.emit("run.started", {"run_id": run_id, "network": definition.get("name"), "input": text, "definition_hash": digest, "replayed": False})
 
     def _emit_for(self, run_id: str) -> Emit:
         def emit(kind: str, data: dict[str, Any]) -> None:
