@@ -210,6 +210,7 @@ def test_events_start_the_networks_they_trigger_with_concurrency_per_key(tmp_pat
             assert sent.status_code == 202, sent.text
             ids += sent.json()["started"]
         assert len(ids) == 5
+        assert "queued" in {httpx.get(f"{server.url}/runs/{run_id}").json()["status"] for run_id in ids[:3]}  # ann's wait their turn
         for run_id in ids:
             wait_status(server.url, run_id, "completed")
     # Runs of one user never overlapped (limit 1 per key); the two users' runs did.

@@ -111,14 +111,16 @@ class LocalEngine:
         event: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         run_id: str | None = None,
+        status: str = "running",
     ) -> RunRecord:
-        """Record a new run (status ``running``: it is to execute) without executing it."""
+        """Record a new run without executing it: ``running`` (it executes now) or ``queued``
+        (it waits for a slot under its network's concurrency limits)."""
         from ..compile import definition_hash
 
         record = RunRecord(
             id=run_id or new_run_id(), network=spec.name, definition_hash=definition_hash(spec),
             definition=spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True), base_dir=str(base_dir.resolve()),
-            input=input, state=dict(state or {}), event=dict(event or {}), options=dict(options or {}), status="running",
+            input=input, state=dict(state or {}), event=dict(event or {}), options=dict(options or {}), status=status,
             result=None, error=None,
         )
         self.journal.create_run(record)
@@ -187,6 +189,9 @@ class LocalEngine:
     async def _execute_claimed(self, record: RunRecord) -> RunRecord:
         if not self.journal.claim(record.id):
             raise RunBusyError(f"run {record.id} is being executed by another process; it goes on there")
+        if record.status in ("queued", "waiting"):
+            self.journal.set_status(record.id, "running")
+            record.status = "running"
         try:
             while True:
                 outcome = await self._execute_owned(record)

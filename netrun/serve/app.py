@@ -36,7 +36,7 @@ from .catalog import Catalog, ReloadResult, Version
 from .functions import META, InngestFunctions, make_client
 from .local_runs import LocalRuns
 from .run_events import FINAL, RunEvents
-from .settings import SERVE_PATH, ServeSettings
+from .settings import SERVE_PATH, ServeSettings, is_loopback
 
 log = logging.getLogger("netrun.serve")
 
@@ -152,6 +152,8 @@ class Server:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         log.info(self.settings.describe())
+        if not is_loopback(self.settings.host) and self.settings.api_token is None:
+            log.warning("listening on %s without NETRUN_API_TOKEN: anyone who can reach it can start runs and send events", self.settings.host)
         log.info("serving %s", ", ".join(f"{v.name}@{v.hash[:8]}" for v in self.catalog.current.values()))
         recovered = self.local.open()
         if recovered:

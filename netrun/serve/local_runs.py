@@ -39,7 +39,13 @@ class LocalRuns:
     def open(self) -> list[str]:
         """Resume the runs a previous server left executing; start the wait timer."""
         journal = self.engine.journal
-        recovered = [run_id for run_id in journal.runs("running") if not _on_inngest(journal.run(run_id))]
+        still_waiting = {w[0] for w in journal.waits()}
+        recovered = [
+            run_id
+            for status in ("running", "queued", "waiting")  # a waiting run whose answer came as the server stopped
+            for run_id in journal.runs(status)
+            if run_id not in still_waiting and not _on_inngest(journal.run(run_id))
+        ]
         for run_id in recovered:
             self._spawn(self.engine.resume(run_id), run_id)
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -74,7 +80,7 @@ class LocalRuns:
 
     # -- runs and events -----------------------------------------------------------------
     def start(self, version: Version, *, input: str, state: Mapping[str, Any] | None, event: Mapping[str, Any]) -> RunRecord:
-        record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event)
+        record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event, status="queued")
         self._spawn(self.engine.execute(record), record.id)
         return record
 
