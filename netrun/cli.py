@@ -239,6 +239,58 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
     sys.exit(1 if any(r.status == "failed" for r in records) else 0)
 
 
+@main.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["human", "junit", "github"]), default="human", show_default=True, help="Output format.")
+@click.option("-k", "select", metavar="TEXT", help="Only the cases whose name contains TEXT.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the report to this file (e.g. JUnit XML for CI).")
+def test_command(paths: tuple[Path, ...], fmt: str, select: str | None, output: Path | None) -> None:
+    """Run the test cases of networks (*.test.yaml): offline, deterministic, no API key.
+
+    PATHS are test files, network files (their test file beside them) or directories
+    (default: networks/). Exit code 1 if any case fails or a test file has errors.
+    """
+    import asyncio
+    import time
+
+    from . import report
+    from .testing import report as test_report
+    from .testing.cases import discover_tests, load_tests
+    from .validate import PathError
+
+    targets = list(paths) or [Path("networks")]
+    try:
+        found = discover_tests(targets)
+    except PathError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not found:
+        raise click.UsageError(f"no test files (*.test.yaml) under {', '.join(map(str, targets))}")
+    files, problems = load_tests(found)
+    colour = sys.stdout.isatty() and output is None
+    if problems.errors:
+        click.echo(report.github(problems) if fmt == "github" else report.human(problems, click.style if colour else report.plain), err=fmt != "github")
+    from .testing.run import run_cases
+
+    started = time.perf_counter()
+    results = asyncio.run(run_cases(files, dict(os.environ), select))
+    seconds = time.perf_counter() - started
+    if fmt == "junit":
+        text = test_report.junit(results, seconds)
+    elif fmt == "github":
+        text = test_report.github(results, seconds)
+    else:
+        text = test_report.human(results, seconds, click.style if colour else report.plain)
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+        failed = sum(not r.passed for r in results)
+        click.echo(f"{failed} failed, {len(results) - failed} passed; report written to {output}")
+    else:
+        click.echo(text, color=colour)
+    if select is not None and not results:
+        raise click.UsageError(f"no test case name contains {select!r}")
+    sys.exit(1 if problems.errors or any(not r.passed for r in results) else 0)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="The interface to listen on (127.0.0.1: this machine only).")

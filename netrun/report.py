@@ -71,7 +71,7 @@ def as_json(report: Report) -> str:
     )
 
 
-def _escape(text: str, prop: bool = False) -> str:
+def escape_annotation(text: str, prop: bool = False) -> str:
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
@@ -83,7 +83,7 @@ def github(report: Report) -> str:
         title = f"netrun {d.phase}: {d.code}"
         path = f"{d.where}: " if d.where else ""
         out.append(
-            f"::{d.severity} file={_escape(d.pos.file, True)},line={d.pos.line},col={d.pos.col},title={_escape(title, True)}::{_escape(path + d.message)}"
+            f"::{d.severity} file={escape_annotation(d.pos.file, True)},line={d.pos.line},col={d.pos.col},title={escape_annotation(title, True)}::{escape_annotation(path + d.message)}"
         )
     out.append(f"{report.errors} errors, {report.warnings} warnings in {len(report.files)} files")
     return "\n".join(out)

@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from .spec import FragmentSpec, NetworkSpec, Spec
+from .spec.testcase import TestFileSpec
 
-SCHEMA_FILES = {"network.schema.json": NetworkSpec, "fragment.schema.json": FragmentSpec}
+SCHEMA_FILES = {"network.schema.json": NetworkSpec, "fragment.schema.json": FragmentSpec, "test.schema.json": TestFileSpec}
 
 
 def field_docs(cls: type[BaseModel]) -> dict[str, str]:

@@ -96,7 +96,7 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]  # type: ignore[func-returns-value]
 
 
-def _validate_model(model: type[BaseModel], doc: Document) -> tuple[Any, list[Diagnostic], frozenset[YamlPath]]:
+def validate_model(model: type[BaseModel], doc: Document) -> tuple[Any, list[Diagnostic], frozenset[YamlPath]]:
     """Validate against ``model``; on errors, drop what is broken and validate the rest, so
     that the check phase still runs on everything that is well formed. Returns the spec
     (or None), the diagnostics and the paths that were dropped."""
@@ -227,7 +227,7 @@ def _validate_paths(paths: Iterable[Path]) -> Report:
         if doc is None:
             continue
         model: type[BaseModel] = FragmentSpec if result.kind == "fragment" else NetworkSpec
-        spec, diags, broken = _validate_model(model, doc)
+        spec, diags, broken = validate_model(model, doc)
         result.diagnostics.extend(diags)
         if isinstance(spec, NetworkSpec):
             result.spec = spec

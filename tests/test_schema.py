@@ -40,7 +40,8 @@ def test_field_docs_reach_the_schema() -> None:
 
 @pytest.mark.parametrize("path", sorted(p for p in (REPO / "networks").glob("*.yaml") if not p.name.endswith(".replies.yaml")), ids=lambda p: p.name)
 def test_examples_satisfy_the_json_schema(path) -> None:
-    schema = json.loads((REPO / "schemas" / "network.schema.json").read_text())
+    kind = "test" if path.name.endswith(".test.yaml") else "network"
+    schema = json.loads((REPO / "schemas" / f"{kind}.schema.json").read_text())
     jsonschema.validate(yaml.safe_load(path.read_text()), schema)
 
 
@@ -67,7 +68,7 @@ def _undocumented(schema: dict, where: str) -> list[str]:
     return missing
 
 
-@pytest.mark.parametrize("name", ["network.schema.json", "fragment.schema.json"])
+@pytest.mark.parametrize("name", ["network.schema.json", "fragment.schema.json", "test.schema.json"])
 def test_every_field_is_documented(name: str) -> None:
     schema = json.loads(render_schemas()[name])
     missing = _undocumented(schema, "(top)")

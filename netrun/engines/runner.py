@@ -84,7 +84,12 @@ class LocalEngine:
 
     def program(self, record: RunRecord) -> Program:
         spec = NetworkSpec.model_validate(record.definition)
-        return compile_network(spec, Path(record.base_dir), self._models(Path(record.base_dir), record.options))
+        program = compile_network(spec, Path(record.base_dir), self._models(Path(record.base_dir), record.options))
+        if record.options.get("stubs"):  # `netrun test`: tools that answer a fixed result
+            from ..tools.stub import apply_stubs
+
+            apply_stubs(program, record.options["stubs"])
+        return program
 
     # -- runs --------------------------------------------------------------------------
     async def start(

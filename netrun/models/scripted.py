@@ -70,6 +70,9 @@ class ScriptedClient:
         self.source = source
         self.prefix = prefix
         """Prepended to callers: a child run's replies are kept apart from its parent's."""
+        self.used: dict[str, int] = {}
+        """Per caller, how many of its replies the calls so far reached (``netrun test``
+        reports scripted replies a run never asked for)."""
 
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         caller = self.prefix + request.caller
@@ -80,6 +83,7 @@ class ScriptedClient:
                 f"(it holds {len(script)} for {caller}); the run took a different path than the script",
                 retriable=False,
             )
+        self.used[caller] = max(self.used.get(caller, 0), request.turn + 1)
         reply = script[request.turn] or {}
         offered = [t["function"]["name"] for t in request.tools]
         recorded = reply.get("tools")

@@ -1,0 +1,130 @@
+"""Running test cases on the local engine: scripted replies, stubbed tools, events.
+
+Each case is a real run of the network (the same loop, steps and journal as
+``netrun run``, in a scratch journal): only the model (scripted replies) and the stubbed
+tools are stand-ins. Cases run concurrently; each one's model and stubs are its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..engines.local import Journal, RunRecord
+from ..engines.runner import EngineError, LocalEngine
+from ..includes import display
+from ..models.scripted import ScriptedClient, load_replies
+from ..runtime.model import ModelError
+from ..runtime.network import APPROVAL_EVENT
+from ..spec import NetworkSpec
+from ..spec.testcase import TestCase
+from .cases import TestFile
+from .expect import Failure, check
+
+CONCURRENCY = 8
+"""Cases in flight at once (they wait on scripted models; real MCP servers are processes)."""
+
+
+@dataclass
+class CaseResult:
+    file: TestFile
+    name: str
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+    record: RunRecord | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def id(self) -> str:
+        return f"{display(self.file.path)}::{self.name}"
+
+
+def approval_events(network: NetworkSpec) -> set[str]:
+    events = {APPROVAL_EVENT}
+    for tool in network.tools.values():
+        approval = getattr(tool, "approval", None)
+        if approval is not None and not isinstance(approval, str) and approval.event:
+            events.add(approval.event)
+    return events
+
+
+async def run_cases(files: list[TestFile], environ: Mapping[str, str], select: str | None = None) -> list[CaseResult]:
+    """Every case of ``files`` (whose name contains ``select``, if given), in file order."""
+    with tempfile.TemporaryDirectory(prefix="netrun-test-") as scratch:
+        journal = Journal(Path(scratch) / "runs.db")
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(tf: TestFile, name: str, case: TestCase) -> CaseResult:
+            async with limit:
+                return await run_case(tf, name, case, journal, environ)
+
+        try:
+            work = [one(tf, name, case) for tf in files for name, case in tf.spec.cases.items() if select is None or select in name]
+            return list(await asyncio.gather(*work))
+        finally:
+            from ..models.litellm_client import close_clients
+
+            await close_clients()
+            journal.close()
+
+
+async def run_case(tf: TestFile, name: str, case: TestCase, journal: Journal, environ: Mapping[str, str]) -> CaseResult:
+    result = CaseResult(tf, name)
+    at = ("cases", name)
+    started = time.perf_counter()
+    try:
+        record = await _execute(tf, name, case, journal, environ, result)
+    except (EngineError, ModelError) as exc:
+        result.failures.append(Failure("run", f"the case could not run: {exc}", at))
+    else:
+        result.record = record
+        if record.status == "waiting":
+            waits = [w[2] for w in journal.waits() if w[0] == record.id]
+            result.failures.append(Failure("events", f"the run waits for {', '.join(waits) or 'an event'}; the case has no more events to deliver", (*at, "events")))
+        else:
+            result.failures.extend(check(case.expect, record, at))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, environ: Mapping[str, str], result: CaseResult) -> RunRecord:
+    at = ("cases", name)
+    if case.replay is not None:
+        replies = load_replies(tf.path.parent / case.replay)
+    else:
+        replies = {caller: [r.model_dump(exclude_none=True) for r in script] for caller, script in (case.replies or {}).items()}
+    client = ScriptedClient(replies, f"{display(tf.path)}::{name}")
+    engine = LocalEngine(journal, environ, models=lambda spec: client, stream=False, step_retries=0, backoff=0.0)
+    options: dict[str, Any] = {"stubs": {k: v.model_dump() for k, v in case.tools.items()}} if case.tools else {}
+    event = case.event.model_dump() if case.event else {}
+    record = await engine.start(tf.network, tf.network_path.parent.resolve(), input=case.input, state=case.state, event=event, options=options)
+    approvals = approval_events(tf.network)
+    for i, incoming in enumerate(case.events):
+        if record.status != "waiting":
+            left = len(case.events) - i
+            result.failures.append(Failure("events", f"{left} event(s) were not delivered: the run ended before it waited for them", (*at, "events", i)))
+            break
+        data = dict(incoming.data)
+        if incoming.name in approvals:
+            data.setdefault("run_id", record.id)
+        if not await engine.deliver(incoming.name, data, run_id=record.id):
+            waits = [w[2] for w in journal.waits() if w[0] == record.id]
+            result.failures.append(Failure("events", f"event {incoming.name} answered none of the run's waits (it waits for {', '.join(waits) or 'nothing'})",
+                                           (*at, "events", i)))
+            break
+        record = journal.run(record.id) or record
+    if case.replies is not None and record.status == "completed":
+        for caller, script in replies.items():
+            used = client.used.get(caller, 0)
+            if used < len(script):
+                result.failures.append(Failure("replies", f"{len(script) - used} of the {len(script)} replies for {caller} were not used: the run made fewer calls than scripted",
+                                               (*at, "replies", caller)))
+    return record
