@@ -342,3 +342,51 @@ def test_serve_refuses_invalid_files_with_validates_messages(netrun_cli: Callabl
     assert result.exit_code == 1
     assert "bad.yaml:4:" in result.output and "nope" in result.output
     assert netrun_cli("serve", str(tmp_path / "missing")).exit_code == 2
+
+
+RACE = """\
+name: racer
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 3
+trigger: {{event: app/go}}
+state: {{done: {{type: boolean, default: false}}}}
+agents:
+  a: {{description: d, system: "go", tools: [ask, slow, finish]}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: a}}]
+tools:
+  ask:
+    wait_for_event: {{event: app/answer, match: data.user, timeout: 1h}}
+    parameters: {{q: {{type: string}}}}
+  slow:
+    http: {{url: "{api}/slow", timeout: 10s}}
+  finish: {{state: {{done: true}}}}
+"""
+
+
+def test_an_answer_that_arrives_while_the_turn_still_runs_resumes_the_run_once(tmp_path: Path, served: Callable[..., Served]) -> None:
+    """The wait is recorded while a slow tool of the same turn still runs; the answer comes
+    then. The executing task goes on with it; no second task replays the run beside it."""
+    from .fakes.http_server import FakeHttpServer
+    from .fakes.http_server import Reply as HttpReply
+
+    script = [Reply(text="both", tool_calls=[ToolCall("ask", {"q": "?"}), ToolCall("slow", {})]), Reply(text="done", tool_calls=[ToolCall("finish", {})])]
+    with FakeLLM(script) as llm, FakeHttpServer() as api:
+        api.script("/slow", HttpReply(200, {"ok": True}, delay=1.5))
+        (tmp_path / "racer.yaml").write_text(RACE.format(base=llm.base_url, api=api.url))
+        server = served()
+        started = httpx.post(f"{server.url}/events", json={"name": "app/go", "data": {"user": "u", "input": "go"}}).json()
+        assert len(started["started"]) == 1, started
+        run_id = started["started"][0]
+        deadline = time.monotonic() + 10
+        while not api.hits_for("/slow"):  # the slow call is in flight, the wait recorded
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.2)
+        answered = httpx.post(f"{server.url}/events", json={"name": "app/answer", "data": {"user": "u", "a": "yes"}}).json()
+        assert answered["resumed"] == [run_id]
+        run = wait_status(server.url, run_id, "completed")
+        time.sleep(0.5)
+    assert run["result"]["route"] == ["a", "a"]
+    assert len(api.hits_for("/slow")) == 1
+    assert llm.count == 2

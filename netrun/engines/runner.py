@@ -53,6 +53,8 @@ class LocalEngine:
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
         self.stream = stream
         """Stream model text to ``emit`` as it arrives (the terminal); off for scripts."""
+        self._active: set[str] = set()
+        """Runs executing in this process now."""
         self.gate = gate
         """Holds the networks' concurrency limits (``netrun serve``); None: no limits."""
         self._recordings: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -186,14 +188,27 @@ class LocalEngine:
 
     async def _execute(self, record: RunRecord) -> RunRecord:
         """Execute (or replay) a run while owning it; another process's run is left to it."""
+        if record.id in self._active:
+            raise RunBusyError(f"run {record.id} is executing in this process; it goes on there")
         if self.gate is not None:
             async with self.gate.hold(slots(record.network, record.definition, record.event)):
                 return await self._execute_claimed(record)
         return await self._execute_claimed(record)
 
     async def _execute_claimed(self, record: RunRecord) -> RunRecord:
+        # The lease keeps other processes out; this set keeps a second task of this process
+        # out (an event delivered while the run's turn is still executing: the executing
+        # task finds the answer in the journal and goes on, see below).
+        if record.id in self._active:
+            raise RunBusyError(f"run {record.id} is executing in this process; it goes on there")
         if not self.journal.claim(record.id):
             raise RunBusyError(f"run {record.id} is being executed by another process; it goes on there")
+        self._active.add(record.id)
+        stored = self.journal.run(record.id)
+        if stored is not None and stored.status in ("completed", "failed"):  # finished while this task queued
+            self._active.discard(record.id)
+            self.journal.release(record.id)
+            return stored
         if record.status in ("queued", "waiting"):
             self.journal.set_status(record.id, "running")
             record.status = "running"
@@ -211,6 +226,7 @@ class LocalEngine:
                         self.emit("run.waiting", {"run_id": record.id, "event": outcome.wait.event, "step_id": outcome.step_id, "replayed": False})
                     return record
         finally:
+            self._active.discard(record.id)
             self.journal.release(record.id)
 
     async def _execute_owned(self, record: RunRecord) -> RunRecord | RunSuspended:
@@ -262,7 +278,7 @@ class LocalEngine:
                 return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}").to_json()
             # The child's model calls are kept apart in replies files by its place in the parent.
             prefix = f"{parent.options.get('prefix', '')}{child_id[len(parent.id) + 1:]}/"
-            options = {**parent.options, "prefix": prefix}
+            options = {**parent.options, "prefix": prefix, "parent": parent.id}
             # A child runs inside its parent's slot: taking one of its own could deadlock.
             record = self.create(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
             record = await self._execute_claimed(record)

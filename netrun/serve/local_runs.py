@@ -44,7 +44,7 @@ class LocalRuns:
             run_id
             for status in ("running", "queued", "waiting")  # a waiting run whose answer came as the server stopped
             for run_id in journal.runs(status)
-            if run_id not in still_waiting and not _on_inngest(journal.run(run_id))
+            if run_id not in still_waiting and _resumable_alone(journal.run(run_id))
         ]
         for run_id in recovered:
             self._spawn(self.engine.resume(run_id), run_id)
@@ -75,7 +75,12 @@ class LocalRuns:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            for run_id in self.engine.journal.due_waits(time.time()):
+            try:
+                due = self.engine.journal.due_waits(time.time())
+            except Exception:  # a locked or busy journal: try again at the next tick
+                log.exception("cannot read the waits that timed out; trying again")
+                continue
+            for run_id in due:
                 self._spawn(self.engine.resume(run_id), run_id)
 
     # -- runs and events -----------------------------------------------------------------
@@ -102,10 +107,11 @@ class LocalRuns:
         return {"started": started, "resumed": resumed, "problems": problems}
 
 
-def _on_inngest(record: RunRecord | None) -> bool:
-    """Runs executed by Inngest are tracked in the journal too (for the REST API); Inngest,
-    not the local engine, carries them on."""
-    return record is None or record.options.get("engine") == "inngest"
+def _resumable_alone(record: RunRecord | None) -> bool:
+    """Whether start-up should resume this run itself. Not a run executed by Inngest (the
+    journal tracks those for the REST API; Inngest carries them on), nor a child run (a
+    network used as a tool: its parent resumes it when it replays the call)."""
+    return record is not None and record.options.get("engine") != "inngest" and not record.options.get("parent")
 
 
 def triggered(version: Version, event: Mapping[str, Any]) -> bool:
