@@ -343,3 +343,25 @@ def test_a_network_tool_is_a_step_invoke_of_the_other_networks_function(tmp_path
     assert call["name"] == "research" and call["result"]["output"] == "Owls hunt at night."
     prompts = [r["messages"][0]["content"] for r in llm.requests]
     assert prompts == ["Write about owls", "Research owls", "Write about owls"]
+
+
+def test_a_run_started_through_rest_keeps_its_id_to_its_own_network(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                    served: Callable[..., Served]) -> None:
+    """Two networks listen for one event: the run id POST /networks/alpha/runs returns is
+    alpha's; beta's run, started by the same event, gets its own."""
+    llm.set_script([Reply(text=f"s{i}", tool_calls=[ToolCall("step", {"note": "x"})]) for i in range(6)])
+    for name in ("alpha", "beta"):
+        text = STEPS.format(base=llm.base_url, prompt=name).replace("name: steps", f"name: {name}")
+        (tmp_path / f"{name}.yaml").write_text(text.replace("function: {retries: 2}", "trigger: {event: app/shared, if: event.data.go}"))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    refused = httpx.post(f"{server.url}/networks/alpha/runs", json={"input": "x", "data": {"go": False}})
+    assert refused.status_code == 400 and "false for this data" in refused.json()["detail"]
+    run_id = httpx.post(f"{server.url}/networks/alpha/runs", json={"input": "x", "data": {"go": True}}).json()["run_id"]
+    touched = executor.deliver_received()
+    assert len(touched) == 2
+    alpha = httpx.get(f"{server.url}/runs/{run_id}").json()
+    assert alpha["network"] == "alpha" and alpha["status"] == "completed"
+    # Beta's run is known by Inngest's run id; alpha's by the id the REST API returned.
+    known = [r.json() for r in (httpx.get(f"{server.url}/runs/{t}") for t in touched) if r.status_code == 200]
+    assert [r["network"] for r in known] == ["beta"]

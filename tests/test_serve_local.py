@@ -390,3 +390,30 @@ def test_an_answer_that_arrives_while_the_turn_still_runs_resumes_the_run_once(t
     assert run["result"]["route"] == ["a", "a"]
     assert len(api.hits_for("/slow")) == 1
     assert llm.count == 2
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32}, "INNGEST_EVENT_KEY"),
+    ({"INNGEST_SIGNING_KEY": "hunter2-not-a-key", "INNGEST_EVENT_KEY": "e"}, "not a signing key"),
+    ({"INNGEST_DEV": "1", "INNGEST_BASE_URL": "inngest:8288"}, "INNGEST_BASE_URL must be an http"),
+    ({"INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32, "INNGEST_EVENT_KEY": "e", "NETRUN_PUBLIC_URL": "user:secret@host"}, "NETRUN_PUBLIC_URL"),
+])
+def test_settings_refuse_what_inngest_would_fail_on_later(env: dict[str, str], message: str) -> None:
+    from netrun.serve.settings import SettingsError
+
+    with pytest.raises(SettingsError) as error:
+        ServeSettings.from_env(env, (Path("networks"),))
+    assert message in str(error.value)
+    assert "hunter2" not in str(error.value) and "secret" not in str(error.value)
+
+
+def test_settings_pick_the_engine_from_the_environment() -> None:
+    local = ServeSettings.from_env({}, (Path("n"),))
+    assert (local.engine, local.inngest_mode) == ("local", None)
+    dev = ServeSettings.from_env({"INNGEST_DEV": "http://127.0.0.1:8288"}, (Path("n"),))
+    assert (dev.engine, dev.inngest_mode, dev.api_base_url) == ("inngest", "dev", "http://127.0.0.1:8288")
+    cloud = ServeSettings.from_env({"INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32, "INNGEST_EVENT_KEY": "e"}, (Path("n"),))
+    assert (cloud.engine, cloud.inngest_mode) == ("inngest", "cloud")
+    assert "ab" * 32 not in cloud.describe()
+    forced = ServeSettings.from_env({"INNGEST_DEV": "1"}, (Path("n"),), engine="local")
+    assert (forced.engine, forced.inngest_mode) == ("local", "dev")  # runs here; /api/inngest served too

@@ -30,7 +30,7 @@ from ..engines.concurrency import ConcurrencyGate
 from ..engines.inngest_function import default_event, input_template, triggers
 from ..engines.local import Journal, new_run_id
 from ..engines.runner import LocalEngine
-from ..runtime.render import Renderer, RenderError
+from ..runtime.render import Renderer, RenderError, evaluate
 from ..spec.trigger import EventTrigger
 from .catalog import Catalog, ReloadResult, Version
 from .functions import META, InngestFunctions, make_client
@@ -86,7 +86,10 @@ class Server:
         self.inngest_app: ASGIApp | None = None
         self.functions: InngestFunctions | None = None
         if settings.inngest_mode is not None:
-            self.client = make_client(settings)
+            try:
+                self.client = make_client(settings)
+            except Exception as exc:  # the SDK's own checks of keys and URLs
+                raise StartError(f"cannot set up the Inngest client: {exc}") from None
             self.functions = InngestFunctions(self.client, self.catalog, self.journal, settings.environ, self.events.emit, models)
             self.functions.watched = self.events.watched
             self._serve_functions()
@@ -152,8 +155,12 @@ class Server:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         log.info(self.settings.describe())
-        if not is_loopback(self.settings.host) and self.settings.api_token is None:
-            log.warning("listening on %s without NETRUN_API_TOKEN: anyone who can reach it can start runs and send events", self.settings.host)
+        if not is_loopback(self.settings.host):
+            if self.settings.api_token is None:
+                log.warning("listening on %s without NETRUN_API_TOKEN: anyone who can reach it can start runs and send events", self.settings.host)
+            if self.settings.inngest_mode == "dev":
+                log.warning("listening on %s in dev mode: /api/inngest accepts unsigned calls; anyone who can reach it can run "
+                            "these functions with the server's keys (use a signing key outside a trusted network)", self.settings.host)
         log.info("serving %s", ", ".join(f"{v.name}@{v.hash[:8]}" for v in self.catalog.current.values()))
         recovered = self.local.open()
         if recovered:
@@ -175,6 +182,15 @@ class Server:
             await close_clients()
             self.journal.close()
 
+    async def send(self, event: Any) -> list[str]:
+        """Send an event to Inngest; an HTTP error the client can act on when it fails."""
+        import inngest
+
+        try:
+            return list(await self.client.send(event))
+        except inngest.Error as exc:
+            raise HTTPException(502, f"Inngest did not accept the event {event.name}: {exc}") from None
+
     # -- runs ------------------------------------------------------------------------------------
     async def start_run(self, version: Version, body: RunRequest) -> dict[str, Any]:
         event_triggers = [t for t in triggers(version.spec) if isinstance(t, EventTrigger)]
@@ -187,12 +203,17 @@ class Server:
                 raise HTTPException(409, f"network '{version.name}' has only cron triggers: Inngest starts it on its schedule")
             import inngest
 
+            trigger = event_triggers[0]
+            if trigger.if_ is not None:
+                try:
+                    accepted = evaluate(trigger.if_, {"event": {"name": event_name, "data": data}})
+                except RenderError as exc:
+                    raise HTTPException(400, f"the trigger's condition cannot be evaluated on this data: {exc}") from None
+                if not accepted:
+                    raise HTTPException(400, f"the trigger's condition ({trigger.if_}) is false for this data: Inngest would not start the run")
             run_id = new_run_id()
-            meta = {"run_id": run_id, "state": body.state, **({"input": body.input} if body.input is not None else {})}
-            try:
-                ids = await self.client.send(inngest.Event(name=event_name, data={**data, META: meta}))
-            except inngest.SendEventsError as exc:
-                raise HTTPException(502, f"Inngest did not accept the event {event_name}: {exc}") from None
+            meta = {"run_id": run_id, "network": version.name, "state": body.state, **({"input": body.input} if body.input is not None else {})}
+            ids = await self.send(inngest.Event(name=event_name, data={**data, META: meta}))
             return {"run_id": run_id, "status": "queued", "network": version.name, "event": event_name, "event_ids": ids}
         event = {"name": event_name, "data": data}
         if body.input is not None:
@@ -280,15 +301,14 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
 
     @app.post("/events", dependencies=api, status_code=202)
     async def events(body: EventRequest) -> dict[str, Any]:
+        data = dict(body.data)
+        if body.run_id is not None:
+            data.setdefault("run_id", body.run_id)  # approvals match on the run id in the data
         if settings.engine == "inngest":
             import inngest
 
-            try:
-                ids = await server.client.send(inngest.Event(name=body.name, data=body.data))
-            except inngest.SendEventsError as exc:
-                raise HTTPException(502, f"Inngest did not accept the event: {exc}") from None
-            return {"event_ids": ids}
-        return server.local.deliver(body.name, body.data, body.run_id)
+            return {"event_ids": await server.send(inngest.Event(name=body.name, data=data))}
+        return server.local.deliver(body.name, data, body.run_id)
 
     @app.exception_handler(RenderError)
     async def render_error(request: Request, exc: RenderError) -> JSONResponse:

@@ -92,6 +92,8 @@ class InngestFunctions:
             event = event_json(ctx.event)
             data = event.get("data") if isinstance(event.get("data"), dict) else {}
             meta = data.get(META) if isinstance(data.get(META), dict) else {}
+            if meta.get("network") != name:  # the run id is for the network it was started for
+                meta = {}
             run_id = str(meta.get("run_id") or ctx.run_id)
 
             async def pin() -> dict[str, Any]:

@@ -14,6 +14,7 @@ function calls.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ DEFAULT_APP_ID = "netrun"
 
 class SettingsError(Exception):
     """The environment or the options ask for something netrun cannot start with."""
+
+
+_SIGNING_KEY = re.compile(r"^(signkey-\w+-)?([0-9a-fA-F]{2})+$")
 
 
 def _truthy(value: str | None) -> bool:
@@ -92,6 +96,17 @@ class ServeSettings:
                     "INNGEST_DEV=1 to use the Inngest dev server, or unset the INNGEST_* variables to run "
                     "on the embedded local engine."
                 )
+        if mode == "cloud" and not environ.get("INNGEST_EVENT_KEY"):
+            raise SettingsError(
+                "production mode needs INNGEST_EVENT_KEY too (the key events are sent to Inngest with: "
+                "POST /networks/{name}/runs and POST /events send events); find it in the Inngest dashboard"
+            )
+        if signing_key is not None and not _SIGNING_KEY.match(signing_key):
+            raise SettingsError("INNGEST_SIGNING_KEY is not a signing key: expected signkey-<env>-<hex digits> (or the hex digits alone, for a self-hosted Inngest)")
+        for var in ("INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_EVENT_API_BASE_URL", "NETRUN_PUBLIC_URL"):
+            value = environ.get(var)
+            if value and not value.startswith(("http://", "https://")):
+                raise SettingsError(f"{var} must be an http:// or https:// URL")  # the value may hold credentials
         return cls(
             paths=paths,
             data_dir=data_dir or Path(environ.get("NETRUN_DATA_DIR") or ".netrun"),
