@@ -8,17 +8,19 @@ import pytest
 
 from .conftest import REPO
 
-EXAMPLES = sorted(p for p in (REPO / "networks").rglob("*.y*ml") if not p.name.endswith(".replies.yaml"))
+EXAMPLES = sorted(p for p in (REPO / "networks").rglob("*.y*ml") if not p.name.endswith((".replies.yaml", ".test.yaml")))
+TESTS = sorted((REPO / "networks").rglob("*.test.yaml"))
 
 
 def test_there_are_examples() -> None:
     assert len([p for p in EXAMPLES if not p.name.endswith(".fragment.yaml")]) >= 4
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXAMPLES + TESTS, ids=lambda p: p.name)
 def test_example_starts_with_schema_modeline(path) -> None:
     first = path.read_text(encoding="utf-8").splitlines()[0]
-    schema = "fragment.schema.json" if path.name.endswith(".fragment.yaml") else "network.schema.json"
+    kind = "fragment" if path.name.endswith(".fragment.yaml") else "test" if path.name.endswith(".test.yaml") else "network"
+    schema = f"{kind}.schema.json"
     assert first.startswith("# yaml-language-server: $schema=")
     target = (path.parent / first.split("$schema=", 1)[1]).resolve()
     assert target == REPO / "schemas" / schema

@@ -365,3 +365,45 @@ def test_a_run_started_through_rest_keeps_its_id_to_its_own_network(tmp_path: Pa
     # Beta's run is known by Inngest's run id; alpha's by the id the REST API returned.
     known = [r.json() for r in (httpx.get(f"{server.url}/runs/{t}") for t in touched) if r.status_code == 200]
     assert [r["network"] for r in known] == ["beta"]
+
+
+def test_the_sse_events_of_an_inngest_run_report_each_thing_once(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                 served: Callable[..., Served]) -> None:
+    """Every call replays the run from the top; the stream still shows each turn and each
+    tool call once, results included (they are reported by the call after the step ran)."""
+    import threading
+
+    from .test_serve_local import sse
+
+    llm.set_script([
+        Reply(text="two at once", tool_calls=[ToolCall("step", {"note": "a"}), ToolCall("step", {"note": "b"})]),
+        Reply(text="one more", tool_calls=[ToolCall("step", {"note": "c"})]),
+        Reply(text="and the last", tool_calls=[ToolCall("step", {"note": "d"})]),
+    ])
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    run_id = executor.start("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "x"}})
+    events: list[dict[str, Any]] = []
+
+    def watch() -> None:
+        with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", timeout=30) as response:
+            events.extend(sse(response))
+
+    watcher = threading.Thread(target=watch)
+
+    def between() -> None:  # the run is known once its first step ran: a client follows it from then on
+        if not watcher.is_alive() and not events:
+            watcher.start()
+            time.sleep(0.2)
+
+    run = executor.drive(run_id, between=between)
+    watcher.join(timeout=30)
+    assert run.status == "completed", run.error
+    kinds = [e["type"] for e in events]
+    assert kinds.count("run.started") == 1 and kinds[-1] == "run.completed"
+    assert kinds.count("agent.started") == 3 and kinds.count("agent.finished") == 3
+    assert kinds.count("tool.called") == 4 and kinds.count("tool.result") == 4
+    assert sorted(e["step"] for e in events if e["type"] == "tool.result") == [
+        "turn.0.worker.tool.0.step", "turn.0.worker.tool.1.step", "turn.1.worker.tool.0.step", "turn.2.worker.tool.0.step"]
+    assert kinds.count("text.delta") >= 1  # the inference that ran while the client watched streamed

@@ -56,10 +56,17 @@ class InngestSteps:
         """netrun's id of the run (what events and the REST API name it by)."""
         self.invokable = invokable
         self._memoized = _memo_ids(ctx)
+        stack = getattr(getattr(getattr(getattr(getattr(ctx.step, "_execution", None), "_request", None), "ctx", None), "stack", None), "stack", None)
+        self._newest = stack[-1] if stack else None
+        """The step memoized last: the one the previous call ran."""
 
     def replaying(self, step_id: str) -> bool:
         # netrun's step ids are unique within a run, so Inngest's hash is the id's sha1.
         return hashlib.sha1(step_id.encode()).hexdigest() in self._memoized
+
+    def fresh(self, step_id: str) -> bool:
+        digest = hashlib.sha1(step_id.encode()).hexdigest()
+        return digest not in self._memoized or digest == self._newest
 
     async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
         async def guarded() -> Json:

@@ -266,6 +266,7 @@ class LocalSteps:
         backoff: float = 0.5,
         invoker: Invoker | None = None,
         sender: Sender | None = None,
+        answered: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         self.journal = journal
         self.run_id = run_id
@@ -274,9 +275,14 @@ class LocalSteps:
         self.invoker = invoker
         self.sender = sender
         self._done = journal.step_ids(run_id)
+        self._seen = self._done - set(answered)
+        """Outcomes an earlier execution saw (``answered``: waits resolved since then)."""
 
     def replaying(self, step_id: str) -> bool:
         return step_id in self._done
+
+    def fresh(self, step_id: str) -> bool:
+        return step_id not in self._seen
 
     async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
         if step_id in self._done:

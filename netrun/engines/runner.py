@@ -53,6 +53,8 @@ class LocalEngine:
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
         self.stream = stream
         """Stream model text to ``emit`` as it arrives (the terminal); off for scripts."""
+        self._answered: dict[str, set[str]] = {}
+        """Per run, the waits answered since it last executed (their outcomes are news)."""
         self._active: set[str] = set()
         """Runs executing in this process now."""
         self.gate = gate
@@ -178,13 +180,14 @@ class LocalEngine:
                 continue
             if wait_matches(spec, record.event, incoming) and self.journal.resolve_wait(wait_run, step_id, incoming):
                 woken.append(wait_run)
+                self._answered.setdefault(wait_run, set()).add(step_id)
         return list(dict.fromkeys(woken))
 
     def _expire_waits(self, run_id: str) -> None:
         now = time.time()
         for wait_run, step_id, *_, deadline in self.journal.waits():
-            if wait_run == run_id and now >= deadline:
-                self.journal.resolve_wait(run_id, step_id, None)
+            if wait_run == run_id and now >= deadline and self.journal.resolve_wait(run_id, step_id, None):
+                self._answered.setdefault(run_id, set()).add(step_id)
 
     async def _execute(self, record: RunRecord) -> RunRecord:
         """Execute (or replay) a run while owning it; another process's run is left to it."""
@@ -240,6 +243,7 @@ class LocalEngine:
         steps = LocalSteps(
             self.journal, record.id, retries=self.step_retries, backoff=self.backoff,
             invoker=lambda name, text, child: self._invoke(record, name, text, child), sender=self.send,
+            answered=self._answered.pop(record.id, set()),
         )
         try:
             async with mcp_servers(program, self.environ) as mcp:

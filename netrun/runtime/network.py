@@ -331,48 +331,56 @@ class NetworkRun:
             functools.partial(self._tool, f"{prefix}.tool.{i}.{c.name}", c.name, c.arguments, offered, schemas, refused=limit is not None and i >= limit)
             for i, c in enumerate(calls)
         ]) if calls else []
-        for c, (args, outcome) in zip(calls, outcomes, strict=True):
+        sources = [f"{prefix}.infer"]
+        for c, (args, outcome, source) in zip(calls, outcomes, strict=True):
             self.state.update(outcome.state_patch)
             result.tool_calls.append(ToolRecord(c.id, c.name, args, outcome.result, outcome.error))
+            sources.append(source)
         self.results.append(result)
         self._results_view.append(asdict(result))
-        self.emit("agent.finished", replayed, iteration=n, agent=name, text=completion.text)
+        seen = not any(self.steps.fresh(step) for step in sources)
+        self.emit("agent.finished", seen, iteration=n, agent=name, text=completion.text)
 
     async def _tool(
         self, step_id: str, name: str, arguments: str, offered: dict[str, Tool | str], schemas: dict[str, dict[str, Any]], refused: bool
-    ) -> tuple[Any, ToolOutcome]:
+    ) -> tuple[Any, ToolOutcome, str]:
+        """Run one tool call; returns the arguments (as shown), the outcome, and the id of the
+        step the outcome comes from (the turn's inference for an outcome no step produced)."""
         args, problem = parse_arguments(arguments)
         shown = args if args is not None else arguments
         replayed = self.steps.replaying(step_id)
-        self.emit("tool.called", replayed, tool=name, args=shown)
+        self.emit("tool.called", replayed, step=step_id, tool=name, args=shown)
         tool = offered.get(name)
+        source = step_id
         if tool is None and replayed:
             # Recorded in the journal: its outcome stands, even though the tool itself (an
             # MCP server's, not connected on a replayed turn) is not at hand now.
             outcome = await self._call(step_id, None, args or {})
         elif refused:
-            outcome = ToolOutcome.failure("refused: this agent's tool_calls limit for one turn is reached")
+            outcome, source = ToolOutcome.failure("refused: this agent's tool_calls limit for one turn is reached"), _infer_step(step_id)
         elif tool is None:
-            outcome = ToolOutcome.failure(f"unknown tool '{name}'; offered: {', '.join(offered) or 'none'}")
+            outcome, source = ToolOutcome.failure(f"unknown tool '{name}'; offered: {', '.join(offered) or 'none'}"), _infer_step(step_id)
         elif problem is not None or args is None:
-            outcome = ToolOutcome.failure(problem or "invalid arguments")
+            outcome, source = ToolOutcome.failure(problem or "invalid arguments"), _infer_step(step_id)
         else:
             schema = schemas[name]["function"]["parameters"]  # as the model was shown it
             problems = check_args(args, schema)
             bad = "; ".join(problems) if problems else None
             rejected = None if bad is not None else await self._approval(step_id, name, args)
             if bad is not None:
-                outcome = ToolOutcome.failure(bad)
+                outcome, source = ToolOutcome.failure(bad), _infer_step(step_id)
             elif rejected is not None:
-                outcome = rejected
+                outcome, source = rejected, f"{step_id}.approval"
             elif tool == "network":
                 outcome = await self._network(step_id, name, args)
             elif isinstance(tool, str):
                 outcome = await self._wait(step_id, name, args)
             else:
                 outcome = await self._call(step_id, tool, args)
-        self.emit("tool.result", replayed, tool=name, result=outcome.result, error=outcome.error)
-        return shown, outcome
+        # Reported by the first execution to see the outcome (on Inngest, the call after the
+        # one that ran the step: that call ended when the step did).
+        self.emit("tool.result", not self.steps.fresh(source), step=step_id, tool=name, result=outcome.result, error=outcome.error)
+        return shown, outcome, source
 
     async def _approval(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome | None:
         """For a tool with ``approval: required``: wait for a human's decision before it runs.
@@ -393,7 +401,7 @@ class NetworkRun:
             if_="async.data.run_id == run.id and (async.data.tool is not defined or async.data.tool == tool)",
             variables={"run": {"id": self.steps.run_id}, "tool": name, "args": args},
         )
-        self.emit("approval.requested", self.steps.replaying(f"{step_id}.approval"), tool=name, args=args, event=event)
+        self.emit("approval.requested", self.steps.replaying(f"{step_id}.approval"), step=step_id, tool=name, args=args, event=event)
         decision = await self.steps.wait_for_event(f"{step_id}.approval", wait)
         if decision is None:
             return ToolOutcome.failure(f"not approved: no decision within {timeout}; the tool did not run")
@@ -455,8 +463,13 @@ class NetworkRun:
             match_value=path_get(self.event, spec.match) if spec.match else None,
             variables=variables,
         )
-        self.emit("waiting", self.steps.replaying(step_id), tool=name, event=spec.event, match=spec.match, match_value=wait.match_value, args=args)
+        self.emit("waiting", self.steps.replaying(step_id), step=step_id, tool=name, event=spec.event, match=spec.match, match_value=wait.match_value, args=args)
         received = await self.steps.wait_for_event(step_id, wait)
         if received is None:
             return ToolOutcome.failure(f"no answer: no {spec.event} event arrived within {spec.timeout}")
         return ToolOutcome(result=received.get("data", received))
+
+
+def _infer_step(tool_step: str) -> str:
+    """``turn.3.a.tool.0.x`` -> ``turn.3.a.infer``: the inference that asked for the call."""
+    return tool_step.split(".tool.", 1)[0] + ".infer"

@@ -90,6 +90,12 @@ class Steps(Protocol):
         """Whether ``step_id`` already has a recorded outcome (no side effect will run)."""
         ...
 
+    def fresh(self, step_id: str) -> bool:
+        """Whether this execution is the first to see the step's outcome: the step ran here,
+        its wait was answered since the run last executed, or (on Inngest) it ran in the
+        call just before this one. Progress about outcomes is reported once, by it."""
+        ...
+
 
 def path_get(data: Any, dotted: str) -> Any:
     """``data.ticketId`` of an event dict; None when a part is missing."""

@@ -16,6 +16,12 @@ from typing import Any
 
 FINAL = ("run.completed", "run.failed")
 
+_ONCE: dict[str, str | None] = {
+    "run.started": None, "routed": "iteration", "agent.started": "iteration", "agent.finished": "iteration",
+    "tool.called": "step", "tool.result": "step", "waiting": "step", "approval.requested": "step",
+}
+"""Events reported once per run, told apart by this field."""
+
 KEEP_FINISHED = 1000
 """Finished runs whose events stay in memory (the journal keeps their result for good)."""
 
@@ -25,11 +31,18 @@ class RunEvents:
         self._history: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._finished: OrderedDict[str, float] = OrderedDict()
+        self._seen: dict[str, set[tuple[str, Any]]] = {}
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
         if data.get("replayed"):
             return
         run_id = str(data.get("run_id", ""))
+        if kind in _ONCE:  # on Inngest, a call may report what an earlier call reported
+            key = (kind, data.get(_ONCE[kind]) if _ONCE[kind] else None)
+            seen = self._seen.setdefault(run_id, set())
+            if key in seen:
+                return
+            seen.add(key)
         event = {"type": kind, **{k: v for k, v in data.items() if k != "replayed"}}
         self._history.setdefault(run_id, []).append(event)
         for queue in self._listeners.get(run_id, ()):
@@ -39,6 +52,7 @@ class RunEvents:
             while len(self._finished) > KEEP_FINISHED:
                 old, _ = self._finished.popitem(last=False)
                 self._history.pop(old, None)
+                self._seen.pop(old, None)
 
     def watched(self, run_id: str) -> bool:
         """Whether a client streams this run now. The model's text is streamed (``text.delta``)
