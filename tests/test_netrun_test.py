@@ -1,0 +1,174 @@
+"""`netrun test`: test cases run offline and deterministically; failures print diffs."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .conftest import REPO
+
+NETWORK = """\
+# yaml-language-server: $schema=schemas/network.schema.json
+name: triage
+model: openai/gpt-4o-mini
+max_iter: 4
+state:
+  category: {type: string, enum: [billing, technical]}
+  done: {type: boolean, default: false}
+agents:
+  classifier:
+    description: Sorts tickets.
+    system: "Classify: {{ input }}"
+    tools: [set_category, docs.search]
+  closer:
+    description: Closes tickets.
+    system: Close it.
+    tools: [ask, finish]
+router:
+  rules:
+    - {if: state.done, stop: true}
+    - {if: not state.category, agent: classifier}
+    - {if: "true", agent: closer}
+tools:
+  set_category:
+    parameters: {category: {type: string, enum: [billing, technical]}}
+    state: {category: "{{ args.category }}"}
+  ask:
+    wait_for_event: {event: app/answered, match: data.ticket}
+    parameters: {question: {type: string}}
+  finish:
+    approval: required
+    state: {done: true}
+mcp_servers:
+  docs: {transport: stdio, command: /nonexistent/docs-server}
+"""
+
+CASES = """\
+cases:
+  billing:
+    input: I was charged twice
+    event: {name: app/ticket, data: {ticket: T-1}}
+    replies:
+      classifier:
+        - text: Looking it up.
+          tool_calls:
+            - {name: docs__search, args: {q: charged twice}}
+            - {name: set_category, args: {category: billing}}
+      closer:
+        - tool_calls: [{name: ask, args: {question: refunded?}}]
+        - text: Closed as refunded.
+          tool_calls: [{name: finish, args: {}}]
+    tools:
+      docs.search: {result: {hits: [refunds]}}
+    events:
+      - {name: app/answered, data: {ticket: T-1, answer: "yes"}}
+      - {name: netrun/approval, data: {approved: true}}
+    expect:
+      route: [classifier, closer, closer]
+      tool_calls:
+        - {name: docs__search, args: {q: charged twice}}
+        - {name: finish}
+      state: {category: billing, done: true}
+      output: {contains: refunded, regex: "^Closed"}
+      stop_reason: router
+      iterations: 3
+"""
+
+
+def write(folder: Path, cases: str = CASES) -> Path:
+    (folder / "triage.yaml").write_text(NETWORK)
+    path = folder / "triage.test.yaml"
+    path.write_text(cases)
+    return path
+
+
+def test_a_case_with_stubs_waits_and_approvals_passes(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    write(tmp_path)
+    result = netrun_cli("test", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "triage.test.yaml::billing PASSED" in result.output
+    assert "1 passed" in result.output
+
+
+def test_a_failing_case_prints_what_differs(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    wrong = (CASES.replace("route: [classifier, closer, closer]", "route: [classifier, closer]")
+             .replace("state: {category: billing, done: true}", "state: {category: technical, done: true}")
+             .replace("{name: docs__search, args: {q: charged twice}}\n        - {name: finish}", "{name: finish}\n        - {name: docs__search}"))
+    path = write(tmp_path, wrong)
+    result = netrun_cli("test", str(path))
+    assert result.exit_code == 1
+    out = result.output
+    assert "triage.test.yaml::billing FAILED" in out and "1 failed, 0 passed" in out
+    assert f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:" in out
+    assert ':21:14: expect.route: the route differs\n    expected: ["classifier", "closer"]\n    actual:   ["classifier", "closer", "closer"]' in out
+    assert 'expect.state: the state differs\n    expected: {"category": "technical", "done": true}\n    actual:   {"category": "billing", "done": true}' in out
+    assert "expected call #2 (docs__search) was not made, in this order" in out
+
+
+def test_junit_and_github_formats(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    path = write(tmp_path, CASES.replace("iterations: 3", "iterations: 9"))
+    junit = netrun_cli("test", str(path), "--format", "junit")
+    assert junit.exit_code == 1
+    suites = ET.fromstring(junit.output)
+    case = suites.find("testsuite/testcase")
+    assert suites.get("tests") == "1" and suites.get("failures") == "1"
+    assert case is not None and case.get("name") == "billing"
+    failure = case.find("failure")
+    assert failure is not None and "the number of iterations differs" in failure.get("message", "")
+    assert "expected: 9\n    actual:   3" in (failure.text or "")
+    github = netrun_cli("test", str(path), "--format", "github")
+    line = next(x for x in github.output.splitlines() if x.startswith("::error"))
+    assert "line=28,col=19" in line and "title=netrun test%3A billing" in line and "expected: 9%0Aactual:   3" in line
+    report = tmp_path / "report.xml"
+    written = netrun_cli("test", str(path), "--format", "junit", "-o", str(report))
+    assert written.exit_code == 1 and ET.parse(report).getroot().get("failures") == "1"
+
+
+def test_a_run_that_takes_another_path_fails_clearly(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    # No approval in the events: the run waits for it at the end.
+    path = write(tmp_path, CASES.replace("      - {name: netrun/approval, data: {approved: true}}\n", ""))
+    result = netrun_cli("test", str(path))
+    assert result.exit_code == 1
+    assert "the run waits for netrun/approval; the case has no more events to deliver" in result.output
+    # One reply too few: the scripted model says which call it has no reply for.
+    short = write(tmp_path, CASES.replace("        - text: Closed as refunded.\n          tool_calls: [{name: finish, args: {}}]\n", ""))
+    result = netrun_cli("test", str(short))
+    assert "the run ended failed" in result.output and "no reply for closer call #2" in result.output
+
+
+def test_invalid_test_files_are_reported_where_they_are_wrong(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    bad = CASES.replace("      classifier:\n", "      clasifier:\n").replace("    expect:\n", "    expect:\n      rout: [x]\n")
+    bad = bad.replace("docs.search: {result", "docs.serch_all: {result").replace("      route: [classifier", "      route: [nobody")
+    path = write(tmp_path, bad)
+    result = netrun_cli("test", str(path))
+    assert result.exit_code == 1
+    assert "triage.test.yaml:21:7: error: cases.billing.expect.rout: unknown field" in result.output
+    (tmp_path / "triage.test.yaml").write_text(CASES.replace("      classifier:\n", "      clasifier:\n").replace("route: [classifier", "route: [nobody"))
+    result = netrun_cli("test", str(path))
+    assert result.exit_code == 1
+    assert "triage.test.yaml:6:7: error: cases.billing.replies.clasifier: no agent 'clasifier' in the network" in result.output
+    assert "cases.billing.expect.route[0]: no agent 'nobody'" in result.output
+    assert netrun_cli("test", str(tmp_path / "nothing-here")).exit_code == 2
+
+
+def test_every_example_network_has_passing_test_cases(netrun_cli: Callable[..., Any]) -> None:
+    networks = sorted(p for p in (REPO / "networks").glob("*.yaml") if not p.name.endswith((".replies.yaml", ".test.yaml")))
+    for network in networks:
+        assert network.with_name(network.stem + ".test.yaml").exists(), f"{network.name} has no test file"
+    result = netrun_cli("test", "networks", "--format", "junit")
+    assert result.exit_code == 0, result.output
+    suites = ET.fromstring(result.output)
+    assert suites.get("failures") == "0" and int(suites.get("tests", "0")) >= len(networks)
+
+
+def test_netrun_test_runs_no_model_or_server(netrun_cli: Callable[..., Any], tmp_path: Path, monkeypatch: Any) -> None:
+    """The MCP server of the network does not exist: the stub stands in for it, so the case
+    never starts it; no API key is needed either."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    write(tmp_path)
+    result = netrun_cli("test", str(tmp_path), "--format", "github")
+    assert result.exit_code == 0, result.output
+    assert json.dumps("0 failed")[1:-1] in result.output
