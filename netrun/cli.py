@@ -239,6 +239,41 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
     sys.exit(1 if any(r.status == "failed" for r in records) else 0)
 
 
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True, help="Mermaid or Graphviz text.")
+def graph(file: Path, fmt: str) -> None:
+    """Print a network's topology: agents, the router's rules and LLM routes, tools, MCP
+    servers, waits and approvals (paste Mermaid into Markdown; render dot with Graphviz)."""
+    from ._fast_start import skip_pydantic_plugins
+
+    skip_pydantic_plugins()
+    from . import graph as graphs
+
+    spec = _load_network(file)
+    click.echo(graphs.mermaid(spec) if fmt == "mermaid" else graphs.dot(spec))
+
+
+@main.command()
+@click.argument("name")
+@click.option("-d", "--dir", "folder", type=click.Path(path_type=Path, file_okay=False), help="Where to write the files (default: networks/ if it exists, else here).")
+def new(name: str, folder: Path | None) -> None:
+    """Scaffold a network NAME.yaml and its test file NAME.test.yaml, which validate and
+    pass as created: a starting point to edit."""
+    from .scaffold import ScaffoldError, scaffold
+
+    try:
+        written = scaffold(name, folder)
+    except ScaffoldError as exc:
+        raise click.UsageError(str(exc)) from None
+    except FileExistsError as exc:
+        raise click.ClickException(f"{exc.filename} exists; pick another name or remove it") from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    network = written[0]
+    click.echo(f"next: netrun validate {network} && netrun test {network}")
+
+
 @main.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["human", "junit", "github"]), default="human", show_default=True, help="Output format.")

@@ -34,7 +34,8 @@ def human(results: list[CaseResult], seconds: float, style: Style = plain) -> st
     if failed:
         out.append(style(" FAILURES ".center(80, "="), fg="red"))
         for r in failed:
-            out.append(style(f" {r.id} ".center(80, "_"), fg="red", bold=True))
+            title = f" {r.id} "
+            out.append(style(title.center(max(80, len(title) + 10), "_"), fg="red", bold=True))
             for line in failure_lines(r):
                 colour = "red" if line.lstrip().startswith("+") and not line.lstrip().startswith("+++") else (
                     "green" if line.lstrip().startswith("-") and not line.lstrip().startswith("---") else None)

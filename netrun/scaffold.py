@@ -1,0 +1,98 @@
+"""``netrun new NAME``: a network file and its test file that validate and pass as written."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .spec.base import NAME_RE
+
+NETWORK = """\
+# yaml-language-server: $schema={schemas}/network.schema.json
+name: {name}
+description: Answers a question, then a reviewer checks the answer.
+model: openai/gpt-4o-mini       # any litellm model id; the key comes from OPENAI_API_KEY
+max_iter: 4
+state:
+  answer: {{type: string}}
+  approved: {{type: boolean, default: false}}
+agents:
+  writer:
+    description: Writes the answer.
+    system: |
+      Answer the user's question in a few sentences, then call save_answer.
+    tools: [save_answer]
+  reviewer:
+    description: Reviews the answer.
+    system: |
+      Review this answer to "{{{{ input }}}}":
+      {{{{ state.answer }}}}
+      Call approve when it is correct and clear.
+    tools: [approve]
+router:
+  rules:
+    - if: state.approved
+      stop: true
+    - if: not state.answer
+      agent: writer
+    - if: "true"
+      agent: reviewer
+tools:
+  save_answer:
+    description: Save the answer.
+    parameters: {{answer: {{type: string}}}}
+    state: {{answer: "{{{{ args.answer }}}}"}}
+  approve:
+    description: Approve the answer.
+    state: {{approved: true}}
+"""
+
+TESTS = """\
+# yaml-language-server: $schema={schemas}/test.schema.json
+# Test cases of {name}.yaml: `netrun test {name}.yaml` (offline: the model's replies are scripted)
+cases:
+  the writer answers and the reviewer approves:
+    input: What is durable execution?
+    replies:
+      writer:
+        - text: Durable execution records each step, so a crashed run resumes where it stopped.
+          tool_calls:
+            - {{name: save_answer, args: {{answer: Each step is recorded; a crashed run resumes where it stopped.}}}}
+      reviewer:
+        - text: Correct and clear.
+          tool_calls: [{{name: approve, args: {{}}}}]
+    expect:
+      route: [writer, reviewer]
+      tool_calls:
+        - {{name: save_answer}}
+        - {{name: approve}}
+      state: {{approved: true}}
+      stop_reason: router
+"""
+
+
+class ScaffoldError(Exception):
+    """The name or the place is not usable (a usage error)."""
+
+
+def scaffold(name: str, folder: Path | None = None) -> list[Path]:
+    if not re.match(NAME_RE, name):
+        raise ScaffoldError(f"'{name}' is not a valid network name: use letters, digits, '_' and '-', starting with a letter or '_'")
+    target = folder or (Path("networks") if Path("networks").is_dir() else Path("."))
+    target.mkdir(parents=True, exist_ok=True)
+    schemas = Path("schemas")
+    if not (schemas / "network.schema.json").exists():  # editors validate against the schema the modeline names
+        from .schema import render_schemas
+
+        schemas.mkdir(exist_ok=True)
+        for file, text in render_schemas().items():
+            (schemas / file).write_text(text, encoding="utf-8")
+    relative = os.path.relpath(schemas.resolve(), target.resolve()).replace(os.sep, "/")
+    files = [(target / f"{name}.yaml", NETWORK), (target / f"{name}.test.yaml", TESTS)]
+    for path, _ in files:
+        if path.exists():
+            raise FileExistsError(0, "exists", str(path))
+    for path, template in files:
+        path.write_text(template.format(name=name, schemas=relative), encoding="utf-8")
+    return [path for path, _ in files]
