@@ -120,7 +120,7 @@ def test_sync_registers_each_network_with_the_settings_of_its_yaml(tmp_path: Pat
     (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
     server = served()
     functions = executor.sync(f"{server.url}/api/inngest")
-    assert sorted(functions) == ["netrun-helpdesk", "netrun-steps"]
+    assert sorted(functions) == ["netrun-helpdesk", "netrun-netrun-run-ended", "netrun-steps"]
     helpdesk = functions["netrun-helpdesk"]
     assert helpdesk["triggers"] == [{"event": "app/ticket.created", "expression": 'event.data.tier == "pro"'}, {"cron": "TZ=UTC 0 9 * * 1"}]
     assert helpdesk["steps"]["step"]["retries"] == {"attempts": 1}
@@ -407,3 +407,34 @@ def test_the_sse_events_of_an_inngest_run_report_each_thing_once(tmp_path: Path,
     assert sorted(e["step"] for e in events if e["type"] == "tool.result") == [
         "turn.0.worker.tool.0.step", "turn.0.worker.tool.1.step", "turn.1.worker.tool.0.step", "turn.2.worker.tool.0.step"]
     assert kinds.count("text.delta") >= 1  # the inference that ran while the client watched streamed
+
+
+def test_a_run_inngest_cancels_is_marked_and_a_removed_network_keeps_its_runs(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                             served: Callable[..., Served]) -> None:
+    llm.set_script([
+        Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which?"})]),
+        Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which?"})]),
+        Reply(text="done", tool_calls=[ToolCall("finish", {})]),
+    ])
+    path = tmp_path / "helpdesk.yaml"
+    path.write_text(HELPDESK.format(base=llm.base_url))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    ticket = {"name": "app/ticket.created", "data": {"tier": "pro", "title": "T", "user": "ann", "id": 1}}
+    (cancelled,) = executor.send(ticket)
+    (kept,) = executor.send({**ticket, "data": {**ticket["data"], "user": "bob", "id": 2}})
+    # Inngest cancels the first run (its cancel event, a timeout): the system event tells netrun.
+    executor.send({"name": "inngest/function.cancelled", "data": {
+        "function_id": "netrun-helpdesk", "run_id": cancelled, "event": executor.runs[cancelled].event,
+        "error": {"name": "Error", "message": "function cancelled"}}})
+    record = httpx.get(f"{server.url}/runs/{cancelled}").json()
+    assert record["status"] == "failed" and record["error"] == "cancelled by Inngest: function cancelled"
+    # The network's file goes away while the second run waits: the run still finishes.
+    path.unlink()
+    _until(lambda: httpx.get(f"{server.url}/networks").json()["networks"] == [])
+    functions = executor.sync(f"{server.url}/api/inngest")
+    assert functions["netrun-helpdesk"]["triggers"] == [{"event": "netrun/retired.helpdesk"}]  # answers no event
+    assert executor.send(ticket) == []
+    executor.send({"name": "app/human.answered", "data": {"user": "bob"}})
+    assert executor.runs[kept].status == "completed", executor.runs[kept].error
+    assert llm.count == 3

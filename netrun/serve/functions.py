@@ -64,14 +64,54 @@ class InngestFunctions:
         """Whether a client streams the run now (then the model's text streams too)."""
         self.models = models
         self.functions: dict[str, inngest.Function[Any]] = {}
+        """The served networks' functions, by network name."""
+        self._retired: dict[str, inngest.Function[Any]] = {}
+        """Functions of networks no longer served (removed, renamed, a new function id), by
+        function id: Inngest still calls them for runs in flight, which go on from their
+        pinned definition. They answer no event any more."""
         self._programs: dict[tuple[str, str], Program] = {}
 
     def build(self) -> list[inngest.Function[Any]]:
+        previous = self.functions
         self.functions = {
             name: self.client.create_function(**function_options(version.spec))(self._handler(name))
             for name, version in self.catalog.current.items()
         }
-        return list(self.functions.values())
+        live = {fn.local_id for fn in self.functions.values()}
+        for name, fn in previous.items():
+            if fn.local_id not in live and fn.local_id not in self._retired:
+                log.info("function %s (network %s) is no longer served; its runs in flight go on", fn.local_id, name)
+                self._retired[fn.local_id] = self.client.create_function(
+                    fn_id=fn.local_id, name=f"{name} (retired)", trigger=inngest.TriggerEvent(event=f"netrun/retired.{fn.local_id}"),
+                )(self._handler(name))
+        for fn_id in live:
+            self._retired.pop(fn_id, None)  # served again
+        return [*self.functions.values(), *self._retired.values(), self._run_ended()]
+
+    def _run_ended(self) -> inngest.Function[Any]:
+        """Marks runs Inngest ended without their handler (cancelled by ``cancel`` or a
+        timeout, failed outside a step) in this server's journal, and tells their streams."""
+        prefix = f"{self.client.app_id}-"
+
+        async def ended(ctx: inngest.Context) -> None:
+            data = dict(ctx.event.data or {})
+            original = data.get("event") if isinstance(data.get("event"), dict) else {}
+            meta = (original.get("data") or {}).get(META) if isinstance(original.get("data"), dict) else None
+            run_id = str((meta or {}).get("run_id") or data.get("run_id") or "")
+            record = self.journal.run(run_id) if run_id else None
+            if record is None or record.status in ("completed", "failed"):
+                return
+            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            how = "cancelled" if ctx.event.name == "inngest/function.cancelled" else "failed"
+            message = f"{how} by Inngest: {error.get('message') or how}"
+            self.journal.set_status(run_id, "failed", error=message)
+            self.emit("run.failed", {"run_id": run_id, "error": message, "replayed": False})
+
+        condition = f'event.data.function_id.startsWith("{prefix}")'
+        return self.client.create_function(
+            fn_id="netrun-run-ended", name="netrun: runs Inngest ended",
+            trigger=[inngest.TriggerEvent(event=e, expression=condition) for e in ("inngest/function.cancelled", "inngest/function.failed")],
+        )(ended)
 
     def _program(self, pinned: Mapping[str, Any]) -> Program:
         key = (str(pinned["hash"]), str(pinned["base_dir"]))
