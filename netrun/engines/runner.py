@@ -43,6 +43,7 @@ class LocalEngine:
         models: ModelFactory | None = None,
         stream: bool | Callable[[str], bool] = True,
         gate: ConcurrencyGate | None = None,
+        networks: Callable[[Path, str], NetworkSpec | None] | None = None,
     ) -> None:
         self.journal = journal
         self.environ = environ
@@ -53,6 +54,9 @@ class LocalEngine:
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
         self.stream = stream
         """Stream model text to ``emit`` as it arrives (the terminal); off for scripts."""
+        self.networks = networks
+        """Finds a network used as a tool, by folder and name (default: the valid file of
+        that name in the folder; `netrun serve` answers from what it serves)."""
         self._answered: dict[str, set[str]] = {}
         """Per run, the waits answered since it last executed (their outcomes are news)."""
         self._active: set[str] = set()
@@ -277,7 +281,7 @@ class LocalEngine:
         """Run ``network`` (a file beside the parent's) as a child run; resume it if it exists."""
         record = self.journal.run(child_id)
         if record is None:
-            spec = find_network(Path(parent.base_dir), network)
+            spec = (self.networks or find_network)(Path(parent.base_dir), network)
             if spec is None:
                 return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}").to_json()
             # The child's model calls are kept apart in replies files by its place in the parent.

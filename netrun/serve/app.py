@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -29,8 +30,9 @@ from ..compile import ModelFactory
 from ..engines.concurrency import ConcurrencyGate
 from ..engines.inngest_function import default_event, input_template, triggers
 from ..engines.local import Journal, new_run_id
-from ..engines.runner import LocalEngine
+from ..engines.runner import LocalEngine, find_network
 from ..runtime.render import Renderer, RenderError, evaluate
+from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
 from .catalog import Catalog, ReloadResult, Version
 from .functions import META, InngestFunctions, make_client
@@ -81,7 +83,8 @@ class Server:
             self.journal = Journal(settings.data_dir / "runs.db")
         except JournalError as exc:
             raise StartError(str(exc)) from None
-        self.engine = LocalEngine(self.journal, settings.environ, self.events.emit, models=models, stream=self.events.watched, gate=ConcurrencyGate())
+        self.engine = LocalEngine(self.journal, settings.environ, self.events.emit, models=models, stream=self.events.watched,
+                                  gate=ConcurrencyGate(), networks=self._served_network)
         self.local = LocalRuns(self.engine, self.catalog)
         self.inngest_app: ASGIApp | None = None
         self.functions: InngestFunctions | None = None
@@ -95,6 +98,12 @@ class Server:
             self._serve_functions()
         self._background: list[asyncio.Task[Any]] = []
         self.reloads = 0
+
+    def _served_network(self, folder: Path, name: str) -> NetworkSpec | None:
+        """A network used as a tool: the version this server serves (the last good one,
+        while its file has an invalid edit), else the file of that name in the folder."""
+        version = self.catalog.get(name)
+        return version.spec if version is not None else find_network(folder, name)
 
     # -- Inngest ---------------------------------------------------------------------------
     def _serve_functions(self) -> None:
