@@ -309,20 +309,26 @@ def test_command(paths: tuple[Path, ...], fmt: str, select: str | None, output: 
     started = time.perf_counter()
     results = asyncio.run(run_cases(files, dict(os.environ), select))
     seconds = time.perf_counter() - started
+    if select is not None and not results and not problems.errors:
+        raise click.UsageError(f"no test case name contains {select!r}")
+    broken = [(f.file, "\n".join(f"{d.pos.file}:{d.pos.line}:{d.pos.col}: {d.message}" for d in f.diagnostics if d.severity == "error"))
+              for f in problems.files if f.errors and f.kind == "test"]
     if fmt == "junit":
-        text = test_report.junit(results, seconds)
+        text = test_report.junit(results, seconds, broken)
     elif fmt == "github":
         text = test_report.github(results, seconds)
     else:
-        text = test_report.human(results, seconds, click.style if colour else report.plain)
+        text = test_report.human(results, seconds, click.style if colour else report.plain, broken)
     if output is not None:
-        output.write_text(text + "\n", encoding="utf-8")
+        try:
+            output.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the report to {output}: {exc.strerror}") from None
         failed = sum(not r.passed for r in results)
-        click.echo(f"{failed} failed, {len(results) - failed} passed; report written to {output}")
+        click.echo(f"{failed} failed, {len(results) - failed} passed" + (f", {len(broken)} test file(s) with errors" if broken else "")
+                   + f"; report written to {output}")
     else:
         click.echo(text, color=colour)
-    if select is not None and not results:
-        raise click.UsageError(f"no test case name contains {select!r}")
     sys.exit(1 if problems.errors or any(not r.passed for r in results) else 0)
 
 

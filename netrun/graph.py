@@ -39,11 +39,16 @@ class Graph:
         return id
 
 
-def _agent(name: str) -> str:
-    return "agent_" + name.replace("-", "_")
-
-
 def topology(spec: NetworkSpec) -> Graph:
+    # Node ids by position, not by name: names may hold '-' (invalid in a DOT id) and two
+    # names may differ only in '-' and '_'.
+    agent_ids = {name: f"agent{i}" for i, name in enumerate(spec.agents)}
+    tool_ids = {name: f"tool{i}" for i, name in enumerate(spec.tools)}
+    server_ids = {name: f"mcp{i}" for i, name in enumerate(spec.mcp_servers)}
+
+    def _agent(name: str) -> str:
+        return agent_ids[name]
+
     g = Graph()
     g.node("start", "start", "start")
     g.node("router", "router", "router")
@@ -70,38 +75,36 @@ def topology(spec: NetworkSpec) -> Graph:
         for ref in agent.tools:
             if "." in ref:
                 server, tool = ref.split(".", 1)
-                _server(g, spec, server)
-                g.edges.append(Edge(_agent(name), "mcp_" + server, tool))
+                if server in server_ids:
+                    g.edges.append(Edge(_agent(name), _server(g, spec, server, server_ids[server]), tool))
                 continue
             tool_spec = spec.tools.get(ref)
-            if tool_spec is None:
-                continue
-            g.edges.append(Edge(_agent(name), _tool(g, ref, tool_spec)))
+            if tool_spec is not None:
+                g.edges.append(Edge(_agent(name), _tool(g, ref, tool_spec, tool_ids[ref])))
         for server in agent.mcp_servers:
-            _server(g, spec, server)
-            g.edges.append(Edge(_agent(name), "mcp_" + server, "all tools"))
+            if server in server_ids:
+                g.edges.append(Edge(_agent(name), _server(g, spec, server, server_ids[server]), "all tools"))
     return g
 
 
-def _server(g: Graph, spec: NetworkSpec, name: str) -> None:
-    server = spec.mcp_servers.get(name)
-    transport = getattr(server, "transport", "?")
-    g.node("mcp_" + name, f"MCP {name} ({transport})", "server")
+def _server(g: Graph, spec: NetworkSpec, name: str, id: str) -> str:
+    transport = getattr(spec.mcp_servers.get(name), "transport", "?")
+    return g.node(id, f"MCP {name} ({transport})", "server")
 
 
-def _tool(g: Graph, name: str, spec: object) -> str:
+def _tool(g: Graph, name: str, spec: object, id: str) -> str:
     approval = getattr(spec, "approval", None)
     gated = " + approval" if approval is not None and approval != "none" else ""
     if isinstance(spec, WaitTool):
-        return g.node("tool_" + name, f"{name}: waits for {spec.wait_for_event.event}", "wait")
+        return g.node(id, f"{name}: waits for {spec.wait_for_event.event}{gated}", "wait")
     if isinstance(spec, NetworkTool):
         target = spec.network if isinstance(spec.network, str) else spec.network.name
-        return g.node("tool_" + name, f"{name}: runs network {target}{gated}", "network")
+        return g.node(id, f"{name}: runs network {target}{gated}", "network")
     if isinstance(spec, HttpTool):
-        return g.node("tool_" + name, f"{name}: HTTP {spec.http.method}{gated}", "wait" if gated else "tool")
+        return g.node(id, f"{name}: HTTP {spec.http.method}{gated}", "wait" if gated else "tool")
     if isinstance(spec, StateTool):
-        return g.node("tool_" + name, f"{name}: sets {', '.join(spec.state)}{gated}", "wait" if gated else "tool")
-    return g.node("tool_" + name, name + gated, "wait" if gated else "tool")
+        return g.node(id, f"{name}: sets {', '.join(spec.state)}{gated}", "wait" if gated else "tool")
+    return g.node(id, name + gated, "wait" if gated else "tool")
 
 
 _MERMAID_SHAPES = {
@@ -111,7 +114,11 @@ _MERMAID_SHAPES = {
 
 
 def _mermaid_text(text: str) -> str:
-    return text.replace('"', "#quot;").replace("\n", " ")
+    """Text inside a quoted Mermaid label: entity codes for what Mermaid would read as
+    markup or as the end of the label ('#' first: it starts every entity code)."""
+    for char, code in (("#", "#35;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("|", "#124;")):
+        text = text.replace(char, code)
+    return text.replace("\n", " ")
 
 
 def mermaid(spec: NetworkSpec) -> str:

@@ -80,19 +80,29 @@ def scaffold(name: str, folder: Path | None = None) -> list[Path]:
     if not re.match(NAME_RE, name):
         raise ScaffoldError(f"'{name}' is not a valid network name: use letters, digits, '_' and '-', starting with a letter or '_'")
     target = folder or (Path("networks") if Path("networks").is_dir() else Path("."))
+    files = [(target / f"{name}.yaml", NETWORK), (target / f"{name}.test.yaml", TESTS)]
+    for path, _ in files:
+        if path.exists():
+            raise FileExistsError(0, "exists", str(path))
     target.mkdir(parents=True, exist_ok=True)
-    schemas = Path("schemas")
+    schemas = _schemas_for(target.resolve())
     if not (schemas / "network.schema.json").exists():  # editors validate against the schema the modeline names
         from .schema import render_schemas
 
         schemas.mkdir(exist_ok=True)
         for file, text in render_schemas().items():
             (schemas / file).write_text(text, encoding="utf-8")
-    relative = os.path.relpath(schemas.resolve(), target.resolve()).replace(os.sep, "/")
-    files = [(target / f"{name}.yaml", NETWORK), (target / f"{name}.test.yaml", TESTS)]
-    for path, _ in files:
-        if path.exists():
-            raise FileExistsError(0, "exists", str(path))
+    relative = os.path.relpath(schemas, target.resolve()).replace(os.sep, "/")
     for path, template in files:
         path.write_text(template.format(name=name, schemas=relative), encoding="utf-8")
     return [path for path, _ in files]
+
+
+def _schemas_for(target: Path) -> Path:
+    """The project's schemas/ folder: the nearest one at or above the target or the working
+    directory; else a new one in the working directory."""
+    for start in (target, Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            if (folder / "schemas" / "network.schema.json").exists():
+                return folder / "schemas"
+    return Path.cwd().resolve() / "schemas"

@@ -19,11 +19,12 @@ def test_mermaid_graph_of_the_support_example(netrun_cli: Callable[..., Any]) ->
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "flowchart TD"
+    assert '  agent0["triage"]' in lines and '  agent1["technical"]' in lines
     assert '  router -->|"1: state.answer"| stop' in lines
-    assert '  router -->|"2: not state.category"| agent_triage' in lines
-    assert '  router -.->|"LLM router"| agent_technical' in lines  # otherwise: llm
-    assert '  tool_ask_developer{{"ask_developer: waits for app/support.ticket.developer-response"}}' in lines
-    assert "  agent_technical --> tool_ask_developer" in lines
+    assert '  router -->|"2: not state.category"| agent0' in lines
+    assert '  router -.->|"LLM router"| agent1' in lines  # otherwise: llm
+    assert '  tool2{{"ask_developer: waits for app/support.ticket.developer-response"}}' in lines
+    assert "  agent1 --> tool2" in lines
     # Every line is a node or an edge in Mermaid's flowchart syntax; every edge joins declared nodes.
     nodes = {m.group(1) for line in lines[1:] if (m := re.fullmatch(r"  (\w+)(\(\(|\{\{|\{|\[/|\[\[|\[\(|\[)\".*", line))}
     edges = [re.fullmatch(r"  (\w+) (-->|-\.->)(\|\"[^\"]*\"\|)? (\w+)", line) for line in lines[1:] if "->" in line]
@@ -38,8 +39,10 @@ model: openai/gpt-4o-mini
 agents:
   a: {description: "says \\"hi\\"", system: s, tools: [refund, docs.search, child], mcp_servers: [files]}
   b: {description: b, system: s}
+  a-b: {description: ab, system: s}
+  a_b: {description: a_b, system: s}
 router:
-  rules: [{if: 'state.x == "y"', agent: b}]
+  rules: [{if: 'state.x == "y"', agent: b}, {if: "state.x < '#1' or state.x > 'b'", agent: a-b}, {if: "false", agent: a_b}]
   otherwise: llm
 state: {x: {type: string}}
 tools:
@@ -54,13 +57,16 @@ mcp_servers:
     assert result.exit_code == 0, result.output
     (graph,) = pydot.graph_from_dot_data(result.output)
     labels = {n.get_name(): n.get("label") for n in graph.get_nodes()}
-    assert labels["tool_refund"] == '"refund: sets x + approval"'
-    assert labels["mcp_docs"] == '"MCP docs (streamable-http)"' and labels["mcp_files"] == '"MCP files (stdio)"'
-    assert labels["tool_child"] == '"child: runs network other"'
+    assert labels["tool0"] == '"refund: sets x + approval"'
+    assert labels["mcp0"] == '"MCP docs (streamable-http)"' and labels["mcp1"] == '"MCP files (stdio)"'
+    assert labels["tool1"] == '"child: runs network other"'
+    assert labels["agent2"] == '"a-b"' and labels["agent3"] == '"a_b"'  # names differing in - and _ stay apart
     edges = {(e.get_source(), e.get_destination(), e.get("label"), e.get("style")) for e in graph.get_edges()}
-    assert ("router", "agent_b", '"1: state.x == \\"y\\""', None) in edges
-    assert ("router", "agent_a", '"LLM router"', "dashed") in edges
-    assert ("agent_a", "mcp_docs", '"search"', None) in edges and ("agent_a", "mcp_files", '"all tools"', None) in edges
+    assert ("router", "agent1", '"1: state.x == \\"y\\""', None) in edges
+    assert ("router", "agent0", '"LLM router"', "dashed") in edges
+    assert ("agent0", "mcp0", '"search"', None) in edges and ("agent0", "mcp1", '"all tools"', None) in edges
+    mermaid = netrun_cli("graph", str(tmp_path / "n.yaml")).output
+    assert '  router -->|"2: state.x #lt; \'#35;1\' or state.x #gt; \'b\'"| agent2' in mermaid.splitlines()
 
 
 def test_graph_of_an_invalid_file_prints_validates_errors(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:

@@ -172,3 +172,57 @@ def test_netrun_test_runs_no_model_or_server(netrun_cli: Callable[..., Any], tmp
     result = netrun_cli("test", str(tmp_path), "--format", "github")
     assert result.exit_code == 0, result.output
     assert json.dumps("0 failed")[1:-1] in result.output
+
+
+def test_expectations_on_a_failed_run_or_failed_calls_do_not_pass_silently(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    short = CASES.replace("        - text: Closed as refunded.\n          tool_calls: [{name: finish, args: {}}]\n", "")
+    path = write(tmp_path, short.replace("    expect:\n", "    expect:\n      status: failed\n      error: no reply for closer\n"))
+    result = netrun_cli("test", str(path))
+    assert result.exit_code == 1  # the route, state... cannot hold for a run that failed
+    assert "cannot check route, tool_calls, state, output, stop_reason, iterations: the run failed" in result.output
+    # A call that failed is not the call a case expects, unless it says so.
+    down = CASES.replace("docs.search: {result: {hits: [refunds]}}", "docs.search: {error: index down}")
+    path = write(tmp_path, down)
+    result = netrun_cli("test", str(path))
+    assert result.exit_code == 1 and "expected call #1 (docs__search) was not made" in result.output
+    path = write(tmp_path, down.replace("\n        - {name: docs__search, args: {q: charged twice}}", "\n        - {name: docs.search, args: {q: charged twice}, error: down}"))
+    assert netrun_cli("test", str(path)).exit_code == 0
+
+
+def test_broken_test_files_count_in_every_format(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    write(tmp_path)
+    (tmp_path / "other.yaml").write_text(NETWORK.replace("name: triage", "name: other"))
+    (tmp_path / "other.test.yaml").write_text("cases:\n  broken:\n    expect: {route: [nobody]}\n")
+    human = netrun_cli("test", str(tmp_path))
+    assert human.exit_code == 1 and "1 passed, 1 test file(s) with errors" in human.output
+    report = tmp_path / "report.xml"
+    assert netrun_cli("test", str(tmp_path), "--format", "junit", "-o", str(report)).exit_code == 1
+    suites = ET.parse(report).getroot()
+    assert suites.get("errors") == "1" and suites.get("tests") == "2"
+    error = suites.find("testsuite/testcase/error")
+    assert error is not None and "no agent 'nobody'" in error.get("message", "")
+    missing = netrun_cli("test", str(tmp_path), "-o", str(tmp_path / "no" / "such" / "dir" / "r.xml"))
+    assert missing.exit_code == 1 and "cannot write the report" in missing.output
+
+
+def test_a_network_used_as_a_tool_is_scripted_by_prefix(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text("name: child\nmodel: openai/gpt-4o-mini\nagents: {worker: {system: s}}\n"
+                                         "router: {rules: [{if: call_count == 0, agent: worker}], otherwise: stop}\n")
+    (tmp_path / "boss.yaml").write_text("name: boss\nmodel: openai/gpt-4o-mini\nagents: {boss: {system: s, tools: [helper]}}\n"
+                                        "router: {rules: [{if: call_count < 2, agent: boss}], otherwise: stop}\n"
+                                        "tools: {helper: {network: child}}\n")
+    (tmp_path / "boss.test.yaml").write_text("""\
+cases:
+  delegates:
+    replies:
+      boss:
+        - tool_calls: [{name: helper, args: {input: dig}}]
+        - text: The helper found gold.
+      turn.0.boss.tool.0.helper/worker:
+        - text: gold
+    expect:
+      tool_calls_exact: [{name: helper, args: {input: dig}}]
+      output: gold
+""")
+    result = netrun_cli("test", str(tmp_path / "boss.test.yaml"))
+    assert result.exit_code == 0, result.output

@@ -71,6 +71,10 @@ class LocalEngine:
         if self.models is not None:
             return self.models
         prefix = str(options.get("prefix") or "")
+        inline = options.get("replies")
+        if inline is not None:  # `netrun test`: a case's replies, stored with the run
+            scripted = ScriptedClient(inline, str(options.get("source") or "the case's replies"), prefix)
+            return lambda spec: scripted
         replay = options.get("replay")
         if replay:
             client = ScriptedClient(load_replies(Path(replay)), replay, prefix)

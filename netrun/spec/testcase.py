@@ -8,7 +8,7 @@ stop reason, the iterations. ``netrun test`` runs them on the local engine.
 """
 
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -61,8 +61,9 @@ class ExpectedCall(Spec):
     args: dict[str, Any] | None = None
     """Its arguments: the listed keys must match (others may be there), unless the list is
     ``tool_calls_exact``."""
-    error: str | None = None
-    """The call failed with an error containing this text (a rejected approval, a stub's error...)."""
+    error: str | bool | None = None
+    """The call failed: ``true``, or with an error containing this text (a rejected approval,
+    a stub's error...). Without it, the call must have succeeded."""
 
 
 class ExpectedOutput(Spec):
@@ -97,7 +98,7 @@ class Expectations(Spec):
     ``agent_calls:NAME``, ..."""
     iterations: int | None = Field(default=None, ge=0)
     """How many agent turns ran."""
-    status: str = "completed"
+    status: Literal["completed", "failed"] = "completed"
     """How the run ends: ``completed`` (default) or ``failed``."""
     error: str | None = None
     """For a failing run: a text its error contains."""

@@ -8,6 +8,7 @@ replies files), and the network itself must validate. Problems come back as vali
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ def discover_tests(paths: Iterable[Path]) -> list[Path]:
         elif path.name.endswith(TEST_SUFFIXES) and path.exists():
             found.append(path)
         elif path.exists():
-            sibling = path.with_name(path.name.rsplit(".", 1)[0] + ".test.yaml")
+            stem, _, ext = path.name.rpartition(".")
+            sibling = path.with_name(f"{stem}.test.{ext}")
             if not sibling.exists():
                 raise PathError(f"{path} has no test file beside it (expected {sibling.name}); create one with `netrun new` or by hand")
             found.append(sibling)
@@ -56,8 +58,8 @@ def discover_tests(paths: Iterable[Path]) -> list[Path]:
 def network_for(path: Path, spec: TestFileSpec) -> Path:
     if spec.network:
         return path.parent / spec.network
-    stem = path.name[: -len(next(s for s in TEST_SUFFIXES if path.name.endswith(s)))]
-    return path.with_name(stem + ".yaml")
+    suffix = next(s for s in TEST_SUFFIXES if path.name.endswith(s))
+    return path.with_name(path.name[: -len(suffix)] + suffix.replace(".test", ""))
 
 
 def load_tests(paths: list[Path]) -> tuple[list[TestFile], Report]:
@@ -83,7 +85,7 @@ def load_tests(paths: list[Path]) -> tuple[list[TestFile], Report]:
         if not isinstance(spec, TestFileSpec) or diags:
             continue
         network_path = network_for(path, spec)
-        if not network_path.exists():
+        if not network_path.is_file():
             result.diagnostics.append(Diagnostic(doc.pos(("network",)), f"no network file {display(network_path)} to test", path=("network",) if spec.network else (),
                                                  code="missing-network"))
             continue
@@ -118,14 +120,29 @@ def _references(spec: TestFileSpec, doc: Document, network: NetworkSpec, path: P
         if case.replies is not None and case.replay is not None:
             error((*at, "replay"), "give the model's replies inline ('replies') or as a file ('replay'), not both")
         for caller in case.replies or {}:
+            if "/" in caller:  # PREFIX/agent: an agent of a network used as a tool (as `netrun run --record` writes them)
+                continue
             if caller not in agents and caller != "router":
                 error((*at, "replies", caller), f"no agent '{caller}' in the network; callers are its agents ({', '.join(sorted(agents))}) and 'router'", key=True)
         if case.replay is not None and not (path.parent / case.replay).exists():
             error((*at, "replay"), f"no replies file {case.replay} beside the test file")
         for tool in case.tools:
-            server, dot, _ = tool.replace("__", ".", 1).partition(".")
-            if tool not in tools and not (dot and server in servers):
+            server, dot, name_ = tool.replace("__", ".", 1).partition(".")
+            if tool in tools:
+                continue
+            if not (dot and server in servers):
                 error((*at, "tools", tool), f"no tool '{tool}' in the network (declared: {', '.join(sorted(tools)) or 'none'}; MCP tools are written server.tool)", key=True)
+                continue
+            listed = {t.split(".", 1)[1] for a in network.agents.values() for t in a.tools if t.startswith(server + ".")}
+            whole = any(server in a.mcp_servers for a in network.agents.values())
+            if not whole and name_ not in listed:
+                error((*at, "tools", tool), f"no agent uses the tool '{name_}' of the MCP server {server} (the agents use: {', '.join(sorted(listed)) or 'none'})", key=True)
+        output = case.expect.output
+        if output is not None and not isinstance(output, str) and output.regex is not None:
+            try:
+                re.compile(output.regex)
+            except re.error as exc:
+                error((*at, "expect", "output", "regex"), f"not a valid regular expression: {exc}")
         for i, agent in enumerate(case.expect.route or []):
             if agent not in agents:
                 error((*at, "expect", "route", i), f"no agent '{agent}' in the network ({', '.join(sorted(agents))})")

@@ -12,6 +12,7 @@ from typing import Any
 from ..diagnostics import YamlPath
 from ..engines.local import RunRecord
 from ..spec.testcase import Expectations, ExpectedCall, ExpectedOutput
+from ..tools.stub import model_name
 
 _MISSING = "<missing>"
 
@@ -26,11 +27,15 @@ class Failure:
     expected: Any = None
     actual: Any = None
     has_values: bool = field(default=False)
+    pattern: bool = False
+    """``expected`` is a text or pattern to find in ``actual``, not a value to equal it."""
 
     def diff(self) -> list[str]:
         """A unified diff of expected against actual, as JSON (empty when there is nothing to compare)."""
         if not self.has_values:
             return []
+        if self.pattern:
+            return [f"looked for: {self.expected!r}", "in:", *("  " + line for line in str(self.actual).splitlines() or [""])]
         if isinstance(self.expected, str) and isinstance(self.actual, str):
             left, right = self.expected.splitlines(), self.actual.splitlines()
             if len(left) <= 1 and len(right) <= 1:
@@ -60,9 +65,13 @@ def check(expect: Expectations, record: RunRecord, at: YamlPath) -> list[Failure
         failures.append(Failure("status", f"the run ended {record.status}{detail}; expected {expect.status}", (*here, "status")))
         return failures
     if expect.error is not None and expect.error not in (record.error or ""):
-        failures.append(compare("error", (*here, "error"), expect.error, record.error, "the run's error does not contain the expected text"))
+        failures.append(Failure("error", "the run's error does not contain the expected text", (*here, "error"), expect.error, record.error or "",
+                                has_values=True, pattern=True))
     result = record.result or {}
     if not result:
+        unchecked = [f for f in _RESULT_FIELDS if getattr(expect, f) is not None]
+        if unchecked:
+            failures.append(Failure("status", f"cannot check {', '.join(unchecked)}: the run failed ({record.error})", (*here, unchecked[0])))
         return failures
     if expect.route is not None and result["route"] != expect.route:
         failures.append(compare("route", (*here, "route"), expect.route, result["route"], "the route differs"))
@@ -95,8 +104,12 @@ def check(expect: Expectations, record: RunRecord, at: YamlPath) -> list[Failure
     return failures
 
 
+_RESULT_FIELDS = ("route", "tool_calls", "tool_calls_exact", "state", "state_exact", "output", "stop_reason", "iterations")
+"""Expectations about the run's result: a failed run has none to check them against."""
+
+
 def _call(call: ExpectedCall) -> dict[str, Any]:
-    return {"name": call.name, **({"args": call.args} if call.args is not None else {}), **({"error": call.error} if call.error is not None else {})}
+    return {"name": model_name(call.name), **({"args": call.args} if call.args is not None else {}), **({"error": call.error} if call.error is not None else {})}
 
 
 def _shown(expected: ExpectedCall, actual: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +118,16 @@ def _shown(expected: ExpectedCall, actual: dict[str, Any]) -> dict[str, Any]:
 
 
 def _matches(expected: ExpectedCall, actual: dict[str, Any], exact: bool = False) -> bool:
-    if expected.name != actual["name"]:
+    if model_name(expected.name) != actual["name"]:
         return False
-    if expected.error is not None and expected.error not in (actual.get("error") or ""):
+    error = actual.get("error")
+    if expected.error is None or expected.error is False:
+        if error:  # a call expected to succeed
+            return False
+    elif expected.error is True:
+        if not error:
+            return False
+    elif expected.error not in (error or ""):
         return False
     if expected.args is None:
         return True
@@ -138,7 +158,7 @@ def _output(expect: str | ExpectedOutput, output: str, path: YamlPath) -> list[F
     for i, text in enumerate(texts):
         if text not in output:
             where = (*path, "contains", i) if isinstance(spec.contains, list) else (*path,) if isinstance(expect, str) else (*path, "contains")
-            failures.append(compare("output", where, text, output, f"the output does not contain {text!r}"))
+            failures.append(Failure("output", f"the output does not contain {text!r}", where, text, output, has_values=True, pattern=True))
     if spec.regex is not None:
         try:
             found = re.search(spec.regex, output)
@@ -146,5 +166,5 @@ def _output(expect: str | ExpectedOutput, output: str, path: YamlPath) -> list[F
             failures.append(Failure("output", f"the regex {spec.regex!r} is not valid: {exc}", (*path, "regex")))
         else:
             if found is None:
-                failures.append(compare("output", (*path, "regex"), spec.regex, output, f"the output does not match /{spec.regex}/"))
+                failures.append(Failure("output", f"the output does not match /{spec.regex}/", (*path, "regex"), spec.regex, output, has_values=True, pattern=True))
     return failures

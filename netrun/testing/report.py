@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..diagnostics import format_path
 from ..report import escape_annotation, plain
@@ -25,7 +26,18 @@ def failure_lines(result: CaseResult) -> list[str]:
     return out
 
 
-def human(results: list[CaseResult], seconds: float, style: Style = plain) -> str:
+Broken = Sequence[tuple[str, str]]
+"""Test files that could not run: (file, what is wrong); they count as errors."""
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    """Text XML 1.0 can hold (a control character in a case name or an output would not be)."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def human(results: list[CaseResult], seconds: float, style: Style = plain, broken: Broken = ()) -> str:
     out = []
     for r in results:
         verdict = style("PASSED", fg="green") if r.passed else style("FAILED", fg="red", bold=True)
@@ -41,24 +53,31 @@ def human(results: list[CaseResult], seconds: float, style: Style = plain) -> st
                     "green" if line.lstrip().startswith("-") and not line.lstrip().startswith("---") else None)
                 out.append(style(line, fg=colour) if colour else line)
     passed = len(results) - len(failed)
-    parts = ([f"{len(failed)} failed"] if failed else []) + [f"{passed} passed"]
-    out.append(style(f" {', '.join(parts)} in {seconds:.2f}s ".center(80, "="), fg="red" if failed else "green", bold=True))
+    parts = ([f"{len(failed)} failed"] if failed else []) + [f"{passed} passed"] + ([f"{len(broken)} test file(s) with errors"] if broken else [])
+    bad = bool(failed or broken)
+    out.append(style(f" {', '.join(parts)} in {seconds:.2f}s ".center(80, "="), fg="red" if bad else "green", bold=True))
     return "\n".join(out)
 
 
-def junit(results: list[CaseResult], seconds: float) -> str:
-    suites = ET.Element("testsuites", name="netrun", tests=str(len(results)), failures=str(sum(not r.passed for r in results)), time=f"{seconds:.3f}")
+def junit(results: list[CaseResult], seconds: float, broken: Broken = ()) -> str:
+    suites = ET.Element("testsuites", name="netrun", tests=str(len(results) + len(broken)), failures=str(sum(not r.passed for r in results)),
+                        errors=str(len(broken)), time=f"{seconds:.3f}")
+    for file, problem in broken:
+        suite = ET.SubElement(suites, "testsuite", name=_xml(file), tests="1", failures="0", errors="1", time="0")
+        case = ET.SubElement(suite, "testcase", classname=_xml(file), name="(the test file)", file=_xml(file), time="0")
+        error = ET.SubElement(case, "error", message=_xml(problem.splitlines()[0] if problem else "invalid"), type="InvalidTestFile")
+        error.text = _xml(problem)
     by_file: dict[str, list[CaseResult]] = {}
     for r in results:
         by_file.setdefault(r.id.split("::", 1)[0], []).append(r)
     for file, cases in by_file.items():
-        suite = ET.SubElement(suites, "testsuite", name=file, tests=str(len(cases)), failures=str(sum(not r.passed for r in cases)),
+        suite = ET.SubElement(suites, "testsuite", name=_xml(file), tests=str(len(cases)), failures=str(sum(not r.passed for r in cases)),
                               time=f"{sum(r.seconds for r in cases):.3f}")
         for r in cases:
-            case = ET.SubElement(suite, "testcase", classname=file, name=r.name, file=file, time=f"{r.seconds:.3f}")
+            case = ET.SubElement(suite, "testcase", classname=_xml(file), name=_xml(r.name), file=_xml(file), time=f"{r.seconds:.3f}")
             if not r.passed:
-                failure = ET.SubElement(case, "failure", message="; ".join(f.message for f in r.failures), type="AssertionError")
-                failure.text = "\n".join(failure_lines(r))
+                failure = ET.SubElement(case, "failure", message=_xml("; ".join(f.message for f in r.failures)), type="AssertionError")
+                failure.text = _xml("\n".join(failure_lines(r)))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode")
 

@@ -8,6 +8,7 @@ tools are stand-ins. Cases run concurrently; each one's model and stubs are its 
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -18,11 +19,12 @@ from typing import Any
 from ..engines.local import Journal, RunRecord
 from ..engines.runner import EngineError, LocalEngine
 from ..includes import display
-from ..models.scripted import ScriptedClient, load_replies
+from ..models.scripted import load_replies
 from ..runtime.model import ModelError
 from ..runtime.network import APPROVAL_EVENT
 from ..spec import NetworkSpec
 from ..spec.testcase import TestCase
+from ..tools.stub import model_name
 from .cases import TestFile
 from .expect import Failure, check
 
@@ -100,10 +102,12 @@ async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, en
     if case.replay is not None:
         replies = load_replies(tf.path.parent / case.replay)
     else:
-        replies = {caller: [r.model_dump(exclude_none=True) for r in script] for caller, script in (case.replies or {}).items()}
-    client = ScriptedClient(replies, f"{display(tf.path)}::{name}")
-    engine = LocalEngine(journal, environ, models=lambda spec: client, stream=False, step_retries=0, backoff=0.0)
-    options: dict[str, Any] = {"stubs": {k: v.model_dump() for k, v in case.tools.items()}} if case.tools else {}
+        replies = {caller: [_reply(r) for r in script] for caller, script in (case.replies or {}).items()}
+    # The replies travel with the run (a resumed run and its child runs read them there).
+    options: dict[str, Any] = {"replies": replies, "source": f"{display(tf.path)}::{name}"}
+    if case.tools:
+        options["stubs"] = {k: v.model_dump() for k, v in case.tools.items()}
+    engine = LocalEngine(journal, environ, stream=False, step_retries=0, backoff=0.0)
     event = case.event.model_dump() if case.event else {}
     record = await engine.start(tf.network, tf.network_path.parent.resolve(), input=case.input, state=case.state, event=event, options=options)
     approvals = approval_events(tf.network)
@@ -122,9 +126,38 @@ async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, en
             break
         record = journal.run(record.id) or record
     if case.replies is not None and record.status == "completed":
+        calls = model_calls(journal, record.id)
         for caller, script in replies.items():
-            used = client.used.get(caller, 0)
+            used = calls.get(caller, 0)
             if used < len(script):
                 result.failures.append(Failure("replies", f"{len(script) - used} of the {len(script)} replies for {caller} were not used: the run made fewer calls than scripted",
                                                (*at, "replies", caller)))
     return record
+
+
+def _reply(reply: Any) -> dict[str, Any]:
+    """A scripted reply as the scripted model reads it; MCP tools may be written server.tool."""
+    data: dict[str, Any] = reply.model_dump(exclude_none=True)
+    data["tool_calls"] = [{**c, "name": model_name(c["name"])} for c in data.get("tool_calls", [])]
+    return data
+
+
+_INFER = re.compile(r"^turn\.\d+\.(.+)\.infer$")
+_ROUTE = re.compile(r"^route\.\d+(\.\d+)?$")
+
+
+def model_calls(journal: Journal, run_id: str) -> dict[str, int]:
+    """The model calls of a run and its child runs, per caller as replies name them
+    (``agent``, ``router``, and ``PREFIX/agent`` for a network used as a tool)."""
+    counts: dict[str, int] = {}
+    for rid in journal.runs():
+        if rid != run_id and not rid.startswith(run_id + "."):
+            continue
+        record = journal.run(rid)
+        prefix = str(record.options.get("prefix") or "") if record is not None else ""
+        for step in journal.step_ids(rid):
+            found = _INFER.match(step)
+            caller = found.group(1) if found else "router" if _ROUTE.match(step) else None
+            if caller is not None:
+                counts[prefix + caller] = counts.get(prefix + caller, 0) + 1
+    return counts
