@@ -22,7 +22,7 @@ from .spec import NetworkSpec
 from .spec.agent import AgentSpec
 from .spec.model import ModelSpec
 from .spec.params import JsonSchema
-from .spec.tools import HttpTool, NetworkTool, StateTool, WaitTool
+from .spec.tools import EventTool, HttpTool, NetworkTool, StateTool, WaitTool
 from .tools.state import StateToolImpl
 
 DEFAULT_MAX_ITER = 10
@@ -52,6 +52,8 @@ class Program:
     waits: dict[str, WaitTool] = field(default_factory=dict)
     networks: dict[str, NetworkTool] = field(default_factory=dict)
     """Tools that run another network (through the engine's ``invoke``)."""
+    events: dict[str, EventTool] = field(default_factory=dict)
+    """Tools that send an event (through the engine's ``send_event``)."""
     router_model: ModelClient | None = None
     renderer: Renderer = field(default_factory=Renderer)
     """Renders this network's templates (with its prompt fragments)."""
@@ -117,6 +119,7 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
     tools: dict[str, Tool] = {}
     waits: dict[str, WaitTool] = {}
     networks: dict[str, NetworkTool] = {}
+    events: dict[str, EventTool] = {}
     for name, tool in spec.tools.items():
         params = parameters_schema(tool.parameters)
         if isinstance(tool, StateTool):
@@ -129,6 +132,8 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
             waits[name] = tool
         elif isinstance(tool, NetworkTool):
             networks[name] = tool
+        elif isinstance(tool, EventTool):
+            events[name] = tool
     agents = {}
     for name, agent in spec.agents.items():
         declared = [t for t in agent.tools if "." not in t]
@@ -138,4 +143,4 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
     if spec.router is None or spec.router.fallback() == "llm":
         llm = spec.router.llm if spec.router else None
         router_model = client(llm.model if llm else None)
-    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, networks, router_model, renderer_for(spec.prompts))
+    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, networks, events, router_model, renderer_for(spec.prompts))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .spec import NetworkSpec
-from .spec.tools import HttpTool, NetworkTool, StateTool, WaitTool
+from .spec.tools import EventTool, HttpTool, NetworkTool, StateTool, WaitTool
 
 
 @dataclass
@@ -97,6 +97,8 @@ def _tool(g: Graph, name: str, spec: object, id: str) -> str:
     gated = " + approval" if approval is not None and approval != "none" else ""
     if isinstance(spec, WaitTool):
         return g.node(id, f"{name}: waits for {spec.wait_for_event.event}{gated}", "wait")
+    if isinstance(spec, EventTool):
+        return g.node(id, f"{name}: sends {spec.event.name}{gated}", "wait" if gated else "tool")
     if isinstance(spec, NetworkTool):
         target = spec.network if isinstance(spec.network, str) else spec.network.name
         return g.node(id, f"{name}: runs network {target}{gated}", "network")

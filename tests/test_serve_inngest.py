@@ -438,3 +438,21 @@ def test_a_run_inngest_cancels_is_marked_and_a_removed_network_keeps_its_runs(tm
     executor.send({"name": "app/human.answered", "data": {"user": "bob"}})
     assert executor.runs[kept].status == "completed", executor.runs[kept].error
     assert llm.count == 3
+
+
+def test_an_event_tool_is_a_step_send_event_with_an_id_for_deduplication(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                         served: Callable[..., Served]) -> None:
+    from .test_serve_local import MEMORY, NOTIFIER
+
+    llm.set_script([Reply(text="Noted.", tool_calls=[ToolCall("remember", {"fact": "likes owls"})]), Reply(text="stored")])
+    (tmp_path / "notifier.yaml").write_text(NOTIFIER.format(base=llm.base_url))
+    (tmp_path / "memory.yaml").write_text(MEMORY.format(base=llm.base_url))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    run = executor.run("netrun-notifier", {"name": "netrun/notifier.run", "data": {"input": "hi", "user": "ann"}})
+    assert run.status == "completed", run.error
+    (sent,) = [e for e in executor.events if e["name"] == "app/memory.write"]
+    assert sent["data"] == {"user": "ann", "fact": "likes owls"} and sent["id"] == f"{run.id}:turn.0.chat.tool.0.remember"
+    (memory_id,) = executor.deliver_received()
+    assert executor.runs[memory_id].status == "completed"
+    assert llm.requests[1]["messages"][0]["content"] == "Store for ann: likes owls"

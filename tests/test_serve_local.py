@@ -417,3 +417,51 @@ def test_settings_pick_the_engine_from_the_environment() -> None:
     assert "ab" * 32 not in cloud.describe()
     forced = ServeSettings.from_env({"INNGEST_DEV": "1"}, (Path("n"),), engine="local")
     assert (forced.engine, forced.inngest_mode) == ("local", "dev")  # runs here; /api/inngest served too
+
+
+NOTIFIER = """\
+name: notifier
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 2
+agents:
+  chat: {{description: chats, system: "Chat with {{{{ event.data.user }}}}", tools: [remember]}}
+router: {{rules: [{{if: "call_count == 0", agent: chat}}], otherwise: stop}}
+tools:
+  remember:
+    description: Keep a fact about the user for later.
+    parameters: {{fact: {{type: string}}}}
+    event: {{name: app/memory.write, data: {{user: "{{{{ event.data.user }}}}", fact: "{{{{ args.fact }}}}"}}}}
+"""
+
+MEMORY = """\
+name: memory
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 1
+trigger: {{event: app/memory.write, input: "Store for {{{{ event.data.user }}}}: {{{{ event.data.fact }}}}"}}
+agents:
+  keeper: {{description: stores, system: "{{{{ input }}}}"}}
+router: {{rules: [{{if: "call_count == 0", agent: keeper}}], otherwise: stop}}
+"""
+
+
+def test_an_event_tool_starts_the_networks_its_event_triggers(tmp_path: Path, served: Callable[..., Served]) -> None:
+    from netrun.engines.local import Journal
+
+    with FakeLLM([Reply(text="Noted.", tool_calls=[ToolCall("remember", {"fact": "likes owls"})]), Reply(text="stored")]) as llm:
+        (tmp_path / "notifier.yaml").write_text(NOTIFIER.format(base=llm.base_url))
+        (tmp_path / "memory.yaml").write_text(MEMORY.format(base=llm.base_url))
+        server = served()
+        run_id = httpx.post(f"{server.url}/networks/notifier/runs", json={"input": "hi", "data": {"user": "ann"}}).json()["run_id"]
+        run = wait_status(server.url, run_id, "completed")
+        call = run["result"]["results"][0]["tool_calls"][0]
+        assert call["result"] == {"sent": "app/memory.write", "id": f"{run_id}:turn.0.chat.tool.0.remember"}
+        journal = Journal(tmp_path / "data" / "runs.db")
+        deadline = time.monotonic() + 15
+        while len(journal.runs()) < 2:
+            assert time.monotonic() < deadline, "the event started no run"
+            time.sleep(0.05)
+        (memory_id,) = [r for r in journal.runs() if r != run_id]
+        memory = wait_status(server.url, memory_id, "completed")
+        journal.close()
+    assert memory["network"] == "memory" and memory["input"] == "Store for ann: likes owls"
+    assert llm.requests[1]["messages"][0]["content"] == "Store for ann: likes owls"

@@ -20,7 +20,7 @@ from ..spec import NetworkSpec
 from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
 from ..spec.params import JsonSchema, matches_type
-from ..spec.tools import HttpTool, NetworkCall, NetworkTool, StateTool, WaitTool
+from ..spec.tools import EventTool, HttpTool, NetworkCall, NetworkTool, StateTool, WaitTool
 from ..spec.trigger import CronTrigger, EventTrigger
 from ..suggest import did_you_mean, hint
 from .cron import cron_problem
@@ -385,6 +385,12 @@ class NetworkChecker:
                         self._template((*p, section, key), value, scope)
                         self._env((*p, section, key), value)
                 self._walk_templates((*p, "body"), call.body, scope)
+            elif isinstance(tool, EventTool):
+                self._template((*base, "event", "name"), tool.event.name, scope)
+                literal = "{{" not in tool.event.name and "{%" not in tool.event.name
+                if literal and (not tool.event.name or any(c.isspace() for c in tool.event.name)):
+                    self.report((*base, "event", "name"), f"{show(tool.event.name)} is not an event name (like app/memory.write)", "bad-event-name")
+                self._walk_templates((*base, "event", "data"), tool.event.data, scope)
             elif isinstance(tool, WaitTool):
                 wait = tool.wait_for_event
                 self._template((*base, "wait_for_event", "if"), wait.if_, self._tool_scope(tool, "async"), expression=True)

@@ -93,7 +93,8 @@ class InngestSteps:
         await self.ctx.step.sleep(step_id, duration)
 
     async def send_event(self, step_id: str, events: list[dict[str, Any]]) -> None:
-        await self.ctx.step.send_event(step_id, [inngest.Event(name=e["name"], data=dict(e.get("data") or {})) for e in events])
+        sent = [inngest.Event(name=e["name"], data=dict(e.get("data") or {}), **({"id": e["id"]} if e.get("id") else {})) for e in events]
+        await self.ctx.step.send_event(step_id, sent)
 
     async def invoke(self, step_id: str, network: str, input: str) -> dict[str, Any]:
         function = self.invokable(network)

@@ -54,6 +54,8 @@ class LocalEngine:
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
         self.stream = stream
         """Stream model text to ``emit`` as it arrives (the terminal); off for scripts."""
+        self.on_event: Callable[[str, dict[str, Any]], Any] | None = None
+        """Takes the events runs send, instead of answering waits in line (``netrun serve``)."""
         self.networks = networks
         """Finds a network used as a tool, by folder and name (default: the valid file of
         that name in the folder; `netrun serve` answers from what it serves)."""
@@ -276,10 +278,15 @@ class LocalEngine:
         return record
 
     async def send(self, events: list[dict[str, Any]]) -> None:
-        """Events sent by a run: they answer the waits they match (starting the networks
-        they trigger is `netrun serve`'s, which knows every network's trigger)."""
+        """Events sent by a run: they answer the waits they match, and with ``on_event`` (set
+        by `netrun serve`, which knows every network's trigger) start the networks they
+        trigger too."""
         for event in events:
-            await self.deliver(str(event.get("name", "")), dict(event.get("data") or {}))
+            name, data = str(event.get("name", "")), dict(event.get("data") or {})
+            if self.on_event is not None:
+                self.on_event(name, data)
+            else:
+                await self.deliver(name, data)
 
     async def _invoke(self, parent: RunRecord, network: str, text: str, child_id: str) -> dict[str, Any]:
         """Run ``network`` (a file beside the parent's) as a child run; resume it if it exists."""

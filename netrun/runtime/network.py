@@ -262,6 +262,8 @@ class NetworkRun:
                 offered[tool] = "wait"
             elif tool in self.p.networks:
                 offered[tool] = "network"
+            elif tool in self.p.events:
+                offered[tool] = "event"
         if with_mcp and agent.mcp_refs and self.mcp is not None:
             for t in await self.mcp.resolve(f"{server}.{tool}" for server, tool in agent.mcp_refs):
                 offered.setdefault(t.name, t)
@@ -269,6 +271,10 @@ class NetworkRun:
 
     def _schema(self, name: str, tool: Tool | str) -> dict[str, Any]:
         if isinstance(tool, str):
+            if tool == "event":
+                ev = self.p.events[name]
+                description = ev.description or f"Send the event {ev.event.name}."
+                return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(ev.parameters)}}
             if tool == "network":
                 net = self.p.networks[name]
                 target = net.network if isinstance(net.network, str) else net.network.name
@@ -373,6 +379,8 @@ class NetworkRun:
                 outcome, source = rejected, f"{step_id}.approval"
             elif tool == "network":
                 outcome = await self._network(step_id, name, args)
+            elif tool == "event":
+                outcome = await self._event(step_id, name, args)
             elif isinstance(tool, str):
                 outcome = await self._wait(step_id, name, args)
             else:
@@ -423,6 +431,27 @@ class NetworkRun:
             return ToolOutcome.from_json(await self.steps.invoke(step_id, target, child_input))
         except StepFailed as exc:
             return ToolOutcome.failure(exc.message)
+
+    async def _event(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome:
+        """Send the tool's event once (a step); its id is derived from the run and the step,
+        so a receiver can tell a repeat (Inngest drops an event id it has seen)."""
+        spec = self.p.events[name].event
+        variables = self._context(step_id).variables(args)
+        try:
+            event_name = self.p.renderer.render(spec.name, variables).strip()
+            data = self.p.renderer.render_value(spec.data, variables) if spec.data is not None else {}
+        except RenderError as exc:
+            return ToolOutcome.failure(str(exc))
+        if not event_name or any(c.isspace() for c in event_name):
+            return ToolOutcome.failure(f"{event_name!r} is not an event name")
+        if not isinstance(data, dict):
+            data = {"value": data}
+        event_id = f"{self.steps.run_id}:{step_id}"
+        try:
+            await self.steps.send_event(step_id, [{"name": event_name, "data": data, "id": event_id}])
+        except StepFailed as exc:
+            return ToolOutcome.failure(exc.message)
+        return ToolOutcome(result={"sent": event_name, "id": event_id})
 
     def _context(self, step_id: str) -> ToolContext:
         return ToolContext(self.steps.run_id, step_id, self.input, dict(self.state), self.event, self.environ, self.p.base_dir)

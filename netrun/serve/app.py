@@ -86,6 +86,7 @@ class Server:
         self.engine = LocalEngine(self.journal, settings.environ, self.events.emit, models=models, stream=self.events.watched,
                                   gate=ConcurrencyGate(), networks=self._served_network)
         self.local = LocalRuns(self.engine, self.catalog)
+        self.engine.on_event = self.local.deliver  # events sent by tools start networks too
         self.inngest_app: ASGIApp | None = None
         self.functions: InngestFunctions | None = None
         if settings.inngest_mode is not None:

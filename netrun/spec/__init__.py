@@ -8,7 +8,7 @@ from .model import ModelSpec
 from .network import FragmentSpec, Limits, NetworkSpec
 from .params import JsonSchema
 from .router import LlmRouterSpec, RouterSpec, RuleSpec
-from .tools import ApprovalSpec, HttpTool, NetworkTool, StateTool, WaitTool
+from .tools import ApprovalSpec, EventTool, HttpTool, NetworkTool, StateTool, WaitTool
 from .trigger import CronTrigger, EventTrigger
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ApprovalSpec",
     "CronTrigger",
     "Duration",
+    "EventTool",
     "EventTrigger",
     "FragmentSpec",
     "FunctionSpec",

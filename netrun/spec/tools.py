@@ -112,14 +112,32 @@ class NetworkTool(ToolBase):
     """The network to run: its name, or a mapping with ``name`` and ``input``."""
 
 
-TOOL_KINDS = ("state", "http", "wait_for_event", "network")
+class EventCall(Spec):
+    """An event to send."""
+
+    name: Template
+    """The event name, a template (``app/memory.write``, ``app/{{ args.kind }}.requested``)."""
+    data: Any = None
+    """The event data; string values inside it are templates."""
+
+
+class EventTool(ToolBase):
+    """Sends an event: it starts the networks it triggers (background work) and answers the
+    waits it matches. The result is the sent event's name and id."""
+
+    event: EventCall
+    """The event to send."""
+
+
+TOOL_KINDS = ("state", "http", "wait_for_event", "network", "event")
 
 ToolSpec = keyed_union(
     ("state", StateTool),
     ("http", HttpTool),
     ("wait_for_event", WaitTool),
     ("network", NetworkTool),
-    error="a tool needs exactly one kind key: state, http, wait_for_event or network",
+    ("event", EventTool),
+    error="a tool needs exactly one kind key: state, http, wait_for_event, network or event",
     pick=by_key(*TOOL_KINDS),
 )
-"""A declared tool: exactly one of ``state``, ``http``, ``wait_for_event``, ``network``."""
+"""A declared tool: exactly one of ``state``, ``http``, ``wait_for_event``, ``network``, ``event``."""
