@@ -133,7 +133,9 @@ def _json_option(text: str | None, name: str) -> dict[str, Any]:
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False), help="Save the model replies of this run to a replies file.")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Resume a run that was interrupted or is waiting.")
 @click.option("--db", type=click.Path(path_type=Path, dir_okay=False), help="The run journal (default: .netrun/runs.db, or $NETRUN_DATA_DIR/runs.db).")
-def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str | None, as_json: bool, replay: Path | None, record: Path | None, resume_id: str | None, db: Path | None) -> None:
+@click.option("--thread", "thread_id", metavar="ID", help="Continue (or start) the conversation ID: its messages are loaded first, this run's are appended.")
+def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str | None, as_json: bool, replay: Path | None, record: Path | None,
+        resume_id: str | None, db: Path | None, thread_id: str | None) -> None:
     """Run a network locally, durably: progress streams as it happens.
 
     A run that is killed resumes with --resume RUN_ID without repeating any completed
@@ -160,7 +162,9 @@ def run(file: Path | None, input_: str, state: tuple[str, ...], event_json: str 
     else:
         assert file is not None
         spec = _load_network(file)
-        options = {k: str(v.resolve()) for k, v in (("replay", replay), ("record", record)) if v is not None}
+        options: dict[str, Any] = {k: str(v.resolve()) for k, v in (("replay", replay), ("record", record)) if v is not None}
+        if thread_id is not None:
+            options["thread_id"] = thread_id
         event, initial = _json_option(event_json, "--event"), _state_pairs(state)
         operation = lambda engine: engine.start(spec, file.resolve().parent, input=input_, state=initial, event=event, options=options)  # noqa: E731
     try:

@@ -134,8 +134,31 @@ class NetworkChecker:
         self._triggers()
         self._function()
         self._limits()
+        self._history()
         self._reachability()
         return self.out
+
+    def _history(self) -> None:
+        history = self.spec.history
+        if history is None:
+            return
+        if history.store == "http" and history.http is None:
+            self.report(("history", "store"), "store: http needs 'http' with the get and append endpoints of your history service", "missing-http")
+        elif history.store != "http" and history.http is not None:
+            self.report(("history", "http"), f"'http' is only used with store: http (this store is {history.store})", "unused-http")
+        if history.http is not None:
+            for what in ("create", "get", "append"):
+                endpoint = getattr(history.http, what)
+                if endpoint is None:
+                    continue
+                path: YamlPath = ("history", "http", what)
+                scope: Scope = {"thread_id": ANY, "user": ANY, **({"messages": ANY} if what == "append" else {})}
+                self._template((*path, "url"), endpoint.url, scope)
+                self._env((*path, "url"), endpoint.url)
+                for key, value in endpoint.headers.items():
+                    self._template((*path, "headers", key), value, scope)
+                    self._env((*path, "headers", key), value)
+                self._walk_templates((*path, "body"), endpoint.body, scope)
 
     def _model(self, path: YamlPath, ref: str | ModelSpec | None) -> None:
         if ref is None:

@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..compile import ModelFactory, Program, compile_network, default_model_factory
+from ..history.store import HistoryError, open_store
+from ..history.thread import Thread
 from ..models.scripted import RecordingClient, ScriptedClient, load_replies
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
@@ -256,12 +258,15 @@ class LocalEngine:
             answered=self._answered.pop(record.id, set()),
         )
         try:
-            async with mcp_servers(program, self.environ) as mcp:
+            async with mcp_servers(program, self.environ) as mcp, thread_of(record.options, program, self.journal.path.parent, self.environ) as thread:
                 run = NetworkRun(
                     program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
                     emit=emit, mcp=mcp, stream=self.stream if isinstance(self.stream, bool) else functools.partial(self.stream, record.id),
+                    thread=thread,
                 )
                 result = await run.run()
+        except HistoryError as exc:  # the store cannot be opened
+            return self._fail(record, str(exc))
         except RunSuspended as suspended:
             return suspended
         except RunError as exc:
@@ -297,7 +302,8 @@ class LocalEngine:
                 return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}").to_json()
             # The child's model calls are kept apart in replies files by its place in the parent.
             prefix = f"{parent.options.get('prefix', '')}{child_id[len(parent.id) + 1:]}/"
-            options = {**parent.options, "prefix": prefix, "parent": parent.id}
+            # A child run answers its parent; it is not part of the parent's conversation.
+            options = {**{k: v for k, v in parent.options.items() if k not in THREAD_OPTIONS}, "prefix": prefix, "parent": parent.id}
             # A child runs inside its parent's slot: taking one of its own could deadlock.
             record = self.create(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
             record = await self._execute_claimed(record)
@@ -328,6 +334,25 @@ def find_network(folder: Path, name: str) -> NetworkSpec | None:
             if spec is not None:
                 return spec
     return None
+
+
+THREAD_OPTIONS = ("thread_id", "user", "history")
+"""Run options that tie a run to a conversation (``netrun run --thread``, the REST API)."""
+
+
+@contextlib.asynccontextmanager
+async def thread_of(options: Mapping[str, Any], program: Program, data_dir: Path, environ: Mapping[str, str]) -> AsyncIterator[Thread | None]:
+    """The run's thread (its store open for the run), or None for a run outside any."""
+    thread_id = options.get("thread_id")
+    if not thread_id:
+        yield None
+        return
+    store = open_store(program.spec.history, data_dir, environ)
+    try:
+        given = options.get("history")
+        yield Thread(str(thread_id), store, options.get("user"), list(given) if isinstance(given, list) else None)
+    finally:
+        await store.close()
 
 
 @contextlib.asynccontextmanager

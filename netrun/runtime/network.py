@@ -16,6 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 from ..compile import Program
+from ..history.store import HistoryError, window
+from ..history.thread import Thread
 from ..spec.base import parse_duration
 from .args import check_args, parameters_schema, parse_arguments
 from .model import Completion, ModelError, Request
@@ -73,6 +75,7 @@ class RunResult:
     stop_reason: str
     iterations: int
     results: list[AgentResult]
+    thread_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -99,6 +102,7 @@ class NetworkRun:
         emit: Emit | None = None,
         mcp: Any = None,
         stream: bool | Callable[[], bool] = True,
+        thread: Thread | None = None,
     ) -> None:
         self.p = program
         self.steps = steps
@@ -117,6 +121,9 @@ class NetworkRun:
         self._results_view: list[dict[str, Any]] = []
         """``results`` as templates see them, built once per result (not once per render)."""
         self.route: list[str] = []
+        self.thread = thread
+        """The conversation this run belongs to (its earlier messages are ``history``)."""
+        self.history: list[dict[str, Any]] = []
         self.turns: dict[str, int] = {}
         """Inference calls per caller so far (scripted replies are indexed by it)."""
 
@@ -127,6 +134,8 @@ class NetworkRun:
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> RunResult:
+        if self.thread is not None:
+            await self._open_thread(self.thread)
         n = 0
         stop = "router"
         while True:
@@ -146,7 +155,34 @@ class NetworkRun:
             await self._turn(n, decision.agent)
             n += 1
         output = next((r.text for r in reversed(self.results) if r.text), "")
-        return RunResult(output, self.state, self.route, self.usage, stop, n, self.results)
+        return RunResult(output, self.state, self.route, self.usage, stop, n, self.results, self.thread.id if self.thread else None)
+
+    # -- the thread ----------------------------------------------------------------------
+    async def _open_thread(self, thread: Thread) -> None:
+        """Load the thread's earlier messages, then append this run's input: two steps, so a
+        replay reads the same history and the input is stored once (its id is fixed)."""
+
+        async def load() -> list[dict[str, Any]]:
+            await thread.store.create(thread.id, thread.user)
+            return list(thread.given) if thread.given is not None else await thread.store.get(thread.id)
+
+        self.history = await self._thread_step("thread.load", load) or []
+        message = {"id": f"{self.steps.run_id}:input", "role": "user", "content": self.input, "run_id": self.steps.run_id}
+        await self._thread_step("thread.input", lambda: thread.store.append(thread.id, [message]))
+
+    async def _thread_step(self, step_id: str, fn: Callable[[], Any]) -> Any:
+        async def guarded() -> Any:
+            try:
+                return await fn()
+            except HistoryError as exc:
+                if exc.retriable:
+                    raise  # the step is retried
+                raise StepFailed(step_id, str(exc)) from None
+
+        try:
+            return await self.steps.run(step_id, guarded)
+        except StepFailed as exc:
+            raise RunError(f"thread {self.thread.id if self.thread else '?'}: {exc.message}") from None
 
     def _limit_reached(self, n: int) -> str | None:
         limits = self.p.spec.limits
@@ -286,14 +322,14 @@ class NetworkRun:
             return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(spec.parameters)}}
         return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}}
 
-    def _messages(self, system: str) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": self.input}]
-        for r in self.results:
-            lines = [f"[{r.agent}] {r.text}" if r.text else f"[{r.agent}]"]
-            for t in r.tool_calls:
-                outcome = f"error: {t.error}" if t.error else json.dumps(t.result, default=str)[:2000]
-                lines.append(f"called {t.name}({json.dumps(t.args, default=str)}) -> {outcome}")
-            messages.append({"role": "assistant", "content": "\n".join(lines)})
+    def _messages(self, system: str, agent: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        if self.history:
+            spec = self.p.spec
+            limit = self.p.agents[agent].spec.history or (spec.history.window if spec.history else None)
+            messages += [{"role": m["role"], "content": m["content"]} for m in window(self.history, limit)]
+        messages.append({"role": "user", "content": self.input})
+        messages += [{"role": "assistant", "content": _result_text(r)} for r in self.results]
         return messages
 
     async def _turn(self, n: int, name: str) -> None:
@@ -320,7 +356,7 @@ class NetworkRun:
                 system = self.p.renderer.render(agent.spec.system, self.variables() | {"agent": {"name": name, "description": agent.spec.description}})
             except RenderError as exc:
                 raise RunError(f"agent {name}: system prompt: {exc}") from None
-            request = Request(name, turn, self._messages(system), tools, tool_choice if tools else None,
+            request = Request(name, turn, self._messages(system, name), tools, tool_choice if tools else None,
                               timeout=parse_duration(turn_time).total_seconds() if turn_time else None)
         completion = await self._infer(f"{prefix}.infer", agent.model, request)
         self.usage.add(completion)
@@ -344,6 +380,11 @@ class NetworkRun:
             sources.append(source)
         self.results.append(result)
         self._results_view.append(asdict(result))
+        if self.thread is not None:
+            thread = self.thread
+            reply = {"id": f"{self.steps.run_id}:{prefix}", "role": "assistant", "agent": name, "content": _result_text(result),
+                     "run_id": self.steps.run_id}
+            await self._thread_step(f"{prefix}.thread", lambda: thread.store.append(thread.id, [reply]))
         seen = not any(self.steps.fresh(step) for step in sources)
         self.emit("agent.finished", seen, iteration=n, agent=name, text=completion.text)
 
@@ -502,3 +543,12 @@ class NetworkRun:
 def _infer_step(tool_step: str) -> str:
     """``turn.3.a.tool.0.x`` -> ``turn.3.a.infer``: the inference that asked for the call."""
     return tool_step.split(".tool.", 1)[0] + ".infer"
+
+
+def _result_text(r: AgentResult) -> str:
+    """An agent's turn as the next agents (and later runs of the thread) read it."""
+    lines = [f"[{r.agent}] {r.text}" if r.text else f"[{r.agent}]"]
+    for t in r.tool_calls:
+        outcome = f"error: {t.error}" if t.error else json.dumps(t.result, default=str)[:2000]
+        lines.append(f"called {t.name}({json.dumps(t.args, default=str)}) -> {outcome}")
+    return "\n".join(lines)

@@ -31,6 +31,7 @@ from ..engines.concurrency import ConcurrencyGate
 from ..engines.inngest_function import default_event, input_template, triggers
 from ..engines.local import Journal, new_run_id
 from ..engines.runner import LocalEngine, find_network
+from ..history.store import new_thread_id
 from ..runtime.render import Renderer, RenderError, evaluate
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
@@ -55,6 +56,13 @@ class RunRequest(BaseModel):
     """The trigger event's data."""
     state: dict[str, Any] = Field(default_factory=dict)
     """Initial state."""
+    thread_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """The conversation the run continues (a new one when not given; returned)."""
+    user: str | None = None
+    """A user key the thread is filed under (``GET /threads?user=``)."""
+    history: list[dict[str, Any]] | None = None
+    """Client-authoritative history (``role``, ``content`` each): used instead of the
+    stored thread, which is not read (this run's messages are still appended)."""
 
 
 class EventRequest(BaseModel):
@@ -94,7 +102,7 @@ class Server:
                 self.client = make_client(settings)
             except Exception as exc:  # the SDK's own checks of keys and URLs
                 raise StartError(f"cannot set up the Inngest client: {exc}") from None
-            self.functions = InngestFunctions(self.client, self.catalog, self.journal, settings.environ, self.events.emit, models)
+            self.functions = InngestFunctions(self.client, self.catalog, self.journal, settings.environ, self.events.emit, models, settings.data_dir)
             self.functions.watched = self.events.watched
             self._serve_functions()
         self._background: list[asyncio.Task[Any]] = []
@@ -203,6 +211,11 @@ class Server:
 
     # -- runs ------------------------------------------------------------------------------------
     async def start_run(self, version: Version, body: RunRequest) -> dict[str, Any]:
+        for i, m in enumerate(body.history or []):
+            if m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
+                raise HTTPException(422, f"history[{i}] needs role (user or assistant) and content (text)")
+        thread = {"thread_id": body.thread_id or new_thread_id(), **({"user": body.user} if body.user else {}),
+                  **({"history": [{**m, "id": m.get("id") or f"given:{i}"} for i, m in enumerate(body.history)]} if body.history is not None else {})}
         event_triggers = [t for t in triggers(version.spec) if isinstance(t, EventTrigger)]
         event_name = event_triggers[0].event if event_triggers else default_event(version.spec)
         data = dict(body.data)
@@ -222,9 +235,9 @@ class Server:
                 if not accepted:
                     raise HTTPException(400, f"the trigger's condition ({trigger.if_}) is false for this data: Inngest would not start the run")
             run_id = new_run_id()
-            meta = {"run_id": run_id, "network": version.name, "state": body.state, **({"input": body.input} if body.input is not None else {})}
+            meta = {"run_id": run_id, "network": version.name, "state": body.state, **thread, **({"input": body.input} if body.input is not None else {})}
             ids = await self.send(inngest.Event(name=event_name, data={**data, META: meta}))
-            return {"run_id": run_id, "status": "queued", "network": version.name, "event": event_name, "event_ids": ids}
+            return {"run_id": run_id, "status": "queued", "network": version.name, "thread_id": thread["thread_id"], "event": event_name, "event_ids": ids}
         event = {"name": event_name, "data": data}
         if body.input is not None:
             text = body.input
@@ -233,8 +246,24 @@ class Server:
                 text = Renderer().render(input_template(version.spec, event_name), {"event": event})
             except RenderError as exc:
                 raise HTTPException(400, f"cannot make the network input from the event data: {exc}") from None
-        record = self.local.start(version, input=text, state=body.state, event=event)
-        return {"run_id": record.id, "status": record.status, "network": version.name, "definition_hash": record.definition_hash}
+        record = self.local.start(version, input=text, state=body.state, event=event, options=thread)
+        return {"run_id": record.id, "status": record.status, "network": version.name, "definition_hash": record.definition_hash,
+                "thread_id": thread["thread_id"]}
+
+    # -- threads ---------------------------------------------------------------------------------
+    def thread_store(self, network: str | None) -> Any:
+        """The SQLite store the threads API reads: a network's, or the default one."""
+        from ..history.store import open_store
+
+        spec = None
+        if network is not None:
+            version = self.catalog.get(network)
+            if version is None:
+                raise HTTPException(404, f"no network named '{network}'")
+            spec = version.spec.history
+            if spec is not None and spec.store != "sqlite":
+                raise HTTPException(400, f"the threads of network '{network}' are kept by its {spec.store} store, not by this server")
+        return open_store(spec, self.settings.data_dir, self.settings.environ)
 
 
 class _InngestRoute:
@@ -319,6 +348,40 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
 
             return {"event_ids": await server.send(inngest.Event(name=body.name, data=data))}
         return server.local.deliver(body.name, data, body.run_id)
+
+    @app.get("/threads", dependencies=api)
+    async def threads(user: str | None = None, network: str | None = None, limit: int = 50, before: float | None = None) -> dict[str, Any]:
+        if not 0 < limit <= 500:
+            raise HTTPException(422, "limit must be between 1 and 500")
+        store = server.thread_store(network)
+        try:
+            page = await store.threads(user, limit, before)
+        finally:
+            await store.close()
+        return {"threads": page, "next": {"before": page[-1]["updated"]} if len(page) == limit else None}
+
+    @app.get("/threads/{thread_id}", dependencies=api)
+    async def thread(thread_id: str, network: str | None = None) -> dict[str, Any]:
+        store = server.thread_store(network)
+        try:
+            messages = await store.get(thread_id)
+            known = bool(messages) or await store.exists(thread_id)
+        finally:
+            await store.close()
+        if not known:
+            raise HTTPException(404, f"no thread {thread_id}")
+        return {"thread_id": thread_id, "messages": messages}
+
+    @app.delete("/threads/{thread_id}", dependencies=api)
+    async def delete_thread(thread_id: str, network: str | None = None) -> dict[str, Any]:
+        store = server.thread_store(network)
+        try:
+            deleted = await store.delete(thread_id)
+        finally:
+            await store.close()
+        if not deleted:
+            raise HTTPException(404, f"no thread {thread_id}")
+        return {"thread_id": thread_id, "deleted": True}
 
     @app.exception_handler(RenderError)
     async def render_error(request: Request, exc: RenderError) -> JSONResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import inngest
@@ -19,7 +20,8 @@ from ..compile import ModelFactory, Program, compile_network, default_model_fact
 from ..engines.inngest_function import function_options, input_template
 from ..engines.inngest_steps import InngestSteps, event_json
 from ..engines.local import Journal, RunRecord
-from ..engines.runner import mcp_servers
+from ..engines.runner import mcp_servers, thread_of
+from ..history.store import HistoryError
 from ..runtime.model import ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
 from ..runtime.render import Renderer, RenderError
@@ -54,8 +56,11 @@ class InngestFunctions:
     def __init__(
         self, client: inngest.Inngest, catalog: Catalog, journal: Journal, environ: Mapping[str, str], emit: Emit,
         models: ModelFactory | None = None,
+        data_dir: Path = Path(".netrun"),
     ) -> None:
         self.client = client
+        self.data_dir = data_dir
+        """Where the default thread store (SQLite) lives."""
         self.catalog = catalog
         self.journal = journal
         self.environ = environ
@@ -117,8 +122,6 @@ class InngestFunctions:
         key = (str(pinned["hash"]), str(pinned["base_dir"]))
         program = self._programs.get(key)
         if program is None:
-            from pathlib import Path
-
             spec = NetworkSpec.model_validate(pinned["definition"])
             base_dir = Path(pinned["base_dir"])
             program = compile_network(spec, base_dir, self.models or default_model_factory(base_dir, self.environ))
@@ -161,14 +164,17 @@ class InngestFunctions:
                 return self._fail(run_id, f"the run's definition cannot be compiled: {exc}")
             text = str(pinned.get("input", ""))
             steps = InngestSteps(ctx, run_id, self.functions.get)
-            async with mcp_servers(program, self.environ) as mcp:
-                run = NetworkRun(program, steps, input=text, state=meta.get("state") or None, event=event,
-                                 environ=self.environ, emit=self._emit_for(run_id), mcp=mcp,
-                                 stream=functools.partial(self.watched, run_id))
-                try:
-                    result = await run.run()
-                except (RunError, inngest.NonRetriableError) as exc:  # the latter: a step no retry can fix
-                    return self._fail(run_id, str(exc))
+            try:
+                async with mcp_servers(program, self.environ) as mcp, thread_of(meta, program, self.data_dir, self.environ) as thread:
+                    run = NetworkRun(program, steps, input=text, state=meta.get("state") or None, event=event,
+                                     environ=self.environ, emit=self._emit_for(run_id), mcp=mcp,
+                                     stream=functools.partial(self.watched, run_id), thread=thread)
+                    try:
+                        result = await run.run()
+                    except (RunError, inngest.NonRetriableError) as exc:  # the latter: a step no retry can fix
+                        return self._fail(run_id, str(exc))
+            except HistoryError as exc:  # the thread's store cannot be opened
+                return self._fail(run_id, str(exc))
             output = result.to_json()
             self.journal.set_status(run_id, "completed", output)
             self.emit("run.completed", {"run_id": run_id, "result": output, "replayed": False})

@@ -84,8 +84,9 @@ class LocalRuns:
                 self._spawn(self.engine.resume(run_id), run_id)
 
     # -- runs and events -----------------------------------------------------------------
-    def start(self, version: Version, *, input: str, state: Mapping[str, Any] | None, event: Mapping[str, Any]) -> RunRecord:
-        record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event, status="queued")
+    def start(self, version: Version, *, input: str, state: Mapping[str, Any] | None, event: Mapping[str, Any],
+              options: Mapping[str, Any] | None = None) -> RunRecord:
+        record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event, options=options, status="queued")
         self._spawn(self.engine.execute(record), record.id)
         return record
 

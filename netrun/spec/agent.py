@@ -4,6 +4,7 @@
 from pydantic import Field
 
 from .base import Duration, Name, Spec, Template
+from .history import Window
 from .model import ModelRef
 
 
@@ -39,3 +40,6 @@ class AgentSpec(Spec):
     """``auto`` (default), ``required``, ``none``, or the name of one tool the model must call."""
     limits: AgentLimits | None = None
     """Limits for this agent."""
+    history: Window | None = None
+    """How much of the thread's earlier messages this agent is shown (default: the network's
+    ``history.window``, else all)."""

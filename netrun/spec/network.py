@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field
 from .agent import AgentSpec
 from .base import Duration, Name, Spec, Template, by_shape, keyed_union
 from .function import FunctionSpec
+from .history import HistorySpec
 from .mcp import McpServerSpec
 from .model import ModelRef
 from .params import StateField
@@ -88,3 +89,6 @@ class NetworkSpec(Shared):
     """How the next agent is chosen (default: the LLM routing agent)."""
     function: FunctionSpec | None = None
     """Inngest function settings: retries, concurrency, throttle, ..."""
+    history: HistorySpec | None = None
+    """Where conversations (threads) are kept: a run with a thread id loads the thread's
+    messages before its first agent and appends its input and each agent's reply."""

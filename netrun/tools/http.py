@@ -59,7 +59,7 @@ def _map_strings(value: Any, fn: Callable[[str], Any]) -> Any:
     return value
 
 
-class _Env:
+class CallEnv:
     """The ``${ENV}`` references of one call: placeholders in, values out, values redacted."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
@@ -181,7 +181,7 @@ class HttpToolImpl:
         if errors:
             return ToolOutcome.failure(f"invalid arguments for {self.name}: " + "; ".join(errors))
         args = {**{k: s["default"] for k, s in self.parameters["properties"].items() if "default" in s}, **args}
-        env = _Env(ctx.environ)
+        env = CallEnv(ctx.environ)
         try:
             request = self._render(ctx.variables(args), env)
         except MissingEnvError as exc:
@@ -192,7 +192,7 @@ class HttpToolImpl:
         request["headers"]["Idempotency-Key"] = ctx.idempotency_key  # durability rule 5: same key on every attempt
         return env.redact_outcome(await self._send(request))
 
-    def _render(self, variables: dict[str, Any], env: _Env) -> dict[str, Any]:
+    def _render(self, variables: dict[str, Any], env: CallEnv) -> dict[str, Any]:
         """url, query and headers render as text; body strings that are a single ``{{ expr }}``
         keep the expression's JSON type (``{{ args.limit }}`` sends 5, not "5")."""
         raw = {"url": self.http.url, "query": dict(self.http.query), "headers": dict(self.http.headers)}

@@ -1,0 +1,1 @@
+"""Conversations: threads of messages kept across runs, in a history store."""

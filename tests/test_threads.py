@@ -1,0 +1,225 @@
+"""Conversations: a run with a thread id sees the thread's earlier messages and appends its
+own, exactly once, across replays, retries and kill -9; SQLite and HTTP stores; the REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from netrun.history.sqlite import SqliteHistoryStore
+
+from .conftest import NETRUN
+from .fakes.http_server import FakeHttpServer, Hit
+from .fakes.http_server import Reply as HttpReply
+from .fakes.llm_server import FakeLLM, Reply, ToolCall
+
+NETWORK = """\
+name: chat
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 3
+state: {{done: {{type: boolean, default: false}}}}
+agents:
+  helper: {{description: helps, system: "Be brief.", tools: [done]{agent_history}}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: helper}}]
+tools:
+  done: {{state: {{done: true}}}}
+{history}"""
+
+ENV = {**os.environ, "FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
+def write(folder: Path, llm: FakeLLM, history: str = "", agent_history: str = "") -> Path:
+    path = folder / "chat.yaml"
+    path.write_text(NETWORK.format(base=llm.base_url, history=history, agent_history=agent_history))
+    return path
+
+
+def netrun(folder: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([NETRUN, *args, "--db", str(folder / "data" / "runs.db"), "--json"], cwd=folder, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def run(folder: Path, *args: str) -> dict[str, Any]:
+    proc = netrun(folder, *args)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def stored(folder: Path, thread: str) -> list[dict[str, Any]]:
+    import asyncio
+
+    store = SqliteHistoryStore(folder / "data" / "threads.db")
+    try:
+        return asyncio.run(store.get(thread))
+    finally:
+        asyncio.run(store.close())
+
+
+def test_a_thread_carries_the_conversation_across_runs(tmp_path: Path) -> None:
+    with FakeLLM([Reply(text="Hi Ann.", tool_calls=[ToolCall("done", {})]), Reply(text="Your name is Ann.", tool_calls=[ToolCall("done", {})])]) as llm:
+        write(tmp_path, llm)
+        first = run(tmp_path, "run", "chat.yaml", "-i", "My name is Ann.", "--thread", "t-1")
+        second = run(tmp_path, "run", "chat.yaml", "-i", "What is my name?", "--thread", "t-1")
+        prompts = [r["messages"] for r in llm.requests]
+    assert first["result"]["thread_id"] == second["result"]["thread_id"] == "t-1"
+    assert [m["role"] for m in prompts[1]] == ["system", "user", "assistant", "user"]
+    assert prompts[1][1]["content"] == "My name is Ann." and prompts[1][2]["content"].startswith("[helper] Hi Ann.")
+    assert prompts[1][3]["content"] == "What is my name?"
+    messages = stored(tmp_path, "t-1")
+    assert [(m["role"], m["content"].split("\n")[0]) for m in messages] == [
+        ("user", "My name is Ann."), ("assistant", "[helper] Hi Ann."), ("user", "What is my name?"), ("assistant", "[helper] Your name is Ann.")]
+    assert messages[1]["agent"] == "helper" and messages[0]["run_id"] == first["run_id"]
+
+
+def test_windows_limit_what_an_agent_sees(tmp_path: Path) -> None:
+    replies = [Reply(text=f"answer {i}", tool_calls=[ToolCall("done", {})]) for i in range(4)]
+    with FakeLLM(replies) as llm:
+        write(tmp_path, llm, agent_history=", history: {messages: 2}")
+        for i in range(3):
+            run(tmp_path, "run", "chat.yaml", "-i", f"question {i}", "--thread", "w")
+        write(tmp_path, llm, history="history: {window: {tokens: 20}}")
+        run(tmp_path, "run", "chat.yaml", "-i", "question 3", "--thread", "w")
+        prompts = [[m["content"] for m in r["messages"][1:-1]] for r in llm.requests]
+    assert prompts[2] == ["question 1", '[helper] answer 1\ncalled done({}) -> {"updated": {"done": true}}']  # the last 2 messages
+    # 20 tokens (4 characters each) hold the last reply (16) and the question before it (3), no more.
+    assert prompts[3] == ["question 2", '[helper] answer 2\ncalled done({}) -> {"updated": {"done": true}}']
+
+
+def test_kill_9_between_appends_then_resume_stores_every_message_once(tmp_path: Path) -> None:
+    script = [Reply(text="thinking"), Reply(text="slow", tool_calls=[ToolCall("done", {})], delay=3.0)]
+    with FakeLLM(script) as llm:
+        write(tmp_path, llm)
+        proc = netrun(tmp_path, "run", "chat.yaml", "-i", "hello", "--thread", "k")
+        llm.wait_for(2, timeout=60)  # input and turn 0 appended; turn 1's inference in flight
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        from netrun.engines.local import Journal
+
+        journal = Journal(tmp_path / "data" / "runs.db")
+        (run_id,) = journal.runs("running")
+        journal.close()
+        assert [m["content"] for m in stored(tmp_path, "k")] == ["hello", "[helper] thinking"]
+        llm.set_script([Reply(text="slow", tool_calls=[ToolCall("done", {})])])
+        resumed = run(tmp_path, "run", "--resume", run_id)
+    assert resumed["status"] == "completed"
+    messages = stored(tmp_path, "k")
+    assert [m["id"] for m in messages] == [f"{run_id}:input", f"{run_id}:turn.0.helper", f"{run_id}:turn.1.helper"]
+    assert len({m["id"] for m in messages}) == 3
+
+
+def test_an_http_history_store_is_called_as_declared(tmp_path: Path) -> None:
+    threads: dict[str, list[dict[str, Any]]] = {"h": [{"role": "user", "content": "earlier question"}, {"role": "assistant", "content": "earlier answer"}]}
+    lock = threading.Lock()
+
+    def service(hit: Hit) -> HttpReply:
+        with lock:
+            if hit.method == "PUT":
+                threads.setdefault(hit.path.split("/")[2], [])
+                return HttpReply(200, {"ok": True})
+            thread = threads.setdefault(hit.path.split("/")[2], [])
+            if hit.method == "GET":
+                return HttpReply(200, {"messages": thread})
+            for m in hit.json()["messages"]:
+                if all(m["id"] != old.get("id") for old in thread):
+                    thread.append(m)
+            return HttpReply(200, {"ok": True})
+
+    history = """\
+history:
+  store: http
+  http:
+    create: {{method: PUT, url: "{api}/threads/{{{{ thread_id }}}}", headers: {{Authorization: "Bearer ${{HISTORY_TOKEN}}"}}}}
+    get: {{method: GET, url: "{api}/threads/{{{{ thread_id }}}}/messages", headers: {{Authorization: "Bearer ${{HISTORY_TOKEN}}"}}}}
+    append:
+      url: "{api}/threads/{{{{ thread_id }}}}/messages"
+      headers: {{Authorization: "Bearer ${{HISTORY_TOKEN}}"}}
+      body: {{thread: "{{{{ thread_id }}}}", messages: "{{{{ messages }}}}"}}
+"""
+    with FakeLLM([Reply(text="Sure.", tool_calls=[ToolCall("done", {})])]) as llm, FakeHttpServer() as api:
+        api.script("*", service)
+        write(tmp_path, llm, history=history.format(api=api.url))
+        ENV["HISTORY_TOKEN"] = "s3cret"
+        try:
+            result = run(tmp_path, "run", "chat.yaml", "-i", "new question", "--thread", "h")
+        finally:
+            del ENV["HISTORY_TOKEN"]
+        prompt = [m["content"] for m in llm.requests[0]["messages"]]
+    assert result["status"] == "completed"
+    assert prompt[1:4] == ["earlier question", "earlier answer", "new question"]
+    assert [h.method for h in api.hits] == ["PUT", "GET", "POST", "POST"]
+    assert all(h.headers["authorization"] == "Bearer s3cret" for h in api.hits)
+    appended = [h.json() for h in api.hits if h.method == "POST"]
+    assert appended[0]["thread"] == "h" and appended[0]["messages"][0]["content"] == "new question"
+    assert all(h.headers.get("idempotency-key") for h in api.hits if h.method == "POST")
+    assert [m["content"].split("\n")[0] for m in threads["h"]][2:] == ["new question", "[helper] Sure."]
+
+
+def test_rest_api_threads(tmp_path: Path) -> None:
+    from netrun.serve.app import create_app
+    from netrun.serve.settings import ServeSettings
+
+    from .fakes.served import Served
+    from .test_serve_local import wait_status
+
+    replies = [Reply(text=f"reply {i}", tool_calls=[ToolCall("done", {})]) for i in range(3)]
+    with FakeLLM(replies) as llm:
+        write(tmp_path, llm)
+        environ = {k: v for k, v in ENV.items() if not k.startswith("INNGEST_")}
+        with Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))) as server:
+            url = server.url
+            first = httpx.post(f"{url}/networks/chat/runs", json={"input": "one", "user": "ann"}).json()
+            thread = first["thread_id"]
+            assert thread.startswith("t_")
+            wait_status(url, first["run_id"], "completed")
+            second = httpx.post(f"{url}/networks/chat/runs", json={"input": "two", "thread_id": thread}).json()
+            wait_status(url, second["run_id"], "completed")
+            # Client-authoritative: the request's history replaces the stored one, which is not read.
+            given = [{"role": "user", "content": "from the client"}, {"role": "assistant", "content": "noted"}]
+            third = httpx.post(f"{url}/networks/chat/runs", json={"input": "three", "thread_id": thread, "history": given}).json()
+            wait_status(url, third["run_id"], "completed")
+            listing = httpx.get(f"{url}/threads", params={"user": "ann"}).json()
+            messages = httpx.get(f"{url}/threads/{thread}").json()["messages"]
+            assert httpx.get(f"{url}/threads", params={"user": "bob"}).json()["threads"] == []
+            bad = httpx.post(f"{url}/networks/chat/runs", json={"input": "x", "history": [{"role": "robot"}]})
+            assert bad.status_code == 422 and "history[0]" in bad.text
+            assert httpx.delete(f"{url}/threads/{thread}").json() == {"thread_id": thread, "deleted": True}
+            assert httpx.get(f"{url}/threads/{thread}").status_code == 404
+            assert httpx.delete(f"{url}/threads/{thread}").status_code == 404
+        prompts = [[m["content"].split("\n")[0] for m in r["messages"][1:]] for r in llm.requests]
+    assert listing["threads"][0]["thread_id"] == thread and listing["threads"][0]["messages"] == 6
+    assert prompts[1] == ["one", "[helper] reply 0", "two"]
+    assert prompts[2] == ["from the client", "noted", "three"]
+    assert [m["content"].split("\n")[0] for m in messages] == ["one", "[helper] reply 0", "two", "[helper] reply 1", "three", "[helper] reply 2"]
+
+
+def test_inngest_replays_append_each_message_once(tmp_path: Path) -> None:
+    from netrun.serve.app import create_app
+    from netrun.serve.settings import ServeSettings
+
+    from .fakes.inngest_executor import StandInExecutor
+    from .fakes.served import Served
+
+    script = [Reply(text="looking"), Reply(text="found", tool_calls=[ToolCall("done", {})])]
+    with FakeLLM(script) as llm, StandInExecutor() as executor:
+        write(tmp_path, llm)
+        environ = {**{k: v for k, v in ENV.items() if not k.startswith("INNGEST_")}, "INNGEST_DEV": "1",
+                   "INNGEST_API_BASE_URL": executor.url, "INNGEST_EVENT_API_BASE_URL": executor.url}
+        with Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))) as server:
+            executor.sync(f"{server.url}/api/inngest")
+            started = httpx.post(f"{server.url}/networks/chat/runs", json={"input": "find it", "thread_id": "inn"}).json()
+            executor.deliver_received()
+            record = httpx.get(f"{server.url}/runs/{started['run_id']}").json()
+            calls = len(executor.requests)
+    assert record["status"] == "completed" and record["result"]["thread_id"] == "inn"
+    assert calls >= 8  # every call replayed the thread steps before it
+    messages = stored(tmp_path, "inn")
+    assert [m["content"].split("\n")[0] for m in messages] == ["find it", "[helper] looking", "[helper] found"]
