@@ -272,10 +272,13 @@ _SECRET_LINE = re.compile(
 _KEY_SHAPES = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{12,}|\bgh[pousr]_[A-Za-z0-9]{20,}|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAKIA[0-9A-Z]{16}")
 
 
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@]*:)[^\s/@]+@", re.I)
+
+
 def _mask_line(line: str) -> str:
-    """Mask the values of secret-looking keys, and strings shaped like well-known API keys,
-    whatever key holds them (a misspelt ``api-key:`` is still a secret)."""
-    return _KEY_SHAPES.sub("***", _SECRET_LINE.sub(r"\1***", line))
+    """Mask the values of secret-looking keys, passwords in URLs, and strings shaped like
+    well-known API keys, whatever key holds them (a misspelt ``api-key:`` is still a secret)."""
+    return _URL_PASSWORD.sub(r"\1***@", _KEY_SHAPES.sub("***", _SECRET_LINE.sub(r"\1***", line)))
 
 
 def masked_lines(doc: Document) -> dict[str, list[str]]:

@@ -8,10 +8,12 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from netrun.history.sqlite import SqliteHistoryStore
 
@@ -54,14 +56,36 @@ def run(folder: Path, *args: str) -> dict[str, Any]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-def stored(folder: Path, thread: str) -> list[dict[str, Any]]:
+def stored(folder: Path, thread: str, postgres: str | None = None) -> list[dict[str, Any]]:
     import asyncio
 
-    store = SqliteHistoryStore(folder / "data" / "threads.db")
+    from netrun.history.postgres import PostgresHistoryStore
+
+    async def read() -> list[dict[str, Any]]:
+        store = PostgresHistoryStore(postgres) if postgres else SqliteHistoryStore(folder / "data" / "threads.db")
+        try:
+            return await store.get(thread)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+POSTGRES = 'history: {store: postgres, url: "${DATABASE_URL}"}\n'
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None: the default SQLite store; else the URL of a real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield None
+        return
+    url = request.getfixturevalue("postgres_url")
+    ENV["DATABASE_URL"] = url
     try:
-        return asyncio.run(store.get(thread))
+        yield url
     finally:
-        asyncio.run(store.close())
+        del ENV["DATABASE_URL"]
 
 
 def test_a_thread_carries_the_conversation_across_runs(tmp_path: Path) -> None:
@@ -94,11 +118,12 @@ def test_windows_limit_what_an_agent_sees(tmp_path: Path) -> None:
     assert prompts[3] == ["question 2", '[helper] answer 2\ncalled done({}) -> {"updated": {"done": true}}']
 
 
-def test_kill_9_between_appends_then_resume_stores_every_message_once(tmp_path: Path) -> None:
+def test_kill_9_between_appends_then_resume_stores_every_message_once(tmp_path: Path, store: str | None) -> None:
     script = [Reply(text="thinking"), Reply(text="slow", tool_calls=[ToolCall("done", {})], delay=3.0)]
+    thread = f"k-{tmp_path.name}"
     with FakeLLM(script) as llm:
-        write(tmp_path, llm)
-        proc = netrun(tmp_path, "run", "chat.yaml", "-i", "hello", "--thread", "k")
+        write(tmp_path, llm, history=POSTGRES if store else "")
+        proc = netrun(tmp_path, "run", "chat.yaml", "-i", "hello", "--thread", thread)
         llm.wait_for(2, timeout=60)  # input and turn 0 appended; turn 1's inference in flight
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -107,11 +132,11 @@ def test_kill_9_between_appends_then_resume_stores_every_message_once(tmp_path: 
         journal = Journal(tmp_path / "data" / "runs.db")
         (run_id,) = journal.runs("running")
         journal.close()
-        assert [m["content"] for m in stored(tmp_path, "k")] == ["hello", "[helper] thinking"]
+        assert [m["content"] for m in stored(tmp_path, thread, store)] == ["hello", "[helper] thinking"]
         llm.set_script([Reply(text="slow", tool_calls=[ToolCall("done", {})])])
         resumed = run(tmp_path, "run", "--resume", run_id)
     assert resumed["status"] == "completed"
-    messages = stored(tmp_path, "k")
+    messages = stored(tmp_path, thread, store)
     assert [m["id"] for m in messages] == [f"{run_id}:input", f"{run_id}:turn.0.helper", f"{run_id}:turn.1.helper"]
     assert len({m["id"] for m in messages}) == 3
 
@@ -223,3 +248,30 @@ def test_inngest_replays_append_each_message_once(tmp_path: Path) -> None:
     assert calls >= 8  # every call replayed the thread steps before it
     messages = stored(tmp_path, "inn")
     assert [m["content"].split("\n")[0] for m in messages] == ["find it", "[helper] looking", "[helper] found"]
+
+
+def test_replicas_share_a_postgres_thread_and_its_url_stays_secret(tmp_path: Path, postgres_url: str) -> None:
+    """Two servers with their own data directories (two machines) continue one thread."""
+    replies = [Reply(text="Hi Ann.", tool_calls=[ToolCall("done", {})]), Reply(text="You are Ann.", tool_calls=[ToolCall("done", {})])]
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    ENV["DATABASE_URL"] = postgres_url
+    try:
+        with FakeLLM(replies) as llm:
+            write(one, llm, history=POSTGRES)
+            write(two, llm, history=POSTGRES)
+            run(one, "run", "chat.yaml", "-i", "I am Ann.", "--thread", "shared")
+            run(two, "run", "chat.yaml", "-i", "Who am I?", "--thread", "shared")
+            second = [m["content"].split("\n")[0] for m in llm.requests[1]["messages"][1:]]
+        ENV["DATABASE_URL"] = postgres_url.replace(postgres_url.rsplit(":", 1)[1].split("/")[0], "1")  # nothing listens on port 1
+        proc = netrun(one, "run", "chat.yaml", "-i", "x", "--thread", "shared")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        del ENV["DATABASE_URL"]
+    assert second == ["I am Ann.", "[helper] Hi Ann.", "Who am I?"]
+    assert not (one / "data" / "threads.db").exists() and not (two / "data" / "threads.db").exists()
+    failed = json.loads(out)
+    assert failed["status"] == "failed" and "PostgreSQL thread store" in failed["error"]
+    password = postgres_url.split(":")[2].split("@")[0]
+    assert password not in out + err

@@ -142,6 +142,14 @@ class NetworkChecker:
         history = self.spec.history
         if history is None:
             return
+        if history.store == "postgres":
+            if history.url is None:
+                self.report(("history", "store"), "store: postgres needs 'url', an ${ENV} reference such as ${DATABASE_URL}", "missing-url")
+            elif not envrefs.is_reference(history.url):
+                self.report(("history", "url"), "url must be an ${ENV} reference such as ${DATABASE_URL}: a connection URL holds a password", "literal-secret",
+)
+        elif history.url is not None:
+            self.report(("history", "url"), f"'url' is only used with store: postgres (this store is {history.store})", "unused-url")
         if history.store == "http" and history.http is None:
             self.report(("history", "store"), "store: http needs 'http' with the get and append endpoints of your history service", "missing-http")
         elif history.store != "http" and history.http is not None:

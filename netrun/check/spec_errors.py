@@ -23,7 +23,7 @@ SECRET_KEYS = frozenset({"api_key", "headers", "env"})
 
 def is_secret_path(path: YamlPath) -> bool:
     """Values under these keys may hold secrets: never echo them."""
-    return any(part in SECRET_KEYS for part in path if isinstance(part, str))
+    return any(part in SECRET_KEYS for part in path if isinstance(part, str)) or path[:2] == ("history", "url")
 
 
 def _unwrap(tp: Any) -> Any:

@@ -61,6 +61,15 @@ def new_thread_id() -> str:
 
 def open_store(spec: HistorySpec | None, data_dir: Path, environ: Mapping[str, str]) -> HistoryStore:
     """The store a network declares (SQLite in ``data_dir`` by default)."""
+    if spec is not None and spec.store == "postgres":
+        from .. import envrefs
+        from .postgres import PostgresHistoryStore
+
+        assert spec.url is not None, "validate requires url for store: postgres"
+        try:
+            return PostgresHistoryStore(envrefs.resolve(spec.url, environ))
+        except envrefs.MissingEnvError as exc:
+            raise PermanentHistoryError(f"the thread store's url: {exc}") from None
     if spec is not None and spec.store == "http":
         from .http import HttpHistoryStore
 

@@ -261,7 +261,7 @@ class Server:
             if version is None:
                 raise HTTPException(404, f"no network named '{network}'")
             spec = version.spec.history
-            if spec is not None and spec.store != "sqlite":
+            if spec is not None and spec.store == "http":
                 raise HTTPException(400, f"the threads of network '{network}' are kept by its {spec.store} store, not by this server")
         return open_store(spec, self.settings.data_dir, self.settings.environ)
 

@@ -49,10 +49,13 @@ class HttpHistory(Spec):
 class HistorySpec(Spec):
     """Where the network's threads are kept."""
 
-    store: Literal["sqlite", "http"] = "sqlite"
-    """``sqlite`` (the default: a file in the data directory) or ``http`` (your endpoints)."""
+    store: Literal["sqlite", "postgres", "http"] = "sqlite"
+    """``sqlite`` (the default: a file in the data directory), ``postgres`` (one database
+    for several servers) or ``http`` (your own service)."""
     path: str | None = None
     """SQLite: the database file, relative to the data directory (default ``threads.db``)."""
+    url: str | None = None
+    """PostgreSQL: the connection URL, as an ``${ENV}`` reference (it holds a password)."""
     http: HttpHistory | None = None
     """HTTP: the endpoints that create, get and append to threads."""
     window: Window | None = None
