@@ -35,6 +35,7 @@ class SqliteHistoryStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # as the run journal: WAL + NORMAL survives a killed process
             self.db.execute("PRAGMA busy_timeout=5000")
             self.db.executescript(_SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:
