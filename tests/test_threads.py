@@ -275,3 +275,17 @@ def test_replicas_share_a_postgres_thread_and_its_url_stays_secret(tmp_path: Pat
     assert failed["status"] == "failed" and "PostgreSQL thread store" in failed["error"]
     password = postgres_url.split(":")[2].split("@")[0]
     assert password not in out + err
+
+
+def test_a_run_memoizes_only_the_part_of_a_long_thread_its_agents_can_see(tmp_path: Path) -> None:
+    from netrun.engines.local import Journal
+
+    replies = [Reply(text=f"answer {i}", tool_calls=[ToolCall("done", {})]) for i in range(5)]
+    with FakeLLM(replies) as llm:
+        write(tmp_path, llm, history="history: {window: {messages: 3}}")
+        results = [run(tmp_path, "run", "chat.yaml", "-i", f"question {i}", "--thread", "long") for i in range(5)]
+    journal = Journal(tmp_path / "data" / "runs.db")
+    loaded = journal.step(results[-1]["run_id"], "thread.load")[1]
+    journal.close()
+    assert [m["content"].split("\n")[0] for m in loaded] == ["[helper] answer 2", "question 3", "[helper] answer 3"]
+    assert len(stored(tmp_path, "long")) == 10  # the store keeps everything

@@ -19,6 +19,7 @@ from ..compile import Program
 from ..history.store import HistoryError, window
 from ..history.thread import Thread
 from ..spec.base import parse_duration
+from ..spec.history import Window
 from .args import check_args, parameters_schema, parse_arguments
 from .model import Completion, ModelError, Request
 from .render import RenderError
@@ -164,7 +165,13 @@ class NetworkRun:
 
         async def load() -> list[dict[str, Any]]:
             await thread.store.create(thread.id, thread.user)
-            return list(thread.given) if thread.given is not None else await thread.store.get(thread.id)
+            messages = list(thread.given) if thread.given is not None else await thread.store.get(thread.id)
+            # Memoized as the step's output: keep only what some agent's window can show
+            # (a long thread would otherwise make a large step, and Inngest caps them at 4 MB).
+            windows = [self._window(name) for name in self.p.agents]
+            if any(w is None for w in windows):
+                return messages
+            return messages[min(len(messages) - len(window(messages, w)) for w in windows):]
 
         self.history = await self._thread_step("thread.load", load) or []
         message = {"id": f"{self.steps.run_id}:input", "role": "user", "content": self.input, "run_id": self.steps.run_id}
@@ -322,12 +329,15 @@ class NetworkRun:
             return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(spec.parameters)}}
         return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}}
 
+    def _window(self, agent: str) -> Window | None:
+        """How much of the thread ``agent`` sees: its own window, else the network's."""
+        spec = self.p.spec
+        return self.p.agents[agent].spec.history or (spec.history.window if spec.history else None)
+
     def _messages(self, system: str, agent: str) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         if self.history:
-            spec = self.p.spec
-            limit = self.p.agents[agent].spec.history or (spec.history.window if spec.history else None)
-            messages += [{"role": m["role"], "content": m["content"]} for m in window(self.history, limit)]
+            messages += [{"role": m["role"], "content": m["content"]} for m in window(self.history, self._window(agent))]
         messages.append({"role": "user", "content": self.input})
         messages += [{"role": "assistant", "content": _result_text(r)} for r in self.results]
         return messages
