@@ -465,3 +465,36 @@ def test_an_event_tool_starts_the_networks_its_event_triggers(tmp_path: Path, se
         journal.close()
     assert memory["network"] == "memory" and memory["input"] == "Store for ann: likes owls"
     assert llm.requests[1]["messages"][0]["content"] == "Store for ann: likes owls"
+
+
+def test_a_graceful_stop_lets_the_step_in_flight_finish_so_nothing_is_asked_twice(tmp_path: Path) -> None:
+    """SIGTERM during an inference: the server waits for it, records it, stops the run before
+    its next step; started again, the run goes on without asking that inference again."""
+    env = {**os.environ, **ENV}
+    script = [Reply(text="first"), Reply(text="slow", delay=2.5), Reply(text="last", tool_calls=[ToolCall("finish", {"answer": "1"})])]
+    with FakeLLM(script) as llm:
+        (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, prompt="Help"))
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+
+        def serve() -> subprocess.Popen[str]:
+            proc = subprocess.Popen([NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            _await_up(url, proc)
+            return proc
+
+        proc = serve()
+        run_id = httpx.post(f"{url}/networks/helper/runs", json={"input": "q", "data": {"user": "ann"}}).json()["run_id"]
+        llm.wait_for(2, timeout=30)  # the slow inference is in flight
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert "finish their step in flight" in err
+        assert llm.count == 2
+        proc = serve()
+        try:
+            run = wait_status(url, run_id, "completed", timeout=60)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.communicate(timeout=60)
+    assert run["result"]["route"] == ["helper", "helper", "helper"]
+    assert llm.count == 3  # the inference in flight at the stop was not made again

@@ -89,6 +89,13 @@ class RunRecord:
                 "input": self.input, "result": self.result, "error": self.error}
 
 
+class RunStopped(Exception):  # noqa: N818 - control flow, not an error
+    """The engine is shutting down: the run stops before a step and resumes at the next start."""
+
+    def __init__(self, step_id: str) -> None:
+        super().__init__(f"stopped before step {step_id}: the server is shutting down")
+
+
 class JournalError(Exception):
     """The journal cannot be used (not a database, unreadable, a corrupt record)."""
 
@@ -267,6 +274,7 @@ class LocalSteps:
         invoker: Invoker | None = None,
         sender: Sender | None = None,
         answered: set[str] | frozenset[str] = frozenset(),
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.journal = journal
         self.run_id = run_id
@@ -275,6 +283,8 @@ class LocalSteps:
         self.invoker = invoker
         self.sender = sender
         self._done = journal.step_ids(run_id)
+        self.stopping = stopping
+        """The engine is shutting down: start no new step (the run resumes at the next start)."""
         self._seen = self._done - set(answered)
         """Outcomes an earlier execution saw (``answered``: waits resolved since then)."""
 
@@ -291,6 +301,8 @@ class LocalSteps:
                 if error is not None:
                     raise StepFailed(step_id, error)
                 return output
+        if self.stopping():
+            raise RunStopped(step_id)
         attempt = 0
         while True:
             try:
@@ -390,4 +402,4 @@ def new_run_id() -> str:
 
 
 
-__all__ = ["Journal", "LocalSteps", "RunRecord", "new_run_id", "wait_matches"]
+__all__ = ["Journal", "LocalSteps", "RunRecord", "RunStopped", "new_run_id", "wait_matches"]

@@ -22,7 +22,7 @@ from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
 from .concurrency import ConcurrencyGate, slots
-from .local import Journal, JournalError, LocalSteps, RunRecord, new_run_id, wait_matches
+from .local import Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id, wait_matches
 
 
 class EngineError(Exception):
@@ -61,6 +61,8 @@ class LocalEngine:
         self.networks = networks
         """Finds a network used as a tool, by folder and name (default: the valid file of
         that name in the folder; `netrun serve` answers from what it serves)."""
+        self.stopping = False
+        """Set when the server shuts down: runs finish the step in flight and stop there."""
         self._answered: dict[str, set[str]] = {}
         """Per run, the waits answered since it last executed (their outcomes are news)."""
         self._active: set[str] = set()
@@ -255,7 +257,7 @@ class LocalEngine:
         steps = LocalSteps(
             self.journal, record.id, retries=self.step_retries, backoff=self.backoff,
             invoker=lambda name, text, child: self._invoke(record, name, text, child), sender=self.send,
-            answered=self._answered.pop(record.id, set()),
+            answered=self._answered.pop(record.id, set()), stopping=lambda: self.stopping,
         )
         try:
             async with mcp_servers(program, self.environ) as mcp, thread_of(record.options, program, self.journal.path.parent, self.environ) as thread:
@@ -269,6 +271,8 @@ class LocalEngine:
             return self._fail(record, str(exc))
         except RunSuspended as suspended:
             return suspended
+        except RunStopped:  # a graceful shutdown: the run stays `running` and resumes at start-up
+            return record
         except RunError as exc:
             return self._fail(record, str(exc))
         except JournalError:

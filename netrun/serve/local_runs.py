@@ -27,6 +27,9 @@ log = logging.getLogger("netrun.serve")
 TICK_SECONDS = 1.0
 """How often timed-out waits are looked for."""
 
+DRAIN_SECONDS = 20.0
+"""At shutdown, how long runs may take to finish the step in flight."""
+
 
 class LocalRuns:
     def __init__(self, engine: LocalEngine, catalog: Catalog) -> None:
@@ -51,7 +54,17 @@ class LocalRuns:
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
         return recovered
 
-    async def close(self) -> None:
+    async def close(self, drain: float = DRAIN_SECONDS) -> None:
+        """Stop: runs finish the step in flight (an inference or a tool call paid for is not
+        thrown away) and stop before their next one; after ``drain`` seconds the rest are
+        cancelled. Either way they resume at the next start."""
+        self.engine.stopping = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        running = [t for t in self._tasks if not t.done()]
+        if running:
+            log.info("waiting up to %.0f s for %d run(s) to finish their step in flight", drain, len(running))
+            await asyncio.wait(running, timeout=drain)
         tasks = [*self._tasks, *([self._ticker] if self._ticker else [])]
         for task in tasks:
             task.cancel()
