@@ -24,6 +24,7 @@ from typing import Any
 
 from ..runtime.render import RenderError, evaluate
 from ..runtime.steps import Json, RunSuspended, StepFailed, Wait, path_get
+from ..sqlite_file import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -133,13 +134,8 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.executescript(_SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
+            self.db = open_sqlite(path, _SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"cannot use the run journal {path}: {exc}") from None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._renewed: dict[str, float] = {}
@@ -188,6 +184,11 @@ class Journal:
             return None
         return RunRecord(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], json.loads(row[6]), json.loads(row[7]),
                          json.loads(row[8]), row[9], json.loads(row[10]) if row[10] else None, row[11])
+
+    def family(self, run_id: str) -> list[str]:
+        """The run and its child runs (networks used as tools: ``RUN.step``, and theirs)."""
+        rows = self.db.execute("SELECT id FROM runs WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY created", (run_id, len(run_id) + 1, run_id + "."))
+        return [r[0] for r in rows]
 
     def runs(self, status: str | None = None) -> list[str]:
         if status is None:

@@ -110,19 +110,9 @@ class LocalEngine:
         return program
 
     # -- runs --------------------------------------------------------------------------
-    async def start(
-        self,
-        spec: NetworkSpec,
-        base_dir: Path,
-        *,
-        input: str,
-        state: Mapping[str, Any] | None = None,
-        event: Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-    ) -> RunRecord:
-        record = self.create(spec, base_dir, input=input, state=state, event=event, options=options, run_id=run_id)
-        return await self._execute(record)
+    async def start(self, spec: NetworkSpec, base_dir: Path, **details: Any) -> RunRecord:
+        """:meth:`create` a run (``details``: its input, state, event, options, ...) and execute it."""
+        return await self._execute(self.create(spec, base_dir, **details))
 
     def create(
         self,

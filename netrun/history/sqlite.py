@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..sqlite_file import open_sqlite
 from .store import HistoryError, Message
 
 _SCHEMA = """
@@ -32,13 +33,8 @@ class SqliteHistoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # as the run journal: WAL + NORMAL survives a killed process
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.executescript(_SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
+            self.db = open_sqlite(path, _SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
             raise HistoryError(f"cannot use the thread store {path}: {exc}") from None
 
     async def create(self, thread_id: str, user: str | None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from ..diagnostics import YamlPath
 from ..engines.local import RunRecord
 from ..spec.testcase import Expectations, ExpectedCall, ExpectedOutput
-from ..tools.stub import model_name
+from ..tools.naming import model_name
 
 _MISSING = "<missing>"
 

@@ -24,7 +24,7 @@ from ..runtime.model import ModelError
 from ..runtime.network import APPROVAL_EVENT
 from ..spec import NetworkSpec
 from ..spec.testcase import TestCase
-from ..tools.stub import model_name
+from ..tools.naming import model_name
 from .cases import TestFile
 from .expect import Failure, check
 
@@ -150,9 +150,7 @@ def model_calls(journal: Journal, run_id: str) -> dict[str, int]:
     """The model calls of a run and its child runs, per caller as replies name them
     (``agent``, ``router``, and ``PREFIX/agent`` for a network used as a tool)."""
     counts: dict[str, int] = {}
-    for rid in journal.runs():
-        if rid != run_id and not rid.startswith(run_id + "."):
-            continue
+    for rid in journal.family(run_id):
         record = journal.run(rid)
         prefix = str(record.options.get("prefix") or "") if record is not None else ""
         for step in journal.step_ids(rid):

@@ -37,9 +37,7 @@ from any task while it is open.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -62,6 +60,7 @@ from ..envrefs import REF, MissingEnvError, resolve
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
 from ..spec.mcp import McpServerSpec, StdioServer, WsServer
+from .naming import UNSAFE, digest, function_name
 
 __all__ = ["McpConnection", "McpServers", "McpTool", "format_result", "function_name"]
 
@@ -72,8 +71,6 @@ _CLIENT_INFO = types.Implementation(name="netrun", version=__version__)
 _Opener = Callable[["_Attempt"], AbstractAsyncContextManager[Any]]
 """Opens a transport for an attempt, yielding ``(read_stream, write_stream)``."""
 
-_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 CLOSE_GRACE = 5.0
 """Seconds the manager waits for sessions to close politely (stdio: the SDK closes stdin, then
@@ -84,26 +81,6 @@ SSE_READ_TIMEOUT = 3600.0
 """Seconds an SSE stream may stay silent; a run may idle while a model thinks or a human answers."""
 _STDERR_TAIL = 600
 """Characters of a stdio server's stderr quoted in an error message."""
-
-
-def function_name(server: str, tool: str) -> str:
-    """The function name the model sees for ``tool`` of ``server``: ``{server}__{tool}``.
-
-    The double underscore keeps the two parts apart (server names may contain ``_`` and
-    MCP tool names often contain ``-``). When that name is not a valid function name
-    (``^[A-Za-z0-9_-]{1,64}$``: a ``.`` or ``/`` in the tool name, or too long), characters
-    outside the set become ``_``, the name is cut to 55 characters and ``_`` plus 8 hex
-    digits of a SHA-1 of the original pair are appended, so that it stays unique and the
-    same in every run (a replayed model turn sees the same names).
-    """
-    plain = f"{server}__{tool}"
-    if _FUNCTION_NAME.match(plain):
-        return plain
-    return f"{_UNSAFE.sub('_', plain)[:55]}_{_digest(server, tool)}"
-
-
-def _digest(server: str, tool: str) -> str:
-    return hashlib.sha1(f"{server}\0{tool}".encode()).hexdigest()[:8]
 
 
 # ---------------------------------------------------------------------------------------
@@ -688,7 +665,7 @@ class McpServers:
         name = function_name(server, tool)
         owner = self._names.setdefault(name, (server, tool))
         if owner != (server, tool):  # e.g. server 'a__b' tool 'c' and server 'a' tool 'b__c'
-            name = f"{_UNSAFE.sub('_', f'{server}__{tool}')[:55]}_{_digest(server, tool)}"
+            name = f"{UNSAFE.sub('_', f'{server}__{tool}')[:55]}_{digest(server, tool)}"
             self._names[name] = (server, tool)
         return name
 

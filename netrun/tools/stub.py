@@ -13,6 +13,7 @@ from typing import Any
 
 from ..runtime.args import parameters_schema
 from ..runtime.tooling import ToolContext, ToolOutcome
+from .naming import function_name
 
 ANY_OBJECT = {"type": "object", "properties": {}, "additionalProperties": True}
 
@@ -28,25 +29,21 @@ class StubTool:
         return ToolOutcome(result=self.outcome.result, error=self.outcome.error)
 
 
-def model_name(name: str) -> str:
-    """``server.tool`` (how agents list MCP tools) -> ``server__tool`` (what the model sees)."""
-    return name.replace(".", "__", 1) if "." in name else name
-
-
 def apply_stubs(program: Any, stubs: Mapping[str, Mapping[str, Any]]) -> None:
     """Replace the stubbed tools of a compiled program (a :class:`netrun.compile.Program`)."""
     mcp: dict[str, dict[str, str]] = {}
     """server -> its stubbed tools (tool -> the name the model sees)."""
     for key, stub in stubs.items():
         outcome = ToolOutcome(result=stub.get("result"), error=stub.get("error"))
-        name = model_name(key)
-        spec = program.spec.tools.get(name)
+        spec = program.spec.tools.get(key)
         if spec is not None:  # a declared tool: keep what the model is shown
-            program.waits.pop(name, None)
-            program.networks.pop(name, None)
-            program.tools[name] = StubTool(name, spec.description or name, parameters_schema(spec.parameters), outcome)
+            program.waits.pop(key, None)
+            program.networks.pop(key, None)
+            program.events.pop(key, None)
+            program.tools[key] = StubTool(key, spec.description or key, parameters_schema(spec.parameters), outcome)
             continue
-        server, _, tool = name.partition("__")
+        server, _, tool = key.partition(".") if "." in key else key.partition("__")  # server.tool, or as the model sees it
+        name = function_name(server, tool)
         program.tools[name] = StubTool(name, f"{tool} (from the MCP server {server}; stubbed)", ANY_OBJECT, outcome)
         mcp.setdefault(server, {})[tool] = name
     # A case does not connect a server it stubs (a test stays offline and deterministic):
