@@ -64,9 +64,10 @@ def _postgres_bin() -> Path:
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server on 127.0.0.1 (a free port), with a password, for this session."""
     import shutil
-    import socket
     import subprocess
     import tempfile
+
+    from .fakes.server_thread import free_port
 
     bindir = _postgres_bin()
     root = Path(tempfile.mkdtemp(prefix="netrun-pg-"))
@@ -78,9 +79,7 @@ def postgres_url() -> Iterator[str]:
         as_postgres = ["runuser", "-u", "postgres", "--"]
         for path in (root, root / "pw"):
             shutil.chown(path, "postgres", "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "netrun", "--auth=scram-sha-256", f"--pwfile={root / 'pw'}"],
                    check=True, capture_output=True)
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from netrun.spec.params import JsonSchema
 from netrun.spec.tools import HttpTool
 from netrun.tools.http import HttpToolImpl, parameters_schema, retry_after_seconds
 from tests.fakes.http_server import FakeHttpServer, Hit, Reply
+from tests.fakes.server_thread import free_port
 
 SECRET = "s3cr3t+T0ken/with spaces&more==|^x"
 """Characters that URL encodings change (in a path, a query), so redaction must know those forms too."""
@@ -178,9 +178,7 @@ def test_timeout_is_retried_then_an_error(server: FakeHttpServer) -> None:
 
 
 def test_connection_refused_is_retried_then_an_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     outcome = call(make({"url": f"http://127.0.0.1:{port}/x", "retries": 1}))
     assert outcome.error is not None and "ConnectError" in outcome.error and "gave up after 2 attempts" in outcome.error
 
@@ -328,9 +326,7 @@ def test_a_secret_never_appears_in_an_outcome_when_the_server_echoes_it(server: 
 
 
 def test_a_secret_never_appears_in_an_outcome_when_the_connection_fails() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     tool = make({"url": f"http://127.0.0.1:{port}/${{TOKEN}}", "query": {"key": "${TOKEN}"}, "retries": 0})
     outcome = call(tool, ctx=context(environ={"TOKEN": SECRET}))
     text = dump(outcome)

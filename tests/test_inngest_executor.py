@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import json
 import socket
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -15,10 +14,10 @@ import fastapi
 import httpx
 import inngest
 import pytest
-import uvicorn
 from pydantic.warnings import PydanticDeprecatedSince20
 
 from tests.fakes.inngest_executor import StandInExecutor, step_hash
+from tests.fakes.server_thread import ServerThread
 
 with warnings.catch_warnings():  # inngest 0.5's CommRequest still has a class-based pydantic Config
     warnings.simplefilter("ignore", PydanticDeprecatedSince20)
@@ -149,17 +148,8 @@ def served() -> Iterator[dict[str, App]]:
         api, stream_client, [hello_fn(stream_client)], serve_path="/stream/inngest", streaming=inngest.Streaming.FORCE
     )
 
-    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (else ~40 ms a reply).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(api, log_level="warning", lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
+    server = ServerThread(lambda port: api, name="inngest-apps", lifespan="off")
+    base = f"http://127.0.0.1:{server.port}"
     try:
         yield {
             "dev": App(dev, f"{base}/api/inngest"),
@@ -167,9 +157,7 @@ def served() -> Iterator[dict[str, App]]:
             "stream": App(dev, f"{base}/stream/inngest"),
         }
     finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
+        server.stop()
         dev.close()
         cloud.close()
 

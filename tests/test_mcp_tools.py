@@ -30,6 +30,8 @@ from pydantic import TypeAdapter
 from netrun.spec.mcp import McpServerSpec
 from netrun.tools.mcp import McpServers, function_name
 
+from .fakes.server_thread import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 EVERYTHING = REPO / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 TIME_SERVER = Path(sys.executable).parent / "mcp-server-time"
@@ -88,12 +90,6 @@ def zombies() -> list[int]:
 
 
 # -- servers started once per module ---------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

@@ -27,6 +27,7 @@ from netrun.serve.settings import ServeSettings
 from .conftest import NETRUN
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .fakes.served import Served
+from .fakes.server_thread import free_port
 
 NETWORK = """\
 name: helper
@@ -275,7 +276,7 @@ def test_kill_9_of_the_server_mid_run_then_restart_resumes_the_run(tmp_path: Pat
     env = {**os.environ, **ENV}
     with FakeLLM([Reply(text="first"), Reply(text="slow", tool_calls=[ToolCall("finish", {"answer": "1"})], delay=3.0)]) as llm:
         (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, prompt="Help").replace("max_iter: 4", "max_iter: 3"))
-        port = _free_port()
+        port = free_port()
 
         def serve() -> subprocess.Popen[str]:
             proc = subprocess.Popen([NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
@@ -301,14 +302,6 @@ def test_kill_9_of_the_server_mid_run_then_restart_resumes_the_run(tmp_path: Pat
     assert "resuming 1 run(s)" in err
     assert len(contents) == 3  # call 1 once; call 2 in flight at the kill, so made again
     assert contents[1] == contents[2] != contents[0]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _await_up(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
@@ -474,7 +467,7 @@ def test_a_graceful_stop_lets_the_step_in_flight_finish_so_nothing_is_asked_twic
     script = [Reply(text="first"), Reply(text="slow", delay=2.5), Reply(text="last", tool_calls=[ToolCall("finish", {"answer": "1"})])]
     with FakeLLM(script) as llm:
         (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, prompt="Help"))
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
 
         def serve() -> subprocess.Popen[str]:

@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -50,6 +49,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+
+from .server_thread import ServerThread, config, listen
 
 Json = dict[str, Any]
 
@@ -291,20 +292,8 @@ def create_app(state: FakeLLMState) -> FastAPI:
     return app
 
 
-def _listen(port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this: without it, Nagle's algorithm and the client's
-    # delayed ACK add ~40 ms to every response written in more than one piece.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(128)  # connections queue from now on, before uvicorn serves them
-    return sock
-
-
 def _server(state: FakeLLMState) -> uvicorn.Server:
-    config = uvicorn.Config(create_app(state), log_level="warning", lifespan="off", ws="none", timeout_graceful_shutdown=2)
-    return uvicorn.Server(config)  # signal handlers are only installed in the main thread
+    return uvicorn.Server(config(create_app(state), lifespan="off"))
 
 
 class FakeLLM(FakeLLMState):
@@ -314,23 +303,13 @@ class FakeLLM(FakeLLMState):
     base_url: str  # http://127.0.0.1:PORT/v1, set by start()
 
     def start(self) -> FakeLLM:
-        self._sock = _listen()
-        self.port = self._sock.getsockname()[1]
+        self._thread = ServerThread(lambda port: create_app(self), name="fake-llm", lifespan="off", timeout=10)
+        self.port = self._thread.port
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._server = _server(self)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="fake-llm")
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake LLM server did not start")
-            time.sleep(0.005)
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+        self._thread.stop(timeout=10)
 
     def __enter__(self) -> FakeLLM:
         return self.start()
@@ -356,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     replies = json.loads(Path(args.script).read_text(encoding="utf-8")) if args.script else []
     fallback = (lambda _body: Reply(text=args.fallback_text)) if args.fallback_text is not None else None
     state = FakeLLMState((Reply.from_json(r) for r in replies), args.delay, fallback)
-    sock = _listen(args.port)
+    sock = listen(args.port)
     print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}/v1", flush=True)
     _server(state).run(sockets=[sock])
 

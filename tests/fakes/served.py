@@ -7,14 +7,10 @@ would; the data directory carries what survives.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
-
-from .llm_server import _listen
+from .server_thread import ServerThread
 
 
 class Served:
@@ -28,25 +24,12 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Served:
-        sock = _listen(self.port)
-        self.port = sock.getsockname()[1]
-        self.app = self.make_app(self.port)
-        config = uvicorn.Config(self.app, log_level="warning", ws="none", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
-        self._sock = sock
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="netrun-serve")
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("netrun serve did not start")
-            time.sleep(0.005)
+        self._thread = ServerThread(self.make_app, self.port, name="netrun-serve")
+        self.port, self.app = self._thread.port, self._thread.app
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
-        self._sock.close()
+        self._thread.stop()
 
     def restart(self) -> None:
         self.stop()
