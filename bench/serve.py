@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,51 +40,21 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.run_overhead import Server as ModelServer  # noqa: E402 - after the path is set
+from bench.run_overhead import network as overhead_network  # noqa: E402
+from tests.fakes.server_thread import free_port  # noqa: E402
+
 NETRUN = str(Path(sys.executable).parent / "netrun")
 
-LLM = """
-import sys
-from tests.fakes.llm_server import FakeLLM, Reply, ToolCall
-server = FakeLLM(fallback=lambda req: Reply(text="step", tool_calls=[ToolCall("step", {"note": "x"})]), delay=float(sys.argv[1]))
-server.start()
-print(server.base_url, flush=True)
-sys.stdin.read()  # until the parent closes the pipe
-print(server.count, flush=True)
-server.stop()
-"""
-
-
-class ModelServer:
-    """The fake OpenAI-compatible server in a child process; ``close()`` returns its request count."""
-
-    def __init__(self, delay: float) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", LLM, str(delay)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        assert self.proc.stdout is not None
-        self.base = self.proc.stdout.readline().strip()
-
-    def count(self) -> int:
-        return int(httpx.get(self.base.removesuffix("/v1") + "/_log").json()["count"])
-
-    def close(self) -> None:
-        self.proc.communicate("")
+def model_count(base: str) -> int:
+    """How many requests the fake model server received."""
+    return int(httpx.get(base.removesuffix("/v1") + "/_log").json()["count"])
 
 
 def network(name: str, base: str, iterations: int) -> dict[str, Any]:
-    return {
-        "name": name,
-        "model": {"id": "openai/fake", "api_base": base, "api_key": "${BENCH_KEY}"},
-        "max_iter": iterations + 1,
-        "state": {"count": {"type": "integer", "default": 0}},
-        "agents": {"worker": {"description": "works", "system": "Step {{ state.count }} of {{ input }}.", "tools": ["step"]}},
-        "router": {"rules": [{"if": f"state.count >= {iterations}", "stop": True}, {"if": "true", "agent": "worker"}]},
-        "tools": {"step": {"parameters": {"note": {"type": "string"}}, "state": {"count": "{{ state.count + 1 }}"}}},
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """run_overhead's network (one inference and one tool call per iteration) as a file:
+    the key must be an ${ENV} reference there."""
+    return {**overhead_network(base, iterations), "name": name, "model": {"id": "openai/fake", "api_base": base, "api_key": "${BENCH_KEY}"}}
 
 
 class NetrunServer:
@@ -158,6 +127,7 @@ def local_run_seconds(url: str, name: str, repeat: int) -> float:
     async def main() -> float:
         times = []
         async with httpx.AsyncClient(timeout=120) as http:
+            await start_and_poll(http, url, name, [{"input": "warm-up"}])  # the server imports litellm on its first call (~2 s)
             for _ in range(repeat):  # polled, not streamed: the executor streams nothing either
                 ((status, seconds),) = await start_and_poll(http, url, name, [{"input": "go"}], every=0.002)
                 assert status == "completed", status
@@ -180,14 +150,15 @@ def bench_protocol(iterations: int, repeat: int) -> None:
             executor.sync(f"{server.url}/api/inngest")
             fn_id = "netrun-steps"
             totals, requests, inferences = [], [], []
+            executor.run(fn_id, {"name": "netrun/steps.run", "data": {"input": "warm-up"}})  # litellm's import, once per process
             for _ in range(repeat):
-                before_calls, before_llm = len(executor.requests), llm.count()
+                before_calls, before_llm = len(executor.requests), model_count(llm.base)
                 started = time.perf_counter()
                 run = executor.run(fn_id, {"name": "netrun/steps.run", "data": {"input": "go"}})
                 totals.append(time.perf_counter() - started)
                 assert run.status == "completed", run.error
                 requests.append(len(executor.requests) - before_calls)
-                inferences.append(llm.count() - before_llm)
+                inferences.append(model_count(llm.base) - before_llm)
                 steps = len(run.stack)
         finally:
             server.close()
