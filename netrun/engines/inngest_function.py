@@ -8,9 +8,11 @@ durations become ``timedelta`` (Inngest wants whole seconds, which validate chec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..check.cel import to_cel
+from ..runtime.render import Renderer, evaluate
 from ..spec import NetworkSpec
 from ..spec.base import parse_duration
 from ..spec.trigger import CronTrigger, EventTrigger
@@ -38,6 +40,16 @@ def input_template(spec: NetworkSpec, event_name: str) -> str:
         if isinstance(trigger, CronTrigger) and event_name == "inngest/scheduled.timer":
             return trigger.input
     return DEFAULT_INPUT
+
+
+def network_input(spec: NetworkSpec, event: Mapping[str, Any]) -> str:
+    """The network input the trigger's template makes from ``event`` (RenderError if it cannot)."""
+    return Renderer().render(input_template(spec, str(event.get("name", ""))), {"event": dict(event)})
+
+
+def accepts(trigger: EventTrigger, event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` passes the trigger's ``if`` (RenderError if it cannot be evaluated)."""
+    return trigger.if_ is None or bool(evaluate(trigger.if_, {"event": dict(event)}))
 
 
 def function_options(spec: NetworkSpec) -> dict[str, Any]:

@@ -28,11 +28,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..compile import ModelFactory
 from ..engines.concurrency import ConcurrencyGate
-from ..engines.inngest_function import default_event, input_template, triggers
+from ..engines.inngest_function import accepts, default_event, network_input, triggers
 from ..engines.local import Journal, new_run_id
 from ..engines.runner import LocalEngine, find_network
 from ..history.store import new_thread_id
-from ..runtime.render import Renderer, RenderError, evaluate
+from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
 from .catalog import Catalog, ReloadResult, Version
@@ -227,13 +227,12 @@ class Server:
             import inngest
 
             trigger = event_triggers[0]
-            if trigger.if_ is not None:
-                try:
-                    accepted = evaluate(trigger.if_, {"event": {"name": event_name, "data": data}})
-                except RenderError as exc:
-                    raise HTTPException(400, f"the trigger's condition cannot be evaluated on this data: {exc}") from None
-                if not accepted:
-                    raise HTTPException(400, f"the trigger's condition ({trigger.if_}) is false for this data: Inngest would not start the run")
+            try:
+                accepted = accepts(trigger, {"name": event_name, "data": data})
+            except RenderError as exc:
+                raise HTTPException(400, f"the trigger's condition cannot be evaluated on this data: {exc}") from None
+            if not accepted:
+                raise HTTPException(400, f"the trigger's condition ({trigger.if_}) is false for this data: Inngest would not start the run")
             run_id = new_run_id()
             meta = {"run_id": run_id, "network": version.name, "state": body.state, **thread, **({"input": body.input} if body.input is not None else {})}
             ids = await self.send(inngest.Event(name=event_name, data={**data, META: meta}))
@@ -243,7 +242,7 @@ class Server:
             text = body.input
         else:
             try:
-                text = Renderer().render(input_template(version.spec, event_name), {"event": event})
+                text = network_input(version.spec, event)
             except RenderError as exc:
                 raise HTTPException(400, f"cannot make the network input from the event data: {exc}") from None
         record = self.local.start(version, input=text, state=body.state, event=event, options=thread)

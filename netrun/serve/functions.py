@@ -17,14 +17,14 @@ import inngest
 from pydantic import ValidationError
 
 from ..compile import ModelFactory, Program, compile_network, default_model_factory
-from ..engines.inngest_function import function_options, input_template
+from ..engines.inngest_function import function_options, network_input
 from ..engines.inngest_steps import InngestSteps, event_json
 from ..engines.local import Journal, RunRecord
 from ..engines.runner import mcp_servers, thread_of
 from ..history.store import HistoryError
 from ..runtime.model import ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
-from ..runtime.render import Renderer, RenderError
+from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from .catalog import Catalog
 from .settings import ServeSettings
@@ -147,7 +147,7 @@ class InngestFunctions:
                 definition = version.definition()
                 given = meta.get("input")
                 try:
-                    text = given if isinstance(given, str) else Renderer().render(input_template(version.spec, str(event.get("name", ""))), {"event": event})
+                    text = given if isinstance(given, str) else network_input(version.spec, event)
                 except RenderError as exc:
                     text, problem = "", f"the trigger's input template: {exc}"
                 else:

@@ -15,10 +15,10 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from ..engines.inngest_function import input_template, triggers
+from ..engines.inngest_function import accepts, network_input, triggers
 from ..engines.local import RunRecord
 from ..engines.runner import EngineError, LocalEngine, RunBusyError
-from ..runtime.render import Renderer, RenderError, evaluate
+from ..runtime.render import RenderError
 from ..spec.trigger import EventTrigger
 from .catalog import Catalog, Version
 
@@ -111,8 +111,7 @@ class LocalRuns:
             for version in self.catalog.current.values():
                 try:
                     if triggered(version, event):
-                        text = Renderer().render(input_template(version.spec, name), {"event": event})
-                        started.append(self.start(version, input=text, state=None, event=event).id)
+                        started.append(self.start(version, input=network_input(version.spec, event), state=None, event=event).id)
                 except RenderError as exc:
                     problems.append(f"network {version.name}: {exc}")
         resumed = self.engine.answer(name, data, run_id)
@@ -131,8 +130,6 @@ def _resumable_alone(record: RunRecord | None) -> bool:
 def triggered(version: Version, event: Mapping[str, Any]) -> bool:
     """Whether ``event`` starts a run of ``version`` (an event trigger with its ``if``)."""
     for trigger in triggers(version.spec):
-        if isinstance(trigger, EventTrigger) and trigger.event == event["name"] and (
-            trigger.if_ is None or evaluate(trigger.if_, {"event": dict(event)})
-        ):
+        if isinstance(trigger, EventTrigger) and trigger.event == event["name"] and accepts(trigger, event):
             return True
     return False
