@@ -150,6 +150,8 @@ def test_an_http_history_store_is_called_as_declared(tmp_path: Path) -> None:
             if hit.method == "PUT":
                 threads.setdefault(hit.path.split("/")[2], [])
                 return HttpReply(200, {"ok": True})
+            if "gone" in hit.path:
+                return HttpReply(404, {"error": "no such thread"})
             thread = threads.setdefault(hit.path.split("/")[2], [])
             if hit.method == "GET":
                 return HttpReply(200, {"messages": thread})
@@ -175,13 +177,18 @@ history:
         ENV["HISTORY_TOKEN"] = "s3cret"
         try:
             result = run(tmp_path, "run", "chat.yaml", "-i", "new question", "--thread", "h")
+            proc = netrun(tmp_path, "run", "chat.yaml", "-i", "x", "--thread", "gone")
+            out, err = proc.communicate(timeout=120)
         finally:
             del ENV["HISTORY_TOKEN"]
         prompt = [m["content"] for m in llm.requests[0]["messages"]]
     assert result["status"] == "completed"
+    gone = json.loads(out)  # a 4xx is not retried: the run fails at once, saying why, without the token
+    assert gone["status"] == "failed" and "HTTP 404" in gone["error"] and "s3cret" not in out + err
+    assert [h.method for h in api.hits if "gone" in h.path] == ["PUT", "GET"]  # the GET, once
     assert prompt[1:4] == ["earlier question", "earlier answer", "new question"]
-    assert [h.method for h in api.hits] == ["PUT", "GET", "POST", "POST"]
-    assert all(h.headers["authorization"] == "Bearer s3cret" for h in api.hits)
+    assert [h.method for h in api.hits if "gone" not in h.path] == ["PUT", "GET", "POST", "POST"]
+    assert all(h.headers["authorization"] == "Bearer s3cret" for h in api.hits)  # resolved for the service, never shown
     appended = [h.json() for h in api.hits if h.method == "POST"]
     assert appended[0]["thread"] == "h" and appended[0]["messages"][0]["content"] == "new question"
     assert all(h.headers.get("idempotency-key") for h in api.hits if h.method == "POST")

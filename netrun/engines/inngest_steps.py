@@ -74,6 +74,10 @@ class InngestSteps:
                 return await fn()
             except StepFailed as exc:  # no retry can fix it: fail the run, do not retry
                 raise inngest.NonRetriableError(exc.message) from None
+            except Exception as exc:
+                if getattr(exc, "retriable", None) is False:  # as the local engine's retriable() decides
+                    raise inngest.NonRetriableError(f"{type(exc).__name__}: {exc}") from None
+                raise
 
         try:
             return await self.ctx.step.run(step_id, guarded)

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..compile import Program
-from ..history.store import HistoryError, window
+from ..history.store import window
 from ..history.thread import Thread
 from ..spec.base import parse_duration
 from ..spec.history import Window
@@ -178,16 +178,10 @@ class NetworkRun:
         await self._thread_step("thread.input", lambda: thread.store.append(thread.id, [message]))
 
     async def _thread_step(self, step_id: str, fn: Callable[[], Any]) -> Any:
-        async def guarded() -> Any:
-            try:
-                return await fn()
-            except HistoryError as exc:
-                if exc.retriable:
-                    raise  # the step is retried
-                raise StepFailed(step_id, str(exc)) from None
-
+        """A store call as a step: retried when the store says a retry may help (both
+        backends honour ``HistoryError.retriable``); a failure for good fails the run."""
         try:
-            return await self.steps.run(step_id, guarded)
+            return await self.steps.run(step_id, fn)
         except StepFailed as exc:
             raise RunError(f"thread {self.thread.id if self.thread else '?'}: {exc.message}") from None
 

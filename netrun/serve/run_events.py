@@ -9,7 +9,6 @@ while after, so a client that connects late still sees the run from its start.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,9 +27,10 @@ KEEP_FINISHED = 1000
 
 class RunEvents:
     def __init__(self) -> None:
-        self._history: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._history: dict[str, list[dict[str, Any]]] = {}
         self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
-        self._finished: OrderedDict[str, float] = OrderedDict()
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        """Finished runs, oldest first (their events are dropped beyond KEEP_FINISHED)."""
         self._seen: dict[str, set[tuple[str, Any]]] = {}
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
@@ -48,7 +48,7 @@ class RunEvents:
         for queue in self._listeners.get(run_id, ()):
             queue.put_nowait(event)
         if kind in FINAL:
-            self._finished[run_id] = time.monotonic()
+            self._finished[run_id] = None
             while len(self._finished) > KEEP_FINISHED:
                 old, _ = self._finished.popitem(last=False)
                 self._history.pop(old, None)
