@@ -183,6 +183,7 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any) -> An
     closed and model clients shut down afterwards, and engine errors become CLI errors."""
     import asyncio
 
+    from .engines.approvals import ApprovalError
     from .engines.local import JournalError
     from .engines.runner import EngineError, LocalEngine
     from .models.litellm_client import close_clients
@@ -197,7 +198,7 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any) -> An
 
     try:
         return asyncio.run(main())
-    except (EngineError, JournalError) as exc:
+    except (EngineError, JournalError, ApprovalError) as exc:  # an approval that answers nothing says why
         raise click.ClickException(str(exc)) from None
     finally:
         journal.close()

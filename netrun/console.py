@@ -71,7 +71,9 @@ class Progress:
             match = f" where {data['match']} = {json.dumps(data['match_value'])}" if data.get("match") else ""
             self._line(f"  ⏸ {data['tool']} waits for event {data['event']}{match}", fg="yellow", **dim)
         elif kind == "approval.requested":
-            self._line(f"  ✋ {data['tool']} needs approval (event {data['event']})", fg="yellow", **dim)
+            self._line(f"  ✋ {data['tool']} needs approval {data.get('approval_id', '')} (event {data['event']})", fg="yellow", **dim)
+        elif kind == "approval.resolved":
+            self._line(f"    {data['tool']}: {data.get('resolution')}" + (f" ({data['reason']})" if data.get("reason") else ""), fg="yellow", **dim)
         elif kind == "run.waiting":
             self._line(f"⏸ run {data['run_id']} is waiting for {data['event']}", fg="yellow", bold=True)
             self._line(f"  answer with: netrun send {data['event']} --data '{{...}}' --run {data['run_id']}")

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import envrefs
+from .check.cycles import cycle_diagnostics
 from .check.network import NetworkChecker
 from .check.spec_errors import is_secret_path, kind_of, show, spec_diagnostics
 from .diagnostics import Diagnostic, Pos, YamlPath
@@ -245,6 +246,10 @@ def _validate_paths(paths: Iterable[Path]) -> Report:
     for result in results:
         if result.spec is not None:
             result.diagnostics.extend(NetworkChecker(result.spec, docs[id(result)], names, result.broken, known_networks).run())
+    # Across the files validated together: networks whose tools would start each other's runs.
+    cycles = cycle_diagnostics([(r.spec, docs[id(r)]) if r.spec is not None and ("name",) not in r.broken else None for r in results])
+    for i, found in cycles.items():
+        results[i].diagnostics.extend(found)
     for result in results:
         unique = {(d.pos, d.message, d.severity): d for d in result.diagnostics}
         result.diagnostics = sorted(unique.values(), key=Diagnostic.sort_key)

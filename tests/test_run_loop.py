@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from netrun.compile import ModelFactory
+from netrun.engines.approvals import ApprovalError
 from netrun.engines.local import Journal
 from netrun.engines.runner import LocalEngine
 from netrun.models.scripted import ScriptedClient
@@ -249,8 +250,10 @@ def test_approval_gates_a_tool(tmp_path, decision, refunded, error) -> None:
     eng = engine(tmp_path, client)
     record = start(eng, APPROVAL, tmp_path)
     assert record.status == "waiting"
-    # An approval for another run does not count.
-    assert asyncio.run(eng.deliver("netrun/approval", {**decision, "run_id": "someone-else"})) == []
+    # An approval for another run does not count: it is refused, saying why.
+    with pytest.raises(ApprovalError, match="no run someone-else"):
+        asyncio.run(eng.deliver("netrun/approval", {**decision, "run_id": "someone-else"}))
+    assert eng.journal.run(record.id).status == "waiting"
     (resumed,) = asyncio.run(eng.deliver("netrun/approval", {**decision, "run_id": record.id}))
     assert resumed.status == "completed", resumed.error
     assert resumed.result["state"]["refunded"] is refunded
@@ -509,3 +512,48 @@ def test_leases_respect_live_owners_and_ignore_dead_ones(tmp_path) -> None:
     assert first.claim("r1")  # a killed process holds nothing
     first.db.execute("UPDATE leases SET owner = ? WHERE run_id = 'r1'", (f"elsewhere:{os.getpid()}:x",))
     assert not second.claim("r1")  # another machine's lease is trusted until it expires
+
+
+class Delegating:
+    """A model that, on an agent's first turn, calls the first tool it is offered; then stops."""
+
+    def __init__(self) -> None:
+        self.tool_results: list[str] = []
+        """The content of every tool result the model was shown (in the turn after the call)."""
+
+    async def complete(self, request: Request, on_text: Any = None) -> Completion:
+        from netrun.runtime.model import ToolRequest
+
+        if request.turn == 0 and request.tools:
+            name = request.tools[0]["function"]["name"]
+            return Completion(text="delegating", tool_calls=[ToolRequest(f"c{len(self.tool_results)}", name, '{"input": "again"}')])
+        self.tool_results += [m["content"] for m in request.messages if m["role"] == "assistant"]
+        return Completion(text="done")
+
+
+PING_PONG = "name: {me}\nmodel: openai/x\nmax_iter: 2\n{limits}agents:\n  a: {{description: d, system: '{{{{ input }}}}', tools: [call]}}\n" \
+            "router:\n  rules: [{{if: 'true', agent: a}}]\ntools:\n  call: {{network: {other}}}\n"
+
+
+@pytest.mark.parametrize(("limits", "runs"), [("limits: {depth: 2}\n", 3), ("", 9)])
+def test_networks_that_call_each_other_stop_at_the_depth_limit_with_an_error_for_the_model(tmp_path, write, limits, runs) -> None:
+    """ping -> pong -> ping -> ...: each network alone is valid, so the engine runs the cycle;
+    the run that would go past limits.depth (default 8) gets an error, and starts nothing."""
+    write("ping.yaml", PING_PONG.format(me="ping", other="pong", limits=limits))
+    write("pong.yaml", PING_PONG.format(me="pong", other="ping", limits=limits))
+    client = Delegating()
+    eng = engine(tmp_path, client)
+    spec = yaml.safe_load((tmp_path / "ping.yaml").read_text())
+    record = start(eng, spec, tmp_path)
+    assert record.status == "completed", record.error
+    ids = eng.journal.runs()
+    assert len(ids) == runs  # the root and its chain of children, then no more
+    deepest = max((eng.journal.run(i) for i in ids), key=lambda r: r.options.get("depth", 0))  # type: ignore[union-attr]
+    assert deepest is not None and deepest.options["depth"] == runs - 1
+    (refused,) = [t for r in deepest.result["results"] for t in r["tool_calls"] if t["error"]]  # type: ignore[index]
+    limit = runs - 1
+    assert refused["error"] == (
+        f"refused: running network '{'pong' if deepest.network == 'ping' else 'ping'}' would start a run at depth {limit + 1}, "
+        f"past the limit of {limit} (limits.depth of network '{deepest.network}'; this run is at depth {limit}); nothing was started"
+    )
+    assert any("refused: running network" in text for text in client.tool_results)  # the model was told

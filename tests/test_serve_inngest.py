@@ -175,8 +175,12 @@ def test_waits_and_approvals_are_answered_by_events(tmp_path: Path, llm: FakeLLM
     assert executor.send({"name": "app/human.answered", "data": {"user": "bob", "answer": "no"}}) == []  # another user's
     executor.send({"name": "app/human.answered", "data": {"user": "ann", "answer": "order 7"}})
     assert run.status == "waiting" and run.waiting["name"] == "netrun/approval"  # the refund waits for a human
-    assert executor.send({"name": "netrun/approval", "data": {"run_id": "another-run", "approved": True}}) == []
-    executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True}})
+    (pending,) = httpx.get(f"{server.url}/runs/{run_id}").json()["approvals"]
+    assert pending["tool"] == "refund" and pending["step"] == "turn.1.agent.tool.0.refund"
+    # An approval answers one call by its id: another run's, or one naming no call, answers none.
+    assert executor.send({"name": "netrun/approval", "data": {"run_id": "another-run", "approved": True, "approval_id": pending["id"]}}) == []
+    assert executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True}}) == []
+    executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True, "approval_id": pending["id"]}})
     assert run.status == "completed", run.error
     assert run.output["state"] == {"refunded": True, "done": True}
     assert run.output["results"][0]["tool_calls"][0]["result"] == {"user": "ann", "answer": "order 7"}
@@ -338,7 +342,8 @@ def test_a_network_tool_is_a_step_invoke_of_the_other_networks_function(tmp_path
     run = executor.run("netrun-writer", {"name": "netrun/writer.run", "data": {"input": "owls"}})
     assert run.status == "completed", run.error
     children = [r for r in executor.runs.values() if r.fn_id == "netrun-researcher"]
-    assert len(children) == 1 and children[0].event["data"] == {"input": "owls"}
+    # The child's depth (limits.depth) travels with the invocation, under netrun's key.
+    assert len(children) == 1 and children[0].event["data"] == {"input": "owls", "_netrun": {"depth": 1}}
     call = run.output["results"][0]["tool_calls"][0]
     assert call["name"] == "research" and call["result"]["output"] == "Owls hunt at night."
     prompts = [r["messages"][0]["content"] for r in llm.requests]
@@ -452,7 +457,53 @@ def test_an_event_tool_is_a_step_send_event_with_an_id_for_deduplication(tmp_pat
     run = executor.run("netrun-notifier", {"name": "netrun/notifier.run", "data": {"input": "hi", "user": "ann"}})
     assert run.status == "completed", run.error
     (sent,) = [e for e in executor.events if e["name"] == "app/memory.write"]
-    assert sent["data"] == {"user": "ann", "fact": "likes owls"} and sent["id"] == f"{run.id}:turn.0.chat.tool.0.remember"
+    assert sent["data"] == {"user": "ann", "fact": "likes owls", "_netrun": {"depth": 1}} and sent["id"] == f"{run.id}:turn.0.chat.tool.0.remember"
     (memory_id,) = executor.deliver_received()
     assert executor.runs[memory_id].status == "completed"
     assert llm.requests[1]["messages"][0]["content"] == "Store for ann: likes owls"
+
+
+def test_runs_that_start_each_other_stop_at_the_depth_limit_on_inngest(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                        served: Callable[..., Served]) -> None:
+    """The depth travels in the events runs send and the invocations they make (under
+    ``_netrun``, which an outside event cannot use to go deeper), so on Inngest too an event
+    storm, even across a restart of the app, and a cycle of network tools end at the limit."""
+    from .test_run_loop import PING_PONG
+    from .test_serve_local import STORM
+
+    def answer(body: dict[str, Any]) -> Reply:
+        if any(m["role"] == "assistant" for m in body["messages"]) or not body.get("tools"):
+            return Reply(text="done")
+        return Reply(text="again", tool_calls=[ToolCall(body["tools"][0]["function"]["name"], {"input": "x"})])
+
+    llm.fallback = answer
+    (tmp_path / "storm.yaml").write_text(STORM.format(base=llm.base_url))
+    # A cycle of network tools would not be served (a validation error): a chain, whose middle
+    # network's limit stops it (the limit of the network making the call applies).
+    for me, other, limits in (("top", "mid", ""), ("mid", "low", "limits: {depth: 1}\n"), ("low", "top", "")):
+        text = PING_PONG.format(me=me, other=other, limits=limits).replace("model: openai/x", f"model: {MODEL.format(base=llm.base_url)}")
+        (tmp_path / f"{me}.yaml").write_text(text.replace(", tools: [call]", "").split("tools:\n  call")[0] if me == "low" else text)
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    # An outside event: a negative depth in its data does not buy more runs.
+    executor.send({"name": "app/storm", "data": {"n": "go", "_netrun": {"depth": -10}}})
+    for i in range(10):  # 4 runs deliver 3 events; a storm without end would still be going
+        if i == 1:
+            server.restart()
+            executor.sync(f"{server.url}/api/inngest")
+        if not executor.deliver_received():
+            break
+    storms = [r for r in executor.runs.values() if r.fn_id == "netrun-storm"]
+    assert len(storms) == 4 and all(r.status == "completed" for r in storms), [(r.status, r.error) for r in storms]
+    refused = [t["error"] for r in storms for t in r.output["results"][0]["tool_calls"] if t["error"]]
+    assert refused == ["refused: sending the event app/storm would start a run at depth 4, past the limit of 3 "
+                       "(limits.depth of network 'storm'; this run is at depth 3); the event was not sent"]
+
+    run = executor.run("netrun-top", {"name": "netrun/top.run", "data": {"input": "go"}})
+    assert run.status == "completed", run.error
+    nested = [r for r in executor.runs.values() if r.fn_id in ("netrun-top", "netrun-mid", "netrun-low")]
+    assert [r.fn_id for r in nested] == ["netrun-top", "netrun-mid"]  # mid's call of low is refused
+    assert nested[1].output["results"][0]["tool_calls"][0]["error"] == (
+        "refused: running network 'low' would start a run at depth 2, past the limit of 1 "
+        "(limits.depth of network 'mid'; this run is at depth 1); nothing was started"
+    )

@@ -491,3 +491,80 @@ def test_a_graceful_stop_lets_the_step_in_flight_finish_so_nothing_is_asked_twic
             proc.communicate(timeout=60)
     assert run["result"]["route"] == ["helper", "helper", "helper"]
     assert llm.count == 3  # the inference in flight at the stop was not made again
+
+
+STORM = """\
+name: storm
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 1
+limits: {{depth: 3}}
+trigger: {{event: app/storm, input: "{{{{ event.data.n }}}}"}}
+agents:
+  spinner: {{description: spins, system: "{{{{ input }}}}", tools: [again]}}
+router: {{rules: [{{if: "call_count == 0", agent: spinner}}], otherwise: stop}}
+tools:
+  again:
+    event: {{name: app/storm, data: {{n: more}}}}
+"""
+
+
+def _storm_ends(journal: Any, bound: int, timeout: float = 60) -> list[Any]:
+    """The storm's runs once every one of them has completed; fails as soon as there are more
+    than ``bound`` (an unbounded storm makes about 150 a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [journal.run(i) for i in journal.runs()]
+        assert len(runs) <= bound, f"{len(runs)} runs: the storm did not stop at limits.depth"
+        if runs and all(r is not None and r.status == "completed" for r in runs) and any(
+            t.get("error") for r in runs for res in r.result["results"] for t in res["tool_calls"]
+        ):
+            return runs
+        assert time.monotonic() < deadline, [(r.status, r.options) for r in runs if r is not None]
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["steady", "restart-mid-storm"])
+def test_an_event_tool_that_triggers_its_own_network_stops_at_the_depth_limit(
+    tmp_path: Path, served: Callable[..., Served], restart: bool
+) -> None:
+    """Each storm run sends the event that starts storm again: the run at depth 3 (the limit)
+    is refused, so 4 runs in all; a restart in the middle changes nothing (depths are stored
+    with the runs), and an outside event starts a new chain at depth 0."""
+    from netrun.engines.local import Journal
+
+    again = lambda body: Reply(text="again", tool_calls=[ToolCall("again", {})], delay=0.2 if restart else None)  # noqa: E731
+    with FakeLLM(fallback=again) as llm:
+        (tmp_path / "storm.yaml").write_text(STORM.format(base=llm.base_url))
+        server = served()
+        started = httpx.post(f"{server.url}/events", json={"name": "app/storm", "data": {"n": "go"}})
+        assert started.status_code == 202 and len(started.json()["started"]) == 1, started.text
+        journal = Journal(tmp_path / "data" / "runs.db")
+        try:
+            if restart:
+                deadline = time.monotonic() + 30
+                while len(journal.runs()) < 2:
+                    assert time.monotonic() < deadline, "the storm's first event started no run"
+                    time.sleep(0.02)
+                midway = len(journal.runs())
+                server.restart()
+                assert midway < 4  # the storm was stopped half way, and goes on from the journal
+            runs = _storm_ends(journal, bound=4)
+            assert sorted(r.options.get("depth", 0) for r in runs) == [0, 1, 2, 3]
+            (last,) = [r for r in runs if r.options.get("depth") == 3]
+            (call,) = last.result["results"][0]["tool_calls"]
+            assert call["error"] == (
+                "refused: sending the event app/storm would start a run at depth 4, past the limit of 3 "
+                "(limits.depth of network 'storm'; this run is at depth 3); the event was not sent"
+            )
+            assert llm.count == 4  # one inference per run, none asked again after the restart
+            # A new outside event: a new chain from depth 0, which stops the same way.
+            forged = httpx.post(f"{server.url}/events", json={"name": "app/storm", "data": {"n": "go", "_netrun": {"depth": -50}}})
+            assert forged.status_code == 422 and "_netrun is reserved" in forged.json()["detail"]  # no depth from outside
+            assert httpx.post(f"{server.url}/events", json={"name": "app/storm", "data": {"n": "go"}}).status_code == 202
+            deadline = time.monotonic() + 30
+            while len(journal.runs()) < 5:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            assert len(_storm_ends(journal, bound=8)) == 8
+        finally:
+            journal.close()

@@ -134,3 +134,53 @@ def test_python_dash_m_and_console_script(write) -> None:
         out = subprocess.run([*cmd, "validate", str(path)], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "1 file valid"
+
+
+def _tool_network(name: str, *calls: str, extra: str = "") -> str:
+    tools = "".join(f"  to_{c}: {{network: {c}}}\n" for c in calls)
+    return f"name: {name}\nmodel: openai/x\nagents:\n  a: {{description: d, system: hi, tools: [{', '.join(f'to_{c}' for c in calls)}]}}\ntools:\n{tools}{extra}"
+
+
+def test_networks_calling_each_other_in_a_cycle_are_an_error_at_the_tool_that_closes_it(netrun_cli, write) -> None:
+    a = write("a.yaml", _tool_network("a", "b"))
+    b = write("b.yaml", _tool_network("b", "a"))
+    write("c.yaml", _tool_network("c", "d"))
+    write("d.yaml", _tool_network("d", "e"))
+    e = write("e.yaml", _tool_network("e", "c"))
+    result = netrun_cli("validate", "-q", str(a.parent))
+    assert result.exit_code == 1
+    assert [line for line in result.output.splitlines() if ": error: " in line] == [
+        f"{b}:6:19: error: tools.to_a.network: network tools call each other in a cycle: a -> b -> a (each run would start the next without end)",
+        f"{e}:6:19: error: tools.to_c.network: network tools call each other in a cycle: c -> d -> e -> c (each run would start the next without end)",
+    ]
+    # Validated alone, a file cannot see the cycle (its partners are only names here).
+    assert netrun_cli("validate", "-q", str(b)).exit_code == 0
+
+
+def test_a_network_calling_itself_is_an_error_showing_the_chain(netrun_cli, write) -> None:
+    path = write("s.yaml", _tool_network("s", "s"))
+    result = netrun_cli("validate", "-q", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:6:19: error: tools.to_s.network: network 's' calls itself as a tool: s -> s (each run would start the next without end)" in result.output
+
+
+def test_an_event_that_triggers_a_network_sending_it_again_is_a_warning(netrun_cli, write) -> None:
+    loop = "  ping: {event: {name: app/ping}}\ntrigger: {event: app/ping}\n"
+    a = write("a.yaml", _tool_network("a", "b").replace("tools: [to_b]", "tools: [to_b, ping]") + loop)
+    b = write("b.yaml", "name: b\nmodel: openai/x\nagents:\n  a: {description: d, system: hi, tools: [pong]}\n"
+                    "tools:\n  pong: {event: {name: app/pong}}\n")
+    c = write("c.yaml", "name: c\nmodel: openai/x\ntrigger: {event: app/pong}\nagents:\n  a: {description: d, system: hi, tools: [back]}\n"
+                        "tools:\n  back: {event: {name: app/ping}}\n")
+    write("quiet.yaml", "name: quiet\nmodel: openai/x\nagents:\n  a: {description: d, system: hi, tools: [t]}\n"
+                        "tools:\n  t: {event: {name: 'app/{{ args.kind }}'}, parameters: {kind: {type: string}}}\n")
+    result = netrun_cli("validate", "-q", str(a.parent))
+    assert result.exit_code == 0  # a trigger's `if` may stop the loop: the run-time limit is the defence
+    warnings = [line for line in result.output.splitlines() if ": warning: " in line]
+    assert warnings == [
+        f"{a}:7:24: warning: tools.ping.event.name: the event app/ping starts network 'a', whose runs send it again: a -> a; "
+        "runs would start each other until limits.depth refuses (unless a trigger's 'if' stops them)",
+        f"{b}:6:24: warning: tools.pong.event.name: the event app/pong starts network 'c', whose runs send it again: b -> c -> a -> b; "
+        "runs would start each other until limits.depth refuses (unless a trigger's 'if' stops them)",
+        f"{c}:7:24: warning: tools.back.event.name: the event app/ping starts network 'a', whose runs send it again: c -> a -> b -> c; "
+        "runs would start each other until limits.depth refuses (unless a trigger's 'if' stops them)",
+    ]

@@ -8,7 +8,7 @@ All problems are collected; nothing stops at the first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -23,9 +23,10 @@ from ..spec.params import JsonSchema, matches_type
 from ..spec.tools import EventTool, HttpTool, NetworkCall, NetworkTool, StateTool, WaitTool
 from ..spec.trigger import CronTrigger, EventTrigger
 from ..suggest import did_you_mean, hint
+from ..urltemplate import ROUTING_HEADERS, origin_problem, template_origin_problem
 from .cron import cron_problem
 from .spec_errors import is_secret_path, show
-from .templates import ANY, Scope, TemplateChecker
+from .templates import ANY, Scope, TemplateChecker, template_pieces
 
 NETRUN_PROVIDERS = frozenset({"scripted", "replay"})
 """Offline model providers netrun implements itself (scripted replies, recorded runs)."""
@@ -166,6 +167,7 @@ class NetworkChecker:
                 for key, value in endpoint.headers.items():
                     self._template((*path, "headers", key), value, scope)
                     self._env((*path, "headers", key), value)
+                self._url_destination(path, endpoint.url, endpoint.headers, None)
                 self._walk_templates((*path, "body"), endpoint.body, scope)
 
     def _model(self, path: YamlPath, ref: str | ModelSpec | None) -> None:
@@ -415,6 +417,7 @@ class NetworkChecker:
                     for key, value in getattr(call, section).items():
                         self._template((*p, section, key), value, scope)
                         self._env((*p, section, key), value)
+                self._url_destination(p, call.url, call.headers, call.allowed_origins)
                 self._walk_templates((*p, "body"), call.body, scope)
             elif isinstance(tool, EventTool):
                 self._template((*base, "event", "name"), tool.event.name, scope)
@@ -432,7 +435,7 @@ class NetworkChecker:
                 if isinstance(ref, NetworkCall):
                     self._template((*base, "network", "input"), ref.input, scope)
                 if target == self.spec.name:
-                    self.report(where, f"network '{target}' calls itself as a tool", "recursive-network")
+                    self.report(where, f"network '{target}' calls itself as a tool: {target} -> {target} (each run would start the next without end)", "recursive-network")
                 elif self.networks is not None and target not in self.networks:
                     wider = self.more_networks() if self.more_networks else self.networks
                     if target in wider:
@@ -440,6 +443,29 @@ class NetworkChecker:
                     self.report(
                         where, f"unknown network '{target}'" + hint(target, sorted(wider), "networks"), "unknown-network"
                     )
+
+    def _url_destination(self, p: YamlPath, url: str, headers: Mapping[str, str], allowed_origins: Sequence[str] | None) -> None:
+        """What the runtime would refuse on every call (netrun.urltemplate): a template in the
+        url's origin without allowed_origins, a malformed allowed origin, a templated routing header.
+        ``allowed_origins`` is None where there is no such setting (history endpoints)."""
+        pieces = template_pieces(url)
+        problem = None if pieces is None or allowed_origins else template_origin_problem(pieces, allowed_origins is not None)
+        if problem:
+            self.out.append(Diagnostic(pos=self.doc.text_pos((*p, "url"), 0, url.find("{{"), "{{"), message=problem,
+                                       path=(*p, "url"), code="templated-origin"))  # fmt: skip
+        for i, origin in enumerate(allowed_origins or ()):
+            self._env((*p, "allowed_origins", i), origin)
+            bad = None if "${" in origin else origin_problem(origin)
+            if bad:
+                self.report((*p, "allowed_origins", i), bad, "bad-origin")
+        for key, value in headers.items():
+            if key.lower() in ROUTING_HEADERS and ("{{" in value or "{%" in value):
+                self.report(
+                    (*p, "headers", key),
+                    f"header {key} must not be a template: servers and proxies route by it, so a value there could "
+                    "change where the request goes (write it literally or from ${ENV})",
+                    "templated-routing-header",
+                )
 
     def _literal_fits(self, path: YamlPath, value: Any, field: Any) -> None:
         """A literal (non-template) value a state tool writes must fit the field's schema."""

@@ -46,6 +46,30 @@ def sandbox() -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
+@functools.cache
+def _lexer() -> ImmutableSandboxedEnvironment:
+    return sandbox()
+
+
+def template_pieces(source: str) -> list[tuple[str, bool]] | None:
+    """A template's own text (False) and one stand-in per ``{{ }}`` (True), in order; ``{% %}``
+    and comments are left out. None when it does not lex (reported as a template error)."""
+    pieces: list[tuple[str, bool]] = []
+    inside = False
+    try:
+        for _, kind, value in _lexer().lex(source):
+            if kind == "variable_begin":
+                pieces.append(("x", True))
+                inside = True
+            elif kind == "variable_end":
+                inside = False
+            elif kind == "data" and not inside:
+                pieces.append((value, False))
+    except TemplateSyntaxError:
+        return None
+    return pieces
+
+
 _GLOBALS = frozenset(
     {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true", "false", "none", "True", "False", "None"}
 )

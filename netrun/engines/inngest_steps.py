@@ -22,6 +22,11 @@ from ..check.cel import to_cel
 from ..runtime.steps import Json, StepFailed, Wait
 from ..runtime.tooling import ToolOutcome
 
+META = "_netrun"
+"""The key in an event's data under which netrun passes what it knows of a run to the
+function the event starts: from ``POST /networks/{name}/runs`` the run id, input and state;
+from a run (an event it sent, a network it invokes) the depth of the runs it starts."""
+
 Invokable = Callable[[str], "inngest.Function[Any] | None"]
 """The served function of a network, by network name (None when it is not served)."""
 
@@ -50,10 +55,12 @@ def event_json(event: Any) -> dict[str, Any]:
 class InngestSteps:
     """The steps of one Inngest function call (one request from the executor)."""
 
-    def __init__(self, ctx: inngest.Context, run_id: str, invokable: Invokable) -> None:
+    def __init__(self, ctx: inngest.Context, run_id: str, invokable: Invokable, depth: int = 0) -> None:
         self.ctx = ctx
         self.run_id = run_id
         """netrun's id of the run (what events and the REST API name it by)."""
+        self.depth = depth
+        """The run's depth (limits.depth): the runs its events and invocations start get one more."""
         self.invokable = invokable
         self._memoized = _memo_ids(ctx)
         stack = getattr(getattr(getattr(getattr(getattr(ctx.step, "_execution", None), "_request", None), "ctx", None), "stack", None), "stack", None)
@@ -97,7 +104,10 @@ class InngestSteps:
         await self.ctx.step.sleep(step_id, duration)
 
     async def send_event(self, step_id: str, events: list[dict[str, Any]]) -> None:
-        sent = [inngest.Event(name=e["name"], data=dict(e.get("data") or {}), **({"id": e["id"]} if e.get("id") else {})) for e in events]
+        # The depth replaces whatever the event's data says under META: a run's event must not
+        # set another run's id, input or state, nor make the runs it starts shallower.
+        sent = [inngest.Event(name=e["name"], data={**dict(e.get("data") or {}), META: {"depth": self.depth + 1}},
+                              **({"id": e["id"]} if e.get("id") else {})) for e in events]
         await self.ctx.step.send_event(step_id, sent)
 
     async def invoke(self, step_id: str, network: str, input: str) -> dict[str, Any]:
@@ -105,12 +115,21 @@ class InngestSteps:
         if function is None:
             return ToolOutcome.failure(f"no network named '{network}' is served here").to_json()
         try:
-            result = await self.ctx.step.invoke(step_id, function=function, data={"input": input})
+            result = await self.ctx.step.invoke(step_id, function=function, data={"input": input, META: {"depth": self.depth + 1}})
         except inngest.StepError as exc:
             raise StepFailed(step_id, exc.message) from None
         if not isinstance(result, Mapping):
             return ToolOutcome.failure(f"network '{network}' returned no result").to_json()
         return ToolOutcome(result={"output": result.get("output"), "state": result.get("state")}).to_json()
+
+
+def event_depth(event: Mapping[str, Any]) -> int:
+    """The depth of a run the event starts: what a run that sent (or invoked) it wrote under
+    META, else 0 (an event from outside)."""
+    data = event.get("data")
+    meta = data.get(META) if isinstance(data, Mapping) else None
+    depth = meta.get("depth") if isinstance(meta, Mapping) else None
+    return depth if isinstance(depth, int) and not isinstance(depth, bool) and depth > 0 else 0
 
 
 def _memo_ids(ctx: inngest.Context) -> frozenset[str]:

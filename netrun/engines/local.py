@@ -17,11 +17,12 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..runtime.approvals import approval_id as make_approval_id
 from ..runtime.render import RenderError, evaluate
 from ..runtime.steps import Json, RunSuspended, StepFailed, Wait, path_get
 from ..sqlite_file import open_sqlite
@@ -65,6 +66,15 @@ CREATE TABLE IF NOT EXISTS waits (
     PRIMARY KEY (run_id, step_id)
 );
 CREATE INDEX IF NOT EXISTS waits_by_event ON waits (event);
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    expires REAL NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (run_id, id)
+);
 """
 
 
@@ -83,11 +93,14 @@ class RunRecord:
     """running | waiting | completed | failed"""
     result: dict[str, Any] | None
     error: str | None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    """The tool calls waiting for a human's approval: ``{id, tool, args, step, event,
+    expires_at}`` each (filled by :meth:`Journal.run`)."""
 
     def summary(self) -> dict[str, Any]:
         """The run as ``netrun run --json`` prints it and ``GET /runs/{id}`` returns it."""
         return {"run_id": self.id, "status": self.status, "network": self.network, "definition_hash": self.definition_hash,
-                "input": self.input, "result": self.result, "error": self.error}
+                "input": self.input, "result": self.result, "error": self.error, "approvals": list(self.approvals)}
 
 
 class RunStopped(Exception):  # noqa: N818 - control flow, not an error
@@ -182,8 +195,52 @@ class Journal:
         ).fetchone()
         if row is None:
             return None
-        return RunRecord(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], json.loads(row[6]), json.loads(row[7]),
-                         json.loads(row[8]), row[9], json.loads(row[10]) if row[10] else None, row[11])
+        record = RunRecord(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], json.loads(row[6]), json.loads(row[7]),
+                           json.loads(row[8]), row[9], json.loads(row[10]) if row[10] else None, row[11])
+        record.approvals = self.approvals(run_id) if record.status not in _FINAL else []
+        return record
+
+    # -- approvals -----------------------------------------------------------------------
+    def approvals(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's pending approvals, oldest first: its approval waits (a run of this
+        engine) and the approvals tracked for a run Inngest executes; none past its expiry."""
+        now = time.time()
+        found = []
+        for _, _, event, spec, deadline in self.waits(run_id=run_id):
+            detail = (spec.get("variables") or {}).get("approval")
+            if isinstance(detail, dict) and detail.get("id") and deadline > now:
+                found.append((deadline, {**detail, "event": event, "expires_at": _iso(deadline)}))
+        rows = self.db.execute("SELECT event, detail, expires FROM approvals WHERE run_id = ? AND status = 'pending' AND expires > ?", (run_id, now))
+        found += [(r[2], {**json.loads(r[1]), "event": r[0], "expires_at": _iso(r[2])}) for r in rows]
+        return [a for _, a in sorted(found, key=lambda pair: pair[0])]
+
+    def approval_outcome(self, run_id: str, approval_id: str) -> str | None:
+        """What became of an approval that is not pending: ``answered``, ``expired`` (its
+        timeout passed), or None when the run never had it."""
+        row = self.db.execute("SELECT status, expires FROM approvals WHERE run_id = ? AND id = ?", (run_id, approval_id)).fetchone()
+        if row is not None:
+            return "expired" if row[0] == "expired" or (row[0] == "pending" and row[1] <= time.time()) else "answered"
+        for *_, spec, deadline in self.waits(run_id=run_id):
+            detail = (spec.get("variables") or {}).get("approval")
+            if isinstance(detail, dict) and detail.get("id") == approval_id:
+                return "expired" if deadline <= time.time() else None
+        for step_id in self.step_ids(run_id):
+            if step_id.endswith(".approval") and make_approval_id(run_id, step_id.removesuffix(".approval")) == approval_id:
+                return "answered" if self.step(run_id, step_id)[1] is not None else "expired"
+        return None
+
+    def track_approval(self, run_id: str, detail: Mapping[str, Any], expires: float) -> None:
+        """Record an approval a run executed by Inngest waits for (the journal tracks those
+        runs for the REST API); a repeated report of the same approval changes nothing."""
+        body = {k: detail.get(k) for k in ("id", "tool", "args", "step")}
+        self.db.execute("INSERT OR IGNORE INTO approvals VALUES (?,?,?,?,?,?)",
+                        (run_id, str(detail["id"]), str(detail.get("event")), json.dumps(body, default=str), expires, "pending"))
+
+    def settle_approval(self, run_id: str, approval_id: str, status: str = "answered", *, was: str = "pending") -> bool:
+        """Move a tracked approval from ``was`` to ``status``; False when it was not ``was``
+        (another request answered it first: only one answer is sent on)."""
+        return self.db.execute("UPDATE approvals SET status = ? WHERE run_id = ? AND id = ? AND status = ?",
+                               (status, run_id, approval_id, was)).rowcount == 1
 
     def family(self, run_id: str) -> list[str]:
         """The run and its child runs (networks used as tools: ``RUN.step``, and theirs)."""
@@ -238,9 +295,10 @@ class Journal:
         """Runs with a wait whose timeout has passed (they resume to see it time out)."""
         return [r[0] for r in self.db.execute("SELECT DISTINCT run_id FROM waits WHERE deadline <= ?", (now,))]
 
-    def waits(self, event: str | None = None) -> list[tuple[str, str, str, dict[str, Any], float]]:
-        query = "SELECT run_id, step_id, event, spec, deadline FROM waits" + (" WHERE event = ?" if event else "")
-        rows = self.db.execute(query, (event,) if event else ())
+    def waits(self, event: str | None = None, *, run_id: str | None = None) -> list[tuple[str, str, str, dict[str, Any], float]]:
+        where = [(c, v) for c, v in (("event", event), ("run_id", run_id)) if v]
+        query = "SELECT run_id, step_id, event, spec, deadline FROM waits" + (" WHERE " + " AND ".join(f"{c} = ?" for c, _ in where) if where else "")
+        rows = self.db.execute(query, tuple(v for _, v in where))
         return [(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
 
     def resolve_wait(self, run_id: str, step_id: str, output: Json) -> bool:
@@ -395,6 +453,10 @@ def wait_matches(spec: Mapping[str, Any], trigger: Mapping[str, Any], incoming: 
         except RenderError:
             return False
     return True
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def new_run_id() -> str:

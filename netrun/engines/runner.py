@@ -15,12 +15,14 @@ from ..compile import ModelFactory, Program, compile_network, default_model_fact
 from ..history.store import HistoryError, open_store
 from ..history.thread import Thread
 from ..models.scripted import RecordingClient, ScriptedClient, load_replies
+from ..redact import Secrets
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
 from ..runtime.steps import RunSuspended
 from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
+from .approvals import ApprovalError, resolve_approval
 from .concurrency import ConcurrencyGate, slots
 from .local import Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id, wait_matches
 
@@ -56,8 +58,10 @@ class LocalEngine:
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
         self.stream = stream
         """Stream model text to ``emit`` as it arrives (the terminal); off for scripts."""
-        self.on_event: Callable[[str, dict[str, Any]], Any] | None = None
-        """Takes the events runs send, instead of answering waits in line (``netrun serve``)."""
+        self.on_event: Callable[..., Any] | None = None
+        """Takes the events runs send, instead of answering waits in line (``netrun serve``):
+        called with the event's name, its data, ``depth=`` (of the runs it starts) and
+        ``from_run=True``."""
         self.networks = networks
         """Finds a network used as a tool, by folder and name (default: the valid file of
         that name in the folder; `netrun serve` answers from what it serves)."""
@@ -154,14 +158,17 @@ class LocalEngine:
         if record.options.get("engine") == "inngest":
             raise EngineError(f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); Inngest resumes it")
         self._expire_waits(run_id)
-        if any(w[0] == run_id for w in self.journal.waits()):
-            return record  # still waiting for its event
+        # Still waiting for its event, unless one of its waits was just answered: the tool
+        # calls of a turn wait in parallel (one approval each), and an answered call goes on
+        # (and the run waits again for the others) without waiting for all of them.
+        if self.journal.waits(run_id=run_id) and not self._answered.get(run_id):
+            return record
         record.options = {**record.options, "resumed": True}
         return await self._execute(record) if gated else await self._execute_claimed(record)
 
-    async def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None) -> list[RunRecord]:
+    async def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False) -> list[RunRecord]:
         """Deliver an event: resolve the waits it answers, then resume those runs."""
-        woken = self.answer(name, data, run_id)
+        woken = self.answer(name, data, run_id, from_run=from_run)
         resumed = []
         for run_id_ in woken:
             try:
@@ -172,15 +179,26 @@ class LocalEngine:
                     resumed.append(record)
         return resumed
 
-    def answer(self, name: str, data: Mapping[str, Any], run_id: str | None = None) -> list[str]:
-        """Record an event as the outcome of the waits it answers; the runs to resume."""
+    def answer(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False) -> list[str]:
+        """Record an event as the outcome of the waits it answers; the runs to resume.
+
+        An approval answers one call by its id: one without an id is given the id of the
+        single approval its run waits for; raises :class:`ApprovalError` when it can answer
+        none (no such run or approval, several pending, answered already, ...).
+
+        ``from_run``: the event was sent by a run (an event tool). It answers no approval: a
+        model must not approve its own calls, or another run's."""
+        if not from_run:
+            approval = resolve_approval(self.journal, name, data, run_id)
+            if approval is not None:
+                data, run_id = approval, str(approval["run_id"])
         incoming = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
         woken: list[str] = []
         for wait_run, step_id, _, spec, deadline in self.journal.waits(name):
             if run_id is not None and wait_run != run_id:
                 continue
             record = self.journal.run(wait_run)
-            if record is None or time.time() >= deadline:
+            if record is None or time.time() >= deadline or (from_run and "approval" in (spec.get("variables") or {})):
                 continue
             if wait_matches(spec, record.event, incoming) and self.journal.resolve_wait(wait_run, step_id, incoming):
                 woken.append(wait_run)
@@ -229,6 +247,7 @@ class LocalEngine:
                 if not self.journal.step(record.id, outcome.step_id)[0]:
                     self.journal.set_status(record.id, "waiting")
                     record.status = "waiting"
+                    record.approvals = self.journal.approvals(record.id)  # what `netrun run --json` shows
                     if self.emit:
                         self.emit("run.waiting", {"run_id": record.id, "event": outcome.wait.event, "step_id": outcome.step_id, "replayed": False})
                     return record
@@ -246,7 +265,9 @@ class LocalEngine:
             return self._fail(record, "the run's stored definition no longer validates with this version of netrun")
         steps = LocalSteps(
             self.journal, record.id, retries=self.step_retries, backoff=self.backoff,
-            invoker=lambda name, text, child: self._invoke(record, name, text, child), sender=self.send,
+            invoker=lambda name, text, child: self._invoke(record, name, text, child),
+            # The runs its events start are one deeper than it (see NetworkSpec limits.depth).
+            sender=functools.partial(self.send, depth=run_depth(record.options) + 1),
             answered=self._answered.pop(record.id, set()), stopping=lambda: self.stopping,
         )
         try:
@@ -254,7 +275,7 @@ class LocalEngine:
                 run = NetworkRun(
                     program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
                     emit=emit, mcp=mcp, stream=self.stream if isinstance(self.stream, bool) else functools.partial(self.stream, record.id),
-                    thread=thread,
+                    thread=thread, depth=run_depth(record.options),
                 )
                 result = await run.run()
         except HistoryError as exc:  # the store cannot be opened
@@ -276,16 +297,17 @@ class LocalEngine:
             emit("run.completed", {"run_id": record.id, "result": data, "replayed": False})
         return record
 
-    async def send(self, events: list[dict[str, Any]]) -> None:
+    async def send(self, events: list[dict[str, Any]], depth: int = 1) -> None:
         """Events sent by a run: they answer the waits they match, and with ``on_event`` (set
         by `netrun serve`, which knows every network's trigger) start the networks they
-        trigger too."""
+        trigger too, at ``depth`` (the sender's depth + 1; kept beside the event, not in its
+        data, so that no event data can set it)."""
         for event in events:
             name, data = str(event.get("name", "")), dict(event.get("data") or {})
             if self.on_event is not None:
-                self.on_event(name, data)
+                self.on_event(name, data, depth=depth, from_run=True)
             else:
-                await self.deliver(name, data)
+                await self.deliver(name, data, from_run=True)
 
     async def _invoke(self, parent: RunRecord, network: str, text: str, child_id: str) -> dict[str, Any]:
         """Run ``network`` (a file beside the parent's) as a child run; resume it if it exists."""
@@ -297,7 +319,8 @@ class LocalEngine:
             # The child's model calls are kept apart in replies files by its place in the parent.
             prefix = f"{parent.options.get('prefix', '')}{child_id[len(parent.id) + 1:]}/"
             # A child run answers its parent; it is not part of the parent's conversation.
-            options = {**{k: v for k, v in parent.options.items() if k not in THREAD_OPTIONS}, "prefix": prefix, "parent": parent.id}
+            options = {**{k: v for k, v in parent.options.items() if k not in THREAD_OPTIONS}, "prefix": prefix, "parent": parent.id,
+                       "depth": run_depth(parent.options) + 1}
             # A child runs inside its parent's slot: taking one of its own could deadlock.
             record = self.create(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
             record = await self._execute_claimed(record)
@@ -310,6 +333,8 @@ class LocalEngine:
         return ToolOutcome.failure(f"network '{network}' failed: {record.error}").to_json()
 
     def _fail(self, record: RunRecord, message: str) -> RunRecord:
+        # An internal error or a store's may quote a secret the run itself could not redact.
+        message = Secrets.for_definition(record.definition, self.environ).redact(message)
         self.journal.set_status(record.id, "failed", error=message)
         record.status, record.error = "failed", message
         if self.emit:
@@ -328,6 +353,13 @@ def find_network(folder: Path, name: str) -> NetworkSpec | None:
             if spec is not None:
                 return spec
     return None
+
+
+def run_depth(options: Mapping[str, Any]) -> int:
+    """A run's depth, stored in its options (see limits.depth); 0 for runs started from
+    outside, and for runs recorded before depths were."""
+    depth = options.get("depth")
+    return depth if isinstance(depth, int) and not isinstance(depth, bool) and depth > 0 else 0
 
 
 THREAD_OPTIONS = ("thread_id", "user", "history")
@@ -362,4 +394,4 @@ async def mcp_servers(program: Program, environ: Mapping[str, str]) -> AsyncIter
         yield servers
 
 
-__all__ = ["EngineError", "LocalEngine", "RunBusyError", "RunError"]
+__all__ = ["ApprovalError", "EngineError", "LocalEngine", "RunBusyError", "RunError"]

@@ -1,7 +1,10 @@
 """Threads kept by the user's own service: create, get and append calls, declared in YAML.
 
 ``${ENV}`` references in URLs and headers are resolved at call time and never appear in an
-error; the text templates insert (a thread id, a user key) is never env-resolved.
+error; the text templates insert (a thread id, a user key) is never env-resolved. URLs are
+built as an http tool's are (:func:`netrun.tools.http.render_url`): a value is percent-encoded
+for the component it lands in, cannot make a ``.``/``..`` segment, and cannot change the origin
+the url is written with; such a call raises :class:`PermanentHistoryError` and is not sent.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from ..envrefs import MissingEnvError
 from ..runtime.render import Renderer, RenderError
 from ..spec.base import parse_duration
 from ..spec.history import HttpEndpoint, HttpHistory
-from ..tools.http import CallEnv
+from ..tools.http import CallEnv, check_routing_headers, render_url
+from ..urltemplate import UrlError
 from .store import HistoryError, Message, PermanentHistoryError
 
 _MESSAGES = re.compile(r"^\s*\{\{\s*messages\s*\}\}\s*$")
@@ -48,20 +52,26 @@ class HttpHistoryStore:
     async def _call(self, what: str, endpoint: HttpEndpoint, variables: dict[str, Any], idempotency: str | None = None) -> Any:
         env = CallEnv(self.environ)
         try:
-            url = env.reveal(self.renderer.render(env.protect(endpoint.url), variables))
+            # the URL is built as an http tool's is: thread ids and users are data, never URL syntax
+            check_routing_headers(endpoint.headers)
+            built, target = render_url(endpoint.url, variables, env)
             headers = {k: env.reveal(self.renderer.render(env.protect(v), variables)) for k, v in endpoint.headers.items()}
             body = self._body(endpoint.body, variables)
         except (RenderError, MissingEnvError) as exc:
             raise PermanentHistoryError(f"history {what}: {env.redact(str(exc))}") from None
+        except UrlError as exc:
+            raise PermanentHistoryError(f"history {what}: request not sent: {env.redact(str(exc))}") from None
+        if target is None:
+            raise PermanentHistoryError(f"history {what}: request not sent: {env.redact(repr(built.url))} is not a valid URL")
         if idempotency:
             headers.setdefault("Idempotency-Key", idempotency)
         try:
-            response = await self.client.request(endpoint.method, url, headers=headers, json=body if endpoint.body is not None else None)
+            response = await self.client.request(endpoint.method, target, headers=headers, json=body if endpoint.body is not None else None)
         except httpx.HTTPError as exc:
             raise HistoryError(env.redact(f"history {what}: {type(exc).__name__}: {exc}")) from None
         if response.status_code >= 400:
             error = HistoryError if response.status_code >= 500 or response.status_code == 429 else PermanentHistoryError
-            raise error(env.redact(f"history {what}: HTTP {response.status_code}: {response.text[:200]}"))
+            raise error(f"history {what}: HTTP {response.status_code}: {env.redact(response.text)[:200]}")  # redacted, then cut
         try:
             return response.json() if response.content else None
         except ValueError:

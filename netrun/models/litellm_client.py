@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import envrefs
+from ..redact import Secrets
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
 from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
@@ -59,9 +60,6 @@ class LitellmClient:
         self.spec = spec
         self.environ = environ
 
-
-    def _secrets(self) -> list[str]:
-        return [v for v in (self._resolve(self.spec.api_key), self._resolve(self.spec.api_base)) if v]
 
     def _resolve(self, text: str | None) -> str | None:
         if text is None:
@@ -130,9 +128,9 @@ class LitellmClient:
 
     def _error(self, exc: Exception) -> ModelError:
         name = type(exc).__name__
-        text = str(exc)
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
+        # Redacted before it is cut: a key crossing the cut would leak its first half. The
+        # spec's references and the provider keys litellm reads from the environment count.
+        text = Secrets.for_definition(self.spec.model_dump(mode="json"), self.environ).redact(str(exc))
         text = text.splitlines()[0][:300] if text else name
         permanent = ("AuthenticationError", "BadRequestError", "NotFoundError", "PermissionDeniedError", "UnsupportedParamsError")
         if name == "AuthenticationError" or ("api_key" in text.lower() and "must be set" in text.lower()):

@@ -7,6 +7,7 @@ step outputs only. Replaying a run therefore takes the same path and repeats not
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -18,8 +19,11 @@ from typing import Any
 from ..compile import Program
 from ..history.store import window
 from ..history.thread import Thread
+from ..redact import Secrets, redact_logs
 from ..spec.base import parse_duration
 from ..spec.history import Window
+from ..spec.network import DEFAULT_DEPTH
+from .approvals import APPROVAL_EVENT, approval_id, approval_step
 from .args import check_args, parameters_schema, parse_arguments
 from .model import Completion, ModelError, Request
 from .render import RenderError
@@ -28,9 +32,6 @@ from .steps import StepFailed, Steps, Wait, path_get
 from .tooling import Tool, ToolContext, ToolOutcome
 
 Emit = Callable[[str, dict[str, Any]], None]
-
-APPROVAL_EVENT = "netrun/approval"
-"""The default event carrying a human's decision on an approval-gated tool call."""
 
 
 @dataclass
@@ -104,6 +105,7 @@ class NetworkRun:
         mcp: Any = None,
         stream: bool | Callable[[], bool] = True,
         thread: Thread | None = None,
+        depth: int = 0,
     ) -> None:
         self.p = program
         self.steps = steps
@@ -111,6 +113,11 @@ class NetworkRun:
         self.state: dict[str, Any] = program.initial_state(state)
         self.event = dict(event or {})
         self.environ = environ
+        self.secrets = Secrets.for_definition(program.spec.model_dump(mode="json", by_alias=True, exclude_none=True), environ)
+        """The run's ``${ENV}`` values: every text from a tool, a server or a model is redacted
+        against them inside its step, before the journal, Inngest, the thread, the stream or the
+        model sees it (:mod:`netrun.redact`)."""
+        redact_logs(self.secrets)
         self._emit = emit
         self.stream = stream
         """Stream the model's text as ``text.delta`` events (for a person watching)."""
@@ -120,10 +127,16 @@ class NetworkRun:
         self.agent_usage: dict[str, Usage] = {}
         self.results: list[AgentResult] = []
         self._results_view: list[dict[str, Any]] = []
+        self._results_text: list[str] = []
+        """``results`` as the next agents read them, built once per result: the same strings on
+        every later inference (their redaction is remembered, see :meth:`Secrets.redact`)."""
         """``results`` as templates see them, built once per result (not once per render)."""
         self.route: list[str] = []
         self.thread = thread
         """The conversation this run belongs to (its earlier messages are ``history``)."""
+        self.depth = max(0, depth)
+        """How many runs deep this run is (0: started from outside); stored with the run by
+        its engine, so a resumed or replayed run decides the same as the first execution."""
         self.history: list[dict[str, Any]] = []
         self.turns: dict[str, int] = {}
         """Inference calls per caller so far (scripted replies are indexed by it)."""
@@ -131,10 +144,17 @@ class NetworkRun:
     def emit(self, kind: str, replayed: bool = False, **data: Any) -> None:
         """Report progress; ``replayed`` marks what a resumed run re-reads from its journal."""
         if self._emit is not None:
-            self._emit(kind, {"run_id": self.steps.run_id, "replayed": replayed, **data})
+            # Outcomes are redacted where they are made; this catches what an event quotes besides.
+            self._emit(kind, self.secrets.redact_value({"run_id": self.steps.run_id, "replayed": replayed, **data}))
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> RunResult:
+        try:
+            return await self._loop()
+        except RunError as exc:  # its message may quote a store's or a model's error text
+            raise RunError(self.secrets.redact(str(exc))) from None
+
+    async def _loop(self) -> RunResult:
         if self.thread is not None:
             await self._open_thread(self.thread)
         n = 0
@@ -180,8 +200,15 @@ class NetworkRun:
     async def _thread_step(self, step_id: str, fn: Callable[[], Any]) -> Any:
         """A store call as a step: retried when the store says a retry may help (both
         backends honour ``HistoryError.retriable``); a failure for good fails the run."""
+
+        async def clean() -> Any:
+            try:
+                return self.secrets.redact_value(await fn())
+            except Exception as exc:  # the step records its text: a store's error may quote its URL
+                raise self.secrets.scrub(exc) from None
+
         try:
-            return await self.steps.run(step_id, fn)
+            return await self.steps.run(step_id, clean)
         except StepFailed as exc:
             raise RunError(f"thread {self.thread.id if self.thread else '?'}: {exc.message}") from None
 
@@ -270,13 +297,26 @@ class NetworkRun:
             if request is None:
                 raise StepFailed(step_id, "internal error: an inference to run has no request")
             streaming = self.stream() if callable(self.stream) else self.stream
-            on_text = None if replay or self._emit is None or not streaming else (lambda t: self.emit("text.delta", caller=request.caller, text=t))
+            # A secret may be split across two deltas: the stream redactor holds back a tail.
+            deltas = None if replay or self._emit is None or not streaming else self.secrets.stream(
+                lambda t: self.emit("text.delta", caller=request.caller, text=t))
+            # What the model is sent is redacted too (a thread's history, an MCP server's tool
+            # descriptions): the request body leaves the machine.
+            clean = dataclasses.replace(request, messages=self.secrets.redact_value(request.messages),
+                                        tools=self.secrets.redact_value(request.tools))
             try:
-                return (await model.complete(request, on_text)).to_json()
+                completion = (await model.complete(clean, None if deltas is None else deltas.write)).to_json()
             except ModelError as exc:
+                self.secrets.scrub(exc)  # a provider's error may quote the key or the URL
                 if exc.retriable:
                     raise
                 raise StepFailed(step_id, str(exc)) from None
+            except Exception as exc:  # recorded as the step's error text: redacted first
+                raise self.secrets.scrub(exc) from None
+            finally:
+                if deltas is not None:
+                    deltas.flush()
+            return self.secrets.redact_value(completion)  # type: ignore[no-any-return]
 
         try:
             data = await self.steps.run(step_id, call)
@@ -333,7 +373,7 @@ class NetworkRun:
         if self.history:
             messages += [{"role": m["role"], "content": m["content"]} for m in window(self.history, self._window(agent))]
         messages.append({"role": "user", "content": self.input})
-        messages += [{"role": "assistant", "content": _result_text(r)} for r in self.results]
+        messages += [{"role": "assistant", "content": text} for text in self._results_text]
         return messages
 
     async def _turn(self, n: int, name: str) -> None:
@@ -384,9 +424,10 @@ class NetworkRun:
             sources.append(source)
         self.results.append(result)
         self._results_view.append(asdict(result))
+        self._results_text.append(_result_text(result))
         if self.thread is not None:
             thread = self.thread
-            reply = {"id": f"{self.steps.run_id}:{prefix}", "role": "assistant", "agent": name, "content": _result_text(result),
+            reply = {"id": f"{self.steps.run_id}:{prefix}", "role": "assistant", "agent": name, "content": self._results_text[-1],
                      "run_id": self.steps.run_id}
             await self._thread_step(f"{prefix}.thread", lambda: thread.store.append(thread.id, [reply]))
         seen = not any(self.steps.fresh(step) for step in sources)
@@ -430,6 +471,8 @@ class NetworkRun:
                 outcome = await self._wait(step_id, name, args)
             else:
                 outcome = await self._call(step_id, tool, args)
+        # Outcomes no step made (or that a step of an older version recorded) are cleaned here.
+        outcome = ToolOutcome(**self.secrets.redact_value(dataclasses.asdict(outcome)))
         # Reported by the first execution to see the outcome (on Inngest, the call after the
         # one that ran the step: that call ended when the step did).
         self.emit("tool.result", not self.steps.fresh(source), step=step_id, tool=name, result=outcome.result, error=outcome.error)
@@ -438,9 +481,13 @@ class NetworkRun:
     async def _approval(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome | None:
         """For a tool with ``approval: required``: wait for a human's decision before it runs.
 
-        Returns None when approved, else the rejection the model is told about. The decision
-        is an event (default ``netrun/approval``) whose data carries this run's ``run_id``,
-        ``approved`` (true or false), and optionally ``tool`` and ``reason``.
+        Returns None when approved, else the rejection the model is told about. Each gated
+        call waits on its own approval id (durability rule 7: an approval answers exactly one
+        tool call): the decision is an event (default ``netrun/approval``) whose data carries
+        this run's ``run_id``, that ``approval_id``, ``approved`` (true or false), and
+        optionally ``tool`` (which must then be this call's) and ``reason``. The tool calls of
+        one turn run in parallel, so several approvals of a run may wait at once; approving
+        or rejecting one leaves the others waiting.
         """
         spec = self.p.spec.tools.get(name)
         approval = getattr(spec, "approval", None)
@@ -448,18 +495,29 @@ class NetworkRun:
             return None
         timeout = "24h" if isinstance(approval, str) else approval.timeout
         event = (None if isinstance(approval, str) else approval.event) or APPROVAL_EVENT
+        ident = approval_id(self.steps.run_id, step_id)
+        wait_step = approval_step(step_id)
         wait = Wait(
             event=event,
             timeout=parse_duration(timeout),
-            if_="async.data.run_id == run.id and (async.data.tool is not defined or async.data.tool == tool)",
-            variables={"run": {"id": self.steps.run_id}, "tool": name, "args": args},
+            # The id is required: an id-less approval is resolved to one id by whoever knows
+            # how many calls wait (`netrun serve`, `netrun send`), never by this condition.
+            if_="async.data.run_id == run.id and async.data.approval_id == approval.id"
+                " and (async.data.tool is not defined or async.data.tool == approval.tool)",
+            # ``approval`` also tells the engines' journals which waits are approvals (the
+            # pending list of `GET /runs/{id}`); its values are fixed when the wait starts.
+            variables={"run": {"id": self.steps.run_id}, "approval": {"id": ident, "tool": name, "args": args, "step": step_id, "event": event}},
         )
-        self.emit("approval.requested", self.steps.replaying(f"{step_id}.approval"), step=step_id, tool=name, args=args, event=event)
-        decision = await self.steps.wait_for_event(f"{step_id}.approval", wait)
+        self.emit("approval.requested", self.steps.replaying(wait_step), step=step_id, approval_id=ident, tool=name, args=args,
+                  event=event, timeout=timeout)
+        decision = await self.steps.wait_for_event(wait_step, wait)
+        data = (decision or {}).get("data") or {}
+        resolution = "expired" if decision is None else "approved" if data.get("approved") is True else "denied"
+        self.emit("approval.resolved", not self.steps.fresh(wait_step), step=step_id, approval_id=ident, tool=name,
+                  resolution=resolution, reason=data.get("reason"), by=data.get("by"))
         if decision is None:
             return ToolOutcome.failure(f"not approved: no decision within {timeout}; the tool did not run")
-        data = decision.get("data") or {}
-        if data.get("approved") is True:
+        if resolution == "approved":
             return None
         reason = data.get("reason")
         return ToolOutcome.failure("rejected by a human" + (f": {reason}" if reason else "") + "; the tool did not run")
@@ -468,6 +526,10 @@ class NetworkRun:
         """Run another network as a child run; its output is the tool's result."""
         spec = self.p.networks[name].network
         target, template = (spec, "{{ args.input }}") if isinstance(spec, str) else (spec.name, spec.input)
+        refused = _past_depth(self, f"running network '{target}'", "nothing was started")
+        if refused is not None:
+            # A step, so that the refusal is recorded (and reported) once, like an outcome.
+            return ToolOutcome.from_json(await self.steps.run(step_id, lambda: _json(refused)))
         try:
             child_input = self.p.renderer.render(template, self._context(step_id).variables(args))
         except RenderError as exc:
@@ -484,13 +546,21 @@ class NetworkRun:
         variables = self._context(step_id).variables(args)
         try:
             event_name = self.p.renderer.render(spec.name, variables).strip()
-            data = self.p.renderer.render_value(spec.data, variables) if spec.data is not None else {}
+            data = self.p.renderer.render_typed(spec.data, variables) if spec.data is not None else {}
         except RenderError as exc:
             return ToolOutcome.failure(str(exc))
         if not event_name or any(c.isspace() for c in event_name):
             return ToolOutcome.failure(f"{event_name!r} is not an event name")
         if not isinstance(data, dict):
             data = {"value": data}
+        if "approval_id" in data:  # every approval wait requires one: only people answer approvals
+            return ToolOutcome.failure("refused: approval_id is reserved for the people who answer approvals "
+                                       "(POST /events, netrun send); a run cannot approve tool calls; the event was not sent")
+        # Whether the event starts runs is known only where it arrives (triggers, their `if`):
+        # past the limit no event is sent at all. Its engine gives the runs it starts depth + 1.
+        refused = _past_depth(self, f"sending the event {event_name}", "the event was not sent")
+        if refused is not None:
+            return ToolOutcome.from_json(await self.steps.run(step_id, lambda: _json(refused)))
         event_id = f"{self.steps.run_id}:{step_id}"
         try:
             await self.steps.send_event(step_id, [{"name": event_name, "data": data, "id": event_id}])
@@ -514,7 +584,8 @@ class NetworkRun:
                 out = ToolOutcome.failure(f"{type(exc).__name__}: {exc}").to_json()
             # Recorded with the output, so that the time limit counts the same on replay.
             out["seconds"] = round(time.perf_counter() - started, 4)
-            return out
+            # Redacted inside the step: the journal (or Inngest) records only the clean outcome.
+            return self.secrets.redact_value(out)  # type: ignore[no-any-return]
 
         try:
             data = await self.steps.run(step_id, call)
@@ -542,6 +613,23 @@ class NetworkRun:
         if received is None:
             return ToolOutcome.failure(f"no answer: no {spec.event} event arrived within {spec.timeout}")
         return ToolOutcome(result=received.get("data", received))
+
+
+def _past_depth(run: NetworkRun, what: str, consequence: str) -> ToolOutcome | None:
+    """The refusal for a call that would start a run deeper than the network's
+    ``limits.depth`` allows (the calling network's limit: only it can tell its model), or None."""
+    limits = run.p.spec.limits
+    limit = limits.depth if limits is not None and limits.depth is not None else DEFAULT_DEPTH
+    if run.depth + 1 <= limit:
+        return None
+    return ToolOutcome.failure(
+        f"refused: {what} would start a run at depth {run.depth + 1}, past the limit of {limit} "
+        f"(limits.depth of network '{run.p.spec.name}'; this run is at depth {run.depth}); {consequence}"
+    )
+
+
+async def _json(outcome: ToolOutcome) -> dict[str, Any]:
+    return outcome.to_json()
 
 
 def _infer_step(tool_step: str) -> str:

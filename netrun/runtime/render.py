@@ -3,12 +3,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import DictLoader, Template, Undefined
 
 from ..check.templates import sandbox
+
+_SINGLE_EXPR = re.compile(r"\{\{((?:(?!\{\{|\}\}).)*)\}\}", re.S)
+_MARK = "\x00"
+"""Brackets each ``{{ }}`` output in :meth:`Renderer.render_pieces` (its text hex-encoded
+inside, so no value can forge or close a bracket; a source holding NUL is refused)."""
+
+
+def _mark(value: Any) -> str:
+    return _MARK + str(value).encode().hex() + _MARK
 
 
 class RenderError(Exception):
@@ -23,15 +34,18 @@ class Renderer:
         self.env.loader = DictLoader(dict(prompts or {}))
         self._templates: dict[str, Template] = {}
         self._expressions: dict[str, Any] = {}
+        # finalize is compiled into a template, so the marking renderer is an environment of its own
+        self._marking = sandbox()
+        self._marking.loader = self.env.loader
+        self._marking.finalize = _mark
+        self._marked: dict[str, Template] = {}
 
     def render(self, source: str, variables: Mapping[str, Any]) -> str:
         """Render a template; plain text (no ``{``) is returned as it is."""
         if "{" not in source:
             return source
         try:
-            template = self._templates.get(source)
-            if template is None:
-                template = self._templates[source] = self.env.from_string(source)
+            template = _cached(self._templates, source, self.env.from_string)
             return template.render(variables)
         except Exception as exc:  # any failure inside a user's template is the user's to read
             raise RenderError(f"template {source[:60]!r}: {_reason(exc)}") from None
@@ -39,9 +53,7 @@ class Renderer:
     def evaluate(self, source: str, variables: Mapping[str, Any]) -> Any:
         """Evaluate an expression such as ``state.category == "technical"``."""
         try:
-            expression = self._expressions.get(source)
-            if expression is None:
-                expression = self._expressions[source] = self.env.compile_expression(source, undefined_to_none=False)
+            expression = _cached(self._expressions, source, lambda s: self.env.compile_expression(s, undefined_to_none=False))
             value = expression(**variables)
             if isinstance(value, Undefined):  # strict undefined only raises when used: use it here
                 str(value)
@@ -58,6 +70,64 @@ class Renderer:
         if isinstance(value, list):
             return [self.render_value(v, variables) for v in value]
         return value
+
+
+    def render_typed(self, value: Any, variables: Mapping[str, Any]) -> Any:
+        """Render every string inside a JSON-like value, the one rule for every place a
+        template yields a value (state writes, event data, HTTP bodies): a string that is a
+        single ``{{ expr }}`` keeps the expression's JSON type (``{{ args.limit }}`` is 5, not
+        "5"; ``{{ args.tags }}`` a list, ``{{ event.data }}`` an object); anything else renders
+        as text."""
+        if isinstance(value, str):
+            return self._typed(value, variables)
+        if isinstance(value, dict):
+            return {k: self.render_typed(v, variables) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.render_typed(v, variables) for v in value]
+        return value
+
+    def _typed(self, source: str, variables: Mapping[str, Any]) -> Any:
+        match = _SINGLE_EXPR.fullmatch(source.strip())
+        if match:
+            try:
+                value = self.evaluate(match.group(1), variables)
+                if not isinstance(value, Undefined):
+                    return json.loads(json.dumps(value))
+            except (RenderError, TypeError, ValueError):  # `{{- x -}}`, a value JSON can't carry:
+                pass  # rendered as text below, so errors read the same as everywhere else
+        return self.render(source, variables)
+
+    def render_pieces(self, source: str, variables: Mapping[str, Any]) -> list[tuple[str, bool]]:
+        """Render a template into ``(text, is_value)`` pieces: the template's own text (and
+        what its ``{% %}`` blocks choose) apart from what each ``{{ }}`` inserted, so that a
+        caller can treat inserted values as data (a URL percent-encodes them where they land)."""
+        if _MARK in source:
+            raise RenderError(f"template {source[:60]!r}: holds a NUL character")
+        try:
+            template = _cached(self._marked, source, self._marking.from_string)
+            text = template.render(variables)
+        except Exception as exc:
+            raise RenderError(f"template {source[:60]!r}: {_reason(exc)}") from None
+        parts = text.split(_MARK)
+        try:
+            pieces = [(bytes.fromhex(p).decode() if i % 2 else p, bool(i % 2)) for i, p in enumerate(parts)]
+        except ValueError:  # a `{% filter %}` block rewrote an inserted value: filter inside the {{ }}
+            raise RenderError(f"template {source[:60]!r}: a {{% filter %}} block may not wrap a {{{{ }}}} here") from None
+        return [piece for piece in pieces if piece[0] or piece[1]]
+
+
+_CACHED_MAX = 4096
+"""Compiled templates kept per renderer. Bounded: some sources are new on every call (an
+HTTP tool's ``${ENV}`` placeholders carry a nonce made for each call)."""
+
+
+def _cached(cache: dict[str, Any], source: str, make: Callable[[str], Any]) -> Any:
+    found = cache.get(source)
+    if found is None:
+        if len(cache) >= _CACHED_MAX:
+            cache.pop(next(iter(cache)))  # the oldest: dicts keep insertion order
+        found = cache[source] = make(source)
+    return found
 
 
 def _reason(exc: Exception) -> str:
@@ -83,3 +153,5 @@ _DEFAULT = renderer_for({})
 render = _DEFAULT.render
 evaluate = _DEFAULT.evaluate
 render_value = _DEFAULT.render_value
+render_typed = _DEFAULT.render_typed
+render_pieces = _DEFAULT.render_pieces

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..compile import ModelFactory
+from ..engines.approvals import ApprovalError, resolve_approval
 from ..engines.concurrency import ConcurrencyGate
 from ..engines.inngest_function import accepts, default_event, network_input, triggers
 from ..engines.local import Journal, new_run_id
@@ -37,6 +39,7 @@ from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
 from .catalog import Catalog, ReloadResult, Version
 from .functions import META, InngestFunctions, make_client
+from .inngest_guard import SIGNATURE_HEADER, SignatureGuard, sign
 from .local_runs import LocalRuns
 from .run_events import FINAL, RunEvents
 from .settings import SERVE_PATH, ServeSettings, is_loopback
@@ -120,9 +123,12 @@ class Server:
         import inngest.fast_api
 
         assert self.functions is not None
-        served = FastAPI()
+        served = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        # The URL registered with Inngest is the configured one, never the request's Host;
+        # in production an unsigned PUT syncs nothing (inngest 0.5 allows it by default).
         inngest.fast_api.serve(served, self.client, self.functions.build(), serve_path=SERVE_PATH,
-                               serve_origin=None, public_path=None)
+                               serve_origin=self.settings.registered_origin, public_path=self.settings.registered_path,
+                               enable_unauthed_sync=self.settings.inngest_mode != "cloud")
         self.inngest_app = served
 
     async def sync(self) -> None:
@@ -130,18 +136,23 @@ class Server:
         as the Inngest dev server or a deploy hook would)."""
         import httpx
 
+        url = self.settings.local_url  # this process; what Inngest is told is registered_url
         for attempt in range(20):
+            # Signed as Inngest signs (production accepts signed syncs only), afresh each try.
+            headers = {SIGNATURE_HEADER: sign(b"", self.settings.signing_key)} if self.settings.inngest_mode == "cloud" and self.settings.signing_key else {}
             try:
                 async with httpx.AsyncClient(timeout=10) as http:
-                    answer = await http.put(self.settings.serve_url)
-                if answer.status_code < 300:
-                    log.info("synced %d function(s) with Inngest", len(self.catalog.current))
-                else:
-                    log.warning("sync with Inngest failed: HTTP %s %s", answer.status_code, answer.text[:300])
-                return
+                    answer = await http.put(url, headers=headers)
             except httpx.TransportError:
                 await asyncio.sleep(0.1 * (attempt + 1))  # the server is not listening yet
-        log.warning("could not reach %s to sync the functions", self.settings.serve_url)
+                continue
+            problem = _sync_problem(answer)
+            if problem is None:
+                log.info("synced %d function(s) with Inngest as %s", len(self.catalog.current), self.settings.registered_url)
+            else:
+                log.warning("sync with Inngest failed: %s", problem)
+            return
+        log.warning("could not reach %s to sync the functions", url)
 
     # -- reloads -----------------------------------------------------------------------------
     def reload(self) -> ReloadResult:
@@ -179,6 +190,9 @@ class Server:
             if self.settings.inngest_mode == "dev":
                 log.warning("listening on %s in dev mode: /api/inngest accepts unsigned calls; anyone who can reach it can run "
                             "these functions with the server's keys (use a signing key outside a trusted network)", self.settings.host)
+        if self.settings.inngest_mode == "cloud" and not (self.settings.public_url or self.settings.serve_origin):
+            log.warning("registering %s with Inngest: set NETRUN_PUBLIC_URL (or INNGEST_SERVE_ORIGIN) to the URL Inngest "
+                        "reaches this server at", self.settings.registered_url)
         log.info("serving %s", ", ".join(f"{v.name}@{v.hash[:8]}" for v in self.catalog.current.values()))
         recovered = self.local.open()
         if recovered:
@@ -201,13 +215,14 @@ class Server:
             self.journal.close()
 
     async def send(self, event: Any) -> list[str]:
-        """Send an event to Inngest; an HTTP error the client can act on when it fails."""
-        import inngest
-
+        """Send an event to Inngest; a 502 with the reason when Inngest is unreachable or refuses it."""
         try:
             return list(await self.client.send(event))
-        except inngest.Error as exc:
-            raise HTTPException(502, f"Inngest did not accept the event {event.name}: {exc}") from None
+        except Exception as exc:  # the SDK's SendEventsError, or a transport error under it
+            # The event key is part of the URL the SDK posts to: never echo it.
+            reason = _describe_send_error(exc, self.settings.event_key)
+            log.warning("could not send the event %s to Inngest: %s", event.name, reason)
+            raise HTTPException(502, f"Inngest did not accept the event {event.name}: {reason}") from None
 
     # -- runs ------------------------------------------------------------------------------------
     async def start_run(self, version: Version, body: RunRequest) -> dict[str, Any]:
@@ -265,25 +280,80 @@ class Server:
         return open_store(spec, self.settings.data_dir, self.settings.environ)
 
 
+def _sync_problem(answer: Any) -> str | None:
+    """What went wrong with a sync PUT, or None. The SDK answers 200 with ``{"error": ...}``
+    when Inngest refused the registration."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if answer.status_code < 300 and not error:
+        return None
+    return f"HTTP {answer.status_code} {str(error or answer.text)[:300]}"
+
+
+def _describe_send_error(exc: Exception, event_key: str | None) -> str:
+    text = str(exc).strip().partition("\n")[0] or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {str(cause).partition(chr(10))[0]})"
+    if event_key:
+        text = text.replace(event_key, "***")
+    return text[:500]
+
+
 class _InngestRoute:
-    """Sends ``/api/inngest`` to the functions app of the current reload, the rest on."""
+    """Sends ``/api/inngest`` to the functions app of the current reload, the rest on.
+
+    In production mode a request reaches the SDK only when it is signed with a fresh
+    timestamp and not seen before (:class:`SignatureGuard`); the SDK then checks the HMAC."""
 
     def __init__(self, app: ASGIApp, server: Server) -> None:
         self.app = app
         self.server = server
+        self.guard = SignatureGuard() if server.settings.inngest_mode == "cloud" else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = self.server.inngest_app
         if scope["type"] == "http" and target is not None and scope["path"].rstrip("/") == SERVE_PATH:
+            if self.guard is not None:
+                headers = dict(Headers(scope=scope).items())
+                query = scope.get("query_string", b"").decode("latin-1")
+                refused = self.guard.refuse(scope["method"], f"{scope['path']}?{query}", headers.get(SIGNATURE_HEADER))
+                if refused is not None:
+                    log.warning("refused %s %s: %s", scope["method"], SERVE_PATH, refused)
+                    await JSONResponse({"detail": refused}, status_code=401)(scope, receive, send)
+                    return
             await target(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
+def _docs_behind(app: FastAPI, dependencies: list[Any]) -> None:
+    """``/openapi.json``, ``/docs`` and ``/redoc``, requiring the API token (a client sends
+    the header; a browser needs a proxy that adds it)."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    @app.get("/openapi.json", dependencies=dependencies, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=dependencies, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="netrun API")
+
+    @app.get("/redoc", dependencies=dependencies, include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="netrun API")
+
+
 def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -> FastAPI:
     """The application for ``settings``; raises :class:`StartError` when it cannot start."""
     server = Server(settings, models)
-    app = FastAPI(title="netrun", lifespan=server.lifespan)
+    # With a token, the API's description is served behind it like the API itself (below).
+    open_docs = settings.api_token is None
+    app = FastAPI(title="netrun", lifespan=server.lifespan, **({} if open_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
     app.state.netrun = server
     app.add_middleware(_InngestRoute, server=server)
 
@@ -296,6 +366,8 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
             raise HTTPException(401, "missing or wrong bearer token (NETRUN_API_TOKEN)", headers={"WWW-Authenticate": "Bearer"})
 
     api = [Depends(authorized)]
+    if not open_docs:
+        _docs_behind(app, api)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -337,16 +409,63 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
 
         return EventSourceResponse(stream(), ping=15)
 
-    @app.post("/events", dependencies=api, status_code=202)
-    async def events(body: EventRequest) -> dict[str, Any]:
+    @app.post("/events", dependencies=api, status_code=202, response_model=None)
+    async def events(body: EventRequest) -> dict[str, Any] | JSONResponse:
+        """Deliver an event. 202 ``{started, resumed, problems, matched[, approval_id]}``
+        (Inngest: ``{event_ids, matched[, approval_id]}``). An approval, or an event for one
+        run (``run_id``), that answers nothing is refused with the reason: 404 (no such run,
+        approval or wait), 409 (several approvals pending and none named, answered already,
+        expired, another tool's, the run ended), 422 (malformed); the body is ``{detail,
+        run_id, pending: [approvals]}``. See README "Approvals"."""
+        if META in body.data:
+            # netrun's own: it names the run a function call records (and its depth). A client
+            # that set it could overwrite another run's record; runs are started with
+            # POST /networks/{name}/runs.
+            raise HTTPException(422, f"data.{META} is reserved for netrun; start a run with POST /networks/{{name}}/runs")
         data = dict(body.data)
         if body.run_id is not None:
             data.setdefault("run_id", body.run_id)  # approvals match on the run id in the data
+        try:
+            approval = resolve_approval(server.journal, body.name, data, body.run_id)
+        except ApprovalError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        run_id = body.run_id
+        if approval is not None:
+            data, run_id = approval, str(approval["run_id"])
+        named = {"approval_id": approval["approval_id"]} if approval is not None and "approval_id" in approval else {}
         if settings.engine == "inngest":
             import inngest
 
-            return {"event_ids": await server.send(inngest.Event(name=body.name, data=data))}
-        return server.local.deliver(body.name, data, body.run_id)
+            # Inngest's wait matches the id; marking the approval answered first makes a repeat
+            # (or a concurrent second answer) a 409 here rather than an event that matches nothing.
+            if named and run_id is not None and not server.journal.settle_approval(run_id, named["approval_id"]):
+                return JSONResponse(ApprovalError(409, f"approval {named['approval_id']} of run {run_id} was answered already", run_id,
+                                                  server.journal.approvals(run_id)).body(), status_code=409)
+            try:
+                ids = await server.send(inngest.Event(name=body.name, data=data))
+            except HTTPException:
+                if named and run_id is not None:  # not sent: it still waits for an answer
+                    server.journal.settle_approval(run_id, named["approval_id"], "pending", was="answered")
+                raise
+            # Whether a plain event answers a wait is Inngest's to know: matched is null then.
+            return {"event_ids": ids, "matched": True if approval is not None else None, **named}
+        if approval is None and run_id is not None and server.journal.run(run_id) is None:
+            raise HTTPException(404, f"no run {run_id}")
+        try:
+            result = server.local.deliver(body.name, data, run_id)
+        except ApprovalError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        matched = bool(result["started"] or result["resumed"])
+        if not matched and approval is not None:  # another request answered it between the two looks
+            assert run_id is not None
+            which = f"approval {named['approval_id']}" if named else "the approval"
+            refusal = ApprovalError(409, f"{which} of run {run_id} was answered already", run_id, server.journal.approvals(run_id))
+            return JSONResponse(refusal.body(), status_code=409)
+        if not matched and run_id is not None:
+            waits = sorted({w[2] for w in server.journal.waits(run_id=run_id)})
+            return JSONResponse({"detail": f"no wait of run {run_id} matches the event {body.name}; it waits for: {', '.join(waits) or 'nothing'}",
+                                 "run_id": run_id, "pending": server.journal.approvals(run_id)}, status_code=404)
+        return {**result, "matched": matched, **named}
 
     @app.get("/threads", dependencies=api)
     async def threads(user: str | None = None, network: str | None = None, limit: int = 50, before: float | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,22 +19,20 @@ from pydantic import ValidationError
 
 from ..compile import ModelFactory, Program, compile_network, default_model_factory
 from ..engines.inngest_function import function_options, network_input
-from ..engines.inngest_steps import InngestSteps, event_json
+from ..engines.inngest_steps import META, InngestSteps, event_depth, event_json
 from ..engines.local import Journal, RunRecord
 from ..engines.runner import mcp_servers, thread_of
 from ..history.store import HistoryError
+from ..redact import Secrets
 from ..runtime.model import ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
 from ..runtime.render import RenderError
 from ..spec import NetworkSpec
+from ..spec.base import parse_duration
 from .catalog import Catalog
 from .settings import ServeSettings
 
 log = logging.getLogger("netrun.serve")
-
-META = "_netrun"
-"""The key in an event's data under which ``POST /networks/{name}/runs`` passes netrun's
-run id and initial state to the function it starts."""
 
 _PROGRAMS_KEPT = 64
 
@@ -135,6 +134,7 @@ class InngestFunctions:
             event = event_json(ctx.event)
             data = event.get("data") if isinstance(event.get("data"), dict) else {}
             meta = data.get(META) if isinstance(data.get(META), dict) else {}
+            depth = event_depth(event)  # read before the check below: it holds for every network the event starts
             if meta.get("network") != name:  # the run id is for the network it was started for
                 meta = {}
             run_id = str(meta.get("run_id") or ctx.run_id)
@@ -163,12 +163,12 @@ class InngestFunctions:
             except (ValidationError, ModelError) as exc:
                 return self._fail(run_id, f"the run's definition cannot be compiled: {exc}")
             text = str(pinned.get("input", ""))
-            steps = InngestSteps(ctx, run_id, self.functions.get)
+            steps = InngestSteps(ctx, run_id, self.functions.get, depth)
             try:
                 async with mcp_servers(program, self.environ) as mcp, thread_of(meta, program, self.data_dir, self.environ) as thread:
                     run = NetworkRun(program, steps, input=text, state=meta.get("state") or None, event=event,
                                      environ=self.environ, emit=self._emit_for(run_id), mcp=mcp,
-                                     stream=functools.partial(self.watched, run_id), thread=thread)
+                                     stream=functools.partial(self.watched, run_id), thread=thread, depth=depth)
                     try:
                         result = await run.run()
                     except (RunError, inngest.NonRetriableError) as exc:  # the latter: a step no retry can fix
@@ -203,11 +203,37 @@ class InngestFunctions:
                     self.journal.set_status(run_id, "waiting")
                 elif kind == "agent.started":
                     self.journal.set_status(run_id, "running")
+                self._track_approval(run_id, kind, data)
             self.emit(kind, data)
 
         return emit
 
+    def _track_approval(self, run_id: str, kind: str, data: Mapping[str, Any]) -> None:
+        """Keep the journal's list of the run's pending approvals, so that ``POST /events``
+        can give an id-less approval its id and refuse one that answers nothing before it
+        is sent (Inngest matches the wait, and says nothing about an event that misses)."""
+        ident = data.get("approval_id")
+        if not isinstance(ident, str):
+            return
+        if kind == "approval.requested":
+            try:
+                seconds = parse_duration(str(data.get("timeout") or "24h")).total_seconds()
+            except ValueError:
+                seconds = 24 * 3600.0
+            # Inngest starts the wait's timeout in this call; a repeated report keeps the first.
+            self.journal.track_approval(run_id, {**data, "id": ident}, time.time() + seconds)
+        elif kind == "approval.resolved":
+            status = "expired" if data.get("resolution") == "expired" else "answered"
+            # POST /events marks an approval answered when it sends it; one that came too late
+            # for Inngest's timeout is expired all the same.
+            if not self.journal.settle_approval(run_id, ident, status) and status == "expired":
+                self.journal.settle_approval(run_id, ident, status, was="answered")
+
     def _fail(self, run_id: str, message: str) -> Any:
+        # A store's or a compile error may quote a secret the run itself could not redact.
+        record = self.journal.run(run_id)
+        if record is not None:
+            message = Secrets.for_definition(record.definition, self.environ).redact(message)
         self.journal.set_status(run_id, "failed", error=message)
         self.emit("run.failed", {"run_id": run_id, "error": message, "replayed": False})
         raise inngest.NonRetriableError(message)

@@ -103,18 +103,24 @@ class LocalRuns:
         self._spawn(self.engine.execute(record), record.id)
         return record
 
-    def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None) -> dict[str, Any]:
-        """An event: start the networks it triggers, resume the runs whose waits it answers."""
+    def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, depth: int = 0,
+                from_run: bool = False) -> dict[str, Any]:
+        """An event: start the networks it triggers, resume the runs whose waits it answers.
+
+        ``depth``: of the runs it starts (0 for an event from outside; a run's events pass
+        its depth + 1, and the sender refused those past its limit already). ``from_run``: a
+        run sent it; it answers no approval."""
         event = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
         started, problems = [], []
         if run_id is None:
             for version in self.catalog.current.values():
                 try:
                     if triggered(version, event):
-                        started.append(self.start(version, input=network_input(version.spec, event), state=None, event=event).id)
+                        started.append(self.start(version, input=network_input(version.spec, event), state=None, event=event,
+                                                  options={"depth": depth} if depth else None).id)
                 except RenderError as exc:
                     problems.append(f"network {version.name}: {exc}")
-        resumed = self.engine.answer(name, data, run_id)
+        resumed = self.engine.answer(name, data, run_id, from_run=from_run)
         for woken in resumed:
             self._spawn(self.engine.resume(woken), woken)
         return {"started": started, "resumed": resumed, "problems": problems}

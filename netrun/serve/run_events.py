@@ -18,6 +18,7 @@ FINAL = ("run.completed", "run.failed")
 _ONCE: dict[str, str | None] = {
     "run.started": None, "routed": "iteration", "agent.started": "iteration", "agent.finished": "iteration",
     "tool.called": "step", "tool.result": "step", "waiting": "step", "approval.requested": "step",
+    "approval.resolved": "step",
 }
 """Events reported once per run, told apart by this field."""
 

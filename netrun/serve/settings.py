@@ -4,17 +4,24 @@
   nothing is signed.
 - ``INNGEST_SIGNING_KEY`` set (and no ``INNGEST_DEV``): production, against Inngest Cloud
   or, with ``INNGEST_BASE_URL``, a self-hosted Inngest. Requests to ``/api/inngest`` must
-  be signed; events are sent with ``INNGEST_EVENT_KEY``.
+  be signed, and recently (:mod:`netrun.serve.inngest_guard`); events are sent with
+  ``INNGEST_EVENT_KEY``.
 - Neither: no Inngest server; runs execute on the embedded local engine.
 
 Production without a signing key is refused: an unsigned endpoint would run any caller's
 function calls.
+
+The URL netrun registers with Inngest (where Inngest sends every function call) comes from
+configuration only, never from a request: ``INNGEST_SERVE_ORIGIN`` (an origin, as the
+Inngest SDKs read it), else ``NETRUN_PUBLIC_URL`` (a URL, which may have a path prefix for
+a proxy), else the address the server listens on.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,14 +62,37 @@ class ServeSettings:
     api_token: str | None = None
     """``NETRUN_API_TOKEN``: the bearer token the REST API requires, if set."""
     public_url: str | None = None
-    """The URL Inngest reaches this server at (for the sync after a reload)."""
+    """``NETRUN_PUBLIC_URL``: the URL Inngest reaches this server at (registered at sync)."""
+    serve_origin: str | None = None
+    """``INNGEST_SERVE_ORIGIN``: the origin Inngest reaches this server at (wins over the
+    origin of ``public_url``)."""
     watch: bool = True
     environ: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def serve_url(self) -> str:
-        base = self.public_url or f"http://{_url_host(self.host)}:{self.port}"
-        return base.rstrip("/") + SERVE_PATH
+    def local_url(self) -> str:
+        """``/api/inngest`` at the address this server listens on (netrun's own sync PUTs here)."""
+        return f"http://{_url_host(self.host)}:{self.port}{SERVE_PATH}"
+
+    @property
+    def registered_origin(self) -> str:
+        """The scheme, host and port Inngest is told to call: configured, never a request's."""
+        if self.serve_origin:
+            return self.serve_origin.rstrip("/")
+        if self.public_url:
+            parts = urllib.parse.urlsplit(self.public_url)
+            return f"{parts.scheme}://{parts.netloc}"
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def registered_path(self) -> str:
+        """The path Inngest is told to call: ``/api/inngest`` under ``public_url``'s path."""
+        prefix = urllib.parse.urlsplit(self.public_url).path.rstrip("/") if self.public_url else ""
+        return prefix + SERVE_PATH
+
+    @property
+    def registered_url(self) -> str:
+        return self.registered_origin + self.registered_path
 
     @classmethod
     def from_env(
@@ -103,10 +133,18 @@ class ServeSettings:
             )
         if signing_key is not None and not _SIGNING_KEY.match(signing_key):
             raise SettingsError("INNGEST_SIGNING_KEY is not a signing key: expected signkey-<env>-<hex digits> (or the hex digits alone, for a self-hosted Inngest)")
-        for var in ("INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_EVENT_API_BASE_URL", "NETRUN_PUBLIC_URL"):
+        for var in ("INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_EVENT_API_BASE_URL", "NETRUN_PUBLIC_URL", "INNGEST_SERVE_ORIGIN"):
             value = environ.get(var)
-            if value and not value.startswith(("http://", "https://")):
+            if value and not _http_url(value):
                 raise SettingsError(f"{var} must be an http:// or https:// URL")  # the value may hold credentials
+        for var in ("NETRUN_PUBLIC_URL", "INNGEST_SERVE_ORIGIN"):
+            parts = urllib.parse.urlsplit(environ.get(var) or "")
+            if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+                raise SettingsError(f"{var} must be a plain URL: no user or password, query or fragment (Inngest calls it as it is)")
+        origin = urllib.parse.urlsplit(environ.get("INNGEST_SERVE_ORIGIN") or "")
+        if origin.path.strip("/"):
+            raise SettingsError("INNGEST_SERVE_ORIGIN is an origin (scheme, host and port: https://netrun.example.com); "
+                                "a path prefix belongs in NETRUN_PUBLIC_URL")
         return cls(
             paths=paths,
             data_dir=data_dir or Path(environ.get("NETRUN_DATA_DIR") or ".netrun"),
@@ -121,6 +159,7 @@ class ServeSettings:
             event_api_base_url=environ.get("INNGEST_EVENT_API_BASE_URL") or base_url,
             api_token=environ.get("NETRUN_API_TOKEN") or None,
             public_url=environ.get("NETRUN_PUBLIC_URL") or None,
+            serve_origin=environ.get("INNGEST_SERVE_ORIGIN") or None,
             watch=watch,
             environ=environ,
         )
@@ -133,6 +172,8 @@ class ServeSettings:
             where = f"Inngest dev server{' at ' + self.api_base_url if self.api_base_url else ''}"
         else:
             where = f"Inngest {'at ' + self.api_base_url if self.api_base_url else 'Cloud'} (signed requests only)"
+        if self.inngest_mode is not None:
+            where += f"; registered at {self.registered_url}"
         runs = "the local engine" if self.engine == "local" else "Inngest"
         auth = "bearer token required" if self.api_token else "no token"
         return f"mode: {where}; runs execute on {runs}; REST API: {auth}"
@@ -145,6 +186,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _http_url(value: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _url_host(host: str) -> str:

@@ -29,6 +29,19 @@ class Limits(Spec):
     time: Duration | None = None
     """Time spent in model and tool calls per run, summed (waiting for events does not
     count); recorded with each step, so a resumed run counts the same."""
+    depth: int | None = Field(default=None, ge=0)
+    """How deep runs may start runs (default 8): a run started from outside (CLI, REST,
+    an outside event, a schedule) is at depth 0; a network tool's child run, and a run
+    started by an event a run sent, is one deeper than that run. A network tool call or an
+    event tool call of this network that would start a run deeper than this is refused,
+    an error for the model, and starts nothing. The limit of the network whose tool makes
+    the call applies. 0: this network's runs start no other runs."""
+
+
+DEFAULT_DEPTH = 8
+"""``limits.depth`` when the network does not set it: room for real delegation chains,
+while runs that start each other (a -> b -> a, an event that triggers its own network)
+stop after a few runs instead of multiplying without end."""
 
 
 Triggers = keyed_union(
@@ -82,7 +95,7 @@ class NetworkSpec(Shared):
     max_iter: int | None = Field(default=None, gt=0)
     """At most this many agent turns per run (AgentKit's ``maxIter``)."""
     limits: Limits | None = None
-    """Run-wide limits: iterations, tokens, cost, wall time."""
+    """Run-wide limits: iterations, tokens, cost, wall time, and how deep runs may start runs."""
     agents: Annotated[dict[Name, AgentSpec], Field(min_length=1)]
     """The agents, by name."""
     router: RouterSpec | None = None

@@ -50,7 +50,8 @@ class TestEvent(Spec):
     """The event name."""
     data: dict[str, Any] = {}
     """The event data. For ``netrun/approval`` (and a tool's approval event) ``run_id`` is
-    filled in with the case's run."""
+    filled in with the case's run, and ``step`` (the gated call's step id, such as
+    ``turn.0.ops.tool.1.shell``) names the call it answers when several wait at once."""
 
 
 class ExpectedCall(Spec):

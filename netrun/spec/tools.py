@@ -52,7 +52,12 @@ class HttpCall(Spec):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
     """The HTTP method."""
     url: Template
-    """The URL; a template, and may use ``${ENV}`` references."""
+    """The URL; a template, and may use ``${ENV}`` references. Values a template inserts are
+    percent-encoded for the part of the URL they land in, and may not change its origin."""
+    allowed_origins: list[str] = []
+    """More origins (``https://api.example.com``, ``http://127.0.0.1:8080``) the request may go
+    to besides the one ``url`` is written with; with them a template may write the origin
+    (``url: "{{ state.base }}/v1/items"``). May use ``${ENV}`` references."""
     query: dict[str, Template] = {}
     """Query parameters (templates)."""
     headers: dict[str, Template] = {}

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engines.approvals import ApprovalError
 from ..engines.local import Journal, RunRecord
 from ..engines.runner import EngineError, LocalEngine
 from ..includes import display
 from ..models.scripted import load_replies
+from ..runtime.approvals import approval_id
 from ..runtime.model import ModelError
 from ..runtime.network import APPROVAL_EVENT
 from ..spec import NetworkSpec
@@ -119,7 +121,15 @@ async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, en
         data = dict(incoming.data)
         if incoming.name in approvals:
             data.setdefault("run_id", record.id)
-        if not await engine.deliver(incoming.name, data, run_id=record.id):
+            step = data.pop("step", None)
+            if isinstance(step, str) and "approval_id" not in data:  # a case names a call by its step (run ids vary)
+                data["approval_id"] = approval_id(record.id, step)
+        try:
+            delivered = await engine.deliver(incoming.name, data, run_id=record.id)
+        except ApprovalError as exc:
+            result.failures.append(Failure("events", f"event {incoming.name} answered no approval: {exc.message}", (*at, "events", i)))
+            break
+        if not delivered:
             waits = [w[2] for w in journal.waits() if w[0] == record.id]
             result.failures.append(Failure("events", f"event {incoming.name} answered none of the run's waits (it waits for {', '.join(waits) or 'nothing'})",
                                            (*at, "events", i)))

@@ -23,22 +23,22 @@ import asyncio
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import httpx
-from jinja2 import Undefined
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from ..envrefs import REF, MissingEnvError
+from ..redact import Secrets
 from ..runtime.args import check_args, parameters_schema
-from ..runtime.render import RenderError, evaluate, render, render_value
+from ..runtime.render import RenderError, render_pieces, render_typed, render_value
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
 from ..spec.tools import HttpTool
+from ..urltemplate import DEFAULT_PORTS, ROUTING_HEADERS, BuiltUrl, UrlError, build, origin_problem
 
 BACKOFF_BASE = 0.5
 """Seconds before the first retry (doubled each time, plus up to as much again of jitter)."""
@@ -48,7 +48,6 @@ RETRY_AFTER_MAX = 30.0
 """A server's ``Retry-After`` is honoured up to this many seconds (a step must not sleep for hours)."""
 
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-_SINGLE_EXPR = re.compile(r"\{\{((?:(?!\{\{|\}\}).)*)\}\}", re.S)
 def _map_strings(value: Any, fn: Callable[[str], Any]) -> Any:
     if isinstance(value, str):
         return fn(value)
@@ -67,7 +66,7 @@ class CallEnv:
         self.nonce = secrets.token_hex(16)
         self.values: dict[str, str] = {}  # placeholder -> value
         self.refs: dict[str, str] = {}  # placeholder -> reference text (for error messages)
-        self.secrets: set[str] = set()  # environment values, in every encoding (defaults are in the file: not secret)
+        self.secrets = Secrets()  # environment values (defaults are in the file: not secret)
 
     def protect(self, text: str) -> str:
         """Replace references by placeholders; ``$${`` (escaped) becomes a literal ``${``."""
@@ -81,7 +80,7 @@ class CallEnv:
             if value is None and default is None:
                 raise MissingEnvError(f"environment variable {name} is not set")
             if value:
-                self.secrets |= _encodings(value)
+                self.secrets.add(value)
             placeholder = f"NETRUNENV{self.nonce}N{len(self.values)}X"
             self.values[placeholder], self.refs[placeholder] = value if value is not None else default, m.group()
             out += [text[pos : m.start()].replace("$${", "${"), placeholder]
@@ -97,13 +96,11 @@ class CallEnv:
         return text
 
     def redact(self, text: str) -> str:
-        """Placeholders -> reference text, secret values (plain or URL-encoded) -> ``***``."""
+        """Placeholders -> reference text, secret values (in every encoding, :mod:`netrun.redact`) -> ``***``."""
         for placeholder, ref in self.refs.items():
             text = text.replace(placeholder, ref)
         text = re.sub(rf"NETRUNENV{self.nonce[:4]}[0-9a-fNX]*", "${…}", text)  # cut short (template errors quote 60 chars)
-        for form in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(form, "***")
-        return text
+        return self.secrets.redact(text)
 
     def redact_outcome(self, outcome: ToolOutcome) -> ToolOutcome:
         def clean(value: Any) -> Any:
@@ -113,22 +110,6 @@ class CallEnv:
 
         error = None if outcome.error is None else self.redact(outcome.error)
         return ToolOutcome(result=clean(outcome.result), error=error, state_patch=outcome.state_patch)
-
-
-def _encodings(secret: str) -> set[str]:
-    """A secret as it may be echoed: plain, URL-encoded, as httpx encodes it in a path or query,
-    and as a bytes repr (h11 quotes a bad header value that way).
-
-    A value with ``?`` or ``#`` inserted into a URL path changes the URL's structure; the
-    pieces it is split into cannot be recognised (don't put such values in paths)."""
-    forms = {secret, quote(secret), quote(secret, safe=""), quote_plus(secret), repr(secret.encode())[2:-1]}
-    for url in (f"http://h/{secret}", f"http://h/?{secret}"):
-        try:
-            parsed = httpx.URL(url)
-            forms |= {parsed.raw_path.decode("ascii")[1:], parsed.query.decode("ascii")}
-        except (httpx.InvalidURL, UnicodeError):
-            pass
-    return forms - {""}
 
 
 class _AttemptFailedError(Exception):
@@ -188,17 +169,22 @@ class HttpToolImpl:
             return ToolOutcome.failure(str(exc))  # names the variable only
         except RenderError as exc:
             return env.redact_outcome(ToolOutcome.failure(str(exc)))
+        except UrlError as exc:
+            return env.redact_outcome(ToolOutcome.failure(f"request not sent: {exc}"))
         request["headers"] = {k: v for k, v in request["headers"].items() if k.lower() != "idempotency-key"}
         request["headers"]["Idempotency-Key"] = ctx.idempotency_key  # durability rule 5: same key on every attempt
         return env.redact_outcome(await self._send(request))
 
     def _render(self, variables: dict[str, Any], env: CallEnv) -> dict[str, Any]:
-        """url, query and headers render as text; body strings that are a single ``{{ expr }}``
-        keep the expression's JSON type (``{{ args.limit }}`` sends 5, not "5")."""
-        raw = {"url": self.http.url, "query": dict(self.http.query), "headers": dict(self.http.headers)}
+        """query and headers render as text, the URL by :mod:`netrun.urltemplate` (values
+        encoded where they land, the origin kept), the body by the typed rule
+        (:meth:`~netrun.runtime.render.Renderer.render_typed`)."""
+        check_routing_headers(self.http.headers)
+        raw = {"query": dict(self.http.query), "headers": dict(self.http.headers)}
         out = _map_strings(render_value(_map_strings(raw, env.protect), variables), env.reveal)
-        body = _map_strings(self.http.body, env.protect)
-        out["body"] = _map_strings(_map_strings(body, lambda s: _render_typed(s, variables)), env.reveal)
+        built, out["target"] = render_url(self.http.url, variables, env, list(out["query"].items()), self.http.allowed_origins)
+        out["url"] = built.url
+        out["body"] = _map_strings(render_typed(_map_strings(self.http.body, env.protect), variables), env.reveal)
         return out
 
     async def _send(self, request: dict[str, Any]) -> ToolOutcome:
@@ -227,7 +213,7 @@ class HttpToolImpl:
         try:
             async with asyncio.timeout(self.timeout):  # the whole attempt, not each read
                 async with client.stream(
-                    self.http.method, request["url"], params=request["query"], headers=request["headers"], **extra
+                    self.http.method, request["target"] or request["url"], headers=request["headers"], **extra
                 ) as response:
                     raw = await self._read(response)
         except TimeoutError:
@@ -263,18 +249,70 @@ class HttpToolImpl:
         return b"".join(chunks)
 
 
-def _render_typed(source: str, variables: dict[str, Any]) -> Any:
-    """A lone ``{{ expr }}`` keeps its JSON type; anything else (or anything odd) renders as text,
-    so errors read the same as everywhere else."""
-    match = _SINGLE_EXPR.fullmatch(source.strip())
-    if match:
-        try:
-            value = evaluate(match.group(1), variables)
-            if not isinstance(value, Undefined):
-                return json.loads(json.dumps(value))
-        except (RenderError, TypeError, ValueError):  # `{{- x -}}`, a value JSON can't carry
-            pass
-    return render(source, variables)
+def check_routing_headers(headers: Mapping[str, str]) -> None:
+    """Refuse a templated header that servers and proxies route by (``Host``, ``X-Forwarded-Host``, ...)."""
+    for name, value in headers.items():
+        if name.lower() in ROUTING_HEADERS and ("{{" in value or "{%" in value):
+            raise UrlError(f"header {name} is a template: servers and proxies route by it, so a value there could change the destination")
+
+
+def render_url(
+    url: str, variables: Mapping[str, Any], env: CallEnv, query: Sequence[tuple[str, str]] = (), allowed_origins: Sequence[str] = ()
+) -> tuple[BuiltUrl, httpx.URL | None]:
+    """Render a URL template the author's way (:mod:`netrun.urltemplate`): values encoded for
+    the component they land in, the origin kept; the built URL and the parsed one to send
+    (see :func:`check_target`). Raises :class:`UrlError` (nothing is to be sent), RenderError
+    or MissingEnvError. Used by http tools and the HTTP history store alike."""
+    # ${ENV} text is the operator's, so it is revealed before the URL is taken apart and
+    # counts as written by the author (`url: ${ORDERS_URL}/v1/orders/{{ args.id }}`).
+    pieces = [(env.reveal(text), value) for text, value in render_pieces(env.protect(url), variables)]
+    built = build(pieces, query)
+    return built, check_target(built, allowed_origins, env)
+
+
+def check_target(built: BuiltUrl, allowed_origins: Sequence[str], env: CallEnv) -> httpx.URL | None:
+    """The parsed URL to send, once its origin is the one its url is written with or one of
+    ``allowed_origins``; None when httpx cannot parse it (nothing can be sent to it)."""
+    allowed: dict[tuple[str, bytes, int | None], str] = {}
+    for entry in allowed_origins:
+        text = env.reveal(env.protect(entry))
+        problem = origin_problem(text)
+        if problem:
+            raise UrlError(f"allowed_origins: {problem}")
+        allowed[_origin(httpx.URL(text))] = text
+    if built.templated_origin and not allowed:
+        raise UrlError(
+            f"a value wrote (part of) the origin {built.origin!r}; the request may only go to the origin its url "
+            "is written with (values are allowed after the first '/' of the path; an http tool's allowed_origins "
+            "lists more origins)"
+        )
+    try:
+        url = httpx.URL(built.url)
+    except (httpx.InvalidURL, UnicodeError, ValueError):
+        if built.templated_origin:
+            raise UrlError(f"{built.origin!r} is not an origin this tool may call") from None
+        return None
+    if built.templated_origin:
+        if url.userinfo:
+            raise UrlError(f"{built.origin!r} holds a user name or password, which a value may not write")
+    elif not url.host:
+        return url  # relative, or no host: httpx refuses it before connecting
+    else:
+        written = httpx.URL(built.origin)
+        allowed[_origin(written)] = built.origin
+    if _origin(url) not in allowed:
+        raise UrlError(f"{_show(url)} is not an origin this tool may call; it may call: {', '.join(sorted(allowed.values()))}")
+    return url
+
+
+def _origin(url: httpx.URL) -> tuple[str, bytes, int | None]:
+    """Scheme, host (IDNA-encoded, as httpx connects to it) and port, the default one filled in."""
+    return url.scheme, url.raw_host.lower(), url.port or DEFAULT_PORTS.get(url.scheme)
+
+
+def _show(url: httpx.URL) -> str:
+    port = url.port or DEFAULT_PORTS.get(url.scheme)
+    return f"{url.scheme}://{url.raw_host.decode('ascii', 'replace')}:{port}"
 
 
 def _decode(response: httpx.Response, raw: bytes) -> Any:

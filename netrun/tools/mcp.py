@@ -57,6 +57,7 @@ from mcp.shared.message import SessionMessage
 
 from .. import __version__
 from ..envrefs import REF, MissingEnvError, resolve
+from ..redact import Secrets
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
 from ..spec.mcp import McpServerSpec, StdioServer, WsServer
@@ -202,7 +203,7 @@ class McpConnection:
         self._reconnects_left = 1
         self._listing: list[types.Tool] | None = None
         self._tools: dict[str, McpTool] = {}
-        self._secrets: set[str] = set()
+        self._secrets = owner.secrets
         self.error: str | None = None
         """Why the server is unavailable for the rest of the run (``None`` while it is usable)."""
         self.sessions_opened = 0
@@ -224,9 +225,7 @@ class McpConnection:
         return f"MCP server '{self.name}' ({self.transport}: {target})"
 
     def _redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return self._secrets.redact(text)
 
     # -- tools ------------------------------------------------------------------------
 
@@ -446,7 +445,7 @@ class McpConnection:
             attempt.error = exc
         finally:
             if attempt.errlog is not None:
-                attempt.stderr_tail = _tail(attempt.errlog)
+                attempt.stderr_tail = _tail(attempt.errlog, self._secrets)
                 attempt.errlog.close()
             attempt.ready.set()
             attempt.done.set()
@@ -457,7 +456,7 @@ class McpConnection:
         """Resolve ``${ENV}`` references now, remembering the values for redaction."""
         for m in REF.finditer(text):
             value = self._owner.environ.get(m.group("name"))
-            if value is not None and len(value) >= 3:
+            if value is not None:
                 self._secrets.add(value)
         return resolve(text, self._owner.environ)
 
@@ -498,12 +497,18 @@ async def _list_tools(session: ClientSession) -> list[types.Tool]:
             return tools
 
 
-def _tail(errlog: IO[bytes]) -> str:
+def _tail(errlog: IO[bytes], secrets: Secrets) -> str:
+    """The end of a server's stderr, redacted before it is cut: a secret crossing the cut
+    would otherwise lose its first half to the cut and its second half would escape redaction."""
     try:
-        errlog.seek(max(0, errlog.seek(0, 2) - _STDERR_TAIL * 4))
-        return errlog.read().decode("utf-8", errors="replace")[-_STDERR_TAIL:]
+        # Up to 4 bytes a character; read as many more as the longest secret may span.
+        size = errlog.seek(0, 2)
+        start = max(0, size - (_STDERR_TAIL + secrets.longest) * 4)
+        errlog.seek(start)
+        text = errlog.read().decode("utf-8", errors="replace")
     except (OSError, ValueError):
         return ""
+    return secrets.tail(text, _STDERR_TAIL, starts_cut=start > 0)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -620,6 +625,9 @@ class McpServers:
     def __init__(self, specs: Mapping[str, McpServerSpec], *, environ: Mapping[str, str], base_dir: Path | str) -> None:
         self.environ = environ
         self.base_dir = Path(base_dir)
+        # Every server's references (and credential-named variables): one server may print a
+        # secret another was given, and a stderr tail must be redacted before it is cut.
+        self.secrets = Secrets.for_definition({n: s.model_dump(mode="json") for n, s in specs.items()}, environ)
         self.connections: dict[str, McpConnection] = {name: McpConnection(name, spec, self) for name, spec in specs.items()}
         self._names: dict[str, tuple[str, str]] = {}
         self._stack: AsyncExitStack | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..runtime.render import RenderError, render_value
+from ..runtime.render import RenderError, render_typed
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.params import JsonSchema
 from ..spec.tools import StateTool
@@ -26,7 +26,7 @@ class StateToolImpl:
 
     async def call(self, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
         try:
-            values = {key: render_value(value, ctx.variables(args)) for key, value in self.spec.state.items()}
+            values = {key: render_typed(value, ctx.variables(args)) for key, value in self.spec.state.items()}
         except RenderError as exc:
             return ToolOutcome.failure(str(exc))
         patch = {key: coerce(value, self.fields.get(key)) for key, value in values.items()}
@@ -34,9 +34,12 @@ class StateToolImpl:
 
 
 def coerce(value: Any, field: Any) -> Any:
-    """A rendered template is text; turn it into the declared type when it reads as one."""
+    """A rendered value in the declared type: text that reads as one becomes it (``"5"`` for
+    an integer); a typed value for a string field becomes text (JSON for arrays and objects)."""
     kind = field.type if isinstance(field, JsonSchema) else field
-    if not isinstance(value, str) or kind in (None, "string"):
+    if kind == "string" and not isinstance(value, str):
+        return json.dumps(value) if isinstance(value, list | dict) else str(value)
+    if not isinstance(value, str) or kind is None:
         return value
     text = value.strip()
     try:

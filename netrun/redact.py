@@ -1,0 +1,333 @@
+"""The one redaction mechanism: ``${ENV}`` values never leave a run in clear.
+
+Every text that comes from outside netrun (a tool's result or error, an MCP server's
+answers and stderr, a model's completion or error, a subprocess) may quote a secret: a
+server echoes the header it received, an exception quotes the URL it failed on. So the
+runtime passes all of it through one :class:`Secrets` before the text is truncated, stored
+(journal, Inngest step output, thread), emitted (SSE, the terminal) or sent (the model)::
+
+    secrets = Secrets.for_definition(spec.model_dump(mode="json"), os.environ)
+    secrets.redact("token s3cr3t-value")          # 'token ***'
+    secrets.redact_value({"echo": ["s3cr3t-value"]})
+    secrets.tail(long_text, 600)                  # redacted *then* cut
+
+What counts as a secret, and why:
+
+- The value of every ``${NAME}`` reference anywhere in the network definition (model keys
+  and params, HTTP headers, urls and bodies, MCP env, args, headers and urls, history URLs):
+  the design makes ``${ENV}`` *the* way to write a secret, so each one is treated as one,
+  wherever it is used. A default (``${NAME:-x}``) is written in the file: not a secret.
+- The value of environment variables named like credentials (``OPENAI_API_KEY``,
+  ``GITHUB_TOKEN``, ``DB_PASSWORD``...), 8 characters or more: litellm and SDKs read
+  provider keys from the environment without a reference, and quote them in errors.
+- Values shorter than :data:`MIN_LENGTH` characters are not redacted: replacing ``on`` or
+  ``80`` in every text would corrupt results (numbers, words) while hiding next to nothing,
+  as a value that short is guessed in a few thousand tries anyway. Don't use one as a secret.
+
+Each value is searched in every form it may be echoed in (:func:`encodings`): plain,
+percent-encoded (as ``quote``, ``quote_plus``, httpx's path and query encoders, lower-case
+hex too), JSON-escaped, as a Python bytes repr (h11 quotes a bad header that way), and
+base64 (HTTP Basic auth, at any offset inside a longer encoded string). Overlapping
+occurrences of several secrets are merged before replacement, so no piece of one survives
+next to another. This module imports the standard library and :mod:`netrun.envrefs` only:
+every layer may use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from .envrefs import REF
+
+__all__ = ["MASK", "MIN_LENGTH", "Secrets", "StreamRedactor", "encodings", "redact_logs"]
+
+MASK = "***"
+"""What a secret is replaced with."""
+MIN_LENGTH = 4
+"""Values shorter than this are not redacted (see the module docstring)."""
+_MEMO_FROM = 256
+"""Texts this long or longer have their redaction remembered (shorter ones cost less to redact again)."""
+_MEMO_MAX = 2048
+_NAMED_MIN_LENGTH = 8
+"""Unreferenced variables named like credentials are redacted from this length on (``AUTH=on`` is a switch)."""
+_SECRET_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH)(?:$|_)", re.I)
+# The WHATWG URL standard's percent-encode sets (httpx's ``_urlparse`` follows them): the
+# printable ASCII characters each URL part encodes; every other one is kept as it is.
+_QUERY_SET = ' "#<>'
+_URL_SETS = (_QUERY_SET, _QUERY_SET + "?`{}", _QUERY_SET + "?`{}/:;=@[\\]^|", ' "<>`')  # query, path, userinfo, fragment
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _whatwg_quote(text: str, encoded: str) -> str:
+    """``text`` percent-encoded as a WHATWG URL part with the set ``encoded`` (controls and
+    non-ASCII always); an existing ``%XX`` escape is kept, as httpx keeps it."""
+
+    def part(piece: str) -> str:
+        return "".join(c if " " < c < "\x7f" and c not in encoded else quote(c, safe="") for c in piece)
+
+    out, pos = [], 0
+    for m in _ESCAPE.finditer(text):
+        out += [part(text[pos : m.start()]), m.group()]
+        pos = m.end()
+    out.append(part(text[pos:]))
+    return "".join(out)
+
+
+def encodings(secret: str) -> set[str]:
+    """A secret as it may be echoed back (see the module docstring); forms shorter than
+    :data:`MIN_LENGTH` are left out."""
+    forms = {
+        secret,
+        quote(secret),
+        quote(secret, safe=""),
+        quote_plus(secret),
+        quote_plus(secret, safe="/"),
+        *(_whatwg_quote(secret, encoded) for encoded in _URL_SETS),
+        repr(secret.encode())[2:-1],
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+    forms |= {_PERCENT.sub(lambda m: m.group().lower(), f) for f in forms if "%" in f}
+    forms |= _base64_forms(secret.encode())
+    return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """The base64 characters that depend on ``raw`` only, for each of the three offsets it
+    may start at inside a longer encoded value (``user:secret`` in a Basic auth header)."""
+    forms = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        start = -(-8 * offset // 6)  # the first character made of secret bits only
+        end = 8 * (offset + len(raw)) // 6  # past the last one
+        inner = encoded[start:end]
+        if len(inner) >= 6:  # shorter runs of base64 letters occur in ordinary text
+            forms |= {inner, inner.replace("+", "-").replace("/", "_")}
+    return forms
+
+
+class Secrets:
+    """The secret values of a run, and the redaction of text and JSON values against them."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
+        self._forms: list[str] = []
+        self._memo: dict[str, str] = {}
+        """Long texts redacted lately, and their redaction: a run sends the model its whole
+        history on every inference, the same strings each time (their hash is cached too)."""
+        for value in values:
+            self.add(value)
+
+    @classmethod
+    def for_definition(cls, definition: Any, environ: Mapping[str, str]) -> Secrets:
+        """The secrets of a network: the values of the ``${ENV}`` references anywhere in its
+        definition (a spec's JSON dump), and credential-named variables of ``environ``."""
+        found = cls()
+        for text in _strings(definition):
+            for m in REF.finditer(text):
+                before = text[: m.start()]
+                if (len(before) - len(before.rstrip("$"))) % 2:  # `$${NAME}`: a literal, not a reference
+                    continue
+                value = environ.get(m.group("name"))
+                if value:
+                    found.add(value)
+        for name, value in environ.items():
+            if _SECRET_NAME.search(name) and len(value) >= _NAMED_MIN_LENGTH:
+                found.add(value)
+        return found
+
+    def add(self, value: str) -> None:
+        """Treat ``value`` as a secret too (ignored when shorter than :data:`MIN_LENGTH`)."""
+        if len(value) < MIN_LENGTH or value in self._values:
+            return
+        self._values.add(value)
+        self._forms = sorted(set(self._forms) | encodings(value), key=len, reverse=True)
+        self._memo = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    @property
+    def longest(self) -> int:
+        """The length of the longest form: how far a secret may reach across a cut."""
+        return len(self._forms[0]) if self._forms else 0
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Where secrets occur in ``text``, overlapping occurrences merged."""
+        spans: list[tuple[int, int]] = []
+        for form in self._forms:
+            at = text.find(form)
+            while at >= 0:
+                spans.append((at, at + len(form)))
+                at = text.find(form, at + 1)
+        if not spans:
+            return spans
+        spans.sort()
+        merged = [spans[0]]
+        for start, end in spans[1:]:
+            if start <= merged[-1][1]:  # touching or overlapping: one masked run
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret, in every form, replaced by ``***``."""
+        if not self._forms or not text:
+            return text
+        if len(text) < _MEMO_FROM:
+            return self._redact(text)
+        clean = self._memo.get(text)
+        if clean is None:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.pop(next(iter(self._memo)))  # the oldest
+            clean = self._memo[text] = self._redact(text)
+        return clean
+
+    def _redact(self, text: str) -> str:
+        spans = self._spans(text)
+        if not spans:
+            return text
+        out, pos = [], 0
+        for start, end in spans:
+            out += [text[pos:start], MASK]
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def redact_value(self, value: Any) -> Any:
+        """A JSON-like value with every string (keys included) redacted; other values as they are."""
+        if not self._forms:
+            return value
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {self.redact(k) if isinstance(k, str) else k: self.redact_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.redact_value(v) for v in value)
+        return value
+
+    def tail(self, text: str, limit: int, *, starts_cut: bool = False) -> str:
+        """The last ``limit`` characters of ``text`` once redacted: redaction comes first, so
+        a secret crossing the cut is masked whole instead of leaking its second half.
+
+        ``starts_cut``: ``text`` was itself read from the middle of something longer (a file's
+        tail), so its first characters may be the end of a secret that cannot be recognised:
+        they are dropped (pass text :attr:`longest` characters longer than needed).
+        """
+        if starts_cut and self._forms:
+            text = text[self.longest :]
+        return self.redact(text)[-limit:] if limit > 0 else ""
+
+    def head(self, text: str, limit: int) -> str:
+        """The first ``limit`` characters of ``text`` once redacted."""
+        return self.redact(text)[:limit]
+
+    def scrub(self, exc: BaseException) -> BaseException:
+        """Redact an exception's message in place (its type, and so how it is retried, stays)."""
+        if self._forms:
+            exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
+            for attr in ("message", "msg"):  # messages some exceptions keep apart from args
+                held = getattr(exc, attr, None)
+                if isinstance(held, str):
+                    with contextlib.suppress(AttributeError):  # a read-only property
+                        setattr(exc, attr, self.redact(held))
+        return exc
+
+    def stream(self, sink: Callable[[str], None]) -> StreamRedactor:
+        """A writer passing streamed text to ``sink`` redacted (see :class:`StreamRedactor`)."""
+        return StreamRedactor(self, sink)
+
+
+class StreamRedactor:
+    """Redacts text that arrives in pieces (a model's streamed deltas).
+
+    A secret may be split across two pieces, and neither piece alone contains it; so the
+    last ``longest - 1`` characters are held back until more text (or :meth:`flush`) shows
+    whether they begin a secret. What is written to ``sink`` is always redacted.
+    """
+
+    def __init__(self, secrets: Secrets, sink: Callable[[str], None]) -> None:
+        self.secrets = secrets
+        self.sink = sink
+        self._pending = ""
+
+    def write(self, piece: str) -> None:
+        if not self.secrets:
+            if piece:
+                self.sink(piece)
+            return
+        text = self._pending + piece
+        cut = max(0, len(text) - (self.secrets.longest - 1))
+        for start, end in self.secrets._spans(text):
+            if start < cut < end:  # never split a secret: hold it back whole
+                cut = start
+        self._pending = text[cut:]
+        if cut:
+            self.sink(self.secrets.redact(text[:cut]))
+
+    def flush(self) -> None:
+        text, self._pending = self._pending, ""
+        if text:
+            self.sink(self.secrets.redact(text))
+
+
+_LOGGED = Secrets()
+"""Every secret of every run of this process, kept out of its log records."""
+_factory_installed = False
+
+
+def redact_logs(secrets: Secrets) -> None:
+    """Keep ``secrets`` out of every log record this process makes, whoever logs it.
+
+    A run's text passes through libraries that log at debug level what they send and get
+    (the openai SDK, litellm, httpx, the MCP SDK), into handlers netrun does not own (the
+    host application's, uvicorn's, a test's). So the records themselves are cleaned, where
+    they are made: a log record factory redacts the formatted message (and a traceback) of
+    each record that is emitted at all (a disabled level makes no record).
+    """
+    global _factory_installed
+    for value in secrets._values:
+        _LOGGED.add(value)
+    if _factory_installed:
+        return
+    _factory_installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if not _LOGGED:
+            return record
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it later, as it would have
+            return record
+        clean = _LOGGED.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = _LOGGED.redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
