@@ -37,9 +37,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
+import html
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -83,7 +86,14 @@ def _whatwg_quote(text: str, encoded: str) -> str:
 
 def encodings(secret: str) -> set[str]:
     """A secret as it may be echoed back (see the module docstring); forms shorter than
-    :data:`MIN_LENGTH` are left out."""
+    :data:`MIN_LENGTH` are left out. A service may normalize Unicode (macOS file names are
+    NFD, many stores NFC): a non-ASCII secret is searched in each normal form too."""
+    if secret.isascii():
+        return _encodings(secret)
+    return set().union(*(_encodings(unicodedata.normalize(n, secret)) for n in ("NFC", "NFD", "NFKC", "NFKD")), _encodings(secret))
+
+
+def _encodings(secret: str) -> set[str]:
     forms = {
         secret,
         quote(secret),
@@ -96,6 +106,7 @@ def encodings(secret: str) -> set[str]:
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
     }
+    forms |= {html.escape(secret), html.escape(secret, quote=False)}
     forms |= {_PERCENT.sub(lambda m: m.group().lower(), f) for f in forms if "%" in f}
     forms |= _base64_forms(secret.encode())
     return {f for f in forms if len(f) >= MIN_LENGTH}
@@ -110,7 +121,7 @@ def _base64_forms(raw: bytes) -> set[str]:
         start = -(-8 * offset // 6)  # the first character made of secret bits only
         end = 8 * (offset + len(raw)) // 6  # past the last one
         inner = encoded[start:end]
-        if len(inner) >= 6:  # shorter runs of base64 letters occur in ordinary text
+        if len(inner) >= MIN_LENGTH:  # as short as the shortest secret form: a 4-character password in Basic auth
             forms |= {inner, inner.replace("+", "-").replace("/", "_")}
     return forms
 
@@ -233,19 +244,53 @@ class Secrets:
         return self.redact(text)[:limit]
 
     def scrub(self, exc: BaseException) -> BaseException:
-        """Redact an exception's message in place (its type, and so how it is retried, stays)."""
+        """Redact an exception's message in place (its type, and so how it is retried, stays),
+        and those of the exceptions it chains (``__cause__``, ``__context__``, a group's): a
+        traceback (Inngest records one with a failed step) prints them all."""
         if self._forms:
-            exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
-            for attr in ("message", "msg"):  # messages some exceptions keep apart from args
-                held = getattr(exc, attr, None)
-                if isinstance(held, str):
-                    with contextlib.suppress(AttributeError):  # a read-only property
-                        setattr(exc, attr, self.redact(held))
+            self._scrub(exc, set())
         return exc
+
+    def _scrub(self, exc: BaseException, seen: set[int]) -> None:
+        if id(exc) in seen:
+            return
+        seen.add(id(exc))
+        exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
+        # Text some exceptions keep apart from args (OSError prints strerror and filename).
+        for attr in ("message", "msg", "strerror", "filename", "filename2"):
+            held = getattr(exc, attr, None)
+            if isinstance(held, str):
+                with contextlib.suppress(AttributeError, TypeError):  # a read-only property
+                    setattr(exc, attr, self.redact(held))
+        notes = getattr(exc, "__notes__", None)
+        if isinstance(notes, list):
+            exc.__notes__ = [self.redact(n) if isinstance(n, str) else n for n in notes]
+        try:
+            text = str(exc)
+        except Exception:  # a broken __str__: nothing to show, nothing to leak
+            text = ""
+        clean = self.redact(text)
+        if clean != text:  # its __str__ reads text held elsewhere: the exception shows the clean one
+            with contextlib.suppress(TypeError):  # a built-in type's instance keeps its class
+                exc.__class__ = _masked(type(exc))
+                exc.__dict__["_netrun_redacted"] = clean
+        for inner in (exc.__cause__, exc.__context__, *getattr(exc, "exceptions", ())):
+            if isinstance(inner, BaseException):
+                self._scrub(inner, seen)
 
     def stream(self, sink: Callable[[str], None]) -> StreamRedactor:
         """A writer passing streamed text to ``sink`` redacted (see :class:`StreamRedactor`)."""
         return StreamRedactor(self, sink)
+
+
+@functools.cache
+def _masked(cls: type[BaseException]) -> type[BaseException]:
+    """``cls`` whose ``str()`` is the redacted text :meth:`Secrets.scrub` kept (same name, a subclass)."""
+
+    def __str__(self: BaseException) -> str:  # noqa: N807
+        return str(self.__dict__.get("_netrun_redacted", ""))
+
+    return type(cls.__name__, (cls,), {"__str__": __str__, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
 
 
 class StreamRedactor:

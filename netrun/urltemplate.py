@@ -23,14 +23,15 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 Piece = tuple[str, bool]
 """Rendered text, and whether a ``{{ }}`` inserted it (True) or the author wrote it."""
 
 ROUTING_HEADERS = frozenset(
     {"host", "forwarded", "x-forwarded-host", "x-forwarded-server", "x-forwarded-proto", "x-forwarded-port",
-     "x-forwarded-scheme", "x-host", "x-original-url", "x-rewrite-url", "x-original-host"}
+     "x-forwarded-scheme", "x-host", "x-original-url", "x-rewrite-url", "x-original-host", "x-forwarded-prefix",
+     "x-forwarded-uri", "x-forwarded-path", "x-original-uri", "x-envoy-original-path", "x-http-destinationurl"}
 )  # fmt: skip
 """Headers a server or proxy may route by: their values must not come from templates."""
 
@@ -96,15 +97,31 @@ def _encode(pieces: Iterable[Piece]) -> str:
     return "".join(quote(text, safe="") if value else text for text, value in pieces)
 
 
+_OVERLONG = re.compile(rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}")
+_PERCENT_U = re.compile(r"%u([0-9A-Fa-f]{4})")
+
+
+def _ascii_of_overlong(m: re.Match[bytes]) -> bytes:
+    """An overlong UTF-8 sequence (``%c0%ae`` is '.' to a lax decoder) as the character it hides."""
+    value = 0
+    for i, byte in enumerate(m.group()):
+        value = (value << 6) | (byte & (0x3F if i else 0x7F >> len(m.group())))
+    return bytes([value]) if value < 0x80 else m.group()
+
+
 def _dot_like(text: str) -> bool:
-    """``.`` or ``..`` once decoded as far as any server might: percent-decoding (repeated),
-    Unicode width folding (``．．``), ``\\`` as ``/``, and a ``;param`` tail (``..;``)."""
+    """``.`` or ``..`` once decoded as far as any server might: percent-decoding (repeated,
+    ``%uXXXX`` too), overlong UTF-8 (``%c0%ae``), Unicode width folding (``．．``), ``\\`` as
+    ``/``, a ``;param`` tail (``..;``), and invisible characters a server drops or stops at
+    (NUL, controls, zero-width ones)."""
     for _ in range(4):
-        decoded = unquote(text)
+        raw = _OVERLONG.sub(_ascii_of_overlong, unquote_to_bytes(_PERCENT_U.sub(lambda m: chr(int(m.group(1), 16)), text)))
+        decoded = raw.decode("utf-8", "replace")
         if decoded == text:
             break
         text = decoded
     text = unicodedata.normalize("NFKC", text)
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))
     return any(part.split(";")[0].strip() in (".", "..") for part in re.split(r"[/\\]", text))
 
 

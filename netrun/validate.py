@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import envrefs
-from .check.cycles import cycle_diagnostics
+from .check.cycles import cycle_diagnostics, network_targets
 from .check.network import NetworkChecker
 from .check.spec_errors import is_secret_path, kind_of, show, spec_diagnostics
 from .diagnostics import Diagnostic, Pos, YamlPath
@@ -247,7 +247,14 @@ def _validate_paths(paths: Iterable[Path]) -> Report:
         if result.spec is not None:
             result.diagnostics.extend(NetworkChecker(result.spec, docs[id(result)], names, result.broken, known_networks).run())
     # Across the files validated together: networks whose tools would start each other's runs.
-    cycles = cycle_diagnostics([(r.spec, docs[id(r)]) if r.spec is not None and ("name",) not in r.broken else None for r in results])
+    validated: list[tuple[NetworkSpec, Document] | None] = [
+        (r.spec, docs[id(r)]) if r.spec is not None and ("name",) not in r.broken else None for r in results
+    ]
+    # A network tool runs the network of that name beside the calling file: when some files
+    # of a folder are validated alone (pre-commit, `netrun validate FILE`, `netrun run`), the
+    # cycles their tools close through the other files are theirs to report too.
+    beside = _beside(files, [item[0] for item in validated if item is not None], cache)
+    cycles = cycle_diagnostics([*validated, *beside], reported=len(validated))
     for i, found in cycles.items():
         results[i].diagnostics.extend(found)
     for result in results:
@@ -358,6 +365,36 @@ def network_names(folder: Path) -> dict[Path, str]:
         if found:
             names[path.resolve()] = found.group(1)
     return names
+
+
+def _beside(files: list[Path], specs: list[NetworkSpec], cache: DocumentCache) -> list[tuple[NetworkSpec, Document]]:
+    """The networks beside the validated files that their network tools reach, directly or
+    through each other (loaded, not checked: only for the cycles they close). A file with
+    errors still counts: `netrun serve` may be serving its last good version."""
+    have = {spec.name for spec in specs}
+    wanted = [t for spec in specs for t, _ in network_targets(spec) if t not in have]
+    if not wanted:
+        return []
+    validated = {p.resolve() for p in files}
+    by_name: dict[str, list[Path]] = {}
+    for folder in sorted({p.resolve().parent for p in files}):
+        for path, name in network_names(folder).items():
+            if path not in validated:
+                by_name.setdefault(name, []).append(path)
+    out: list[tuple[NetworkSpec, Document]] = []
+    while wanted:
+        name = wanted.pop(0)
+        if name in have:
+            continue
+        have.add(name)
+        for path in by_name.get(name, []):
+            doc = _load(path, cache, FileResult(display(path)))
+            spec = validate_model(NetworkSpec, doc)[0] if doc is not None else None
+            if isinstance(spec, NetworkSpec) and spec.name == name:
+                out.append((spec, doc))  # type: ignore[arg-type]
+                wanted.extend(t for t, _ in network_targets(spec) if t not in have)
+                break
+    return out
 
 
 def _sibling_names(files: list[Path]) -> frozenset[str]:

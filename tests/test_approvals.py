@@ -157,6 +157,31 @@ def test_approving_one_call_runs_that_call_alone(tmp_path: Path, llm: FakeLLM, e
     assert httpx.get(f"{server.url}/runs/{run_id}").json()["status"] == "waiting"  # `rm -rf /` still waits for its own answer
 
 
+def test_a_call_approved_while_the_server_is_down_runs_at_start_up(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
+                                                                    served: Callable[..., Served]) -> None:
+    """One of two gated calls is answered in the journal and the server stops before the run
+    resumes (a crash, or `netrun send --no-resume` style answers): at start-up the approved
+    call runs, although the run still waits for the other one."""
+    from netrun.engines.local import Journal
+    from netrun.engines.runner import LocalEngine
+
+    llm.set_script([Reply(text="two", tool_calls=[ToolCall("shell", {"cmd": "echo harmless"}), ToolCall("shell", {"cmd": "rm -rf /"})])])
+    (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
+    server = served()
+    run_id = start(server.url)
+    echo, _ = waiting_on(server.url, run_id, ["echo harmless", "rm -rf /"])
+    server.stop()
+    journal = Journal(tmp_path / "data" / "runs.db")
+    try:  # the answer is recorded; no resume follows
+        assert LocalEngine(journal, {}).answer(APPROVAL, {"run_id": run_id, "approval_id": echo["id"], "approved": True}) == [run_id]
+    finally:
+        journal.close()
+    assert ran(effects) == []
+    server.start()
+    until("the approved call to run after the restart", lambda: ran(effects) == ["echo harmless"])
+    waiting_on(server.url, run_id, ["rm -rf /"])  # and the other still waits
+
+
 ROGUE = """\
 name: rogue
 model: {{id: openai/fake, api_base: "{llm}", api_key: "${{FAKE_LLM_KEY}}"}}
@@ -427,3 +452,62 @@ def test_a_test_case_names_the_call_it_approves_by_its_step(netrun_cli: Callable
     result = netrun_cli("test", str(tmp_path / "gated.test.yaml"))
     assert result.exit_code == 1
     assert "answered no approval" in result.output and "waits for 2 approvals" in result.output, result.output
+
+
+def test_an_approval_by_a_custom_event_without_a_run_is_refused(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
+                                                                 served: Callable[..., Served]) -> None:
+    """``approval: {event: app/ok}``: an ``app/ok`` event without a run id is an approval
+    that names no run, refused like one of ``netrun/approval`` (not a 202 that answered nothing)."""
+    llm.set_script([Reply(text="one", tool_calls=[ToolCall("shell", {"cmd": "date"})])])
+    custom = OPS.replace("approval: {{timeout: {timeout}}}", "approval: {{timeout: {timeout}, event: app/ok}}")
+    (tmp_path / "ops.yaml").write_text(custom.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
+    server = served()
+    run_id = start(server.url)
+    (date,) = waiting_on(server.url, run_id, ["date"])
+    assert date["event"] == "app/ok"
+    for data in ({"approved": True}, {"approved": True, "tool": "shell"}):
+        nameless = httpx.post(f"{server.url}/events", json={"name": "app/ok", "data": data})
+        assert nameless.status_code == 422 and "names the run" in nameless.json()["detail"], nameless.text
+    assert waiting_on(server.url, run_id, ["date"]) == [date]
+    answered = httpx.post(f"{server.url}/events", json={"name": "app/ok", "data": {"approved": True, "run_id": run_id}})
+    assert answered.status_code == 202 and answered.json()["approval_id"] == date["id"], answered.text
+    until("the run to complete", lambda: httpx.get(f"{server.url}/runs/{run_id}").json()["status"] == "completed")
+    assert ran(effects) == ["date"]
+
+
+BOSS = """\
+name: boss
+model: {{id: openai/fake, api_base: "{llm}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 3
+agents:
+  boss: {{description: delegates, system: "Do {{{{ input }}}}", tools: [ops]}}
+router:
+  rules: [{{if: "call_count >= 1", stop: true}}, {{if: "true", agent: boss}}]
+tools:
+  ops: {{description: runs ops, parameters: {{input: {{type: string}}}}, network: ops}}
+"""
+
+
+def test_a_child_run_left_waiting_by_its_parent_answers_no_approval(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
+                                                                     served: Callable[..., Served]) -> None:
+    """On the local engine a network used as a tool must finish on its own: when its child
+    run waits for an approval the parent is told the call failed and goes on. Approving the
+    child's call afterwards must not run it (its result would reach nobody)."""
+    llm.set_script([Reply(text="delegating", tool_calls=[ToolCall("ops", {"input": "x"})]),
+                    Reply(text="on it", tool_calls=[ToolCall("shell", {"cmd": "rm -rf /"})])])
+    (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
+    (tmp_path / "boss.yaml").write_text(BOSS.format(llm=llm.base_url))
+    server = served()
+    answer = httpx.post(f"{server.url}/networks/boss/runs", json={"input": "x"})
+    parent = answer.json()["run_id"]
+    run = until("the parent to complete", lambda: (r := httpx.get(f"{server.url}/runs/{parent}").json())["status"] == "completed" and r)
+    (call,) = run["result"]["results"][0]["tool_calls"]
+    assert "is waiting for an event" in call["error"]
+    child = f"{parent}.turn.0.boss.tool.0.ops"
+    orphan = httpx.get(f"{server.url}/runs/{child}").json()
+    assert orphan["status"] == "failed" and orphan["approvals"] == [], orphan
+    for target, data in ((child, {"approved": True}), (child, {"approved": True, "approval_id": approval_id(child, "turn.0.ops.tool.0.shell")}),
+                         (parent, {"approved": True})):
+        refused = approve(server.url, target, **data)
+        assert refused.status_code == 409 and "has ended" in refused.json()["detail"], refused.text
+    assert ran(effects) == []

@@ -92,6 +92,13 @@ def test_a_thread_id_cannot_make_a_dot_segment(a: FakeHttpServer, b: FakeHttpSer
     assert "'.' or '..'" in message and message.startswith("history get:")
 
 
+@pytest.mark.parametrize("thread", ["..\x00", "..%00", "%c0%ae%c0%ae", ".%u002e", ".\u200b."])
+def test_a_thread_id_cannot_make_a_dot_segment_a_lax_server_decodes(a: FakeHttpServer, b: FakeHttpServer, thread: str) -> None:
+    # NUL truncation, overlong UTF-8, IIS's %uXXXX, a zero-width space a server drops
+    message = refused(store(a.url + "/threads/{{ thread_id }}/messages"), thread, a, b)
+    assert "'.' or '..'" in message
+
+
 def test_an_empty_thread_id_cannot_collapse_a_segment(a: FakeHttpServer) -> None:
     refused(store(a.url + "/threads/{{ thread_id }}/messages"), "", a)
 

@@ -238,9 +238,53 @@ def test_event_data_keeps_arrays_and_objects(tmp_path: Path) -> None:
     client = ScriptedClient({"a": [{"text": "", "tool_calls": [{"name": "remember", "args": {"tags": ["p", "q"], "n": 3}}]}, {"text": "done"}]}, "t")
     eng = LocalEngine(Journal(tmp_path / "runs.db"), {}, None, models=lambda s: client, backoff=0.01)
     sent: list[tuple[str, dict[str, Any]]] = []
-    eng.on_event = lambda name, data, depth, from_run: sent.append((name, data))
+    eng.on_event = lambda name, data, **how: sent.append((name, data))
     record = asyncio.run(eng.start(NetworkSpec.model_validate(spec), tmp_path, input="go"))
     assert record.status == "completed", record.error
     ((name, data),) = sent
     assert name == "app/memory.write"
     assert {k: data[k] for k in ("tags", "n")} == {"tags": ["p", "q"], "n": 3} and data["at"].endswith("!")
+
+
+# --- more of the same kind: what a lax server decodes, nested values, more routing headers ---
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["..\x00", "..%00", ".\x00.", "%c0%ae%c0%ae", "%C0%AE.", "%e0%80%ae%e0%80%ae", ".%u002e", "%u002e%u002e", ".\u200b.",
+     "\u200d..", "..\x7f", "%25c0%25ae%25c0%25ae"],
+)  # fmt: skip
+def test_dot_segments_a_lax_server_would_decode_are_refused(a: FakeHttpServer, b: FakeHttpServer, value: str) -> None:
+    # NUL truncation, overlong UTF-8 ('%c0%ae' is '.' to old IIS and Tomcat), IIS's %uXXXX,
+    # and invisible characters a server strips: each makes '..' somewhere down the line
+    refused(attack(a.url + "/v1/orders/{{ args.v }}", value), a, b)
+
+
+def test_a_value_inside_a_macro_is_one_value(a: FakeHttpServer, b: FakeHttpServer) -> None:
+    url = a.url + "/v1/{% macro seg(x) %}{{ x }}{% endmacro %}{{ seg(args.v) }}"
+    assert attack(url, "a/b?c").error is None
+    assert [h.target for h in a.hits] == ["/v1/a%2Fb%3Fc"]  # the value as it is, encoded once
+    refused(attack(url, ".."), b)
+    assert len(a.hits) == 1
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-Prefix", "X-Original-URI", "X-Envoy-Original-Path", "X-Forwarded-Uri"])
+def test_templated_path_routing_headers_are_refused(a: FakeHttpServer, b: FakeHttpServer, header: str) -> None:
+    refused(attack(a.url + "/x", "/admin", headers={**AUTH, header: "{{ args.v }}"}), a, b)
+
+
+def test_arguments_nested_past_the_parser_are_an_error_not_a_crash(a: FakeHttpServer) -> None:
+    from netrun.runtime.args import MAX_NESTING, parse_arguments
+
+    deep = "[" * 100_000 + "]" * 100_000
+    assert parse_arguments('{"v": ' + deep + '}') == (None, "the arguments are nested too deeply")
+    # Deeper than the tools walk (checks, templates, redaction recurse): refused at the door.
+    below = MAX_NESTING - 1  # the object itself is one level
+    assert parse_arguments('{"v": ' + "[" * (below + 1) + "]" * (below + 1) + "}")[1] == (
+        f"the arguments are nested too deeply (more than {MAX_NESTING} levels)")
+    # As deep as allowed: the typed rule sends it, or answers an error, never raises.
+    args, problem = parse_arguments('{"v": ' + "[" * below + "]" * below + "}")
+    assert problem is None
+    tool = make({"method": "POST", "url": a.url + "/b", "body": {"v": "{{ args.v }}"}, "retries": 0}, {"v": {"type": "array"}})
+    outcome = call(tool, args)
+    assert (outcome.error is None and len(a.hits) == 1) or (outcome.error is not None and a.hits == []), outcome

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import re
+import traceback
+import unicodedata
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -133,3 +137,68 @@ def test_log_records_are_redacted_whoever_logs_them(caplog: pytest.LogCaptureFix
         logging.getLogger("netrun.x").exception("boom")
     assert "sent {'auth': '***'}" in caplog.text and "failed with ***" in caplog.text
     assert secret not in caplog.text
+
+
+# --- forms the first redactor missed ---
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD", "NFKC", "NFKD"])
+def test_a_unicode_secret_is_redacted_in_every_normal_form(form: str) -> None:
+    """A service may normalize what it echoes (macOS file names are NFD, many stores NFC)."""
+    secret = unicodedata.normalize("NFC", "pässwörd-ü-ﬁx")  # 'ﬁ' changes under NFKC
+    secrets = Secrets([secret])
+    echo = unicodedata.normalize(form, secret)
+    for text in (echo, quote(echo, safe=""), json.dumps(echo)[1:-1]):
+        assert secrets.redact(f"got {text}!") == "got ***!", (form, text)
+
+
+def test_an_html_escaped_secret_is_redacted() -> None:
+    """An HTML error page quotes the header it received, escaped."""
+    secret = "tok<en>&'\"x"
+    secrets = Secrets([secret])
+    for text in (html.escape(secret), html.escape(secret, quote=False)):
+        assert secrets.redact(f"<p>{text}</p>") == "<p>***</p>", text
+
+
+@pytest.mark.parametrize("prefix", ["", "u:", "us:", "use:", "user:"])
+@pytest.mark.parametrize("secret", ["pa$s", "p4ss5", "passw0"])
+def test_short_secrets_in_basic_auth_are_redacted_at_any_offset(prefix: str, secret: str) -> None:
+    """A 4-character password is a secret (MIN_LENGTH); its base64 bits count however few."""
+    secrets = Secrets([secret])
+    for tail in ("", "!", "!!"):
+        header = base64.b64encode(f"{prefix}{secret}{tail}".encode()).decode()
+        redacted = secrets.redact(f"Basic {header}")
+        assert "***" in redacted, (prefix, secret, tail, header)
+
+
+def test_exceptions_whose_text_is_not_their_args_are_scrubbed() -> None:
+    """OSError prints strerror and filename, a library error its own fields, a traceback
+    every chained exception and note: what they show is clean after scrub."""
+    secrets = Secrets([SECRET])
+
+    class UrlFailedError(Exception):
+        def __init__(self, url: str) -> None:
+            super().__init__("failed")
+            self.url = url
+
+        def __str__(self) -> str:
+            return f"failed on {self.url}"
+
+    oserror = secrets.scrub(FileNotFoundError(2, f"gone {SECRET}", f"/run/{SECRET}"))
+    assert isinstance(oserror, FileNotFoundError) and SECRET not in str(oserror) and "gone ***" in str(oserror)
+    custom = UrlFailedError(f"http://h/?k={SECRET}")
+    try:
+        try:
+            raise OSError(f"connect {SECRET}")
+        except OSError as inner:
+            raise custom from inner
+    except UrlFailedError as exc:
+        exc.add_note(f"while sending {SECRET}")
+        scrubbed = secrets.scrub(exc)
+    assert isinstance(scrubbed, UrlFailedError) and type(scrubbed).__name__ == "UrlFailedError"
+    assert str(scrubbed) == "failed on http://h/?k=***"
+    shown = "".join(traceback.format_exception(scrubbed))
+    assert "failed on http://h/?k=***" in shown and "connect ***" in shown and "while sending ***" in shown
+    assert SECRET not in shown
+    group = secrets.scrub(ExceptionGroup("two", [ValueError(SECRET), OSError(2, SECRET)]))
+    assert SECRET not in "".join(traceback.format_exception(group))

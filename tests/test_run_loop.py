@@ -535,14 +535,18 @@ PING_PONG = "name: {me}\nmodel: openai/x\nmax_iter: 2\n{limits}agents:\n  a: {{d
             "router:\n  rules: [{{if: 'true', agent: a}}]\ntools:\n  call: {{network: {other}}}\n"
 
 
-@pytest.mark.parametrize(("limits", "runs"), [("limits: {depth: 2}\n", 3), ("", 9)])
+@pytest.mark.parametrize(("limits", "runs"), [("limits: {depth: 2}\n", 3), ("", 4)])
 def test_networks_that_call_each_other_stop_at_the_depth_limit_with_an_error_for_the_model(tmp_path, write, limits, runs) -> None:
-    """ping -> pong -> ping -> ...: each network alone is valid, so the engine runs the cycle;
-    the run that would go past limits.depth (default 8) gets an error, and starts nothing."""
+    """ping -> pong -> ping -> ...: validation refuses the cycle (a file's sibling closes it,
+    so the engine's own lookup finds no valid network), but a server serving networks whose
+    versions changed under it can still hand the engine both: the run that would go past
+    limits.depth (default 3) gets an error, and starts nothing."""
     write("ping.yaml", PING_PONG.format(me="ping", other="pong", limits=limits))
     write("pong.yaml", PING_PONG.format(me="pong", other="ping", limits=limits))
     client = Delegating()
+    served = {name: NetworkSpec.model_validate(yaml.safe_load((tmp_path / f"{name}.yaml").read_text())) for name in ("ping", "pong")}
     eng = engine(tmp_path, client)
+    eng.networks = lambda folder, name: served.get(name)
     spec = yaml.safe_load((tmp_path / "ping.yaml").read_text())
     record = start(eng, spec, tmp_path)
     assert record.status == "completed", record.error
@@ -557,3 +561,60 @@ def test_networks_that_call_each_other_stop_at_the_depth_limit_with_an_error_for
         f"past the limit of {limit} (limits.depth of network '{deepest.network}'; this run is at depth {limit}); nothing was started"
     )
     assert any("refused: running network" in text for text in client.tool_results)  # the model was told
+
+
+class FanningOut:
+    """Each turn of `fan` asks for four child runs and two events at once; turn 1 waits for
+    an event (the run suspends, and resumes by replaying its journal); `leaf` just answers."""
+
+    def __init__(self) -> None:
+        self.turns: list[int] = []
+
+    async def complete(self, request: Request, on_text: Any = None) -> Completion:
+        from netrun.runtime.model import ToolRequest
+
+        if request.caller == "leaf":
+            return Completion(text="leaf done")
+        self.turns.append(request.turn)
+        if request.turn == 1:
+            return Completion(text="holding", tool_calls=[ToolRequest("h", "hold", "{}")])
+        calls = [ToolRequest(f"c{request.turn}.{i}", "call", '{"input": "go"}') for i in range(4)]
+        calls += [ToolRequest(f"n{request.turn}.{i}", "note", "{}") for i in range(2)]
+        return Completion(text="fanning out", tool_calls=calls)
+
+
+FAN = """\
+name: fan
+model: openai/x
+max_iter: 3
+limits: {runs: 7}
+agents:
+  fan: {description: d, system: '{{ input }}', tools: [call, note, hold]}
+router: {rules: [{if: 'true', agent: fan}]}
+tools:
+  call: {network: leaf}
+  note: {event: {name: app/noted}}
+  hold: {wait_for_event: {event: app/go, timeout: 1h}}
+"""
+
+
+def test_a_run_that_fans_out_starts_at_most_limits_runs_runs_counted_the_same_after_it_resumes(tmp_path, write) -> None:
+    """limits.depth bounds chains, not breadth (k calls per turn, over max_iter turns, at every
+    depth: k^depth runs). limits.runs counts the network and event tool calls of one run, in
+    the model's order: the 7th call runs, the 8th and later are refused; the count is rebuilt
+    when the run resumes from its journal in another engine (a restart buys no more)."""
+    write("fan.yaml", FAN)
+    write("leaf.yaml", "name: leaf\nmodel: openai/x\nmax_iter: 1\nagents:\n  leaf: {description: d, system: '{{ input }}'}\n")
+    client = FanningOut()
+    record = start(engine(tmp_path, client), yaml.safe_load(FAN), tmp_path)
+    assert record.status == "waiting", record.error
+    (resumed,) = asyncio.run(engine(tmp_path, client).deliver("app/go", {}))
+    assert resumed.status == "completed", resumed.error
+    eng = engine(tmp_path, client)
+    children = [r for r in (eng.journal.run(i) for i in eng.journal.runs()) if r is not None and r.network == "leaf"]
+    assert len(children) == 5  # 4 in turn 0 (plus 2 events: 6), then only the 7th call of turn 2
+    calls = [t for turn in resumed.result["results"] for t in turn["tool_calls"] if t["name"] in ("call", "note")]
+    assert [t["error"] is None for t in calls] == [True] * 7 + [False] * 5
+    assert calls[7]["error"] == ("refused: this run may start at most 7 runs (limits.runs of network 'fan': each network tool call "
+                                 "and each event sent counts one) and this is call 8; nothing was started")
+    assert calls[-1]["error"].endswith("and this is call 12; the event was not sent")

@@ -12,9 +12,11 @@ CLI's output and every request body the model server received.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -26,9 +28,14 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
+import yaml
 
+from netrun.engines.local import Journal
+from netrun.engines.runner import LocalEngine
+from netrun.models.scripted import ScriptedClient
 from netrun.serve.app import create_app
 from netrun.serve.settings import ServeSettings
+from netrun.spec import NetworkSpec
 
 from .conftest import NETRUN
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
@@ -200,3 +207,82 @@ def test_secrets_never_leave_a_cli_run(tmp_path: Path) -> None:
     found = leaks("netrun run output", output) + [x for r in requests for x in leaks("model request", json.dumps(r))]
     found += file_leaks(tmp_path / "data")
     assert found == []
+
+
+# --- the replies file of `netrun run --record`, and a child run's outcome in its parent ---
+
+RECORDED = """\
+name: recorded
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 2
+state:
+  done: {{type: boolean, default: false}}
+agents:
+  helper: {{description: helps, system: "Help.", tools: [finish]}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: helper}}]
+tools:
+  finish:
+    parameters: {{answer: {{type: string}}}}
+    state: {{done: true}}
+"""
+
+
+def test_a_recorded_replies_file_holds_no_secret(tmp_path: Path) -> None:
+    # The provider echoes the key (in text and in a tool call's arguments): the completion
+    # reaches the recording client before the run redacts it, and the file outlives the run.
+    replies = [Reply(text=f"Your key {SECRET} works.", tool_calls=[ToolCall("finish", {"answer": f"key={SECRET}"})])]
+    with FakeLLM(replies) as llm:
+        path = tmp_path / "recorded.yaml"
+        path.write_text(RECORDED.format(base=llm.base_url))
+        record = tmp_path / "replies.yaml"
+        proc = subprocess.run(
+            [NETRUN, "run", str(path), "-i", "go", "--json", "--record", str(record), "--db", str(tmp_path / "runs.db")],
+            cwd=tmp_path, env={**os.environ, **ENV, "FAKE_LLM_KEY": SECRET}, capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    recorded = record.read_text()
+    assert "Your key *** works." in recorded and "finish" in recorded  # the reply was recorded, redacted
+    assert leaks("replies file", recorded) + leaks("netrun run --json", proc.stdout + proc.stderr) == []
+
+
+PARENT = """\
+name: parent
+model: openai/gpt-4o-mini
+max_iter: 2
+agents:
+  boss: {description: delegates, system: "Delegate.", tools: [ask]}
+router:
+  rules: [{if: "call_count > 0", stop: true}, {if: "true", agent: boss}]
+tools:
+  ask: {network: child}
+  ping: {http: {url: "http://127.0.0.1:9/x", headers: {X-Key: "${VAULT_PHRASE}"}}}
+"""
+
+CHILD = """\
+name: child
+model: openai/gpt-4o-mini
+max_iter: 1
+agents:
+  worker: {description: works, system: "Work."}
+router:
+  rules: [{if: "true", agent: worker}]
+"""
+
+
+def test_a_child_runs_output_is_redacted_in_its_parents_journal(tmp_path: Path) -> None:
+    # The child does not reference VAULT_PHRASE (a name no credential pattern matches), so it
+    # cannot know it is a secret; what it answers (here its model quotes it) becomes the
+    # parent's step output, recorded in the parent's journal.
+    (tmp_path / "child.yaml").write_text(CHILD)
+    client = ScriptedClient({"boss": [{"tool_calls": [{"name": "ask", "args": {"input": "look"}}]}],
+                             "worker": [{"text": f"the parent's secret is {SECRET}"}]}, "t")
+    journal = Journal(tmp_path / "runs.db")
+    engine = LocalEngine(journal, {"VAULT_PHRASE": SECRET}, None, models=lambda s: client, backoff=0.01)
+    record = asyncio.run(engine.start(NetworkSpec.model_validate(yaml.safe_load(PARENT)), tmp_path, input="go"))
+    assert record.status == "completed", record.error
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        rows = db.execute("SELECT step_id, output, error FROM steps WHERE run_id = ?", (record.id,)).fetchall()
+    parent_steps = json.dumps(rows)
+    assert "the parent's secret is ***" in parent_steps  # the child's answer reached the parent, redacted
+    assert leaks("parent's steps", parent_steps) + leaks("parent's result", json.dumps(record.result)) == []

@@ -507,3 +507,36 @@ def test_runs_that_start_each_other_stop_at_the_depth_limit_on_inngest(tmp_path:
         "refused: running network 'low' would start a run at depth 2, past the limit of 1 "
         "(limits.depth of network 'mid'; this run is at depth 1); nothing was started"
     )
+
+
+def test_a_run_that_fans_out_events_on_inngest_sends_at_most_limits_runs(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                          served: Callable[..., Served]) -> None:
+    """Four events per turn, two turns, in parallel steps: limits.runs (3) counts them in the
+    model's order on every replay of the function, so three are sent (three sink runs) and
+    the other five are refused, an error for the model."""
+
+    def answer(body: dict[str, Any]) -> Reply:
+        if not body.get("tools"):
+            return Reply(text="sunk")
+        return Reply(text="burst", tool_calls=[ToolCall("note", {}) for _ in range(4)])
+
+    llm.fallback = answer
+    (tmp_path / "burst.yaml").write_text(
+        f"name: burst\nmodel: {MODEL.format(base=llm.base_url)}\nmax_iter: 2\nlimits: {{runs: 3}}\n"
+        "agents:\n  a: {description: d, system: hi, tools: [note]}\nrouter: {rules: [{if: 'true', agent: a}]}\n"
+        "tools:\n  note: {event: {name: app/noted}}\n")
+    (tmp_path / "sink.yaml").write_text(
+        f"name: sink\nmodel: {MODEL.format(base=llm.base_url)}\nmax_iter: 1\ntrigger: {{event: app/noted, input: x}}\n"
+        "agents:\n  a: {description: d, system: hi}\n")
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    run = executor.run("netrun-burst", {"name": "netrun/burst.run", "data": {"input": "go"}})
+    assert run.status == "completed", run.error
+    for _ in range(5):
+        if not executor.deliver_received():
+            break
+    sinks = [r for r in executor.runs.values() if r.fn_id == "netrun-sink"]
+    assert len(sinks) == 3 and all(r.status == "completed" for r in sinks)
+    calls = [t for turn in run.output["results"] for t in turn["tool_calls"]]
+    assert [t["error"] is None for t in calls] == [True] * 3 + [False] * 5
+    assert calls[3]["error"].startswith("refused: this run may start at most 3 runs (limits.runs of network 'burst'")

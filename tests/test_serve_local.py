@@ -568,3 +568,90 @@ def test_an_event_tool_that_triggers_its_own_network_stops_at_the_depth_limit(
             assert len(_storm_ends(journal, bound=8)) == 8
         finally:
             journal.close()
+
+
+def test_a_reload_whose_edit_closes_a_cycle_keeps_the_last_good_version_of_the_edited_network(tmp_path: Path) -> None:
+    """b calls a; an edit makes a call b. Validation reports the cycle at b's tool (the edge a
+    walk in file order closes), in the file that did not change: the reload must still not
+    serve the new a beside b, or the served networks call each other without end."""
+    from netrun.check.cycles import network_cycles
+    from netrun.serve.catalog import Catalog
+
+    def network(name: str, calls: str | None) -> str:
+        tools = f", tools: [call]}}\ntools:\n  call: {{network: {calls}}}\n" if calls else "}\n"
+        return f"name: {name}\nmodel: openai/x\nagents:\n  x: {{description: d, system: hi{tools}"
+
+    (tmp_path / "a.yaml").write_text(network("a", None))
+    (tmp_path / "b.yaml").write_text(network("b", "a"))
+    catalog = Catalog((tmp_path,))
+    assert catalog.reload().errors == 0
+    first_a = catalog.get("a")
+    (tmp_path / "a.yaml").write_text(network("a", "b"))
+    result = catalog.reload()
+    assert result.errors and "a -> b -> a" in result.problems
+    assert network_cycles([v.spec for v in catalog.current.values()]) == []
+    assert catalog.get("a") is first_a and "a" in result.kept  # the last good a keeps serving
+    assert catalog.get("b") is not None
+    # Undoing the edit serves a again, without a problem.
+    (tmp_path / "a.yaml").write_text(network("a", None) + "description: again\n")
+    assert catalog.reload().errors == 0 and catalog.get("a") is not first_a
+
+
+PASS_ON = """\
+name: {name}
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 1
+trigger: {{event: {trigger}, input: "{{{{ event.data.n }}}}"}}
+agents:
+  a: {{description: works, system: "{{{{ input }}}}", tools: [{tools}]}}
+router: {{rules: [{{if: "call_count == 0", agent: a}}], otherwise: stop}}
+tools:
+  pass_on:
+    event: {{name: app/work, data: {{n: more}}}}
+"""
+
+
+def test_an_event_sent_again_after_a_crash_starts_no_run_twice(tmp_path: Path, served: Callable[..., Served]) -> None:
+    """A crash between a run's event being delivered and its step being recorded makes the
+    resumed run send the event again; its id (run and step) is the same, so the run it
+    started is not started a second time."""
+    import sqlite3
+
+    from netrun.engines.local import Journal
+
+    def reply(body: dict[str, Any]) -> Reply:
+        sender = "first" in json.dumps(body["messages"])
+        return Reply(text="passing on", tool_calls=[ToolCall("pass_on", {})]) if sender else Reply(text="worked")
+
+    with FakeLLM(fallback=reply) as llm:
+        (tmp_path / "sender.yaml").write_text(PASS_ON.format(name="sender", base=llm.base_url, trigger="app/start", tools="pass_on"))
+        (tmp_path / "worker.yaml").write_text(PASS_ON.format(name="worker", base=llm.base_url, trigger="app/work", tools=""))
+        server = served()
+        started = httpx.post(f"{server.url}/events", json={"name": "app/start", "data": {"n": "first"}})
+        (sender,) = started.json()["started"]
+        journal = Journal(tmp_path / "data" / "runs.db")
+        try:
+            def settled() -> list[Any]:
+                deadline = time.monotonic() + 30
+                while True:
+                    runs = [journal.run(i) for i in journal.runs()]
+                    if len(runs) == 2 and all(r is not None and r.status == "completed" for r in runs):
+                        return runs
+                    assert len(runs) <= 2 and time.monotonic() < deadline, [(r.network, r.status) for r in runs if r]
+                    time.sleep(0.05)
+
+            settled()
+            server.stop()
+            # The state a crash right after the delivery leaves: the send step unrecorded, the run running.
+            with sqlite3.connect(tmp_path / "data" / "runs.db") as db:
+                assert db.execute("DELETE FROM steps WHERE run_id = ? AND step_id LIKE '%.tool.0.pass_on'", (sender,)).rowcount == 1
+                db.execute("UPDATE runs SET status = 'running', result = NULL WHERE id = ?", (sender,))
+            server.start()
+            deadline = time.monotonic() + 30
+            while journal.run(sender).status != "completed":
+                assert time.monotonic() < deadline, "the sender did not resume"
+                time.sleep(0.05)
+            runs = settled()
+            assert sorted(r.network for r in runs) == ["sender", "worker"]  # the worker ran once
+        finally:
+            journal.close()

@@ -227,3 +227,80 @@ def test_an_outside_event_cannot_carry_netruns_own_run_metadata(tmp_path: Path, 
             assert len(executor.events) == sent  # nothing was sent to Inngest
         finally:
             server.stop()
+
+
+def _post_raw(server: Served, body: dict[str, Any], signature: str, query: str) -> httpx.Response:
+    headers = {"content-type": "application/json", "x-inngest-server-kind": "cloud", "x-inngest-signature": signature}
+    return httpx.post(f"{server.url}/api/inngest?{query}", content=json.dumps(body).encode(), headers=headers)
+
+
+def test_a_replay_in_another_spelling_of_the_same_signature_or_call_runs_nothing(production: Callable[..., Served]) -> None:
+    """The SDK reads ``x-inngest-signature`` with ``parse_qs`` and the query with
+    ``dict(query_params)``: a leading zero in ``t``, a percent-encoded ``s``, other
+    parameters, ``stepId=step`` left out or another ``fnId`` verify the same. Each spelling
+    of a call seen once is the same call: a replay."""
+    server = production()
+    journal = server.app.state.netrun.journal
+    body = call_body("respelled")
+    now = int(time.time())
+    original = sign(jcs.canonicalize(body), SIGNING_KEY, now=now)
+    t, s = original.split("&")
+    assert _post_raw(server, body, original, "fnId=netrun-steps&stepId=step").status_code in (200, 206)
+    journal.set_status("respelled", "failed", error="marked by the test")
+    mac = s.removeprefix("s=")
+    variants = [
+        (f"t=0{now}&{s}", "fnId=netrun-steps&stepId=step"),
+        (f"t=00{now}&{s}", "fnId=netrun-steps&stepId=step"),
+        (f"{s}&{t}", "fnId=netrun-steps&stepId=step"),
+        (f"{original}&x=1", "fnId=netrun-steps&stepId=step"),
+        (f"{original}&s=junk", "fnId=netrun-steps&stepId=step"),
+        (f"{t}&s=%{ord(mac[0]):02x}{mac[1:]}", "fnId=netrun-steps&stepId=step"),
+        (f"{t}&&{s}", "fnId=netrun-steps&stepId=step"),
+        (original, "fnId=netrun-steps"),
+        (original, "stepId=step&fnId=netrun-steps"),
+        (original, "fnId=netrun-steps&stepId=step&x=1"),
+        (original, "fnId=other&fnId=netrun-steps&stepId=step"),
+        (original, "fnId=netrun%2Dsteps&stepId=step"),
+    ]
+    for header, query in variants:
+        res = _post_raw(server, body, header, query)
+        assert res.status_code == 401, (header, query, res.status_code, res.text)
+        assert journal.run("respelled").status == "failed", (header, query)  # the first step did not run again
+
+
+def test_parallel_steps_with_one_body_still_reach_the_sdk(production: Callable[..., Served]) -> None:
+    """Inngest sends the same signed body to each ``stepId`` of a parallel group."""
+    server = production()
+    body = call_body("parallel")
+    signature = sign(jcs.canonicalize(body), SIGNING_KEY)
+    for step in ("step", "a" * 40, "b" * 40):
+        res = _post_raw(server, body, signature, f"fnId=netrun-steps&stepId={step}")
+        assert res.status_code != 401, (step, res.text)  # the SDK's to answer (a step it does not know: an error)
+    again = _post_raw(server, body, signature, "fnId=netrun-steps&stepId=" + "b" * 40)
+    assert again.status_code == 401 and "replayed" in again.json()["detail"]
+
+
+def test_the_replay_memory_is_bounded_and_a_flood_never_lets_a_replay_through() -> None:
+    """Forged calls (a fresh ``t``, any ``s``) take no room; past the bound, the oldest real
+    calls are forgotten and everything dated no later than them is refused."""
+    from netrun.serve.inngest_guard import SignatureGuard
+
+    guard = SignatureGuard(SIGNING_KEY, max_seen=8)
+    now = time.time()
+
+    def call(i: int, at: float) -> tuple[bytes, dict[str, str]]:
+        raw = jcs.canonicalize(call_body(f"r{i}"))
+        return raw, {"x-inngest-signature": sign(raw, SIGNING_KEY, now=at)}
+
+    query = {"fnId": "netrun-steps", "stepId": "step"}
+    real, real_headers = call(0, now - 50)
+    assert guard.refuse("POST", query, real_headers, real, now=now) is None
+    for i in range(50):  # forged: refused, and remembered by nobody
+        forged = {"x-inngest-signature": f"t={int(now)}&s={i:064x}"}
+        assert "does not match" in (guard.refuse("POST", query, forged, real, now=now) or "")
+    assert "replayed" in (guard.refuse("POST", query, real_headers, real, now=now) or "")
+    for i in range(1, 30):  # real calls past the bound push the first ones out...
+        raw, headers = call(i, now - 40 + i)  # whole seconds apart: the signature holds seconds
+        assert guard.refuse("POST", query, headers, raw, now=now) is None
+    assert len(guard._seen) <= 8
+    assert guard.refuse("POST", query, real_headers, real, now=now) is not None  # ...yet the first is still refused

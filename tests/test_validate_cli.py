@@ -153,8 +153,28 @@ def test_networks_calling_each_other_in_a_cycle_are_an_error_at_the_tool_that_cl
         f"{b}:6:19: error: tools.to_a.network: network tools call each other in a cycle: a -> b -> a (each run would start the next without end)",
         f"{e}:6:19: error: tools.to_c.network: network tools call each other in a cycle: c -> d -> e -> c (each run would start the next without end)",
     ]
-    # Validated alone, a file cannot see the cycle (its partners are only names here).
-    assert netrun_cli("validate", "-q", str(b)).exit_code == 0
+    # Validated alone (pre-commit, `netrun validate FILE`), a file still closes the cycle
+    # through the files beside it: its tools run them at run time.
+    alone = netrun_cli("validate", "-q", str(b))
+    assert alone.exit_code == 1 and f"{b}:6:19: error: tools.to_a.network: network tools call each other in a cycle: b -> a -> b" in alone.output
+
+
+def test_a_file_validated_alone_reports_cycles_through_its_siblings_fragments_and_yml_files(netrun_cli, write) -> None:
+    """The cycle goes through a fragment's tool, a `{name, input}` reference, a `.yml` file,
+    a network whose name differs from its partner's only by case, and a sibling with an
+    unrelated error; each file of it, validated alone, reports it."""
+    a = write("a.yml", "name: a\nmodel: openai/x\ninclude: [shared.fragment.yaml]\nagents:\n  x: {description: d, system: hi, tools: [to_b]}\n")
+    shared = write("shared.fragment.yaml", "tools:\n  to_b: {network: {name: B, input: '{{ args.input }}'}}\n")
+    b = write("B.yaml", _tool_network("B", "A").replace("system: hi", "system: hi, model: 5"))
+    big_a = write("A.yaml", _tool_network("A", "a"))
+    write("unrelated.yaml", _tool_network("u", "a"))  # reaches the cycle, is not on it
+    for path, where, chain in ((a, f"{shared}:2:26: error: tools.to_b.network.name", "a -> B -> A -> a"),
+                               (b, f"{b}:6:19: error: tools.to_A.network", "B -> A -> a -> B"),
+                               (big_a, f"{big_a}:6:19: error: tools.to_a.network", "A -> a -> B -> A")):
+        result = netrun_cli("validate", "-q", str(path))
+        assert result.exit_code == 1, result.output
+        assert f"{where}: network tools call each other in a cycle: {chain} (each run would start the next without end)" in result.output
+    assert netrun_cli("validate", "-q", str(a.parent / "unrelated.yaml")).exit_code == 0
 
 
 def test_a_network_calling_itself_is_an_error_showing_the_chain(netrun_cli, write) -> None:

@@ -36,9 +36,37 @@ class _Edge:
     """The event name, for an edge an event tool makes."""
 
 
-def cycle_diagnostics(networks: Sequence[tuple[NetworkSpec, Document] | None]) -> dict[int, list[Diagnostic]]:
+def network_targets(spec: NetworkSpec) -> list[tuple[str, YamlPath]]:
+    """The networks ``spec``'s network tools run, each with the path of the name that says so."""
+    out: list[tuple[str, YamlPath]] = []
+    for tool_name, tool in spec.tools.items():
+        if isinstance(tool, NetworkTool):
+            ref = tool.network
+            if isinstance(ref, NetworkCall):
+                out.append((ref.name, ("tools", tool_name, "network", "name")))
+            else:
+                out.append((ref, ("tools", tool_name, "network")))
+    return out
+
+
+def network_cycles(specs: Sequence[NetworkSpec]) -> list[list[str]]:
+    """The cycles of network tools among ``specs`` (self-calls included), each as a chain
+    of names that ends where it starts; one per edge that closes a cycle."""
+    first: dict[str, NetworkSpec] = {}
+    for spec in specs:
+        first.setdefault(spec.name, spec)
+    calls = {name: [_Edge(name, t, 0, path) for t, path in network_targets(spec) if t in first] for name, spec in first.items()}
+    names = list(first)
+    return [chain for _, chain, _ in _back_edges(names, calls)]
+
+
+def cycle_diagnostics(networks: Sequence[tuple[NetworkSpec, Document] | None], reported: int | None = None) -> dict[int, list[Diagnostic]]:
     """The cycle errors and warnings of ``networks`` (None: a file with no usable spec),
-    by the index of the file each is reported in."""
+    by the index of the file each is reported in. The items from ``reported`` on are
+    context only (the networks beside a file validated alone, which its network tools
+    reach at run time): nothing is reported in them, and a cycle through them is reported
+    at a tool of a validated file."""
+    reported = len(networks) if reported is None else reported
     index: dict[str, int] = {}
     specs: dict[str, NetworkSpec] = {}
     for i, item in enumerate(networks):
@@ -53,18 +81,14 @@ def cycle_diagnostics(networks: Sequence[tuple[NetworkSpec, Document] | None]) -
                 triggered[trigger.event].append(name)
     for name, spec in specs.items():
         i = index[name]
+        for target, path in network_targets(spec):
+            # A network calling itself is reported by the checker of that one file.
+            if target in index and target != name:
+                calls[name].append(_Edge(name, target, i, path))
         for tool_name, tool in spec.tools.items():
-            base: YamlPath = ("tools", tool_name)
-            if isinstance(tool, NetworkTool):
-                ref = tool.network
-                target = ref.name if isinstance(ref, NetworkCall) else ref
-                # A network calling itself is reported by the checker of that one file.
-                if target in index and target != name:
-                    path = (*base, "network", "name") if isinstance(ref, NetworkCall) else (*base, "network")
-                    calls[name].append(_Edge(name, target, i, path))
-            elif isinstance(tool, EventTool) and "{{" not in tool.event.name and "{%" not in tool.event.name:
+            if isinstance(tool, EventTool) and "{{" not in tool.event.name and "{%" not in tool.event.name:
                 event = tool.event.name.strip()
-                sends[name].extend(_Edge(name, t, i, (*base, "event", "name"), event) for t in triggered.get(event, []))
+                sends[name].extend(_Edge(name, t, i, ("tools", tool_name, "event", "name"), event) for t in triggered.get(event, []))
     out: dict[int, list[Diagnostic]] = {}
 
     def report(edge: _Edge, message: str, code: str, severity: Severity) -> None:
@@ -72,11 +96,17 @@ def cycle_diagnostics(networks: Sequence[tuple[NetworkSpec, Document] | None]) -
         assert item is not None
         out.setdefault(edge.owner, []).append(Diagnostic(item[1].pos(edge.path), message, edge.path, severity=severity, code=code))
 
-    for edge, chain in _back_edges(list(index), calls):
+    for edge, chain, along in _back_edges(list(index), calls):
+        if edge.owner >= reported:  # closed in a file beside the validated ones: say it at one of theirs
+            edge = next((e for e in along if e.owner < reported), edge)
+            if edge.owner >= reported:
+                continue
         report(edge, f"network tools call each other in a cycle: {' -> '.join(chain)} (each run would start the next without end)",
                "network-cycle", "error")
     both = {name: calls[name] + sends[name] for name in index}
     for name in index:
+        if index[name] >= reported:
+            continue
         for edge in sends[name]:
             back = _path(both, edge.target, name)
             if back is not None:
@@ -91,30 +121,33 @@ def cycle_diagnostics(networks: Sequence[tuple[NetworkSpec, Document] | None]) -
     return out
 
 
-def _back_edges(order: list[str], edges: dict[str, list[_Edge]]) -> list[tuple[_Edge, list[str]]]:
+def _back_edges(order: list[str], edges: dict[str, list[_Edge]]) -> list[tuple[_Edge, list[str], list[_Edge]]]:
     """The edges that close a cycle in a depth-first walk (every cycle has one), each with
-    its chain. Iterative: a long chain of networks must not hit Python's recursion limit."""
+    its chain of names and the edges along it. Iterative: a long chain of networks must
+    not hit Python's recursion limit."""
     done: set[str] = set()
-    found: list[tuple[_Edge, list[str]]] = []
+    found: list[tuple[_Edge, list[str], list[_Edge]]] = []
     for root in order:
         if root in done:
             continue
-        stack: list[tuple[str, int]] = [(root, 0)]
+        stack: list[tuple[str, int, _Edge | None]] = [(root, 0, None)]
         on_stack = {root: 0}
         while stack:
-            node, i = stack[-1]
+            node, i, came = stack[-1]
             if i == len(edges[node]):
                 stack.pop()
                 del on_stack[node]
                 done.add(node)
                 continue
-            stack[-1] = (node, i + 1)
+            stack[-1] = (node, i + 1, came)
             edge = edges[node][i]
             if edge.target in on_stack:
-                found.append((edge, [n for n, _ in stack[on_stack[edge.target]:]] + [edge.target]))
+                start = on_stack[edge.target]
+                along = [e for _, _, e in stack[start + 1:] if e is not None] + [edge]
+                found.append((edge, [n for n, _, _ in stack[start:]] + [edge.target], along))
             elif edge.target not in done:
                 on_stack[edge.target] = len(stack)
-                stack.append((edge.target, 0))
+                stack.append((edge.target, 0, edge))
     return found
 
 

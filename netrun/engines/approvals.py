@@ -40,14 +40,16 @@ class ApprovalError(Exception):
 
 def is_approval(journal: Journal, name: str, data: Mapping[str, Any], run_id: str | None = None) -> bool:
     """Whether an event is a decision on an approval: the default approval event, one that
-    names an approval id, or the event of an approval the target run waits for."""
+    names an approval id, the event of an approval the target run waits for, or, naming
+    no run, the event of an approval some run waits for (``approval: {event: app/ok}``: an
+    ``app/ok`` without a run id is an approval that names no run, refused as one)."""
     if name == APPROVAL_EVENT or "approval_id" in data:
         return True
     target = run_id or data.get("run_id")
     if isinstance(target, str) and target:
         record = journal.run(target)
         return record is not None and any(a["event"] == name for a in record.approvals)
-    return False
+    return journal.awaits_approval(name)
 
 
 def resolve_approval(journal: Journal, name: str, data: Mapping[str, Any], run_id: str | None = None) -> dict[str, Any] | None:

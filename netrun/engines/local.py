@@ -214,6 +214,13 @@ class Journal:
         found += [(r[2], {**json.loads(r[1]), "event": r[0], "expires_at": _iso(r[2])}) for r in rows]
         return [a for _, a in sorted(found, key=lambda pair: pair[0])]
 
+    def awaits_approval(self, event: str) -> bool:
+        """Whether any run waits for an approval answered by ``event`` (now, pending)."""
+        now = time.time()
+        if any(isinstance((spec.get("variables") or {}).get("approval"), dict) and deadline > now for *_, spec, deadline in self.waits(event)):
+            return True
+        return self.db.execute("SELECT 1 FROM approvals WHERE event = ? AND status = 'pending' AND expires > ? LIMIT 1", (event, now)).fetchone() is not None
+
     def approval_outcome(self, run_id: str, approval_id: str) -> str | None:
         """What became of an approval that is not pending: ``answered``, ``expired`` (its
         timeout passed), or None when the run never had it."""
@@ -301,6 +308,16 @@ class Journal:
         rows = self.db.execute(query, tuple(v for _, v in where))
         return [(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
 
+    def news(self, run_id: str) -> set[str]:
+        """Waits of a waiting run answered since it went waiting: outcomes no execution has
+        seen yet. Normally its resume follows at once; after a crash in between, start-up
+        finds them here (the run may still wait for other calls of the same turn)."""
+        rows = self.db.execute(
+            "SELECT s.step_id FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = ? AND r.status = 'waiting' AND s.created > r.updated",
+            (run_id,),
+        )
+        return {r[0] for r in rows}
+
     def resolve_wait(self, run_id: str, step_id: str, output: Json) -> bool:
         """Record the wait's outcome and drop the wait, atomically; False if already resolved."""
         with self.db:
@@ -346,6 +363,8 @@ class LocalSteps:
         """The engine is shutting down: start no new step (the run resumes at the next start)."""
         self._seen = self._done - set(answered)
         """Outcomes an earlier execution saw (``answered``: waits resolved since then)."""
+        self.suspended: list[str] = []
+        """The waits this execution stopped at (the tool calls of a turn wait side by side)."""
 
     def replaying(self, step_id: str) -> bool:
         return step_id in self._done
@@ -405,6 +424,7 @@ class LocalSteps:
         if step_id in self._done:
             return self.journal.step(self.run_id, step_id)[1]  # type: ignore[no-any-return]
         self.journal.add_wait(self.run_id, step_id, wait)
+        self.suspended.append(step_id)
         raise RunSuspended(step_id, wait)
 
     async def sleep(self, step_id: str, duration: timedelta) -> None:

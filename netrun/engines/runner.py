@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,8 @@ class LocalEngine:
         """Stream model text to ``emit`` as it arrives (the terminal); off for scripts."""
         self.on_event: Callable[..., Any] | None = None
         """Takes the events runs send, instead of answering waits in line (``netrun serve``):
-        called with the event's name, its data, ``depth=`` (of the runs it starts) and
-        ``from_run=True``."""
+        called with the event's name, its data, ``depth=`` (of the runs it starts),
+        ``from_run=True`` and ``event_id=`` (the same when a crash makes the run send it again)."""
         self.networks = networks
         """Finds a network used as a tool, by folder and name (default: the valid file of
         that name in the folder; `netrun serve` answers from what it serves)."""
@@ -77,7 +77,7 @@ class LocalEngine:
         """Replies being recorded, per file: a run and its child runs write one file."""
 
     # -- models ------------------------------------------------------------------------
-    def _models(self, base_dir: Path, options: Mapping[str, Any]) -> ModelFactory:
+    def _models(self, base_dir: Path, options: Mapping[str, Any], definition: Any = None) -> ModelFactory:
         if self.models is not None:
             return self.models
         prefix = str(options.get("prefix") or "")
@@ -98,15 +98,18 @@ class LocalEngine:
                 resumed = (options.get("resumed") or prefix) and path.exists()
                 shared = self._recordings[record] = load_replies(path) if resumed else {}
 
+            # The replies file outlives the run: what it records is redacted as the run's journal is.
+            secrets = Secrets.for_definition(definition, self.environ)
+
             def recording(spec: ModelSpec) -> ModelClient:
-                return RecordingClient(make(spec), path, shared, prefix)
+                return RecordingClient(make(spec), path, shared, prefix, secrets)
 
             return recording
         return make
 
     def program(self, record: RunRecord) -> Program:
         spec = NetworkSpec.model_validate(record.definition)
-        program = compile_network(spec, Path(record.base_dir), self._models(Path(record.base_dir), record.options))
+        program = compile_network(spec, Path(record.base_dir), self._models(Path(record.base_dir), record.options, record.definition))
         if record.options.get("stubs"):  # `netrun test`: tools that answer a fixed result
             from ..tools.stub import apply_stubs
 
@@ -161,8 +164,10 @@ class LocalEngine:
         # Still waiting for its event, unless one of its waits was just answered: the tool
         # calls of a turn wait in parallel (one approval each), and an answered call goes on
         # (and the run waits again for the others) without waiting for all of them.
-        if self.journal.waits(run_id=run_id) and not self._answered.get(run_id):
+        news = self.journal.news(run_id)  # answered before a crash left them unseen
+        if self.journal.waits(run_id=run_id) and not self._answered.get(run_id) and not news:
             return record
+        self._answered.setdefault(run_id, set()).update(news)
         record.options = {**record.options, "resumed": True}
         return await self._execute(record) if gated else await self._execute_claimed(record)
 
@@ -243,8 +248,9 @@ class LocalEngine:
                 if not isinstance(outcome, RunSuspended):
                     return outcome
                 # An answer may have arrived while this process was still finishing the turn
-                # (another process resolves the wait, but leaves the run to its owner).
-                if not self.journal.step(record.id, outcome.step_id)[0]:
+                # (another process resolves the wait, but leaves the run to its owner; this
+                # one's resume found the run busy): then the run goes on at once.
+                if not any(self.journal.step(record.id, step)[0] for step in outcome.waits):
                     self.journal.set_status(record.id, "waiting")
                     record.status = "waiting"
                     record.approvals = self.journal.approvals(record.id)  # what `netrun run --json` shows
@@ -265,7 +271,9 @@ class LocalEngine:
             return self._fail(record, "the run's stored definition no longer validates with this version of netrun")
         steps = LocalSteps(
             self.journal, record.id, retries=self.step_retries, backoff=self.backoff,
-            invoker=lambda name, text, child: self._invoke(record, name, text, child),
+            # The child's outcome is this run's step output: redacted against this run's secrets
+            # (the child does not know them, and its output may quote one) before it is recorded.
+            invoker=lambda name, text, child: _redacted(self._invoke(record, name, text, child), record.definition, self.environ),
             # The runs its events start are one deeper than it (see NetworkSpec limits.depth).
             sender=functools.partial(self.send, depth=run_depth(record.options) + 1),
             answered=self._answered.pop(record.id, set()), stopping=lambda: self.stopping,
@@ -281,6 +289,7 @@ class LocalEngine:
         except HistoryError as exc:  # the store cannot be opened
             return self._fail(record, str(exc))
         except RunSuspended as suspended:
+            suspended.waits = (*steps.suspended, suspended.step_id)
             return suspended
         except RunStopped:  # a graceful shutdown: the run stays `running` and resumes at start-up
             return record
@@ -305,7 +314,7 @@ class LocalEngine:
         for event in events:
             name, data = str(event.get("name", "")), dict(event.get("data") or {})
             if self.on_event is not None:
-                self.on_event(name, data, depth=depth, from_run=True)
+                self.on_event(name, data, depth=depth, from_run=True, event_id=event.get("id"))
             else:
                 await self.deliver(name, data, from_run=True)
 
@@ -329,7 +338,11 @@ class LocalEngine:
         if record.status == "completed" and record.result is not None:
             return ToolOutcome(result={"output": record.result["output"], "state": record.result["state"]}).to_json()
         if record.status == "waiting":
-            return ToolOutcome.failure(f"network '{network}' is waiting for an event; a network used as a tool must finish on its own").to_json()
+            # The parent goes on with a failed call: the child ends here, so that no approval
+            # or event resumes it later to run calls whose results nobody would see.
+            message = f"network '{network}' is waiting for an event; a network used as a tool must finish on its own"
+            self._fail(record, f"{message} (its parent run went on without it)")
+            return ToolOutcome.failure(message).to_json()
         return ToolOutcome.failure(f"network '{network}' failed: {record.error}").to_json()
 
     def _fail(self, record: RunRecord, message: str) -> RunRecord:
@@ -340,6 +353,10 @@ class LocalEngine:
         if self.emit:
             self.emit("run.failed", {"run_id": record.id, "error": message, "replayed": False})
         return record
+
+
+async def _redacted(outcome: Awaitable[dict[str, Any]], definition: Any, environ: Mapping[str, str]) -> dict[str, Any]:
+    return Secrets.for_definition(definition, environ).redact_value(await outcome)  # type: ignore[no-any-return]
 
 
 def find_network(folder: Path, name: str) -> NetworkSpec | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from ..redact import Secrets
 from ..runtime.model import Completion, ModelClient, ModelError, Request, ToolRequest
 
 
@@ -113,14 +114,21 @@ class ScriptedClient:
 
 
 class RecordingClient:
-    """Passes calls to a real client and writes their replies to a replies file as it goes."""
+    """Passes calls to a real client and writes their replies to a replies file as it goes.
 
-    def __init__(self, inner: ModelClient, path: Path, replies: dict[str, list[dict[str, Any]]], prefix: str = "") -> None:
+    A completion reaches this client before the run redacts it, and the file outlives the
+    run (it is committed, as test fixtures are): each reply is redacted against ``secrets``
+    (the run's, :meth:`Secrets.for_definition`) before it is written."""
+
+    def __init__(
+        self, inner: ModelClient, path: Path, replies: dict[str, list[dict[str, Any]]], prefix: str = "", secrets: Secrets | None = None
+    ) -> None:
         self.inner = inner
         self.path = path
         self.replies = replies
         """Shared by every recording client of a run and its child runs: one file holds all."""
         self.prefix = prefix
+        self.secrets = secrets if secrets is not None else Secrets()
 
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         result = await self.inner.complete(request, on_text)
@@ -130,7 +138,7 @@ class RecordingClient:
         reply["tools"] = [t["function"]["name"] for t in request.tools]
         calls = self.replies.setdefault(self.prefix + request.caller, [])
         calls.extend({} for _ in range(request.turn + 1 - len(calls)))
-        calls[request.turn] = reply
+        calls[request.turn] = self.secrets.redact_value(reply)
         self.path.write_text("# Recorded by `netrun run --record`; replay with --replay.\n" + yaml.safe_dump(self.replies, sort_keys=False, allow_unicode=True), encoding="utf-8")
         return result
 
@@ -138,5 +146,5 @@ class RecordingClient:
 def _args(arguments: str) -> Any:
     try:
         return json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         return arguments  # kept as the model wrote it, so the replay sends the same text

@@ -23,9 +23,29 @@ def parse_arguments(text: str) -> tuple[dict[str, Any] | None, str | None]:
         value = json.loads(text)
     except ValueError as exc:
         return None, f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+    except RecursionError:  # nested deeper than Python's parser goes: an answer, not a crash of the run
+        return None, "the arguments are nested too deeply"
     if not isinstance(value, dict):
         return None, "the arguments must be a JSON object"
+    if _nesting(value) > MAX_NESTING:
+        # Everything after this walks the arguments recursively (checks, templates, redaction).
+        return None, f"the arguments are nested too deeply (more than {MAX_NESTING} levels)"
     return value, None
+
+
+MAX_NESTING = 64
+"""How deep a model's arguments may nest: far more than any tool's parameters need."""
+
+
+def _nesting(value: Any) -> int:
+    """The depth of a JSON value, counted without recursion (the value may be very deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def parameters_schema(spec_parameters: Any) -> dict[str, Any]:

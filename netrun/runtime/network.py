@@ -22,7 +22,7 @@ from ..history.thread import Thread
 from ..redact import Secrets, redact_logs
 from ..spec.base import parse_duration
 from ..spec.history import Window
-from ..spec.network import DEFAULT_DEPTH
+from ..spec.network import DEFAULT_DEPTH, DEFAULT_RUNS
 from .approvals import APPROVAL_EVENT, approval_id, approval_step
 from .args import check_args, parameters_schema, parse_arguments
 from .model import Completion, ModelError, Request
@@ -137,6 +137,9 @@ class NetworkRun:
         self.depth = max(0, depth)
         """How many runs deep this run is (0: started from outside); stored with the run by
         its engine, so a resumed or replayed run decides the same as the first execution."""
+        self.starts = 0
+        """Calls of network and event tools so far (``limits.runs``): counted as each turn's
+        calls are dispatched, in the model's order, so a replay counts the same."""
         self.history: list[dict[str, Any]] = []
         self.turns: dict[str, int] = {}
         """Inference calls per caller so far (scripted replies are indexed by it)."""
@@ -413,8 +416,16 @@ class NetworkRun:
         result = AgentResult(name, completion.text)
         limit = agent.spec.limits.tool_calls if agent.spec.limits and agent.spec.limits.tool_calls else None
         calls = completion.tool_calls
+        # Each call that may start a run takes the next number (limits.runs) before any runs:
+        # parallel calls (and their approvals) finish in any order, a replay numbers the same.
+        starts: list[int | None] = []
+        for i, c in enumerate(calls):
+            starting = offered.get(c.name) in ("network", "event") and not (limit is not None and i >= limit)
+            starts.append(self.starts if starting else None)
+            self.starts += int(starting)
         outcomes = await self.steps.parallel([
-            functools.partial(self._tool, f"{prefix}.tool.{i}.{c.name}", c.name, c.arguments, offered, schemas, refused=limit is not None and i >= limit)
+            functools.partial(self._tool, f"{prefix}.tool.{i}.{c.name}", c.name, c.arguments, offered, schemas,
+                              refused=limit is not None and i >= limit, start=starts[i])
             for i, c in enumerate(calls)
         ]) if calls else []
         sources = [f"{prefix}.infer"]
@@ -434,7 +445,8 @@ class NetworkRun:
         self.emit("agent.finished", seen, iteration=n, agent=name, text=completion.text)
 
     async def _tool(
-        self, step_id: str, name: str, arguments: str, offered: dict[str, Tool | str], schemas: dict[str, dict[str, Any]], refused: bool
+        self, step_id: str, name: str, arguments: str, offered: dict[str, Tool | str], schemas: dict[str, dict[str, Any]], refused: bool,
+        start: int | None = None,
     ) -> tuple[Any, ToolOutcome, str]:
         """Run one tool call; returns the arguments (as shown), the outcome, and the id of the
         step the outcome comes from (the turn's inference for an outcome no step produced)."""
@@ -464,9 +476,9 @@ class NetworkRun:
             elif rejected is not None:
                 outcome, source = rejected, f"{step_id}.approval"
             elif tool == "network":
-                outcome = await self._network(step_id, name, args)
+                outcome = await self._network(step_id, name, args, start or 0)
             elif tool == "event":
-                outcome = await self._event(step_id, name, args)
+                outcome = await self._event(step_id, name, args, start or 0)
             elif isinstance(tool, str):
                 outcome = await self._wait(step_id, name, args)
             else:
@@ -522,11 +534,11 @@ class NetworkRun:
         reason = data.get("reason")
         return ToolOutcome.failure("rejected by a human" + (f": {reason}" if reason else "") + "; the tool did not run")
 
-    async def _network(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome:
+    async def _network(self, step_id: str, name: str, args: dict[str, Any], start: int = 0) -> ToolOutcome:
         """Run another network as a child run; its output is the tool's result."""
         spec = self.p.networks[name].network
         target, template = (spec, "{{ args.input }}") if isinstance(spec, str) else (spec.name, spec.input)
-        refused = _past_depth(self, f"running network '{target}'", "nothing was started")
+        refused = _past_depth(self, f"running network '{target}'", "nothing was started") or _past_runs(self, start, "nothing was started")
         if refused is not None:
             # A step, so that the refusal is recorded (and reported) once, like an outcome.
             return ToolOutcome.from_json(await self.steps.run(step_id, lambda: _json(refused)))
@@ -535,11 +547,13 @@ class NetworkRun:
         except RenderError as exc:
             return ToolOutcome.failure(str(exc))
         try:
-            return ToolOutcome.from_json(await self.steps.invoke(step_id, target, child_input))
+            # A child does not know this run's secrets: its output is cleaned against them here
+            # (the local engine also records it clean; an Inngest memo is the child's return).
+            return ToolOutcome.from_json(self.secrets.redact_value(await self.steps.invoke(step_id, target, child_input)))
         except StepFailed as exc:
-            return ToolOutcome.failure(exc.message)
+            return ToolOutcome.failure(self.secrets.redact(exc.message))
 
-    async def _event(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome:
+    async def _event(self, step_id: str, name: str, args: dict[str, Any], start: int = 0) -> ToolOutcome:
         """Send the tool's event once (a step); its id is derived from the run and the step,
         so a receiver can tell a repeat (Inngest drops an event id it has seen)."""
         spec = self.p.events[name].event
@@ -558,7 +572,7 @@ class NetworkRun:
                                        "(POST /events, netrun send); a run cannot approve tool calls; the event was not sent")
         # Whether the event starts runs is known only where it arrives (triggers, their `if`):
         # past the limit no event is sent at all. Its engine gives the runs it starts depth + 1.
-        refused = _past_depth(self, f"sending the event {event_name}", "the event was not sent")
+        refused = _past_depth(self, f"sending the event {event_name}", "the event was not sent") or _past_runs(self, start, "the event was not sent")
         if refused is not None:
             return ToolOutcome.from_json(await self.steps.run(step_id, lambda: _json(refused)))
         event_id = f"{self.steps.run_id}:{step_id}"
@@ -625,6 +639,19 @@ def _past_depth(run: NetworkRun, what: str, consequence: str) -> ToolOutcome | N
     return ToolOutcome.failure(
         f"refused: {what} would start a run at depth {run.depth + 1}, past the limit of {limit} "
         f"(limits.depth of network '{run.p.spec.name}'; this run is at depth {run.depth}); {consequence}"
+    )
+
+
+def _past_runs(run: NetworkRun, start: int, consequence: str) -> ToolOutcome | None:
+    """The refusal for the call numbered ``start`` (from 0) among the run's network and event
+    tool calls, when ``limits.runs`` allows fewer, or None."""
+    limits = run.p.spec.limits
+    limit = limits.runs if limits is not None and limits.runs is not None else DEFAULT_RUNS
+    if start < limit:
+        return None
+    return ToolOutcome.failure(
+        f"refused: this run may start at most {limit} runs (limits.runs of network '{run.p.spec.name}': each network tool call "
+        f"and each event sent counts one) and this is call {start + 1}; {consequence}"
     )
 
 

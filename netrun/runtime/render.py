@@ -22,6 +22,16 @@ def _mark(value: Any) -> str:
     return _MARK + str(value).encode().hex() + _MARK
 
 
+def _unmark(hexed: str) -> str:
+    """The text of one marked value. A value may hold marked values itself (``{{ m(x) }}``
+    with a macro whose ``{{ x }}`` was marked): the whole of it is a value, inner marks go."""
+    text = bytes.fromhex(hexed).decode()
+    if _MARK in text:
+        parts = text.split(_MARK)
+        text = "".join(_unmark(p) if i % 2 else p for i, p in enumerate(parts))
+    return text
+
+
 class RenderError(Exception):
     """A template or expression failed at run time (an undefined value, a bad filter call)."""
 
@@ -93,7 +103,7 @@ class Renderer:
                 value = self.evaluate(match.group(1), variables)
                 if not isinstance(value, Undefined):
                     return json.loads(json.dumps(value))
-            except (RenderError, TypeError, ValueError):  # `{{- x -}}`, a value JSON can't carry:
+            except (RenderError, TypeError, ValueError, RecursionError):  # `{{- x -}}`, a value JSON can't carry:
                 pass  # rendered as text below, so errors read the same as everywhere else
         return self.render(source, variables)
 
@@ -110,7 +120,7 @@ class Renderer:
             raise RenderError(f"template {source[:60]!r}: {_reason(exc)}") from None
         parts = text.split(_MARK)
         try:
-            pieces = [(bytes.fromhex(p).decode() if i % 2 else p, bool(i % 2)) for i, p in enumerate(parts)]
+            pieces = [(_unmark(p) if i % 2 else p, bool(i % 2)) for i, p in enumerate(parts)]
         except ValueError:  # a `{% filter %}` block rewrote an inserted value: filter inside the {{ }}
             raise RenderError(f"template {source[:60]!r}: a {{% filter %}} block may not wrap a {{{{ }}}} here") from None
         return [piece for piece in pieces if piece[0] or piece[1]]

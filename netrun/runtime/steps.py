@@ -51,6 +51,8 @@ class RunSuspended(Exception):  # noqa: N818 - control flow, not an error
         super().__init__(f"waiting for {wait.event} at step {step_id}")
         self.step_id = step_id
         self.wait = wait
+        self.waits: tuple[str, ...] = (step_id,)
+        """Every wait the run stopped at (set by its engine: parallel calls wait side by side)."""
 
 
 class Steps(Protocol):

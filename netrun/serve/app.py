@@ -24,7 +24,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..compile import ModelFactory
@@ -34,6 +34,7 @@ from ..engines.inngest_function import accepts, default_event, network_input, tr
 from ..engines.local import Journal, new_run_id
 from ..engines.runner import LocalEngine, find_network
 from ..history.store import new_thread_id
+from ..redact import Secrets
 from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
@@ -298,9 +299,8 @@ def _describe_send_error(exc: Exception, event_key: str | None) -> str:
     cause = exc.__cause__ or exc.__context__
     if cause is not None and str(cause) and str(cause) not in text:
         text += f" ({type(cause).__name__}: {str(cause).partition(chr(10))[0]})"
-    if event_key:
-        text = text.replace(event_key, "***")
-    return text[:500]
+    # The key in every form a URL or an error may quote it in (percent-encoded, ...).
+    return Secrets([event_key] if event_key else []).head(text, 500)
 
 
 class _InngestRoute:
@@ -312,15 +312,19 @@ class _InngestRoute:
     def __init__(self, app: ASGIApp, server: Server) -> None:
         self.app = app
         self.server = server
-        self.guard = SignatureGuard() if server.settings.inngest_mode == "cloud" else None
+        client = getattr(server, "client", None)
+        self.guard = (SignatureGuard(server.settings.signing_key, getattr(client, "signing_key_fallback", None))
+                      if server.settings.inngest_mode == "cloud" else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = self.server.inngest_app
         if scope["type"] == "http" and target is not None and scope["path"].rstrip("/") == SERVE_PATH:
             if self.guard is not None:
+                # Read as the SDK reads them (the last of a repeated header or parameter).
                 headers = dict(Headers(scope=scope).items())
-                query = scope.get("query_string", b"").decode("latin-1")
-                refused = self.guard.refuse(scope["method"], f"{scope['path']}?{query}", headers.get(SIGNATURE_HEADER))
+                query = dict(QueryParams(scope.get("query_string", b"")).items())
+                body, receive = await _buffered(receive)  # the HMAC covers it; the SDK reads it again
+                refused = self.guard.refuse(scope["method"], query, headers, body)
                 if refused is not None:
                     log.warning("refused %s %s: %s", scope["method"], SERVE_PATH, refused)
                     await JSONResponse({"detail": refused}, status_code=401)(scope, receive, send)
@@ -328,6 +332,29 @@ class _InngestRoute:
             await target(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The request body, and a ``receive`` that gives it again to the app behind."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b"".join(chunks), receive
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    given = False
+
+    async def replay() -> Any:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
 
 
 def _docs_behind(app: FastAPI, dependencies: list[Any]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..check.cycles import network_cycles
 from ..compile import definition_hash
 from ..engines.inngest_function import triggers
 from ..spec import NetworkSpec
@@ -103,9 +104,37 @@ class Catalog:
                 clashes.append(f"{version.file}: network '{version.name}' is also defined in {current[version.name].file}; serving the first")
                 continue
             current[version.name] = version
+        cycles = self._break_cycles(current, by_file, kept)
         changed = {n: v.hash for n, v in current.items()} != {n: v.hash for n, v in self.current.items()}
         self.current, self._by_file = current, by_file
         problems = report.human(result, quiet=False) if result.errors else ""
-        if clashes:
-            problems += "".join(line + "\n" for line in clashes)
-        return ReloadResult(changed, problems, result.errors + len(clashes), kept)
+        if clashes or cycles:
+            problems += "".join(line + "\n" for line in [*clashes, *cycles])
+        return ReloadResult(changed, problems, result.errors + len(clashes) + len(cycles), kept)
+
+    def _break_cycles(self, current: dict[str, Version], by_file: dict[Path, Version], kept: list[str]) -> list[str]:
+        """Keep the served set free of network-tool cycles. Validation reports a cycle at the
+        tool that closes it, which may be in a file that did not change (an edit to ``a``
+        closes ``a -> b -> a`` at ``b``'s tool, and ``b`` keeps serving its last good version,
+        which calls ``a``): the new versions on a cycle go back to their last good version
+        (or stop being served), until no cycle is left."""
+        problems: list[str] = []
+        while True:
+            chains = network_cycles([v.spec for v in current.values()])
+            if not chains:
+                return problems
+            fresh = [n for chain in chains for n in dict.fromkeys(chain) if current[n] is not self.current.get(n)]
+            if not fresh:  # served this way before: nothing newer to take back
+                return problems
+            name = fresh[0]
+            version = current.pop(name)
+            previous = self.current.get(name)
+            if previous is not None and previous.file == version.file:
+                current[name] = by_file[version.file] = previous
+                kept.append(name)
+            else:
+                by_file.pop(version.file, None)
+            chain = next(c for c in chains if name in c)
+            problems.append(f"{version.file}: network tools would call each other in a cycle: {' -> '.join(chain)}; "
+                            + ("serving the last good version of" if previous is not None and current.get(name) is previous else "not serving")
+                            + f" '{name}'")

@@ -10,6 +10,7 @@ triggers they match and answer the waits they match.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Coroutine, Mapping
@@ -47,7 +48,8 @@ class LocalRuns:
             run_id
             for status in ("running", "queued", "waiting")  # a waiting run whose answer came as the server stopped
             for run_id in journal.runs(status)
-            if run_id not in still_waiting and _resumable_alone(journal.run(run_id))
+            # A run still waiting for one call goes on with another one answered meanwhile.
+            if (run_id not in still_waiting or journal.news(run_id)) and _resumable_alone(journal.run(run_id))
         ]
         for run_id in recovered:
             self._spawn(self.engine.resume(run_id), run_id)
@@ -98,32 +100,45 @@ class LocalRuns:
 
     # -- runs and events -----------------------------------------------------------------
     def start(self, version: Version, *, input: str, state: Mapping[str, Any] | None, event: Mapping[str, Any],
-              options: Mapping[str, Any] | None = None) -> RunRecord:
-        record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event, options=options, status="queued")
+              options: Mapping[str, Any] | None = None, run_id: str | None = None) -> RunRecord:
+        record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event, options=options, status="queued",
+                                    run_id=run_id)
         self._spawn(self.engine.execute(record), record.id)
         return record
 
     def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, depth: int = 0,
-                from_run: bool = False) -> dict[str, Any]:
+                from_run: bool = False, event_id: str | None = None) -> dict[str, Any]:
         """An event: start the networks it triggers, resume the runs whose waits it answers.
 
         ``depth``: of the runs it starts (0 for an event from outside; a run's events pass
         its depth + 1, and the sender refused those past its limit already). ``from_run``: a
-        run sent it; it answers no approval."""
+        run sent it; it answers no approval. ``event_id``: the event's id (a run's events have
+        one made from the run and the step): the same event delivered again, when a crash
+        came between sending it and recording the step, starts no run twice."""
         event = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
         started, problems = [], []
         if run_id is None:
             for version in self.catalog.current.values():
                 try:
                     if triggered(version, event):
+                        run = _run_of(event_id, version.name)
+                        if run is not None and self.engine.journal.run(run) is not None:
+                            continue  # started by an earlier delivery of this event
                         started.append(self.start(version, input=network_input(version.spec, event), state=None, event=event,
-                                                  options={"depth": depth} if depth else None).id)
+                                                  options={"depth": depth} if depth else None, run_id=run).id)
                 except RenderError as exc:
                     problems.append(f"network {version.name}: {exc}")
         resumed = self.engine.answer(name, data, run_id, from_run=from_run)
         for woken in resumed:
             self._spawn(self.engine.resume(woken), woken)
         return {"started": started, "resumed": resumed, "problems": problems}
+
+
+def _run_of(event_id: str | None, network: str) -> str | None:
+    """The id of the run an event with an id starts of a network: the same on every delivery."""
+    if not event_id:
+        return None
+    return "e" + hashlib.sha256(f"{event_id}\n{network}".encode()).hexdigest()[:24]
 
 
 def _resumable_alone(record: RunRecord | None) -> bool:

@@ -30,18 +30,32 @@ class Limits(Spec):
     """Time spent in model and tool calls per run, summed (waiting for events does not
     count); recorded with each step, so a resumed run counts the same."""
     depth: int | None = Field(default=None, ge=0)
-    """How deep runs may start runs (default 8): a run started from outside (CLI, REST,
+    """How deep runs may start runs (default 3): a run started from outside (CLI, REST,
     an outside event, a schedule) is at depth 0; a network tool's child run, and a run
     started by an event a run sent, is one deeper than that run. A network tool call or an
     event tool call of this network that would start a run deeper than this is refused,
     an error for the model, and starts nothing. The limit of the network whose tool makes
     the call applies. 0: this network's runs start no other runs."""
+    runs: int | None = Field(default=None, ge=0)
+    """How many runs one run of this network may start itself (default 10): each call of a
+    network tool and each event an event tool sends counts one (an event counts once, however
+    many networks it triggers), in the order the model asked for them, refused or not; the
+    count is rebuilt from the journal when a run resumes or replays, so a restart buys no
+    more. A call past the limit is refused, an error for the model, and starts nothing. With
+    ``depth`` it bounds the runs below one run started from outside: at most
+    ``runs + runs^2 + ... + runs^depth`` (1,110 with the defaults) runs of each network an
+    event triggers. 0: no network or event tool call runs."""
 
 
-DEFAULT_DEPTH = 8
-"""``limits.depth`` when the network does not set it: room for real delegation chains,
-while runs that start each other (a -> b -> a, an event that triggers its own network)
-stop after a few runs instead of multiplying without end."""
+DEFAULT_DEPTH = 3
+"""``limits.depth`` when the network does not set it: room for delegation chains (a run's
+child calling its own child), while runs that start each other (a -> b -> a, an event that
+triggers its own network) stop after a few runs instead of multiplying without end."""
+
+DEFAULT_RUNS = 10
+"""``limits.runs`` when the network does not set it: with :data:`DEFAULT_DEPTH`, at most
+10 + 100 + 1,000 runs below one run started from outside, however the model fans out (a
+depth alone bounds chains, not a run that starts k runs per turn: k^depth)."""
 
 
 Triggers = keyed_union(
