@@ -4,6 +4,10 @@ A network (or a fragment) lists fragment files under ``include:``; their definit
 added to the including file's, keeping their own file positions so that an error inside
 a fragment points into the fragment. Including the same name twice is an error; an
 include cycle is reported at the ``include`` entry that closes it.
+
+Only files inside the folders being validated (or served) are read: a fragment, an
+include path or a symlink that resolves outside them is refused with a message that names
+the path, so that no message ever shows a line of a file outside those folders.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from .load import Document, LoadError, load_text, read_text
 
 SECTIONS = ("state", "prompts", "agents", "tools", "mcp_servers")
 FRAGMENT_SUFFIXES = (".fragment.yaml", ".fragment.yml")
+MAX_BYTES = 5_000_000
+"""The largest file read (real networks are a few kilobytes)."""
+MAX_INCLUDE_DEPTH = 20
+"""How many fragments deep includes may chain (each level is a recursion of resolve_includes)."""
 
 
 def is_fragment(path: Path) -> bool:
@@ -31,23 +39,42 @@ def display(path: Path) -> str:
 
 
 class DocumentCache:
-    """Loads each file once per validation run (a fragment may be included many times)."""
+    """Loads each file once per validation run (a fragment may be included many times).
 
-    def __init__(self) -> None:
+    With ``roots``, only files whose real path (symlinks resolved) is inside one of them
+    are read; the others are refused without being opened."""
+
+    def __init__(self, roots: tuple[Path, ...] = ()) -> None:
         self._docs: dict[Path, Document | LoadError] = {}
+        self.roots = tuple(root.resolve() for root in roots)
+
+    def inside(self, path: Path) -> bool:
+        """Whether ``path`` really is inside the roots (always, without roots)."""
+        if not self.roots:
+            return True
+        try:
+            real = path.resolve()
+        except (OSError, ValueError, RuntimeError):  # a symlink loop, a NUL byte
+            return False
+        return any(real.is_relative_to(root) for root in self.roots)
 
     def load(self, path: Path) -> Document:
+        if not self.inside(path):
+            raise LoadError([Diagnostic(Pos(display(path), 1, 1), outside_message(path, self.roots), phase="load", code="outside")])
         path = path.resolve()
         found = self._docs.get(path)
         if found is None:
             name = display(path)
             try:
+                if path.stat().st_size > MAX_BYTES:
+                    message = f"the file is larger than {MAX_BYTES // 1_000_000} MB; a network file is a few kilobytes"
+                    raise LoadError([Diagnostic(Pos(name, 1, 1), message, phase="load", code="too-large")])
                 found = load_text(read_text(path.read_bytes(), name), name)
             except LoadError as exc:
                 found = exc
             except OSError as exc:
                 found = LoadError(
-                    [Diagnostic(Pos(name, 1, 1), f"cannot read the file: {exc.strerror}", phase="load", code="unreadable")]
+                    [Diagnostic(Pos(name, 1, 1), f"cannot read the file: {exc.strerror or exc}", phase="load", code="unreadable")]
                 )
             self._docs[path] = found
         if isinstance(found, LoadError):
@@ -55,8 +82,19 @@ class DocumentCache:
         return found
 
 
-def resolve_includes(doc: Document, path: Path, cache: DocumentCache, stack: tuple[Path, ...] = ()) -> list[Diagnostic]:
-    """Merge the fragments ``doc`` includes into it (in place); return the problems found."""
+def outside_message(path: Path, roots: tuple[Path, ...]) -> str:
+    """Why ``path`` is not read (names the path only, never what it points at)."""
+    folders = ", ".join(display(root) or "." for root in roots)
+    return f"'{display(path)}' resolves outside the validated folder ({folders}); files outside it are not read"
+
+
+def resolve_includes(
+    doc: Document, path: Path, cache: DocumentCache, stack: tuple[Path, ...] = (), included: set[Path] | None = None
+) -> list[Diagnostic]:
+    """Merge the fragments ``doc`` includes into it (in place); return the problems found.
+
+    ``included`` collects the real path of every fragment included, directly or not, even
+    the ones with errors (a hot reload keeps the networks that include a broken fragment)."""
     data = doc.data
     if not isinstance(data, dict) or "include" not in data:
         return []
@@ -77,12 +115,27 @@ def resolve_includes(doc: Document, path: Path, cache: DocumentCache, stack: tup
         try:
             target = (path.parent / entry).resolve()
             exists = target.is_file()
+        except RuntimeError:  # Python 3.11 resolves a symlink loop to this
+            problems.append(_diag(doc, where, f"included file '{entry}' is a symlink loop", "include-missing"))
+            continue
         except (OSError, ValueError):  # a NUL byte, a name too long for the file system
             problems.append(_diag(doc, where, f"{entry!r} is not a usable file path", "include-missing"))
+            continue
+        if not cache.inside(target):
+            folders = ", ".join(display(root) or "." for root in cache.roots)
+            message = f"included file '{entry}' resolves outside the validated folder ({folders}); files outside it are not read"
+            problems.append(_diag(doc, where, message, "include-outside"))
+            continue
+        if len(stack) > MAX_INCLUDE_DEPTH and target not in stack:
+            message = f"includes nested deeper than {MAX_INCLUDE_DEPTH} files: '{entry}' is not read"
+            problems.append(_diag(doc, where, message, "include-too-deep"))
             continue
         if target in stack:
             chain = " -> ".join(display(p) for p in (*stack[stack.index(target) :], target))
             problems.append(_diag(doc, where, f"include cycle: {chain}", "include-cycle"))
+            continue
+        if not exists and target.is_dir():
+            problems.append(_diag(doc, where, f"included path '{entry}' is a directory, not a fragment file", "include-missing"))
             continue
         if not exists:
             problems.append(
@@ -101,6 +154,8 @@ def resolve_includes(doc: Document, path: Path, cache: DocumentCache, stack: tup
                 )
             )
             continue
+        if included is not None:
+            included.add(target)
         try:
             frag = cache.load(target)
         except LoadError as exc:
@@ -120,8 +175,8 @@ def resolve_includes(doc: Document, path: Path, cache: DocumentCache, stack: tup
             )
             continue
         # A fragment's own includes first, on a copy, so that the cached fragment stays as written.
-        frag = Document(frag.file, dict(frag.data), dict(frag.nodes), frag.lines)
-        problems.extend(resolve_includes(frag, target, cache, stack))
+        frag = Document(frag.file, dict(frag.data), dict(frag.nodes), dict(frag.lines))
+        problems.extend(resolve_includes(frag, target, cache, stack, included))
         problems.extend(_merge(doc, frag, origin))
     return problems
 
@@ -141,9 +196,11 @@ def _merge(doc: Document, frag: Document, origin: dict[YamlPath, Pos]) -> list[D
         items = frag.data.get(section)
         if not isinstance(items, dict):
             continue
-        target: Any = doc.data.setdefault(section, {})
+        target: Any = doc.data.get(section, {})
         if not isinstance(target, dict):
             continue
+        # A copy: the section may be the cached document's own (loaded once, included many times).
+        target = doc.data[section] = dict(target)
         if (section,) not in doc.nodes:
             doc.nodes[(section,)] = frag.nodes[(section,)]
         for name, value in items.items():

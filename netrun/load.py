@@ -37,6 +37,10 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 _TAG = "tag:yaml.org,2002:"
 _MAX_NODES = 50_000  # alias expansion guard ("billion laughs"); real networks have a few thousand
+MAX_DEPTH = 100
+"""How deep a document may nest. Real networks nest a dozen levels; the bound keeps every
+later walk over the data (spec validation, checks, templates, JSON Schemas, copies) far
+from Python's recursion limit, so a hostile file is a located error, not a crash."""
 
 
 class _Resolver12(BaseResolver):
@@ -221,6 +225,8 @@ def load_text(text: str, file: str) -> Document:
         raise LoadError([_yaml_error(exc, file, text)]) from None
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
         raise LoadError([_load_diag(Pos(file, 1, 1), f"invalid YAML: {exc}", "yaml-syntax")]) from None
+    except RecursionError:  # pragma: no cover - only the pure-Python composer recurses per level
+        raise LoadError([_load_diag(Pos(file, 1, 1), f"nested deeper than {MAX_DEPTH} levels", "too-deep")]) from None
     finally:
         loader.dispose()
     doc = Document(file=file, data=None, lines={file: text.splitlines()})
@@ -288,6 +294,7 @@ class _Builder:
         self.file = doc.file
         self.errors: list[Diagnostic] = []
         self.count = 0
+        self.too_deep = False
         self.active: set[int] = set()
         self.nodes = doc.nodes
 
@@ -296,6 +303,13 @@ class _Builder:
         self.errors.append(_load_diag(pos, message, code, path))
 
     def build(self, node: Node, path: YamlPath, key: Node | None) -> Any:
+        if len(path) > MAX_DEPTH:
+            # One error per document: below the first node past the limit nothing is built,
+            # so nothing after load walks deeper than MAX_DEPTH.
+            if not self.too_deep:
+                self.too_deep = True
+                self._error(node, path[:1], f"nested deeper than {MAX_DEPTH} levels", "too-deep")
+            return None
         self.count += 1
         if self.count > _MAX_NODES:
             if self.count == _MAX_NODES + 1:

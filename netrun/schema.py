@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .spec import FragmentSpec, NetworkSpec, Spec
+from .spec.base import NAME_RE
 from .spec.testcase import TestFileSpec
 
 SCHEMA_FILES = {"network.schema.json": NetworkSpec, "fragment.schema.json": FragmentSpec, "test.schema.json": TestFileSpec}
@@ -73,11 +74,32 @@ def build_schema(root: type[BaseModel]) -> dict[str, Any]:
         if cls.__name__ in defs:
             _describe(defs[cls.__name__], cls)
     _describe(schema, root)
+    _closed_name_maps(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://netrun.dev/schemas/{root.__name__}.json",
         **schema,
     }
+
+
+def _closed_name_maps(node: Any) -> None:
+    """Make every map keyed by a :data:`~netrun.spec.base.Name` check its keys and values.
+
+    Pydantic emits ``dict[Name, X]`` as ``patternProperties: {NAME_RE: X}``, under which a key
+    that misses the pattern (``helper.v2``) matches nothing and its value is never checked.
+    ``propertyNames`` rejects such a key, and ``additionalProperties`` checks every value."""
+    if isinstance(node, list):
+        for item in node:
+            _closed_name_maps(item)
+        return
+    if not isinstance(node, dict):
+        return
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict) and list(patterns) == [NAME_RE] and "additionalProperties" not in node:
+        node["propertyNames"] = {"pattern": NAME_RE}
+        node["additionalProperties"] = node.pop("patternProperties")[NAME_RE]
+    for value in node.values():
+        _closed_name_maps(value)
 
 
 def render_schemas() -> dict[str, str]:

@@ -41,6 +41,8 @@ class FileResult:
     kind: str = "network"
     broken: frozenset[YamlPath] = frozenset()
     """Entries dropped for schema errors (not checked, and not reported again)."""
+    includes: frozenset[Path] = frozenset()
+    """The real paths of the fragments the file includes, directly or not."""
 
     @property
     def errors(self) -> int:
@@ -199,7 +201,9 @@ def _load(path: Path, cache: DocumentCache, result: FileResult) -> Document | No
         )
         return None
     doc = Document(doc.file, dict(doc.data), dict(doc.nodes), dict(doc.lines))
-    result.diagnostics.extend(resolve_includes(doc, path, cache))
+    included: set[Path] = set()
+    result.diagnostics.extend(resolve_includes(doc, path, cache, included=included))
+    result.includes = frozenset(included)
     return doc
 
 
@@ -216,19 +220,42 @@ def validate_paths(paths: Iterable[Path]) -> Report:
             gc.enable()
 
 
+def roots_of(paths: Iterable[Path]) -> tuple[Path, ...]:
+    """The folders validation may read: each folder given, and the folder of each file given."""
+    return tuple(path.resolve() if path.is_dir() else path.absolute().parent.resolve() for path in paths)
+
+
+def _internal(result: FileResult, exc: Exception) -> None:
+    """A bug (or a limit this file found) must not stop the other files; one located line, no traceback."""
+    result.diagnostics.append(
+        Diagnostic(
+            Pos(result.file, 1, 1),
+            f"netrun could not validate this file ({type(exc).__name__}); this is a bug in netrun, please report it",
+            phase="load",
+            code="internal",
+        )
+    )
+    result.spec = None
+
+
 def _validate_paths(paths: Iterable[Path]) -> Report:
+    paths = list(paths)
     files = discover(paths)
-    cache = DocumentCache()
+    cache = DocumentCache(roots_of(paths))
     results: list[FileResult] = []
     docs: dict[int, Document] = {}
     for path in files:
         result = FileResult(display(path), kind="fragment" if is_fragment(path) else "network")
         results.append(result)
-        doc = _load(path, cache, result)
-        if doc is None:
+        try:
+            doc = _load(path, cache, result)
+            if doc is None:
+                continue
+            model: type[BaseModel] = FragmentSpec if result.kind == "fragment" else NetworkSpec
+            spec, diags, broken = validate_model(model, doc)
+        except Exception as exc:  # reported on the file, the others go on
+            _internal(result, exc)
             continue
-        model: type[BaseModel] = FragmentSpec if result.kind == "fragment" else NetworkSpec
-        spec, diags, broken = validate_model(model, doc)
         result.diagnostics.extend(diags)
         if isinstance(spec, NetworkSpec):
             result.spec = spec
@@ -245,7 +272,11 @@ def _validate_paths(paths: Iterable[Path]) -> Report:
 
     for result in results:
         if result.spec is not None:
-            result.diagnostics.extend(NetworkChecker(result.spec, docs[id(result)], names, result.broken, known_networks).run())
+            try:
+                result.diagnostics.extend(NetworkChecker(result.spec, docs[id(result)], names, result.broken, known_networks).run())
+            except Exception as exc:  # reported on the file, the others go on
+                _internal(result, exc)
+                docs.pop(id(result))
     # Across the files validated together: networks whose tools would start each other's runs.
     validated: list[tuple[NetworkSpec, Document] | None] = [
         (r.spec, docs[id(r)]) if r.spec is not None and ("name",) not in r.broken else None for r in results
@@ -254,7 +285,13 @@ def _validate_paths(paths: Iterable[Path]) -> Report:
     # of a folder are validated alone (pre-commit, `netrun validate FILE`, `netrun run`), the
     # cycles their tools close through the other files are theirs to report too.
     beside = _beside(files, [item[0] for item in validated if item is not None], cache)
-    cycles = cycle_diagnostics([*validated, *beside], reported=len(validated))
+    try:
+        cycles = cycle_diagnostics([*validated, *beside], reported=len(validated))
+    except Exception as exc:  # on the first network, the per-file results stand
+        cycles = {}
+        first = next((r for r in results if r.spec is not None), None)
+        if first is not None:
+            _internal(first, exc)
     for i, found in cycles.items():
         results[i].diagnostics.extend(found)
     for result in results:
@@ -268,6 +305,8 @@ def _validate_paths(paths: Iterable[Path]) -> Report:
                 if file in wanted:
                     report.sources.setdefault(file, lines)
     for file in wanted - set(report.sources):
+        if not cache.inside(Path(file)):
+            continue  # never a line of a file outside the validated folders
         try:
             text = Path(file).read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -359,8 +398,11 @@ def network_names(folder: Path) -> dict[Path, str]:
         if not path.name.endswith(YAML_SUFFIXES) or path.name.endswith(SKIPPED_SUFFIXES) or is_fragment(path):
             continue
         try:
+            if not path.resolve().is_relative_to(folder.resolve()):
+                continue  # a symlink out of the folder: not read
+
             found = _NAME_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
-        except OSError:
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop
             continue
         if found:
             names[path.resolve()] = found.group(1)

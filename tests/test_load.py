@@ -47,6 +47,20 @@ def test_alias_bombs_are_refused() -> None:
     assert "expands to more than" in exc.value.diagnostics[0].message
 
 
+def test_nesting_past_the_limit_is_one_located_error_and_the_limit_itself_loads() -> None:
+    from netrun.load import MAX_DEPTH
+
+    with pytest.raises(LoadError) as exc:
+        load_text("a: " + "[" * 999 + "]" * 999 + "\n", "f.yaml")  # just under libyaml's own limit (1000)
+    (diag,) = exc.value.diagnostics
+    assert (diag.pos, diag.message, diag.code, diag.path) == (Pos("f.yaml", 1, 4 + MAX_DEPTH), f"nested deeper than {MAX_DEPTH} levels", "too-deep", ("a",))
+    doc = load_text("a: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n", "f.yaml")  # the last list at level 100
+    depth, value = 1, doc.data["a"]
+    while value:
+        depth, value = depth + 1, value[0]
+    assert depth == MAX_DEPTH
+
+
 def test_text_positions_inside_block_scalars() -> None:
     doc = load_text("agents:\n  a:\n    system: |\n      line one\n        two {{ x }}\n", "f.yaml")
     path = ("agents", "a", "system")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -77,3 +78,37 @@ def test_every_field_is_documented(name: str) -> None:
         if sub.get("type") == "object" and not sub.get("description"):
             missing.append(f"{model} (the model itself)")
     assert not missing, f"fields without a docstring: {', '.join(missing)}"
+
+
+CHECK_JSONSCHEMA = str(REPO / ".venv" / "bin" / "check-jsonschema")
+
+
+def _check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CHECK_JSONSCHEMA, "--schemafile", str(REPO / "schemas" / schema), *map(str, files)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_jsonschema_rejects_bad_names_and_checks_what_is_under_them() -> None:
+    """A name map used to accept any key and check nothing under a key that is no name."""
+    bad = REPO / "tests" / "jsonschema" / "bad_names.yaml"
+    result = _check_jsonschema("network.schema.json", bad)
+    assert result.returncode == 1, result.stdout
+    assert "$.agents: 'helper.v2' does not match '^[A-Za-z_][A-Za-z0-9_-]{0,63}$'" in result.stdout
+    assert "$.agents['helper.v2']: Additional properties are not allowed ('sytem' was unexpected)" in result.stdout
+    assert "$.tools: 'save it' does not match" in result.stdout
+
+
+def test_check_jsonschema_accepts_the_examples() -> None:
+    networks = sorted(p for p in (REPO / "networks").glob("*.yaml") if not p.name.endswith((".test.yaml", ".replies.yaml")))
+    fragments = sorted((REPO / "networks").rglob("*.fragment.yaml"))
+    for schema, files in (("network.schema.json", networks), ("fragment.schema.json", fragments)):
+        result = _check_jsonschema(schema, *files)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_name_maps_name_their_keys_and_check_every_value() -> None:
+    schema = json.loads(render_schemas()["network.schema.json"])
+    for key in ("agents", "tools", "mcp_servers", "state", "prompts"):
+        prop = schema["properties"][key]
+        assert prop["propertyNames"] == {"pattern": "^[A-Za-z_][A-Za-z0-9_-]{0,63}$"}, key
+        assert "patternProperties" not in prop and prop["additionalProperties"], key

@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -540,3 +541,29 @@ def test_a_run_that_fans_out_events_on_inngest_sends_at_most_limits_runs(tmp_pat
     calls = [t for turn in run.output["results"] for t in turn["tool_calls"]]
     assert [t["error"] is None for t in calls] == [True] * 3 + [False] * 5
     assert calls[3]["error"].startswith("refused: this run may start at most 3 runs (limits.runs of network 'burst'")
+
+
+def test_a_429_retry_after_reaches_inngest_and_a_rejected_key_is_not_retried(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
+    llm.set_script([Reply(status=429, retry_after=2, error="Rate limit reached"),
+                    *[Reply(text="s", tool_calls=[ToolCall("step", {"note": "x"})]) for _ in range(3)]])
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    before = datetime.now(UTC)
+    run = executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "x"}})
+    assert run.status == "completed", run.error
+    assert llm.count == 4  # the rate-limited inference once more, then the run
+    [limited] = [c for c in executor.requests if c.run_id == run.id and c.retry_after is not None]
+    assert limited.status == 500  # RetryAfterError: the SDK answers for the function, with when to retry
+    retry_at = datetime.fromisoformat(limited.retry_after.replace("Z", "+00:00"))
+    assert before + timedelta(seconds=2) - timedelta(milliseconds=1) <= retry_at <= datetime.now(UTC) + timedelta(seconds=2)
+
+    llm.reset(Reply(status=403, error="Your key lacks access to this model"))
+    failed = executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "y"}})
+    assert failed.status == "failed"
+    assert llm.count == 1  # not retried (function.retries: 2 would allow 3 attempts)
+    assert "access was denied (HTTP 403): Your key lacks access to this model" in failed.error["message"]
+    record = httpx.get(f"{server.url}/runs/{failed.id}").json()
+    assert record["status"] == "failed" and "Your key lacks access" in record["error"]

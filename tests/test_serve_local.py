@@ -655,3 +655,92 @@ def test_an_event_sent_again_after_a_crash_starts_no_run_twice(tmp_path: Path, s
             assert sorted(r.network for r in runs) == ["sender", "worker"]  # the worker ran once
         finally:
             journal.close()
+
+
+DEEP = "name: deep\nagents: " + "[" * 600 + "]" * 600 + "\n"
+"""600 levels: under libyaml's limit, far past Python's recursion limit for a recursive walk."""
+
+
+def _plain(name: str, extra: str = "") -> str:
+    return f"name: {name}\nmodel: openai/x\nagents:\n  x: {{description: d, system: hi{extra}}}\n"
+
+
+def test_serve_start_up_on_a_folder_with_a_deep_file_fails_with_its_located_message(tmp_path: Path) -> None:
+    from netrun.serve.app import StartError
+
+    (tmp_path / "ok.yaml").write_text(_plain("ok"))
+    (tmp_path / "deep.yaml").write_text(DEEP)
+    with pytest.raises(StartError) as raised:
+        create_app(settings(tmp_path, free_port()))
+    assert f"{tmp_path / 'deep.yaml'}:2:109: error: agents: nested deeper than 100 levels" in str(raised.value)
+    done = subprocess.run([NETRUN, "serve", str(tmp_path), "--port", str(free_port()), "--data-dir", str(tmp_path / "data"), "--no-watch"],
+                          env={**os.environ, **ENV}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert f"{tmp_path / 'deep.yaml'}:2:109: error: agents: nested deeper than 100 levels" in done.stderr
+
+
+def test_a_broken_fragment_no_network_includes_does_not_hold_back_a_valid_edit(tmp_path: Path) -> None:
+    from netrun.serve.catalog import Catalog
+
+    (tmp_path / "a.yaml").write_text(_plain("a"))
+    catalog = Catalog((tmp_path,))
+    assert catalog.reload().errors == 0
+    first = catalog.get("a")
+    (tmp_path / "stray.fragment.yaml").write_text("agents: {y: {description: [not, text]}}\n")
+    (tmp_path / "a.yaml").write_text(_plain("a") + "description: edited\n")
+    result = catalog.reload()
+    assert f"{tmp_path / 'stray.fragment.yaml'}:1:27: error: agents.y.description: expected a string, got a list" in result.problems
+    served = catalog.get("a")
+    assert served is not None and served is not first and served.spec.description == "edited"
+    assert result.kept == []
+
+
+def test_a_broken_included_fragment_keeps_only_its_includers_at_their_last_good_version(tmp_path: Path) -> None:
+    from netrun.serve.catalog import Catalog
+
+    (tmp_path / "shared.fragment.yaml").write_text("prompts: {p: hello}\n")
+    (tmp_path / "inner.fragment.yaml").write_text("include: [shared.fragment.yaml]\n")
+    (tmp_path / "a.yaml").write_text(_plain("a") + "include: [inner.fragment.yaml]\n")  # through another fragment
+    (tmp_path / "b.yaml").write_text(_plain("b"))
+    catalog = Catalog((tmp_path,))
+    assert catalog.reload().errors == 0
+    first_a, first_b = catalog.get("a"), catalog.get("b")
+    (tmp_path / "shared.fragment.yaml").write_text("prompts: {p: [broken]}\n")
+    (tmp_path / "a.yaml").write_text(_plain("a") + "include: [inner.fragment.yaml]\ndescription: edited\n")
+    (tmp_path / "b.yaml").write_text(_plain("b") + "description: edited\n")
+    result = catalog.reload()
+    assert result.errors and result.kept == ["a"]
+    assert catalog.get("a") is first_a
+    b = catalog.get("b")
+    assert b is not None and b is not first_b and b.spec.description == "edited"
+    (tmp_path / "shared.fragment.yaml").write_text("prompts: {p: mended}\n")
+    assert catalog.reload().errors == 0
+    a = catalog.get("a")
+    assert a is not None and a.spec.description == "edited"
+
+
+def test_hot_reload_goes_on_past_a_deep_file_and_never_logs_a_file_outside_the_folder(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, served: Callable[..., Served], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="netrun.serve")
+    secret = "PRIVATE-7f3a: the first line of a file outside the folder"
+    outside = tmp_path_factory.mktemp("outside") / "notes.yaml"
+    outside.write_text(secret + "\n")
+    with FakeLLM([]) as llm:
+        write_network(tmp_path, llm, prompt="Version one:")
+        server = served()
+        first_hash = httpx.get(f"{server.url}/networks").json()["networks"][0]["definition_hash"]
+        (tmp_path / "deep.yaml").write_text(DEEP)
+        (tmp_path / "notes.fragment.yaml").symlink_to(outside)
+        deadline = time.monotonic() + 15
+        while "notes.fragment.yaml" not in caplog.text or "deep.yaml" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
+        # While the deep file exists, an edit of another file still takes effect.
+        write_network(tmp_path, llm, prompt="Version two:")
+        _await_hash_change(server.url, first_hash)
+    assert f"{tmp_path / 'deep.yaml'}:2:109: error: agents: nested deeper than 100 levels" in caplog.text
+    assert f"'{tmp_path / 'notes.fragment.yaml'}' resolves outside the validated folder ({tmp_path})" in caplog.text
+    assert "PRIVATE-7f3a" not in caplog.text
+    assert "Traceback" not in caplog.text

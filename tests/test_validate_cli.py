@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import NETRUN, REPO
 
 VALID = "name: {name}\nmodel: openai/gpt-4o-mini\nagents:\n  a:\n    description: d\n    system: hi\n"
@@ -204,3 +206,110 @@ def test_an_event_that_triggers_a_network_sending_it_again_is_a_warning(netrun_c
         f"{c}:7:24: warning: tools.back.event.name: the event app/ping starts network 'a', whose runs send it again: c -> a -> b -> c; "
         "runs would start each other until limits.depth refuses (unless a trigger's 'if' stops them)",
     ]
+
+
+def _deep(style: str, depth: int = 600) -> str:
+    """``agents:`` holding a value nested ``depth`` levels, written in ``style``."""
+    if style == "flow list":
+        return "[" * depth + "]" * depth
+    if style == "flow mapping":
+        return "{a: " * depth + "1" + "}" * depth
+    if style == "block mapping":
+        return "".join("\n" + "  " * (i + 1) + "a:" for i in range(depth)) + " 1"
+    return "".join("\n" + "  " * (i + 1) + "-" for i in range(depth)) + " x"  # block sequence
+
+
+# The first node past the limit (101 levels below the top): where each style puts it.
+_DEEP_AT = {"flow list": "2:109", "flow mapping": "2:409", "block mapping": "103:203", "block sequence": "103:203"}
+
+
+@pytest.mark.parametrize("style", list(_DEEP_AT))
+def test_a_file_nested_600_levels_is_a_located_error_not_a_traceback(write, style: str) -> None:
+    """600 levels is under libyaml's own limit; netrun's walks would hit Python's recursion limit."""
+    path = write("deep.yaml", f"name: deep\nagents: {_deep(style)}\n")
+    done = subprocess.run([NETRUN, "validate", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert f"{path}:{_DEEP_AT[style]}: error: agents: nested deeper than 100 levels" in done.stdout
+
+
+def test_deep_nesting_inside_an_included_fragment_is_located_in_the_fragment(netrun_cli, write) -> None:
+    frag = write("shared/deep.fragment.yaml", f"prompts:\n  p: {_deep('flow list')}\n")
+    net = write("net.yaml", VALID.format(name="net") + "include: [shared/deep.fragment.yaml]\n")
+    result = netrun_cli("validate", "-q", str(net))
+    assert result.exit_code == 1
+    assert f"{frag}:2:105: error: prompts: nested deeper than 100 levels" in result.output
+    # The fragment validated on its own says the same, once per file.
+    result = netrun_cli("validate", "-q", str(net.parent))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.count(f"{frag}:2:105: error: prompts: nested deeper than 100 levels") == 2
+
+
+def test_aliases_that_nest_deeper_than_the_limit_are_a_located_error(netrun_cli, write) -> None:
+    chain = "".join(f"x{i}: &x{i} [*x{i - 1}]\n" for i in range(1, 300))
+    path = write("alias.yaml", VALID.format(name="alias") + "x0: &x0 [x]\n" + chain)
+    result = netrun_cli("validate", "-q", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:7:10: error: x99: nested deeper than 100 levels" in result.output
+
+
+def test_nesting_up_to_the_limit_validates_in_every_phase(write) -> None:
+    """Schemas, bodies and state defaults 100 levels deep go through the spec, the checks and
+    the templates without reaching Python's recursion limit."""
+    from netrun.validate import validate_paths
+
+    schema = "{type: string}"
+    for _ in range(47):  # tools.t.parameters.q (4 levels) + 2 per object level: the leaf type at 99
+        schema = "{type: object, properties: {p: " + schema + "}}"
+    body = "{a: " * 96 + '"{{ args.q }}"' + "}" * 96  # tools.t.http.body is at level 4: the leaf at 100
+    path = write("edge.yaml", VALID.format(name="edge").replace("system: hi", "system: hi\n    tools: [t]")
+                 + f"tools:\n  t:\n    parameters: {{q: {schema}}}\n    http: {{url: 'http://127.0.0.1/', method: POST, body: {body}}}\n")
+    (result,) = validate_paths([path]).files
+    assert [d.message for d in result.diagnostics] == []
+    assert result.spec is not None
+
+
+SECRET_LINE = "PRIVATE-7f3a: the first line of a file outside the folder"
+
+
+def test_a_fragment_linked_to_a_file_outside_the_folder_is_refused_without_its_contents(netrun_cli, tmp_path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.yaml").write_text(SECRET_LINE + "\nagents: {}\n")
+    (outside / "real.fragment.yaml").write_text(SECRET_LINE + "\n")
+    nets = tmp_path / "nets"
+    nets.mkdir()
+    (nets / "leak.fragment.yaml").symlink_to(outside / "secret.yaml")
+    (nets / "net.yaml").write_text(VALID.format(name="net") + "include: [leak.fragment.yaml, ../outside/real.fragment.yaml]\n")
+    for fmt in ("human", "json", "github"):
+        result = netrun_cli("validate", "--format", fmt, str(nets))
+        assert result.exit_code == 1
+        assert "PRIVATE-7f3a" not in result.output, fmt
+    result = netrun_cli("validate", str(nets))
+    assert f"{nets / 'leak.fragment.yaml'}:1:1: error: '{nets / 'leak.fragment.yaml'}' resolves outside the validated folder ({nets}); files outside it are not read" in result.output
+    assert (f"{nets / 'net.yaml'}:7:11: error: include[0]: included file 'leak.fragment.yaml' resolves outside the validated folder ({nets}); "
+            "files outside it are not read") in result.output
+    assert f"{nets / 'net.yaml'}:7:31: error: include[1]: included file '../outside/real.fragment.yaml' resolves outside" in result.output
+
+
+def test_a_fragment_included_by_a_fragment_and_by_a_network_defines_its_names_once(netrun_cli, write) -> None:
+    """The cached fragment stays as written: including it again does not see its includes twice."""
+    write("a.fragment.yaml", "include: [b.fragment.yaml]\nprompts: {pa: hi}\n")
+    write("b.fragment.yaml", "prompts: {pb: hi}\n")
+    net = write("net.yaml", VALID.format(name="net") + "include: [a.fragment.yaml]\n")
+    result = netrun_cli("validate", "-q", str(net.parent))
+    assert result.exit_code == 0, result.output
+
+
+def test_includes_chained_deeper_than_the_limit_are_a_located_error(netrun_cli, write) -> None:
+    from netrun.includes import MAX_INCLUDE_DEPTH
+
+    for i in range(600):
+        write(f"f{i}.fragment.yaml", f"include: [f{i + 1}.fragment.yaml]\nprompts: {{p{i}: hi}}\n" if i < 599 else "prompts: {last: hi}\n")
+    net = write("net.yaml", VALID.format(name="net") + "include: [f0.fragment.yaml]\n")
+    result = netrun_cli("validate", "-q", str(net))
+    assert result.exit_code == 1
+    last = net.parent / f"f{MAX_INCLUDE_DEPTH - 1}.fragment.yaml"
+    assert result.output.splitlines()[0] == (
+        f"{last}:1:11: error: include[0]: includes nested deeper than {MAX_INCLUDE_DEPTH} files: 'f{MAX_INCLUDE_DEPTH}.fragment.yaml' is not read"
+    )

@@ -68,6 +68,8 @@ class NetworkChecker:
             "last_output": ANY,
         }
         self.rule_scope: Scope = dict(self.system_scope)
+        # An agent's own system prompt also sees the agent (the runtime renders it with `agent`).
+        self.agent_scope: Scope = {**self.system_scope, "agent": frozenset({"name", "description"})}
         self.router_scope: Scope = {**self.system_scope, "agents": ANY}
 
     # -- reporting -------------------------------------------------------------------
@@ -275,7 +277,7 @@ class NetworkChecker:
         spec = self.spec
         for name, agent in spec.agents.items():
             base: YamlPath = ("agents", name)
-            self._template((*base, "system"), agent.system, self.system_scope)
+            self._template((*base, "system"), agent.system, self.agent_scope)
             offered: list[str] = []
             for i, ref in enumerate(agent.tools):
                 offered.append(ref)

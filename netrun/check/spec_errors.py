@@ -16,6 +16,7 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from ..diagnostics import Diagnostic, YamlPath
 from ..load import Document
+from ..spec.tools import TOOL_KINDS
 from ..suggest import did_you_mean, hint, one_of
 
 SECRET_KEYS = frozenset({"api_key", "headers", "env"})
@@ -135,7 +136,7 @@ _EXPECTED = {
 }
 
 
-_KIND_KEYS = {"tool": ("state", "http", "wait_for_event", "network"), "trigger": ("event", "cron")}
+_KIND_KEYS = {"tool": TOOL_KINDS, "trigger": ("event", "cron")}
 """The first word after 'a' in a kind-union message -> its kind keys."""
 
 

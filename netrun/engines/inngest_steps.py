@@ -6,14 +6,16 @@ without asking the router or running a tool again) and the first new step runs a
 the call. Errors map onto Inngest's retry model: an exception inside a step is retried
 by Inngest, a :class:`StepFailed` raised inside one (a failure no retry can fix) becomes
 ``NonRetriableError``, and a step whose retries are exhausted comes back as ``StepError``,
-which this backend turns into :class:`StepFailed` for the loop.
+which this backend turns into :class:`StepFailed` for the loop. A failure that says how long
+to wait (``retry_after``: a model's 429 ``Retry-After``) becomes ``RetryAfterError``, so
+Inngest waits that long before the next attempt.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import inngest
@@ -84,12 +86,24 @@ class InngestSteps:
             except Exception as exc:
                 if getattr(exc, "retriable", None) is False:  # as the local engine's retriable() decides
                     raise inngest.NonRetriableError(f"{type(exc).__name__}: {exc}") from None
+                asked = getattr(exc, "retry_after", None)
+                if isinstance(asked, int | float) and not isinstance(asked, bool) and not self._last_attempt():
+                    # Inngest waits as long as the provider asked (durably: no cap needed here).
+                    # On the last attempt the plain error fails the step, as any other would.
+                    raise inngest.RetryAfterError(str(exc), datetime.now(UTC) + timedelta(seconds=max(float(asked), 0.0))) from None
                 raise
 
         try:
             return await self.ctx.step.run(step_id, guarded)
         except inngest.StepError as exc:
             raise StepFailed(step_id, exc.message) from None
+
+    def _last_attempt(self) -> bool:
+        """Whether this call is the step's last attempt (``function.retries`` + 1; the SDK
+        keeps the count in its request, which it does not expose: unknown counts as not)."""
+        request = getattr(getattr(getattr(self.ctx.step, "_execution", None), "_request", None), "ctx", None)
+        most = getattr(request, "max_attempts", None)
+        return isinstance(most, int) and self.ctx.attempt + 1 >= most
 
     async def parallel(self, thunks: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
         if len(thunks) == 1:  # one step runs at once, in this request

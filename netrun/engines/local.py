@@ -75,6 +75,15 @@ CREATE TABLE IF NOT EXISTS approvals (
     status TEXT NOT NULL,
     PRIMARY KEY (run_id, id)
 );
+CREATE TABLE IF NOT EXISTS run_events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT,
+    data TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
 """
 
 
@@ -249,6 +258,36 @@ class Journal:
         return self.db.execute("UPDATE approvals SET status = ? WHERE run_id = ? AND id = ? AND status = ?",
                                (status, run_id, approval_id, was)).rowcount == 1
 
+    # -- run events (the SSE history, netrun/serve/run_events.py) ------------------------------
+    def add_events(self, rows: Sequence[tuple[str, int, str, str | None, str, int]]) -> None:
+        """Write events ``(run_id, seq, kind, key, data JSON, bytes)`` in one transaction; a
+        number already written (another process reported it) keeps its first event."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?)", rows)
+
+    def events(self, run_id: str, after: int = 0) -> list[tuple[int, dict[str, Any]]]:
+        """The run's events numbered above ``after``, in order: ``(seq, event)`` each."""
+        rows = self.db.execute("SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after))
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def event_marks(self, run_id: str) -> tuple[int, int, set[tuple[str, str]]]:
+        """The run's last event number, its events' bytes and the ``(kind, key)`` of its
+        once-only events, for a process that reports more of its events."""
+        last, size = self.db.execute("SELECT coalesce(max(seq), 0), coalesce(sum(bytes), 0) FROM run_events WHERE run_id = ?", (run_id,)).fetchone()
+        keys = {(r[0], r[1]) for r in self.db.execute("SELECT kind, key FROM run_events WHERE run_id = ? AND key IS NOT NULL", (run_id,))}
+        return int(last), int(size), keys
+
+    def last_event(self, run_id: str, kinds: Sequence[str]) -> int | None:
+        """The number of the run's last event of one of ``kinds``, None when it has none."""
+        row = self.db.execute(f"SELECT max(seq) FROM run_events WHERE run_id = ? AND kind IN ({','.join('?' * len(kinds))})", (run_id, *kinds)).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def events_bytes(self, run_id: str | None = None) -> int:
+        """The bytes of the journaled events (of one run, or of all)."""
+        query = "SELECT coalesce(sum(bytes), 0) FROM run_events" + (" WHERE run_id = ?" if run_id is not None else "")
+        return int(self.db.execute(query, (run_id,) if run_id is not None else ()).fetchone()[0])
+
     def family(self, run_id: str) -> list[str]:
         """The run and its child runs (networks used as tools: ``RUN.step``, and theirs)."""
         rows = self.db.execute("SELECT id FROM runs WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY created", (run_id, len(run_id) + 1, run_id + "."))
@@ -265,6 +304,26 @@ class Journal:
             "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed')",
             (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
         )
+
+    def reopen(self, run_id: str) -> str | None:
+        """Make a failed run ``running`` again, for a retry: its completed steps stay recorded
+        (a retry repeats none of them); the step whose failure ended it, its newest record
+        when that is an error, is forgotten so that it runs again. Returns that step's id
+        (None when the run failed between steps: a limit, a definition that did not compile)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row[0] != "failed":
+                return None
+            newest = self.db.execute(
+                "SELECT step_id, error FROM steps WHERE run_id = ? ORDER BY created DESC, rowid DESC LIMIT 1", (run_id,),
+            ).fetchone()
+            cleared = None
+            if newest is not None and newest[1] is not None:
+                cleared = str(newest[0])
+                self.db.execute("DELETE FROM steps WHERE run_id = ? AND step_id = ?", (run_id, cleared))
+            self.db.execute("UPDATE runs SET status = 'running', result = NULL, error = NULL, updated = ? WHERE id = ?", (time.time(), run_id))
+        return cleared
 
     def step(self, run_id: str, step_id: str) -> tuple[bool, Json, str | None]:
         row = self.db.execute("SELECT output, error FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)).fetchone()
@@ -345,17 +404,24 @@ class LocalSteps:
         self,
         journal: Journal,
         run_id: str,
-        retries: int = 3,
+        retries: int = 4,
         backoff: float = 0.5,
         invoker: Invoker | None = None,
         sender: Sender | None = None,
         answered: set[str] | frozenset[str] = frozenset(),
         stopping: Callable[[], bool] = lambda: False,
+        retry_after_cap: float = 60.0,
     ) -> None:
         self.journal = journal
         self.run_id = run_id
         self.retries = retries
+        """Retries of a failed step: it runs at most ``retries + 1`` times (Inngest's meaning
+        of ``function.retries``; the engine passes the network's, default 4 as on Inngest)."""
         self.backoff = backoff
+        """Seconds before the first retry, doubling with each further one."""
+        self.retry_after_cap = retry_after_cap
+        """The longest wait a failure's ``retry_after`` (a model's 429 ``Retry-After``) gets;
+        a provider asking for more fails the step at once, saying so."""
         self.invoker = invoker
         self.sender = sender
         self._done = journal.step_ids(run_id)
@@ -394,8 +460,15 @@ class LocalSteps:
                 if not retriable(exc):
                     self._finish(step_id, None, f"{type(exc).__name__}: {exc}")
                 if attempt > self.retries:
-                    self._finish(step_id, None, f"{exc} (after {attempt} attempts)")
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                    self._finish(step_id, None, f"{exc} (after {attempt} attempt{'s' if attempt > 1 else ''})")
+                delay = self.backoff * 2 ** (attempt - 1)
+                asked = getattr(exc, "retry_after", None)
+                if isinstance(asked, int | float) and not isinstance(asked, bool):
+                    if asked > self.retry_after_cap:
+                        self._finish(step_id, None, f"{exc} (the provider asks to wait {asked:g} s before retrying, "
+                                                    f"longer than netrun waits: {self.retry_after_cap:g} s)")
+                    delay = max(float(asked), 0.0)
+                await asyncio.sleep(delay)
                 continue
             try:
                 json.dumps(output)  # a step's output must survive the journal (as on Inngest)

@@ -35,6 +35,17 @@ class RunBusyError(EngineError):
     """The run is being executed by another process right now."""
 
 
+DEFAULT_RETRIES = 4
+"""Retries of a failed step when ``function.retries`` is not set: Inngest's default, so a
+network means the same on both engines (a step runs at most ``retries + 1`` times)."""
+
+
+def step_retries(spec: NetworkSpec) -> int:
+    """How often a failed step of ``spec`` is retried: its ``function.retries``, else Inngest's default."""
+    fn = spec.function
+    return fn.retries if fn is not None and fn.retries is not None else DEFAULT_RETRIES
+
+
 class LocalEngine:
     def __init__(
         self,
@@ -42,8 +53,9 @@ class LocalEngine:
         environ: Mapping[str, str],
         emit: Emit | None = None,
         *,
-        step_retries: int = 3,
+        step_retries: int | None = None,
         backoff: float = 0.5,
+        retry_after_cap: float = 60.0,
         models: ModelFactory | None = None,
         stream: bool | Callable[[str], bool] = True,
         gate: ConcurrencyGate | None = None,
@@ -53,7 +65,12 @@ class LocalEngine:
         self.environ = environ
         self.emit = emit
         self.step_retries = step_retries
+        """Retries of a failed step for every run, overriding the networks' ``function.retries``
+        (``netrun test`` uses 0); ``None``: each network's, else :data:`DEFAULT_RETRIES`."""
         self.backoff = backoff
+        """Seconds before a step's first retry, doubling with each further one."""
+        self.retry_after_cap = retry_after_cap
+        """The longest ``Retry-After`` (a model's 429) a step waits; a longer one fails it."""
         self.models = models
         """Makes the model clients instead of litellm/scripted files (to embed netrun)."""
         self.stream = stream
@@ -171,6 +188,34 @@ class LocalEngine:
         record.options = {**record.options, "resumed": True}
         return await self._execute(record) if gated else await self._execute_claimed(record)
 
+    async def retry(self, run_id: str) -> RunRecord:
+        """Run a failed run again once its cause is fixed (a key set, a server back, a
+        replies file completed): see :meth:`reopen`; then it executes from there."""
+        return await self._execute(self.reopen(run_id))
+
+    def reopen(self, run_id: str) -> RunRecord:
+        """Make a failed run ``running`` again without executing it: its completed steps stay
+        memoized and are not repeated, the step that failed will run again, and the run keeps
+        the definition it started with. Raises :class:`EngineError` for a run that did not fail."""
+        record = self.journal.run(run_id)
+        if record is None:
+            raise EngineError(f"no run {run_id} in {self.journal.path}")
+        if record.options.get("engine") == "inngest":
+            raise EngineError(f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); retry it from Inngest")
+        if record.status != "failed":
+            raise EngineError(f"run {run_id} is {record.status}, not failed: only a failed run can be retried"
+                              + ("" if record.status == "completed" else f" (resume it with: netrun run --resume {run_id})"))
+        if run_id in self._active or not self.journal.claim(run_id):
+            raise RunBusyError(f"run {run_id} is being retried already")
+        try:
+            self.journal.reopen(run_id)
+        finally:
+            self.journal.release(run_id)
+        reopened = self.journal.run(run_id)
+        assert reopened is not None
+        reopened.options = {**reopened.options, "resumed": True}
+        return reopened
+
     async def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False) -> list[RunRecord]:
         """Deliver an event: resolve the waits it answers, then resume those runs."""
         woken = self.answer(name, data, run_id, from_run=from_run)
@@ -270,7 +315,8 @@ class LocalEngine:
         except ValidationError:  # stored by another netrun version whose format differs
             return self._fail(record, "the run's stored definition no longer validates with this version of netrun")
         steps = LocalSteps(
-            self.journal, record.id, retries=self.step_retries, backoff=self.backoff,
+            self.journal, record.id, retries=step_retries(program.spec) if self.step_retries is None else self.step_retries,
+            backoff=self.backoff, retry_after_cap=self.retry_after_cap,
             # The child's outcome is this run's step output: redacted against this run's secrets
             # (the child does not know them, and its output may quote one) before it is recorded.
             invoker=lambda name, text, child: _redacted(self._invoke(record, name, text, child), record.definition, self.environ),

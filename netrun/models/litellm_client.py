@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -127,15 +129,73 @@ class LitellmClient:
         )
 
     def _error(self, exc: Exception) -> ModelError:
+        """The provider's failure as a :class:`ModelError`: permanent ones (a missing or
+        rejected key, an unknown model, a request the provider refuses) fail at once with the
+        provider's reason; a rate limit carries its ``Retry-After``; the rest may be retried."""
         name = type(exc).__name__
         # Redacted before it is cut: a key crossing the cut would leak its first half. The
         # spec's references and the provider keys litellm reads from the environment count.
         text = Secrets.for_definition(self.spec.model_dump(mode="json"), self.environ).redact(str(exc))
         text = text.splitlines()[0][:300] if text else name
-        permanent = ("AuthenticationError", "BadRequestError", "NotFoundError", "PermissionDeniedError", "UnsupportedParamsError")
-        if name == "AuthenticationError" or ("api_key" in text.lower() and "must be set" in text.lower()):
-            provider = self.spec.id.split("/", 1)[0]
-            return ModelError(f"model {self.spec.id}: missing or invalid API key for {provider} (set model.api_key, or the provider's environment variable such as {provider.upper()}_API_KEY)", retriable=False)
+        reason = _reason(text) or name
+        status = getattr(exc, "status_code", None)
+        status = status if isinstance(status, int) and not isinstance(status, bool) else None
+        model = f"model {self.spec.id}"
+        provider = self.spec.id.split("/", 1)[0]
+        key_hint = f"set model.api_key, or the provider's environment variable such as {provider.upper()}_API_KEY"
+        if "api_key" in text.lower() and "must be set" in text.lower():
+            return ModelError(f"{model}: missing API key for {provider} ({key_hint})", retriable=False)
+        if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
+            what = "the API key was rejected" if status != 403 and name != "PermissionDeniedError" else "access was denied"
+            return ModelError(f"{model}: {what} (HTTP {status or 401}): {reason} ({key_hint})", retriable=False)
+        if status == 429 or name == "RateLimitError":
+            if "insufficient_quota" in text or "exceeded your current quota" in text.lower():  # billing: waiting does not help
+                return ModelError(f"{model}: quota exhausted (HTTP 429): {reason}", retriable=False)
+            wait = retry_after(exc)
+            asked = f", retry after {wait:g} s" if wait is not None else ""
+            return ModelError(f"{model}: rate limited (HTTP 429{asked}): {reason}", retriable=True, retry_after=wait)
+        if status in PERMANENT_STATUSES or name in PERMANENT_ERRORS:
+            return ModelError(f"{model}: {name} (HTTP {status}): {reason}" if status else f"{model}: {name}: {reason}", retriable=False)
         if name == "APIConnectionError" or "Connection" in name or "connection error" in text.lower():
-            return ModelError(f"model {self.spec.id}: cannot reach the model ({text})", retriable=True)
-        return ModelError(f"model {self.spec.id}: {name}: {text}", retriable=name not in permanent)
+            return ModelError(f"{model}: cannot reach the model ({text})", retriable=True)
+        return ModelError(f"{model}: {name} (HTTP {status}): {reason}" if status else f"{model}: {name}: {reason}", retriable=True)
+
+
+PERMANENT_STATUSES = (400, 401, 403, 404, 405, 413, 422)
+"""HTTP statuses no retry can fix: a bad request, a rejected key, an unknown model."""
+PERMANENT_ERRORS = ("AuthenticationError", "BadRequestError", "NotFoundError", "PermissionDeniedError",
+                    "UnsupportedParamsError", "ContextWindowExceededError", "ContentPolicyViolationError")
+"""litellm's names for those failures (for errors raised before any HTTP status is known)."""
+_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+(?:Error|Exception)(?::|\s+-)\s*)+")
+
+
+def _reason(text: str) -> str:
+    """The provider's own words: litellm's message without its ``litellm.XError: XError:
+    OpenAIException -`` prefixes."""
+    return _PREFIX.sub("", text).strip()
+
+
+def retry_after(exc: Exception) -> float | None:
+    """Seconds a provider asked to wait (``retry-after-ms``, ``retry-after`` in seconds or as
+    an HTTP date) in the response headers litellm keeps on its exception, if any."""
+    headers: Any = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None:
+        return None
+    try:
+        found = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+    except (TypeError, ValueError):
+        return None
+    try:
+        if "retry-after-ms" in found:
+            return max(0.0, float(found["retry-after-ms"]) / 1000)
+        if "retry-after" in found:
+            return max(0.0, float(found["retry-after"]))
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(found["retry-after"])
+        except (TypeError, ValueError, IndexError, KeyError):
+            return None
+        return max(0.0, moment.timestamp() - time.time())
+    return None

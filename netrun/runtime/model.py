@@ -78,11 +78,18 @@ class Request:
 
 
 class ModelError(Exception):
-    """A model call failed. ``retriable`` says whether trying again may help."""
+    """A model call failed. ``retriable`` says whether trying again may help; ``retry_after``
+    is how many seconds the provider asked to wait first (a 429's ``Retry-After``), if it said.
 
-    def __init__(self, message: str, *, retriable: bool) -> None:
+    The engines read both: the local engine waits ``retry_after`` (up to its cap) before the
+    step's next attempt, and Inngest is told to (``inngest.RetryAfterError``); a
+    non-retriable error fails the step at once.
+    """
+
+    def __init__(self, message: str, *, retriable: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.retry_after = retry_after
 
 
 class ModelClient(Protocol):

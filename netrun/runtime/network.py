@@ -613,7 +613,9 @@ class NetworkRun:
         if spec.match and path_get(self.event, spec.match) is None:
             # Matching "no value" with "no value" would hand one answer to every such run.
             return ToolOutcome.failure(f"cannot wait for {spec.event}: the event that started this run has no {spec.match} to match on")
-        variables = {"args": args, "state": dict(self.state), "run": {"id": self.steps.run_id}}
+        # What `netrun validate` lets `if:` read (the tool scope, and `async`); `event` is added
+        # where the wait is matched (the engine knows the run's event).
+        variables = {"args": args, "state": dict(self.state), "input": self.input, "run": {"id": self.steps.run_id}}
         wait = Wait(
             event=spec.event,
             timeout=parse_duration(spec.timeout) if spec.timeout else timedelta(hours=24),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
@@ -36,10 +37,12 @@ from ..engines.runner import LocalEngine, find_network
 from ..history.store import new_thread_id
 from ..redact import Secrets
 from ..runtime.render import RenderError
+from ..runtime.state import state_problems
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
 from .catalog import Catalog, ReloadResult, Version
 from .functions import META, InngestFunctions, make_client
+from .guard import RequestGuard, replay_body, safe_text, unprocessable
 from .inngest_guard import SIGNATURE_HEADER, SignatureGuard, sign
 from .local_runs import LocalRuns
 from .run_events import FINAL, RunEvents
@@ -95,6 +98,8 @@ class Server:
             self.journal = Journal(settings.data_dir / "runs.db")
         except JournalError as exc:
             raise StartError(str(exc)) from None
+        self.events.journal = self.journal  # a run's events are journaled with it (the SSE history)
+        self.events.run_bytes = settings.events_max_bytes
         self.engine = LocalEngine(self.journal, settings.environ, self.events.emit, models=models, stream=self.events.watched,
                                   gate=ConcurrencyGate(), networks=self._served_network)
         self.local = LocalRuns(self.engine, self.catalog)
@@ -178,8 +183,8 @@ class Server:
         async for _ in watchfiles.awatch(*self.settings.paths, watch_filter=relevant, debounce=300, step=50):
             try:
                 self.reload()
-            except Exception:  # never let a reload take the server down
-                log.exception("reload failed; the last good versions keep serving")
+            except Exception as exc:  # never let a reload take the server down (one line, no traceback)
+                log.error("reload failed (%s); the last good versions keep serving", type(exc).__name__)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -213,6 +218,7 @@ class Server:
             from ..models.litellm_client import close_clients
 
             await close_clients()
+            self.events.flush()
             self.journal.close()
 
     async def send(self, event: Any) -> list[str]:
@@ -345,16 +351,15 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
         if not message.get("more_body"):
             break
     body = b"".join(chunks)
-    given = False
+    return body, replay_body(body, receive)
 
-    async def replay() -> Any:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
 
-    return body, replay
+def _field(loc: Any) -> str:
+    """A validation error's location as a client names the field: ``body.history[0].role``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{safe_text(str(part))}" if text else safe_text(str(part))
+    return text or "request"
 
 
 def _docs_behind(app: FastAPI, dependencies: list[Any]) -> None:
@@ -383,6 +388,8 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     app = FastAPI(title="netrun", lifespan=server.lifespan, **({} if open_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
     app.state.netrun = server
     app.add_middleware(_InngestRoute, server=server)
+    # Outermost: nothing reads a body over the limit, or JSON that would not read back.
+    app.add_middleware(RequestGuard, max_body=settings.max_body, max_inngest_body=settings.max_inngest_body)
 
     def authorized(request: Request) -> None:
         token = settings.api_token
@@ -404,11 +411,14 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     async def networks() -> dict[str, Any]:
         return {"networks": [v.describe() for v in server.catalog.current.values()], "reloads": server.reloads}
 
-    @app.post("/networks/{name}/runs", dependencies=api, status_code=202)
-    async def start(name: str, body: RunRequest) -> dict[str, Any]:
+    @app.post("/networks/{name}/runs", dependencies=api, status_code=202, response_model=None)
+    async def start(name: str, body: RunRequest) -> dict[str, Any] | JSONResponse:
         version = server.catalog.get(name)
         if version is None:
             raise HTTPException(404, f"no network named '{name}'; served: {', '.join(sorted(server.catalog.current)) or 'none'}")
+        problems = state_problems(version.spec.state, body.state)
+        if problems:
+            return unprocessable((f"body.state.{path}", why) for _, path, why in problems)
         return await server.start_run(version, body)
 
     @app.get("/runs/{run_id}", dependencies=api)
@@ -418,8 +428,31 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
             raise HTTPException(404, f"no run {run_id}")
         return record.summary()
 
+    @app.post("/runs/{run_id}/retry", dependencies=api, status_code=202)
+    async def retry(run_id: str) -> dict[str, Any]:
+        """Run a failed run again: completed steps stay memoized, the failed step runs again."""
+        from ..engines.runner import EngineError
+
+        record = server.journal.run(run_id)
+        if record is None:
+            raise HTTPException(404, f"no run {run_id}")
+        if server.settings.engine == "inngest":
+            raise HTTPException(409, f"run {run_id} executes on Inngest: retry it from Inngest's dashboard")
+        try:
+            record = server.local.retry(run_id)
+        except EngineError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return {"run_id": run_id, "status": record.status, "network": record.network}
+
     @app.get("/runs/{run_id}/events", dependencies=api)
-    async def run_events(run_id: str) -> EventSourceResponse:
+    async def run_events(run_id: str, request: Request, last_event_id: str | None = None) -> EventSourceResponse:
+        """The run's events from its start, or after the event numbered ``Last-Event-ID`` (the
+        header an EventSource sends when it reconnects, or ``?last_event_id=``)."""
+        resume = request.headers.get("last-event-id") or last_event_id or "0"
+        try:
+            after = int(resume.strip())
+        except ValueError:
+            raise HTTPException(400, f"Last-Event-ID must be an event number (the id: of an event of this stream), not {resume[:40]!r}") from None
         record = server.journal.run(run_id)
         if record is None:
             raise HTTPException(404, f"no run {run_id}")
@@ -429,8 +462,8 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
             final = {"type": kind, "run_id": run_id, **({"result": record.result} if record.result else {"error": record.error})}
 
         async def stream() -> AsyncIterator[dict[str, str]]:
-            async for event in server.events.stream(run_id, final):
-                yield {"event": event["type"], "data": json.dumps(event, default=str)}
+            async for seq, event in server.events.stream(run_id, final, after=max(after, 0)):
+                yield {"event": event["type"], "data": json.dumps(event, default=str), **({"id": str(seq)} if seq is not None else {})}
                 if event["type"] in FINAL:
                     return
 
@@ -531,5 +564,15 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     @app.exception_handler(RenderError)
     async def render_error(request: Request, exc: RenderError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes the input, which may be what cannot be encoded.
+        return unprocessable((_field(error.get("loc", ())), str(error.get("msg", "invalid"))) for error in exc.errors())
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has the details"}, status_code=500)
 
     return app

@@ -1,8 +1,10 @@
 """The networks ``netrun serve`` serves, and their reloads.
 
-A reload validates every file again. A network whose file (and every fragment) is valid
-takes its new version; a network whose file has an error keeps its last good version and
-the error is reported with validate's messages. Runs never see a reload: a run pins the
+A reload validates every file again. A network whose file (and every fragment it
+includes) is valid takes its new version; a network whose file, or a fragment it includes,
+has an error keeps its last good version and the error is reported with validate's
+messages. A broken file never holds back the others, not even one validation cannot
+finish: the reload of every other file goes on. Runs never see a reload: a run pins the
 definition it started with (the local engine stores it with the run; on Inngest the first
 step of a run memoizes it), so the catalog only decides what *new* runs start on.
 """
@@ -80,15 +82,19 @@ class Catalog:
         from .. import report
         from ..validate import validate_paths
 
-        result = validate_paths(self.paths)
-        fragments_broken = any(f.errors for f in result.files if f.kind != "network")
+        try:
+            result = validate_paths(self.paths)
+        except Exception as exc:  # validate reports per file; this is the last line of defence
+            kept = sorted(self.current)
+            return ReloadResult(False, f"reload failed ({type(exc).__name__}); the last good versions keep serving\n", 1, kept)
+        broken = {Path(f.file).resolve() for f in result.files if f.kind != "network" and f.errors}
         by_file: dict[Path, Version] = {}
         kept: list[str] = []
         for f in result.files:
             if f.kind != "network":
                 continue
             path = Path(f.file)
-            if f.errors or fragments_broken or f.spec is None:
+            if f.errors or f.spec is None or not broken.isdisjoint(f.includes):
                 previous = self._by_file.get(path)
                 if previous is not None:  # the last good version keeps serving
                     by_file[path] = previous

@@ -106,6 +106,12 @@ class LocalRuns:
         self._spawn(self.engine.execute(record), record.id)
         return record
 
+    def retry(self, run_id: str) -> RunRecord:
+        """Reopen a failed run (EngineError if it did not fail) and execute it in the background."""
+        record = self.engine.reopen(run_id)
+        self._spawn(self.engine.execute(record), run_id)
+        return record
+
     def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, depth: int = 0,
                 from_run: bool = False, event_id: str | None = None) -> dict[str, Any]:
         """An event: start the networks it triggers, resume the runs whose waits it answers.

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .run_events import RUN_BYTES as RUN_EVENTS_BYTES
+
 Engine = Literal["local", "inngest"]
 InngestMode = Literal["dev", "cloud"]
 
@@ -67,7 +69,16 @@ class ServeSettings:
     """``INNGEST_SERVE_ORIGIN``: the origin Inngest reaches this server at (wins over the
     origin of ``public_url``)."""
     watch: bool = True
+    max_body: int = 1 << 20
+    """``NETRUN_MAX_BODY``: the largest REST request body, in bytes (413 above it)."""
+    max_inngest_body: int = 16 << 20
+    """``NETRUN_MAX_INNGEST_BODY``: the largest request body to ``/api/inngest``, in bytes.
+    Inngest keeps its calls under 4 MB (over that it sends no steps and the SDK fetches
+    them), plus the triggering events: the default leaves room for both."""
     environ: Mapping[str, str] = field(default_factory=dict)
+    events_max_bytes: int = RUN_EVENTS_BYTES
+    """``NETRUN_EVENTS_MAX_BYTES``: the bytes of a run's journaled events (its SSE history);
+    past them long fields are cut and ``text.delta`` is not kept (the end event always is)."""
 
     @property
     def local_url(self) -> str:
@@ -141,6 +152,9 @@ class ServeSettings:
             parts = urllib.parse.urlsplit(environ.get(var) or "")
             if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
                 raise SettingsError(f"{var} must be a plain URL: no user or password, query or fragment (Inngest calls it as it is)")
+        events_max_bytes = environ.get("NETRUN_EVENTS_MAX_BYTES") or str(RUN_EVENTS_BYTES)
+        if not events_max_bytes.strip().isdigit() or int(events_max_bytes) < 10_000:
+            raise SettingsError(f"NETRUN_EVENTS_MAX_BYTES must be a number of bytes, at least 10000 (got {events_max_bytes[:40]!r})")
         origin = urllib.parse.urlsplit(environ.get("INNGEST_SERVE_ORIGIN") or "")
         if origin.path.strip("/"):
             raise SettingsError("INNGEST_SERVE_ORIGIN is an origin (scheme, host and port: https://netrun.example.com); "
@@ -161,7 +175,10 @@ class ServeSettings:
             public_url=environ.get("NETRUN_PUBLIC_URL") or None,
             serve_origin=environ.get("INNGEST_SERVE_ORIGIN") or None,
             watch=watch,
+            max_body=_bytes(environ, "NETRUN_MAX_BODY", cls.max_body),
+            max_inngest_body=_bytes(environ, "NETRUN_MAX_INNGEST_BODY", cls.max_inngest_body),
             environ=environ,
+            events_max_bytes=int(events_max_bytes),
         )
 
     def describe(self) -> str:
@@ -177,6 +194,16 @@ class ServeSettings:
         runs = "the local engine" if self.engine == "local" else "Inngest"
         auth = "bearer token required" if self.api_token else "no token"
         return f"mode: {where}; runs execute on {runs}; REST API: {auth}"
+
+
+def _bytes(environ: Mapping[str, str], var: str, default: int) -> int:
+    """A size in bytes from the environment (a whole number above 0), else ``default``."""
+    text = (environ.get(var) or "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        raise SettingsError(f"{var} must be a number of bytes above 0, such as 1048576 (got {text[:40]!r})")
+    return int(text)
 
 
 def is_loopback(host: str) -> bool:

@@ -17,6 +17,17 @@ class McpBase(Spec):
     """How long one tool call may take."""
     connect_timeout: Duration = "10s"
     """How long connecting and listing tools may take."""
+    max_bytes: int = Field(default=1_000_000, gt=0)
+    """The largest tool result kept, in bytes of its text (or of its structured content as
+    JSON); a larger one is cut there, with a note telling the model it was cut."""
+    idempotent: bool | list[str] | None = None
+    """Which tools may be sent again when the server crashes (or the connection drops)
+    during a call, so that nobody knows whether the call ran. Such a call is re-sent once,
+    after the restart, only for a tool that is safe to repeat; any other gets an error result
+    telling the model that it may or may not have run. By default (unset) a tool is safe when
+    the server marks it so (the MCP tool annotations ``readOnlyHint`` or ``idempotentHint``);
+    a list names more tools that are (by their names on the server); ``true`` makes every tool
+    safe; ``false`` none (the server's hints are not trusted)."""
 
 
 class StdioServer(McpBase):

@@ -63,18 +63,20 @@ def junit(results: list[CaseResult], seconds: float, broken: Broken = ()) -> str
     suites = ET.Element("testsuites", name="netrun", tests=str(len(results) + len(broken)), failures=str(sum(not r.passed for r in results)),
                         errors=str(len(broken)), time=f"{seconds:.3f}")
     for file, problem in broken:
-        suite = ET.SubElement(suites, "testsuite", name=_xml(file), tests="1", failures="0", errors="1", time="0")
-        case = ET.SubElement(suite, "testcase", classname=_xml(file), name="(the test file)", file=_xml(file), time="0")
+        suite = ET.SubElement(suites, "testsuite", name=_xml(file), tests="1", failures="0", errors="1", file=_xml(file), time="0")
+        case = ET.SubElement(suite, "testcase", classname=_xml(file), name="(the test file)", time="0")
         error = ET.SubElement(case, "error", message=_xml(problem.splitlines()[0] if problem else "invalid"), type="InvalidTestFile")
         error.text = _xml(problem)
     by_file: dict[str, list[CaseResult]] = {}
     for r in results:
         by_file.setdefault(r.id.split("::", 1)[0], []).append(r)
     for file, cases in by_file.items():
+        # The attributes of Jenkins' junit-10.xsd, which CI servers read: a suite must say its
+        # errors, and the file is the suite's (a case has no `file` there).
         suite = ET.SubElement(suites, "testsuite", name=_xml(file), tests=str(len(cases)), failures=str(sum(not r.passed for r in cases)),
-                              time=f"{sum(r.seconds for r in cases):.3f}")
+                              errors="0", file=_xml(file), time=f"{sum(r.seconds for r in cases):.3f}")
         for r in cases:
-            case = ET.SubElement(suite, "testcase", classname=_xml(file), name=_xml(r.name), file=_xml(file), time=f"{r.seconds:.3f}")
+            case = ET.SubElement(suite, "testcase", classname=_xml(file), name=_xml(r.name), time=f"{r.seconds:.3f}")
             if not r.passed:
                 failure = ET.SubElement(case, "failure", message=_xml("; ".join(f.message for f in r.failures)), type="AssertionError")
                 failure.text = _xml("\n".join(failure_lines(r)))

@@ -22,9 +22,14 @@ Choices, and why:
   the model reads. A connection failure is remembered for the rest of the run, so a dead
   server costs one ``connect_timeout``, not one per call.
 - **One reconnect per server per run.** When a connection is found dead (a stdio server that
-  exited, an HTTP session that is gone), the server is restarted (stdio) or reconnected once
-  and the failed call retried once; the second loss marks the server down for the run. Tool
-  calls are therefore at-least-once, as durable steps already are: Inngest retries a failed step.
+  exited, an HTTP session that is gone), the server is restarted (stdio) or reconnected once;
+  the second loss marks the server down for the run. The interrupted call may or may not have
+  run, so it is sent again only when the tool is safe to repeat (the server's ``readOnlyHint``
+  or ``idempotentHint`` annotation, or the server's ``idempotent`` setting in the network
+  file); otherwise its result is an error saying so, and the model decides.
+- **A missing program fails the run.** A stdio server whose ``command`` cannot be found (or
+  started) is a broken installation, not a transient fault: asking for its tools raises
+  :class:`McpServerMissingError` (a ``RunError``), naming the command.
 - **Secrets never leak.** ``${ENV}`` references in command, args, env, cwd, url and headers are
   resolved at connect time; error messages name the server and its transport with the values
   *as written* (``${TOKEN}``, not the token), and any resolved value that still reaches a message
@@ -37,6 +42,7 @@ from any task while it is open.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -58,12 +64,13 @@ from mcp.shared.message import SessionMessage
 from .. import __version__
 from ..envrefs import REF, MissingEnvError, resolve
 from ..redact import Secrets
+from ..runtime.network import RunError
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
 from ..spec.mcp import McpServerSpec, StdioServer, WsServer
 from .naming import UNSAFE, digest, function_name
 
-__all__ = ["McpConnection", "McpServers", "McpTool", "format_result", "function_name"]
+__all__ = ["McpConnection", "McpServerMissingError", "McpServers", "McpTool", "format_result", "function_name"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +95,11 @@ _STDERR_TAIL = 600
 # Results
 
 
-def format_result(result: types.CallToolResult) -> ToolOutcome:
+MAX_BYTES = 1_000_000
+"""Default of ``mcp_servers.<name>.max_bytes``: the largest result kept (as the HTTP tool's)."""
+
+
+def format_result(result: types.CallToolResult, max_bytes: int = MAX_BYTES) -> ToolOutcome:
     """What the model sees of a ``tools/call`` result.
 
     Structured content, when the server sends it, is the result (it is the machine-readable
@@ -96,17 +107,57 @@ def format_result(result: types.CallToolResult) -> ToolOutcome:
     with newlines and other parts are described in one bracketed line each (an image's bytes
     mean nothing to a text model and would bloat every later prompt). A single text part is
     returned as a plain string.
+
+    A result larger than ``max_bytes`` (its text, or its structured content as JSON) is cut
+    there, as text ending in a note that says so: the model, the journal and the run's
+    events never get the whole of it.
     """
     if result.is_error:
-        text = _content_text(result.content)
+        text = _content_text(result.content, max_bytes)
         return ToolOutcome.failure(text or "the tool reported an error without a message")
     if result.structured_content is not None:
-        return ToolOutcome(result=result.structured_content)
-    return ToolOutcome(result=_content_text(result.content))
+        head = _json_head(result.structured_content, max_bytes)
+        return ToolOutcome(result=result.structured_content if head is None else head)
+    return ToolOutcome(result=_content_text(result.content, max_bytes))
 
 
-def _content_text(content: Iterable[Any]) -> str:
-    return "\n".join(_describe_part(part) for part in content)
+def _cut_note(size: int | None, max_bytes: int) -> str:
+    whole = f"is {size} bytes" if size is not None else "is larger"
+    return (f"\n[truncated by netrun: the result {whole}, over this MCP server's limit of {max_bytes} bytes "
+            f"(mcp_servers.<name>.max_bytes); only its first {max_bytes} bytes are shown. Ask the tool for less.]")
+
+
+def _content_text(content: Iterable[Any], max_bytes: int = MAX_BYTES) -> str:
+    """The parts' text, joined with newlines; cut at ``max_bytes`` (UTF-8) with a note."""
+    kept: list[str] = []
+    used = total = 0
+    for i, part in enumerate(content):
+        text = ("\n" if i else "") + _describe_part(part)
+        size = len(text.encode())
+        total += size
+        if used + size <= max_bytes:
+            kept.append(text)
+            used += size
+        elif used < max_bytes:
+            kept.append(text.encode()[: max_bytes - used].decode(errors="ignore"))
+            used = max_bytes
+    if total <= max_bytes:
+        return "".join(kept)
+    return "".join(kept) + _cut_note(total, max_bytes)
+
+
+def _json_head(value: Any, max_bytes: int) -> str | None:
+    """None when ``value`` as JSON fits in ``max_bytes``; else its first ``max_bytes`` bytes
+    with a note (encoded piece by piece: the whole text is never made)."""
+    pieces: list[str] = []
+    used = 0
+    for piece in json.JSONEncoder(ensure_ascii=False, default=str).iterencode(value):
+        pieces.append(piece)
+        used += len(piece.encode())
+        if used > max_bytes:
+            head = "".join(pieces).encode()[:max_bytes].decode(errors="ignore")
+            return head + _cut_note(None, max_bytes)
+    return None
 
 
 def _describe_part(part: Any) -> str:
@@ -206,6 +257,10 @@ class McpConnection:
         self._secrets = owner.secrets
         self.error: str | None = None
         """Why the server is unavailable for the rest of the run (``None`` while it is usable)."""
+        self.missing: str | None = None
+        """Why the server's program cannot be started at all: asking for its tools fails the run."""
+        self.lost_stderr = ""
+        """The stderr note (redacted) of the session lost last, quoted when a call it cut is not re-sent."""
         self.sessions_opened = 0
         """How many sessions this run opened to the server (1, or 2 after a reconnect)."""
         self.timeout = parse_duration(spec.timeout).total_seconds()
@@ -292,7 +347,8 @@ class McpConnection:
         A protocol or transport failure is followed by a ping: if the session no longer
         answers (a stdio server that exited, an HTTP server that forgot our session) and this
         run has not used its one reconnect, the server is reconnected (a stdio server
-        restarted) and the call retried once.
+        restarted). The call is then sent again only if the tool is safe to repeat
+        (:meth:`resendable`); otherwise the result says the call may or may not have run.
         """
         if not isinstance(args, dict):
             return ToolOutcome.failure(f"the arguments of '{remote_name}' must be a JSON object, got {type(args).__name__}")
@@ -307,9 +363,17 @@ class McpConnection:
                 if await self._alive(live.session):
                     return failed  # the session is fine: the server refused this call
                 recovered = await self._recover(generation, suspect.message)
+                if retry == 0 and not self.resendable(remote_name):
+                    after = "it was restarted" if recovered else (self.error or f"{self.label} is down")
+                    stderr = self.lost_stderr if recovered else ""  # else: self.error quotes it
+                    return ToolOutcome.failure(
+                        f"tool '{remote_name}' of {self.label}: the connection was lost during the call ({suspect.message}), "
+                        f"so the call may or may not have run; it was not sent again, as the tool is not marked read-only "
+                        f"or idempotent ({after}). Check its effect before calling it again{stderr}"
+                    )
                 if not recovered or retry == 1:
                     return ToolOutcome.failure(self.error) if self.error else failed
-                log.warning("%s: connection lost (%s); reconnected, retrying '%s'", self.label, suspect.message, remote_name)
+                log.warning("%s: connection lost (%s); reconnected, sending '%s' again (safe to repeat)", self.label, suspect.message, remote_name)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call_once(self, live: _Attempt, remote_name: str, args: dict[str, Any]) -> ToolOutcome:
@@ -331,7 +395,21 @@ class McpConnection:
             return ToolOutcome.failure(f"tool '{remote_name}' of {self.label} failed: {self._redact(_describe(exc))}")
         if scope.cancelled_caught:
             return self._timed_out(remote_name)
-        return format_result(result)
+        return format_result(result, self.spec.max_bytes)
+
+    def resendable(self, remote_name: str) -> bool:
+        """Whether a call of ``remote_name`` interrupted by a lost connection may be sent
+        again: the server's ``idempotent`` setting decides when it is ``true``/``false``;
+        otherwise a tool it lists, or one the server annotates ``readOnlyHint`` or
+        ``idempotentHint``, is safe."""
+        declared = self.spec.idempotent
+        if isinstance(declared, bool):
+            return declared
+        if declared and remote_name in declared:
+            return True
+        source = next((t for t in self._listing or [] if t.name == remote_name), None)
+        hints = source.annotations if source is not None else None
+        return bool(hints is not None and (hints.read_only_hint or hints.idempotent_hint))
 
     def _timed_out(self, remote_name: str) -> ToolOutcome:
         return ToolOutcome.failure(f"tool '{remote_name}' of {self.label} did not answer within {self.spec.timeout}")
@@ -362,7 +440,7 @@ class McpConnection:
             if generation != self._generation or self.error is not None:  # dealt with already, or closed
                 return self._live is not None
             dead, self._live = self._live, None
-            stderr = await self._end(dead)
+            stderr = self.lost_stderr = await self._end(dead)
             if self._reconnects_left <= 0:
                 self.error = (
                     f"{self.label} is down: the connection was lost again after one reconnect in this run ({cause}){stderr}"
@@ -408,6 +486,7 @@ class McpConnection:
                 why = f"no answer within {self.spec.connect_timeout} (connect_timeout) while connecting and listing tools"
             else:
                 why = self._connect_failure(attempt)
+                self.missing = self._missing(attempt)
             self.error = f"{self.label} is unavailable: {why}{self._stderr_note(attempt)}"
             log.warning("%s", self.error)
             return
@@ -416,6 +495,22 @@ class McpConnection:
         self.sessions_opened += 1
         if self._listing is None:  # the first listing stays: the model already saw those tools
             self._listing = attempt.tools
+
+    def _missing(self, attempt: _Attempt) -> str | None:
+        """Why a stdio server's program cannot be started at all (not found, not executable,
+        no such working directory), or ``None``: that failure is not transient."""
+        if not isinstance(self.spec, StdioServer) or attempt.error is None:
+            return None
+        spawn = next((e for e in _leaves(attempt.error) if isinstance(e, FileNotFoundError | PermissionError | NotADirectoryError)), None)
+        if spawn is None:
+            return None
+        command, where = self.spec.command, f"mcp_servers.{self.name}"
+        if isinstance(spawn, FileNotFoundError) and self.spec.cwd is not None and not (self._owner.base_dir / self.spec.cwd).is_dir():
+            return f"{self.label} cannot start: its working directory '{self.spec.cwd}' does not exist ({where}.cwd)"
+        if isinstance(spawn, FileNotFoundError):
+            return (f"{self.label} cannot start: the command '{command}' was not found "
+                    f"(is it installed and on PATH? see {where}.command)")
+        return f"{self.label} cannot start the command '{command}': {self._redact(_describe(spawn))} ({where}.command)"
 
     def _connect_failure(self, attempt: _Attempt) -> str:
         exc = attempt.error
@@ -614,6 +709,11 @@ async def _websocket(url: str, headers: dict[str, str], connect_timeout: float) 
 # All servers of a run
 
 
+class McpServerMissingError(RunError):
+    """A server the run needs cannot be started: its program is not installed (or not
+    executable). The run fails with this message instead of the model working without tools."""
+
+
 class McpServers:
     """The MCP servers of one run: connected on first use, closed together.
 
@@ -706,9 +806,10 @@ class McpServers:
         server is down or does not offer it, calling that tool returns the reason as an error.
         """
         conn = self.connection(server)
-        if tool == "*":
-            return await conn.tools()
-        return [await conn.tool(tool)]
+        found = await conn.tools() if tool == "*" else [await conn.tool(tool)]
+        if conn.missing is not None:
+            raise McpServerMissingError(conn.missing)
+        return found
 
     async def resolve(self, refs: Iterable[str]) -> list[McpTool]:
         """The tools for an agent's MCP references, in order, each once.

@@ -55,6 +55,9 @@ class Call:
     """The SDK's HTTP status (the inner one for a streamed answer); 0 when the request failed."""
     run_id: str
     attempt: int = 0
+    retry_after: str | None = None
+    """The SDK's ``retry-after`` header (a ``RetryAfterError``: when to try again, ISO 8601 UTC).
+    Recorded only: this executor retries at once."""
 
 
 @dataclass
@@ -314,7 +317,7 @@ class StandInExecutor:
             status, headers, reply = self._post(urlunsplit(url._replace(query=query)), body)
         except httpx.TransportError as err:  # the app is down or died mid-call: retried like Inngest does
             status, headers, reply = 0, {}, {"name": type(err).__name__, "message": str(err)}
-        self.requests.append(Call(run.fn_id, step_id, status, run.id, attempt))
+        self.requests.append(Call(run.fn_id, step_id, status, run.id, attempt, headers.get("retry-after")))
         no_retry = headers.get("x-inngest-no-retry") == "true"
         if status == 200:
             self._finish(run, "completed", output=reply)

@@ -1,0 +1,287 @@
+"""A run's events are journaled with it: ``GET /runs/{id}/events`` replays them after a
+restart, numbers them (``id:``) and resumes after ``Last-Event-ID``; their bytes are bounded.
+
+Real ``netrun serve`` (uvicorn in a thread, restarted on the same data directory), the fake
+OpenAI-compatible model server through litellm, a real SSE client (httpx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from netrun.engines.local import Journal
+from netrun.runtime.approvals import approval_id
+from netrun.serve.app import create_app
+from netrun.serve.run_events import RunEvents
+from netrun.serve.settings import ServeSettings
+
+from .fakes.llm_server import FakeLLM, Reply, ToolCall
+from .fakes.served import Served
+
+OPS = """\
+name: ops
+model: {{id: openai/fake, api_base: "{llm}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 3
+state:
+  last: {{type: string}}
+agents:
+  ops: {{description: runs commands, system: "Run {{{{ input }}}}", tools: [shell]}}
+router:
+  rules: [{{if: "call_count >= 1 or last_output", stop: true}}, {{if: "true", agent: ops}}]
+tools:
+  shell:
+    description: Run a shell command on the production host.
+    parameters: {{cmd: {{type: string}}}}
+    approval: {{timeout: 1h}}
+    state: {{last: "{{{{ args.cmd }}}}"}}
+"""
+
+ENV = {"FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+APPROVAL = "netrun/approval"
+STEP = "turn.0.ops.tool.0.shell"
+Event = tuple[str | None, dict[str, Any]]
+"""An SSE event: its ``id:`` (None when it has none) and its data."""
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    with FakeLLM([]) as server:
+        yield server
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def serve(**env: str) -> Served:
+        environ = {**os.environ, **ENV, **env}
+        server = Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port))).start()
+        started.append(server)
+        return server
+
+    yield serve
+    for server in started:
+        server.stop()
+
+
+def read_sse(response: httpx.Response) -> Iterator[Event]:
+    """The events of an SSE response as the EventSource algorithm reads them."""
+    ident: str | None = None
+    data: str | None = None
+    kind: str | None = None
+    for line in response.iter_lines():
+        if not line:
+            if data is not None:
+                event = json.loads(data)
+                assert event["type"] == kind
+                yield ident, event
+            ident = data = kind = None
+        elif line.startswith("id:"):
+            ident = line.partition(":")[2].strip()
+        elif line.startswith("event:"):
+            kind = line.partition(":")[2].strip()
+        elif line.startswith("data:"):
+            data = line.partition(":")[2]
+
+
+def stream(url: str, run_id: str, until: Callable[[list[Event]], bool] | None = None, headers: dict[str, str] | None = None,
+           query: str = "", timeout: float = 10) -> list[Event]:
+    """The run's events until the stream ends (or ``until`` holds); a server that sends
+    nothing within ``timeout`` fails the read (its keep-alive pings come every 15 s)."""
+    seen: list[Event] = []
+    with httpx.stream("GET", f"{url}/runs/{run_id}/events{query}", headers=headers or {}, timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        for event in read_sse(response):
+            seen.append(event)
+            if until is not None and until(seen):
+                break
+    return seen
+
+
+def wait_status(url: str, run_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{url}/runs/{run_id}", timeout=30).json()
+        if run["status"] == status:
+            return run  # type: ignore[no-any-return]
+        assert run["status"] not in ("failed", "completed"), run
+        assert time.monotonic() < deadline, f"run {run_id} is {run['status']}, not {status}"
+        time.sleep(0.05)
+
+
+def start(url: str, text: str = "the cleanup") -> str:
+    answer = httpx.post(f"{url}/networks/ops/runs", json={"input": text}, timeout=30)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["run_id"])
+
+
+def approve(url: str, run_id: str) -> None:
+    answered = httpx.post(f"{url}/events", json={"name": APPROVAL, "run_id": run_id,
+                                                 "data": {"run_id": run_id, "approved": True, "approval_id": approval_id(run_id, STEP)}}, timeout=30)
+    assert answered.status_code == 202, answered.text
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [e["type"] for _, e in events]
+
+
+def gated_run(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served], **env: str) -> tuple[Served, str]:
+    """A run waiting for the approval of its one call (``rm -rf /tmp/x``)."""
+    llm.set_script([Reply(text="cleaning", tool_calls=[ToolCall("shell", {"cmd": "rm -rf /tmp/x"})])])
+    (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url))
+    server = served(**env)
+    run_id = start(server.url)
+    wait_status(server.url, run_id, "waiting")
+    return server, run_id
+
+
+def test_a_completed_run_streams_its_whole_history_after_a_restart(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
+    server, run_id = gated_run(tmp_path, llm, served)
+    approve(server.url, run_id)
+    wait_status(server.url, run_id, "completed")
+    before = stream(server.url, run_id)
+    names = kinds(before)
+    assert names[0] == "run.started" and names[-1] == "run.completed"
+    for kind in ("agent.started", "agent.finished", "approval.requested", "approval.resolved", "tool.result"):
+        assert kind in names, names
+    ids = [int(i) for i, _ in before if i is not None]
+    assert len(ids) == len(before) and ids == sorted(set(ids)), f"every event is numbered, in order: {ids}"
+    server.restart()
+    assert stream(server.url, run_id) == before  # the same events, the same numbers
+
+
+def test_a_waiting_run_streams_its_pending_approval_after_a_restart(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
+    """The dashboard's case: after a deploy, the pending approval is still on the stream
+    (and the stream then follows the run live, to its end, with no number repeated)."""
+    server, run_id = gated_run(tmp_path, llm, served)
+    server.restart()
+    wait_status(server.url, run_id, "waiting")
+    seen: list[Event] = []
+    with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", timeout=10) as response:
+        for ident, event in read_sse(response):
+            seen.append((ident, event))
+            if event["type"] == "approval.requested":
+                assert event["approval_id"] == approval_id(run_id, STEP) and event["args"] == {"cmd": "rm -rf /tmp/x"}
+                approve(server.url, run_id)  # answered while watching: the rest arrives live
+    names = kinds(seen)
+    assert names[0] == "run.started" and "approval.requested" in names and names[-1] == "run.completed"
+    ids = [int(i) for i, _ in seen if i is not None]
+    assert len(ids) == len(seen) and ids == sorted(set(ids)), ids
+    assert stream(server.url, run_id) == seen  # the live part was journaled as it went
+
+
+def test_last_event_id_resumes_exactly_after_that_event(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
+    server, run_id = gated_run(tmp_path, llm, served)
+    waiting = stream(server.url, run_id, until=lambda seen: seen[-1][1]["type"] == "approval.requested")
+    # Reconnect after each event seen so far, as an EventSource does: by header, or by query.
+    for n, (ident, _) in enumerate(waiting):
+        assert ident is not None
+        rest = stream(server.url, run_id, until=lambda seen, n=n: len(seen) == len(waiting) - n - 1 or seen[-1][1]["type"] == "approval.requested",
+                      headers={"Last-Event-ID": ident}) if n < len(waiting) - 1 else []
+        assert rest == waiting[n + 1:]
+    by_query = stream(server.url, run_id, until=lambda seen: seen[-1][1]["type"] == "approval.requested",
+                      query=f"?last_event_id={waiting[0][0]}")
+    assert by_query == waiting[1:]
+    # Across the replay/live boundary: resume after the approval request, then the rest is live.
+    last = waiting[-1][0]
+    assert last is not None
+    with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", headers={"Last-Event-ID": last}, timeout=10) as response:
+        approve(server.url, run_id)
+        live = list(read_sse(response))
+    whole = stream(server.url, run_id)
+    assert kinds(live)[-1] == "run.completed"
+    assert waiting + live == whole  # no gap, no repeat
+    assert stream(server.url, run_id, headers={"Last-Event-ID": str(whole[-1][0])}) == []  # nothing after the end... (ends at once)
+    assert httpx.get(f"{server.url}/runs/{run_id}/events", headers={"Last-Event-ID": "nope"}).status_code == 400
+
+
+BIG = """\
+name: big
+model: {{id: openai/fake, api_base: "{llm}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 2
+agents:
+  writer: {{description: writes, system: "Write {{{{ input }}}}"}}
+router:
+  rules: [{{if: last_output, stop: true}}, {{if: "true", agent: writer}}]
+"""
+
+
+def test_journaled_events_stay_within_the_runs_byte_budget(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
+    """Many runs with large replies: each run's journaled events stay within
+    NETRUN_EVENTS_MAX_BYTES plus its end event, and the bus keeps none of them in memory."""
+    reply = "word " * 60_000  # 300 KB
+    budget = 50_000
+    llm.set_script([Reply(text=reply)] * 12)
+    (tmp_path / "big.yaml").write_text(BIG.format(llm=llm.base_url))
+    server = served(NETRUN_EVENTS_MAX_BYTES=str(budget))
+    runs = [str(httpx.post(f"{server.url}/networks/big/runs", json={"input": f"essay {n}"}).json()["run_id"]) for n in range(12)]
+    for run_id in runs:
+        wait_status(server.url, run_id, "completed")
+    bus: RunEvents = server.app.state.netrun.events
+    assert bus.held_bytes() == 0
+    journal = Journal(tmp_path / "data" / "runs.db")
+    try:
+        for run_id in runs:
+            events = dict(journal.events(run_id))
+            end = next(e for e in events.values() if e["type"] == "run.completed")
+            assert end["result"]["output"] == reply  # the end event is kept whole
+            assert journal.events_bytes(run_id) <= budget + len(json.dumps(end).encode())
+            finished = next(e for e in events.values() if e["type"] == "agent.finished")
+            assert finished["truncated"] is True and "[truncated: 300000 characters]" in finished["text"]
+    finally:
+        journal.close()
+    replayed = stream(server.url, runs[-1])
+    assert kinds(replayed)[:4] == ["run.started", "routed", "agent.started", "agent.finished"] and kinds(replayed)[-1] == "run.completed"
+
+
+def test_a_slow_subscriber_holds_bounded_memory_and_catches_up_from_the_journal(tmp_path: Path) -> None:
+    """The bus queues at most ``queue_bytes`` for a subscriber that does not read; past that
+    it drops the queue, and the subscriber re-reads the journal: no event lost, none twice."""
+    journal = Journal(tmp_path / "runs.db")
+    bus = RunEvents(journal, run_bytes=10_000_000, queue_bytes=100_000)
+
+    async def scenario() -> list[tuple[int | None, dict[str, Any]]]:
+        bus.emit("run.started", {"run_id": "r", "replayed": False})
+        reader = bus.stream("r")
+        got = [await anext(reader)]
+        for n in range(40):  # 40 x 10 KB while the reader reads nothing
+            bus.emit("tool.result", {"run_id": "r", "step": f"s{n}", "result": "x" * 10_000, "replayed": False})
+            assert bus.held_bytes() <= 100_000
+        for n in range(5):  # the model's text, written in one batch with the next event
+            bus.emit("text.delta", {"run_id": "r", "text": f"d{n}", "replayed": False})
+        bus.emit("run.completed", {"run_id": "r", "result": {"output": "ok"}, "replayed": False})
+        got += [event async for event in reader]
+        return got
+
+    try:
+        got = asyncio.run(scenario())
+        assert [seq for seq, _ in got] == list(range(1, 48))
+        assert [e["type"] for _, e in got] == ["run.started"] + ["tool.result"] * 40 + ["text.delta"] * 5 + ["run.completed"]
+        assert all(e["result"] == "x" * 10_000 for _, e in got if e["type"] == "tool.result")
+        assert bus.held_bytes() == 0
+        # A later process continues the numbering and knows what was reported once.
+        again = RunEvents(journal)
+        again.emit("tool.result", {"run_id": "r", "step": "s0", "result": "again", "replayed": False})
+        again.emit("approval.resolved", {"run_id": "r", "step": "s9", "replayed": False})
+        assert [seq for seq, _ in journal.events("r", 47)] == [48]
+    finally:
+        journal.close()
+
+
+def test_the_events_budget_is_a_setting_with_a_checked_value(tmp_path: Path) -> None:
+    from netrun.serve.settings import SettingsError
+
+    assert ServeSettings.from_env({}, (tmp_path,), engine="local").events_max_bytes == 4_000_000
+    assert ServeSettings.from_env({"NETRUN_EVENTS_MAX_BYTES": "200000"}, (tmp_path,), engine="local").events_max_bytes == 200_000
+    for bad in ("lots", "-5", "100"):
+        with pytest.raises(SettingsError, match="NETRUN_EVENTS_MAX_BYTES"):
+            ServeSettings.from_env({"NETRUN_EVENTS_MAX_BYTES": bad}, (tmp_path,), engine="local")
