@@ -744,3 +744,22 @@ def test_hot_reload_goes_on_past_a_deep_file_and_never_logs_a_file_outside_the_f
     assert f"'{tmp_path / 'notes.fragment.yaml'}' resolves outside the validated folder ({tmp_path})" in caplog.text
     assert "PRIVATE-7f3a" not in caplog.text
     assert "Traceback" not in caplog.text
+
+
+def test_start_up_names_the_settings_the_local_engine_does_not_apply(
+    tmp_path: Path, served: Callable[..., Served], caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeLLM([]) as llm:
+        text = NETWORK.format(base=llm.base_url, prompt="Help with").replace(
+            "function: {concurrency: [{limit: 1, key: event.data.user}]}",
+            "function: {concurrency: [{limit: 1, key: event.data.user}], throttle: {limit: 1, period: 1m},"
+            " debounce: {period: 5s}, cancel: [{event: app/helper.cancelled}]}",
+        )
+        assert "throttle" in text
+        (tmp_path / "helper.yaml").write_text(text)
+        (tmp_path / "plain.yaml").write_text(NETWORK.format(base=llm.base_url, prompt="x").replace("name: helper", "name: plain"))
+        caplog.set_level(logging.INFO, logger="netrun.serve")
+        server = served()
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        warned = [r.getMessage() for r in caplog.records if "local engine does not apply" in r.getMessage()]
+        assert warned == ["network helper declares throttle, debounce, cancel: the embedded local engine does not apply them (Inngest does)"]

@@ -200,6 +200,12 @@ class Server:
             log.warning("registering %s with Inngest: set NETRUN_PUBLIC_URL (or INNGEST_SERVE_ORIGIN) to the URL Inngest "
                         "reaches this server at", self.settings.registered_url)
         log.info("serving %s", ", ".join(f"{v.name}@{v.hash[:8]}" for v in self.catalog.current.values()))
+        if self.settings.engine == "local":
+            for version in self.catalog.current.values():
+                ignored = version.not_enforced_locally()
+                if ignored:
+                    log.warning("network %s declares %s: the embedded local engine does not apply %s (Inngest does)",
+                                version.name, ", ".join(ignored), "it" if len(ignored) == 1 else "them")
         recovered = self.local.open()
         if recovered:
             log.info("resuming %d run(s) left executing: %s", len(recovered), ", ".join(recovered))

@@ -45,6 +45,18 @@ class Version:
         """The spec as stored with a run (and validated again when the run resumes)."""
         return self.spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
 
+    def not_enforced_locally(self) -> list[str]:
+        """The settings of this network that the embedded local engine does not apply
+        (Inngest does): reported at start-up, so that nobody relies on them unknowingly."""
+        fn = self.spec.function
+        found = [] if fn is None else [
+            key for key in ("throttle", "rate_limit", "debounce", "priority", "idempotency", "cancel", "timeouts", "singleton")
+            if getattr(fn, key, None)
+        ]
+        if any(not isinstance(t, EventTrigger) for t in triggers(self.spec)):
+            found.append("cron triggers")
+        return found
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
