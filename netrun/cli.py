@@ -126,12 +126,19 @@ def _state_pairs(pairs: tuple[str, ...], declared: Mapping[str, Any]) -> dict[st
 def _json_option(text: str | None, name: str) -> dict[str, Any]:
     if text is None:
         return {}
+    from .runtime.jsonsafe import json_problem
+
     try:
         value = json.loads(text)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    except RecursionError:
+        raise click.BadParameter("nested too deeply", param_hint=name) from None
     if not isinstance(value, dict):
         raise click.BadParameter("must be a JSON object", param_hint=name)
+    problem = json_problem(value, name)  # what the journal could not read back
+    if problem is not None:
+        raise click.BadParameter(f"{problem[0]}: {problem[1]}", param_hint=name)
     return value
 
 
@@ -201,6 +208,10 @@ def run(file: Path | None, input_: str | None, state: tuple[str, ...], event_jso
         if thread_id is not None:
             options["thread_id"] = thread_id
         event, initial = _json_option(event_json, "--event"), _state_pairs(state, spec.state)
+        from .runtime.jsonsafe import json_problem
+
+        if input_ is not None and json_problem(input_, "--input") is not None:
+            raise click.BadParameter("text that is not valid Unicode (a lone surrogate or bytes that are not UTF-8)", param_hint="--input")
         text = input_ if input_ is not None else _event_input(spec, event) if event else ""
 
         async def operation(engine: Any) -> Any:

@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -114,3 +115,22 @@ def test_read_state_text_prefers_the_reading_the_field_accepts() -> None:
         ("b", "b", "expected boolean, got string"),
         ("s", "s", "text that is not valid Unicode (a lone surrogate such as \\ud800); send UTF-8 text"),
     ]
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    (["-i", b"caf\xff"], "--input"),  # bytes that are not UTF-8 reach Python as lone surrogates
+    (["-i", "go", "--event", '{"data": {"title": "\\ud800"}}'], "--event"),
+    (["-i", "go", "--event", '{"data": {"n": NaN}}'], "--event"),
+    (["-i", "go", "--event", "[" * 5000 + "]" * 5000], "--event"),
+])
+def test_command_line_text_that_would_not_read_back_is_a_usage_error(gate: Path, args: list[Any], hint: str) -> None:
+    """What `netrun run` records must read back, from argv as from a request."""
+    import subprocess
+
+    from .conftest import NETRUN
+
+    done = subprocess.run([NETRUN, "run", str(gate), *args, "--db", str(gate.parent / "runs.db")], capture_output=True, timeout=60)
+    err = done.stderr.decode(errors="replace")
+    assert done.returncode == 2, err
+    assert hint in err and "Traceback" not in err
+    assert stored_runs(gate) == 0
