@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..spec.params import matches_type
+from .jsonsafe import MAX_DEPTH, TOO_DEEP, json_problem
 
 
 def parse_arguments(text: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -27,25 +28,17 @@ def parse_arguments(text: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, "the arguments are nested too deeply"
     if not isinstance(value, dict):
         return None, "the arguments must be a JSON object"
-    if _nesting(value) > MAX_NESTING:
-        # Everything after this walks the arguments recursively (checks, templates, redaction).
-        return None, f"the arguments are nested too deeply (more than {MAX_NESTING} levels)"
+    problem = json_problem(value, "arguments")
+    if problem is not None:  # what follows walks the arguments recursively, and the journal stores them
+        where, why = problem
+        if why == TOO_DEEP:
+            return None, f"the arguments are nested too deeply (more than {MAX_NESTING} levels)"
+        return None, f"{where}: {why}"
     return value, None
 
 
-MAX_NESTING = 64
+MAX_NESTING = MAX_DEPTH
 """How deep a model's arguments may nest: far more than any tool's parameters need."""
-
-
-def _nesting(value: Any) -> int:
-    """The depth of a JSON value, counted without recursion (the value may be very deep)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 def parameters_schema(spec_parameters: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 MAX_DEPTH = 64
 """How deep a stored JSON value may nest: far more than any state or event needs."""
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 
 
 def json_problem(value: Any, path: str) -> tuple[str, str] | None:
@@ -31,7 +32,7 @@ def json_problem(value: Any, path: str) -> tuple[str, str] | None:
                 return where, f"{item} is not a JSON number; send a finite number"
         elif isinstance(item, dict | list):
             if depth > MAX_DEPTH:
-                return where, f"nested deeper than {MAX_DEPTH} levels"
+                return where, TOO_DEEP
             if isinstance(item, dict):
                 for key, child in reversed(item.items()):
                     if not encodable(str(key)):

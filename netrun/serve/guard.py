@@ -24,7 +24,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..runtime.jsonsafe import MAX_DEPTH, encodable, json_problem
+from ..runtime.jsonsafe import TOO_DEEP, encodable, json_problem
 from .settings import SERVE_PATH
 
 DRAIN = 64 << 20
@@ -141,7 +141,7 @@ def _body_problem(body: bytes) -> tuple[str, str] | None:
     except json.JSONDecodeError as exc:
         return "body", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
     except RecursionError:
-        return "body", f"nested deeper than {MAX_DEPTH} levels"
+        return "body", TOO_DEEP
     except ValueError:  # e.g. an integer of more digits than Python converts
         return "body", "not JSON netrun can read (a number too long to convert?)"
     return json_problem(value, "body")
