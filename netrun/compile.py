@@ -57,6 +57,9 @@ class Program:
     router_model: ModelClient | None = None
     renderer: Renderer = field(default_factory=Renderer)
     """Renders this network's templates (with its prompt fragments)."""
+    env_names: tuple[str, ...] = ()
+    """The variables the definition references as ``${NAME}``: their values are the run's
+    secrets (:meth:`netrun.redact.Secrets.for_names`)."""
 
     @property
     def name(self) -> str:
@@ -143,4 +146,7 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
     if spec.router is None or spec.router.fallback() == "llm":
         llm = spec.router.llm if spec.router else None
         router_model = client(llm.model if llm else None)
-    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, networks, events, router_model, renderer_for(spec.prompts))
+    from .redact import references
+
+    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, networks, events, router_model, renderer_for(spec.prompts),
+                   references(spec.model_dump(mode="json", by_alias=True, exclude_none=True)))

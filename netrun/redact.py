@@ -142,18 +142,22 @@ class Secrets:
     def for_definition(cls, definition: Any, environ: Mapping[str, str]) -> Secrets:
         """The secrets of a network: the values of the ``${ENV}`` references anywhere in its
         definition (a spec's JSON dump), and credential-named variables of ``environ``."""
-        found = cls()
-        for text in _strings(definition):
-            for m in REF.finditer(text):
-                before = text[: m.start()]
-                if (len(before) - len(before.rstrip("$"))) % 2:  # `$${NAME}`: a literal, not a reference
-                    continue
-                value = environ.get(m.group("name"))
-                if value:
-                    found.add(value)
-        for name, value in environ.items():
-            if _SECRET_NAME.search(name) and len(value) >= _NAMED_MIN_LENGTH:
-                found.add(value)
+        return cls.for_names(references(definition), environ)
+
+    @classmethod
+    def for_names(cls, names: Iterable[str], environ: Mapping[str, str]) -> Secrets:
+        """The secrets of the variables ``names`` (a network's :func:`references`) and the
+        credential-named variables of ``environ``. The same values give the same object, so
+        it is shared: don't :meth:`add` to it (a run is made for each execution, on Inngest
+        for each request; building the forms each time would cost every one)."""
+        values = tuple(v for v in (environ.get(n) for n in names) if v)
+        named = tuple(v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= _NAMED_MIN_LENGTH)
+        key = (values, named)
+        found = _BY_VALUES.get(key)
+        if found is None:
+            if len(_BY_VALUES) >= 256:
+                _BY_VALUES.pop(next(iter(_BY_VALUES)))
+            found = _BY_VALUES[key] = cls((*values, *named))
         return found
 
     def add(self, value: str) -> None:
@@ -325,6 +329,20 @@ class StreamRedactor:
         if text:
             self.sink(self.secrets.redact(text))
 
+
+def references(definition: Any) -> tuple[str, ...]:
+    """The variables a definition (a spec's JSON dump) references as ``${NAME}``, in order,
+    once each; ``$${NAME}`` is a literal, not a reference."""
+    names: dict[str, None] = {}
+    for text in _strings(definition):
+        for m in REF.finditer(text):
+            before = text[: m.start()]
+            if not (len(before) - len(before.rstrip("$"))) % 2:
+                names[m.group("name")] = None
+    return tuple(names)
+
+
+_BY_VALUES: dict[tuple[tuple[str, ...], tuple[str, ...]], Secrets] = {}
 
 _LOGGED = Secrets()
 """Every secret of every run of this process, kept out of its log records."""

@@ -113,7 +113,7 @@ class NetworkRun:
         self.state: dict[str, Any] = program.initial_state(state)
         self.event = dict(event or {})
         self.environ = environ
-        self.secrets = Secrets.for_definition(program.spec.model_dump(mode="json", by_alias=True, exclude_none=True), environ)
+        self.secrets = Secrets.for_names(program.env_names, environ)
         """The run's ``${ENV}`` values: every text from a tool, a server or a model is redacted
         against them inside its step, before the journal, Inngest, the thread, the stream or the
         model sees it (:mod:`netrun.redact`)."""

@@ -62,7 +62,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from .. import __version__
-from ..envrefs import REF, MissingEnvError, resolve
+from ..envrefs import MissingEnvError, resolve
 from ..redact import Secrets
 from ..runtime.network import RunError
 from ..runtime.tooling import ToolContext, ToolOutcome
@@ -548,11 +548,8 @@ class McpConnection:
     # -- transports ------------------------------------------------------------------------
 
     def _resolve(self, text: str) -> str:
-        """Resolve ``${ENV}`` references now, remembering the values for redaction."""
-        for m in REF.finditer(text):
-            value = self._owner.environ.get(m.group("name"))
-            if value is not None:
-                self._secrets.add(value)
+        """Resolve ``${ENV}`` references now (their values are among the owner's secrets:
+        it is made from every reference of the servers' specs)."""
         return resolve(text, self._owner.environ)
 
     def _opener(self) -> _Opener:
