@@ -20,6 +20,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,16 @@ async def test_asking_for_the_tools_of_a_server_whose_program_is_missing_raises(
             with pytest.raises(McpServerMissingError, match="the command 'netrun-no-such-mcp-server' was not found"):
                 await m.resolve([ref])
     await anyio.lowlevel.checkpoint()
+
+
+def test_the_wait_a_provider_asks_for_is_read_from_either_header() -> None:
+    from email.utils import format_datetime
+
+    from netrun.runtime.retry_after import retry_after_headers
+
+    assert retry_after_headers({"Retry-After-Ms": "1500", "retry-after": "9"}) == 1.5  # the finer one wins
+    assert retry_after_headers({"retry-after": "3"}) == 3.0
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= (retry_after_headers({"retry-after": later}) or 0) <= 30
+    assert retry_after_headers({"retry-after-ms": "soon", "retry-after": "2"}) == 2.0
+    assert retry_after_headers({"retry-after": "whenever"}) is None and retry_after_headers({}) is None

@@ -47,7 +47,7 @@ def is_approval(journal: Journal, name: str, data: Mapping[str, Any], run_id: st
         return True
     target = run_id or data.get("run_id")
     if isinstance(target, str) and target:
-        record = journal.run(target)
+        record = journal.run(target, approvals=True)
         return record is not None and any(a["event"] == name for a in record.approvals)
     return journal.awaits_approval(name)
 
@@ -63,7 +63,7 @@ def resolve_approval(journal: Journal, name: str, data: Mapping[str, Any], run_i
     target = run_id or given_run
     if not isinstance(target, str) or not target:
         raise ApprovalError(422, "an approval names the run it answers: give run_id (or data.run_id)")
-    record = journal.run(target)
+    record = journal.run(target, approvals=True)
     if record is None:
         raise ApprovalError(404, f"no run {target}", target)
     if record.status in ("completed", "failed"):

@@ -197,7 +197,9 @@ class Journal:
              json.dumps(record.state), json.dumps(record.event), json.dumps(record.options), record.status, None, None, now, now),
         )
 
-    def run(self, run_id: str) -> RunRecord | None:
+    def run(self, run_id: str, *, approvals: bool = False) -> RunRecord | None:
+        """A run; with ``approvals``, its pending approvals too (what its summary shows: two
+        more queries, so only where they are shown or answered)."""
         row = self.db.execute(
             "SELECT id, network, definition_hash, definition, base_dir, input, state, event, options, status, result, error FROM runs WHERE id = ?",
             (run_id,),
@@ -206,7 +208,8 @@ class Journal:
             return None
         record = RunRecord(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], json.loads(row[6]), json.loads(row[7]),
                            json.loads(row[8]), row[9], json.loads(row[10]) if row[10] else None, row[11])
-        record.approvals = self.approvals(run_id) if record.status not in _FINAL else []
+        if approvals and record.status not in _FINAL:
+            record.approvals = self.approvals(run_id)
         return record
 
     # -- approvals -----------------------------------------------------------------------

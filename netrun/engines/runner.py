@@ -170,7 +170,7 @@ class LocalEngine:
         return await self._execute(record)
 
     async def resume(self, run_id: str, *, gated: bool = True) -> RunRecord:
-        record = self.journal.run(run_id)
+        record = self.journal.run(run_id, approvals=True)  # returned as it is while it still waits
         if record is None:
             raise EngineError(f"no run {run_id} in {self.journal.path}")
         if record.status in ("completed", "failed"):
@@ -224,7 +224,7 @@ class LocalEngine:
             try:
                 resumed.append(await self.resume(run_id_))
             except RunBusyError:  # its owner finds the answer in the journal and goes on
-                record = self.journal.run(run_id_)
+                record = self.journal.run(run_id_, approvals=True)
                 if record is not None:
                     resumed.append(record)
         return resumed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import os
 import re
 import time
@@ -13,6 +12,7 @@ from typing import Any
 from .. import envrefs
 from ..redact import Secrets
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
+from ..runtime.retry_after import retry_after_headers
 from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
 
@@ -184,18 +184,6 @@ def retry_after(exc: Exception) -> float | None:
     if headers is None:
         return None
     try:
-        found = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+        return retry_after_headers(dict(headers))
     except (TypeError, ValueError):
         return None
-    try:
-        if "retry-after-ms" in found:
-            return max(0.0, float(found["retry-after-ms"]) / 1000)
-        if "retry-after" in found:
-            return max(0.0, float(found["retry-after"]))
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(found["retry-after"])
-        except (TypeError, ValueError, IndexError, KeyError):
-            return None
-        return max(0.0, moment.timestamp() - time.time())
-    return None

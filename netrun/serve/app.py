@@ -429,7 +429,7 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
 
     @app.get("/runs/{run_id}", dependencies=api)
     async def run(run_id: str) -> dict[str, Any]:
-        record = server.journal.run(run_id)
+        record = server.journal.run(run_id, approvals=True)
         if record is None:
             raise HTTPException(404, f"no run {run_id}")
         return record.summary()

@@ -24,8 +24,6 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -35,6 +33,7 @@ from ..envrefs import REF, MissingEnvError
 from ..redact import Secrets
 from ..runtime.args import check_args, parameters_schema
 from ..runtime.render import RenderError, render_pieces, render_typed, render_value
+from ..runtime.retry_after import retry_after_seconds
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
 from ..spec.tools import HttpTool
@@ -118,22 +117,6 @@ class _AttemptFailedError(Exception):
     def __init__(self, message: str, result: Any = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message, self.result, self.retry_after = message, result, retry_after
-
-
-def retry_after_seconds(value: str | None, cap: float = RETRY_AFTER_MAX) -> float | None:
-    """A ``Retry-After`` header (delay seconds or an HTTP date) in seconds, within ``0..cap``."""
-    if not value:
-        return None
-    value = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value)
-    else:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() - datetime.now(UTC).timestamp()
-    return min(max(seconds, 0.0), cap)
 
 
 class HttpToolImpl:
