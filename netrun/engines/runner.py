@@ -257,8 +257,8 @@ class LocalEngine:
 
     def _expire_waits(self, run_id: str) -> None:
         now = time.time()
-        for wait_run, step_id, *_, deadline in self.journal.waits():
-            if wait_run == run_id and now >= deadline and self.journal.resolve_wait(run_id, step_id, None):
+        for _, step_id, *_, deadline in self.journal.waits(run_id=run_id):
+            if now >= deadline and self.journal.resolve_wait(run_id, step_id, None):
                 self._answered.setdefault(run_id, set()).add(step_id)
 
     async def _execute(self, record: RunRecord) -> RunRecord:

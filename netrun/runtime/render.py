@@ -72,15 +72,8 @@ class Renderer:
             raise RenderError(f"expression {source[:60]!r}: {_reason(exc)}") from None
 
     def render_value(self, value: Any, variables: Mapping[str, Any]) -> Any:
-        """Render every string inside a JSON-like value (an HTTP body, state values)."""
-        if isinstance(value, str):
-            return self.render(value, variables)
-        if isinstance(value, dict):
-            return {k: self.render_value(v, variables) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.render_value(v, variables) for v in value]
-        return value
-
+        """Render every string inside a JSON-like value as text."""
+        return each_string(value, lambda s: self.render(s, variables))
 
     def render_typed(self, value: Any, variables: Mapping[str, Any]) -> Any:
         """Render every string inside a JSON-like value, the one rule for every place a
@@ -88,16 +81,10 @@ class Renderer:
         single ``{{ expr }}`` keeps the expression's JSON type (``{{ args.limit }}`` is 5, not
         "5"; ``{{ args.tags }}`` a list, ``{{ event.data }}`` an object); anything else renders
         as text."""
-        if isinstance(value, str):
-            return self._typed(value, variables)
-        if isinstance(value, dict):
-            return {k: self.render_typed(v, variables) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.render_typed(v, variables) for v in value]
-        return value
+        return each_string(value, lambda s: self._typed(s, variables))
 
     def _typed(self, source: str, variables: Mapping[str, Any]) -> Any:
-        match = _SINGLE_EXPR.fullmatch(source.strip())
+        match = _SINGLE_EXPR.fullmatch(source.strip()) if "{{" in source else None
         if match:
             try:
                 value = self.evaluate(match.group(1), variables)
@@ -138,6 +125,17 @@ def _cached(cache: dict[str, Any], source: str, make: Callable[[str], Any]) -> A
             cache.pop(next(iter(cache)))  # the oldest: dicts keep insertion order
         found = cache[source] = make(source)
     return found
+
+
+def each_string(value: Any, leaf: Callable[[str], Any]) -> Any:
+    """``value`` with ``leaf`` applied to every string inside it (dicts and lists walked)."""
+    if isinstance(value, str):
+        return leaf(value)
+    if isinstance(value, dict):
+        return {k: each_string(v, leaf) for k, v in value.items()}
+    if isinstance(value, list):
+        return [each_string(v, leaf) for v in value]
+    return value
 
 
 def _reason(exc: Exception) -> str:

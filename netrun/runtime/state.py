@@ -20,16 +20,6 @@ from .args import check_args
 from .jsonsafe import encodable, json_problem
 
 
-class StateError(ValueError):
-    """Initial state the network does not accept; ``problems`` are ``(field, path, why)``:
-    ``field`` the top-level key given, ``path`` where below it (``tags[0]``), ``why`` what
-    is wrong and what is allowed."""
-
-    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{path}: {why}" for _, path, why in problems))
-
-
 def field_schema(field: Any) -> dict[str, Any]:
     """A declared state field (a type name or a JSON Schema) as a JSON Schema mapping."""
     if isinstance(field, JsonSchema):
@@ -62,17 +52,10 @@ def state_problems(declared: Mapping[str, Any], given: Mapping[str, Any]) -> lis
     return problems
 
 
-def check_state(declared: Mapping[str, Any], given: Mapping[str, Any]) -> None:
-    """Raise :class:`StateError` when ``given`` does not fit the declared state."""
-    problems = state_problems(declared, given)
-    if problems:
-        raise StateError(problems)
-
-
 def read_state_text(declared: Mapping[str, Any], key: str, text: str) -> Any:
     """A ``--state KEY=VALUE`` value: JSON or text, whichever the declared field accepts
     (``name=42`` is the text "42" for a string field, the number 42 for an integer one).
-    When neither fits, the JSON reading is returned, for :func:`check_state` to report."""
+    When neither fits, the JSON reading is returned, for :func:`state_problems` to report."""
     try:
         parsed: Any = json.loads(text)
     except (ValueError, RecursionError):

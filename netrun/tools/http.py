@@ -23,7 +23,7 @@ import asyncio
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -32,7 +32,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from ..envrefs import REF, MissingEnvError
 from ..redact import Secrets
 from ..runtime.args import check_args, parameters_schema
-from ..runtime.render import RenderError, render_pieces, render_typed, render_value
+from ..runtime.render import RenderError, each_string, render_pieces, render_typed, render_value
 from ..runtime.retry_after import retry_after_seconds
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec.base import parse_duration
@@ -47,15 +47,6 @@ RETRY_AFTER_MAX = 30.0
 """A server's ``Retry-After`` is honoured up to this many seconds (a step must not sleep for hours)."""
 
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-def _map_strings(value: Any, fn: Callable[[str], Any]) -> Any:
-    if isinstance(value, str):
-        return fn(value)
-    if isinstance(value, dict):
-        return {k: _map_strings(v, fn) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_map_strings(v, fn) for v in value]
-    return value
-
 
 class CallEnv:
     """The ``${ENV}`` references of one call: placeholders in, values out, values redacted."""
@@ -105,7 +96,7 @@ class CallEnv:
         def clean(value: Any) -> Any:
             if isinstance(value, dict):
                 return {self.redact(k): clean(v) for k, v in value.items()}
-            return [clean(v) for v in value] if isinstance(value, list) else _map_strings(value, self.redact)
+            return [clean(v) for v in value] if isinstance(value, list) else each_string(value, self.redact)
 
         error = None if outcome.error is None else self.redact(outcome.error)
         return ToolOutcome(result=clean(outcome.result), error=error, state_patch=outcome.state_patch)
@@ -164,10 +155,10 @@ class HttpToolImpl:
         (:meth:`~netrun.runtime.render.Renderer.render_typed`)."""
         check_routing_headers(self.http.headers)
         raw = {"query": dict(self.http.query), "headers": dict(self.http.headers)}
-        out = _map_strings(render_value(_map_strings(raw, env.protect), variables), env.reveal)
+        out = each_string(render_value(each_string(raw, env.protect), variables), env.reveal)
         built, out["target"] = render_url(self.http.url, variables, env, list(out["query"].items()), self.http.allowed_origins)
         out["url"] = built.url
-        out["body"] = _map_strings(render_typed(_map_strings(self.http.body, env.protect), variables), env.reveal)
+        out["body"] = each_string(render_typed(each_string(self.http.body, env.protect), variables), env.reveal)
         return out
 
     async def _send(self, request: dict[str, Any]) -> ToolOutcome:
