@@ -23,6 +23,7 @@ import inngest
 from ..check.cel import to_cel
 from ..runtime.steps import Json, StepFailed, Wait
 from ..runtime.tooling import ToolOutcome
+from ..spec.network import depth_of
 
 META = "_netrun"
 """The key in an event's data under which netrun passes what it knows of a run to the
@@ -142,8 +143,7 @@ def event_depth(event: Mapping[str, Any]) -> int:
     META, else 0 (an event from outside)."""
     data = event.get("data")
     meta = data.get(META) if isinstance(data, Mapping) else None
-    depth = meta.get("depth") if isinstance(meta, Mapping) else None
-    return depth if isinstance(depth, int) and not isinstance(depth, bool) and depth > 0 else 0
+    return depth_of(meta.get("depth") if isinstance(meta, Mapping) else None)
 
 
 def _memo_ids(ctx: inngest.Context) -> frozenset[str]:

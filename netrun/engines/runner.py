@@ -22,6 +22,7 @@ from ..runtime.steps import RunSuspended
 from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
+from ..spec.network import depth_of
 from .approvals import ApprovalError, resolve_approval
 from .concurrency import ConcurrencyGate, slots
 from .local import Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id, wait_matches
@@ -421,8 +422,7 @@ def find_network(folder: Path, name: str) -> NetworkSpec | None:
 def run_depth(options: Mapping[str, Any]) -> int:
     """A run's depth, stored in its options (see limits.depth); 0 for runs started from
     outside, and for runs recorded before depths were."""
-    depth = options.get("depth")
-    return depth if isinstance(depth, int) and not isinstance(depth, bool) and depth > 0 else 0
+    return depth_of(options.get("depth"))
 
 
 THREAD_OPTIONS = ("thread_id", "user", "history")

@@ -152,9 +152,7 @@ class ServeSettings:
             parts = urllib.parse.urlsplit(environ.get(var) or "")
             if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
                 raise SettingsError(f"{var} must be a plain URL: no user or password, query or fragment (Inngest calls it as it is)")
-        events_max_bytes = environ.get("NETRUN_EVENTS_MAX_BYTES") or str(RUN_EVENTS_BYTES)
-        if not events_max_bytes.strip().isdigit() or int(events_max_bytes) < 10_000:
-            raise SettingsError(f"NETRUN_EVENTS_MAX_BYTES must be a number of bytes, at least 10000 (got {events_max_bytes[:40]!r})")
+        events_max_bytes = _bytes(environ, "NETRUN_EVENTS_MAX_BYTES", RUN_EVENTS_BYTES, minimum=10_000)
         origin = urllib.parse.urlsplit(environ.get("INNGEST_SERVE_ORIGIN") or "")
         if origin.path.strip("/"):
             raise SettingsError("INNGEST_SERVE_ORIGIN is an origin (scheme, host and port: https://netrun.example.com); "
@@ -178,7 +176,7 @@ class ServeSettings:
             max_body=_bytes(environ, "NETRUN_MAX_BODY", cls.max_body),
             max_inngest_body=_bytes(environ, "NETRUN_MAX_INNGEST_BODY", cls.max_inngest_body),
             environ=environ,
-            events_max_bytes=int(events_max_bytes),
+            events_max_bytes=events_max_bytes,
         )
 
     def describe(self) -> str:
@@ -196,13 +194,14 @@ class ServeSettings:
         return f"mode: {where}; runs execute on {runs}; REST API: {auth}"
 
 
-def _bytes(environ: Mapping[str, str], var: str, default: int) -> int:
-    """A size in bytes from the environment (a whole number above 0), else ``default``."""
+def _bytes(environ: Mapping[str, str], var: str, default: int, minimum: int = 1) -> int:
+    """A size in bytes from the environment (a whole number, at least ``minimum``), else ``default``."""
     text = (environ.get(var) or "").strip()
     if not text:
         return default
-    if not (text.isascii() and text.isdigit()) or int(text) == 0:
-        raise SettingsError(f"{var} must be a number of bytes above 0, such as 1048576 (got {text[:40]!r})")
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
+        least = "above 0" if minimum == 1 else f"at least {minimum}"
+        raise SettingsError(f"{var} must be a number of bytes {least}, such as {max(default, minimum)} (got {text[:40]!r})")
     return int(text)
 
 

@@ -52,6 +52,12 @@ DEFAULT_DEPTH = 3
 child calling its own child), while runs that start each other (a -> b -> a, an event that
 triggers its own network) stop after a few runs instead of multiplying without end."""
 
+def depth_of(value: object) -> int:
+    """A depth as stored with a run or carried in an event: a positive whole number, else 0
+    (outside input, or a run recorded before depths were)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 DEFAULT_RUNS = 10
 """``limits.runs`` when the network does not set it: with :data:`DEFAULT_DEPTH`, at most
 10 + 100 + 1,000 runs below one run started from outside, however the model fans out (a
