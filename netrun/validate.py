@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import gc
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,13 +262,16 @@ def _validate_paths(paths: Iterable[Path]) -> Report:
             docs[id(result)] = doc
             result.broken = broken
     names = frozenset(_unique_names(results, docs))
-    siblings: list[frozenset[str]] = []
+    beside_files: list[dict[str, list[Path]]] = []
+
+    def siblings() -> dict[str, list[Path]]:
+        # Read the networks beside the validated files once, and only when something needs them.
+        if not beside_files:
+            beside_files.append(_siblings(files))
+        return beside_files[0]
 
     def known_networks() -> frozenset[str]:
-        # Read the networks beside the validated files only when a reference needs them.
-        if not siblings:
-            siblings.append(names | _sibling_names(files))
-        return siblings[0]
+        return names | frozenset(siblings())
 
     for result in results:
         if result.spec is not None:
@@ -284,7 +287,7 @@ def _validate_paths(paths: Iterable[Path]) -> Report:
     # A network tool runs the network of that name beside the calling file: when some files
     # of a folder are validated alone (pre-commit, `netrun validate FILE`, `netrun run`), the
     # cycles their tools close through the other files are theirs to report too.
-    beside = _beside(files, [item[0] for item in validated if item is not None], cache)
+    beside = _beside([item[0] for item in validated if item is not None], siblings, cache)
     try:
         cycles = cycle_diagnostics([*validated, *beside], reported=len(validated))
     except Exception as exc:  # on the first network, the per-file results stand
@@ -409,7 +412,7 @@ def network_names(folder: Path) -> dict[Path, str]:
     return names
 
 
-def _beside(files: list[Path], specs: list[NetworkSpec], cache: DocumentCache) -> list[tuple[NetworkSpec, Document]]:
+def _beside(specs: list[NetworkSpec], siblings: Callable[[], dict[str, list[Path]]], cache: DocumentCache) -> list[tuple[NetworkSpec, Document]]:
     """The networks beside the validated files that their network tools reach, directly or
     through each other (loaded, not checked: only for the cycles they close). A file with
     errors still counts: `netrun serve` may be serving its last good version."""
@@ -417,12 +420,7 @@ def _beside(files: list[Path], specs: list[NetworkSpec], cache: DocumentCache) -
     wanted = [t for spec in specs for t, _ in network_targets(spec) if t not in have]
     if not wanted:
         return []
-    validated = {p.resolve() for p in files}
-    by_name: dict[str, list[Path]] = {}
-    for folder in sorted({p.resolve().parent for p in files}):
-        for path, name in network_names(folder).items():
-            if path not in validated:
-                by_name.setdefault(name, []).append(path)
+    by_name = siblings()
     out: list[tuple[NetworkSpec, Document]] = []
     while wanted:
         name = wanted.pop(0)
@@ -439,13 +437,17 @@ def _beside(files: list[Path], specs: list[NetworkSpec], cache: DocumentCache) -
     return out
 
 
-def _sibling_names(files: list[Path]) -> frozenset[str]:
-    """Names of the networks beside the validated files, for network-as-tool references
-    when only some files of a directory are validated (as pre-commit does)."""
+def _siblings(files: list[Path]) -> dict[str, list[Path]]:
+    """The networks beside the validated files (not validated themselves), by name: what
+    their network tools may reach when only some files of a folder are validated (as
+    pre-commit does)."""
     validated = {p.resolve() for p in files}
-    return frozenset(
-        name for folder in {p.resolve().parent for p in files} for path, name in network_names(folder).items() if path not in validated
-    )
+    by_name: dict[str, list[Path]] = {}
+    for folder in sorted({p.resolve().parent for p in files}):
+        for path, name in network_names(folder).items():
+            if path not in validated:
+                by_name.setdefault(name, []).append(path)
+    return by_name
 
 
 _NAME_LINE = re.compile(r"""^name:[ \t]*["']?([A-Za-z_][A-Za-z0-9_-]*)["']?[ \t]*(?:#.*)?$""", re.M)
