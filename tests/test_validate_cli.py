@@ -313,3 +313,13 @@ def test_includes_chained_deeper_than_the_limit_are_a_located_error(netrun_cli, 
     assert result.output.splitlines()[0] == (
         f"{last}:1:11: error: include[0]: includes nested deeper than {MAX_INCLUDE_DEPTH} files: 'f{MAX_INCLUDE_DEPTH}.fragment.yaml' is not read"
     )
+
+
+def test_a_file_over_the_size_limit_is_one_located_error(netrun_cli, write) -> None:
+    from netrun.includes import MAX_BYTES
+
+    path = write("huge.yaml", "name: huge\n# " + "x" * MAX_BYTES + "\n")
+    result = netrun_cli("validate", str(path))
+    assert result.exit_code == 1, result.output
+    assert f"huge.yaml:1:1: error: the file is larger than {MAX_BYTES // 1_000_000} MB" in result.output
+    assert "Traceback" not in result.output
