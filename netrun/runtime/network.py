@@ -301,8 +301,10 @@ class NetworkRun:
                 raise StepFailed(step_id, "internal error: an inference to run has no request")
             streaming = self.stream() if callable(self.stream) else self.stream
             # A secret may be split across two deltas: the stream redactor holds back a tail.
-            deltas = None if replay or self._emit is None or not streaming else self.secrets.stream(
-                lambda t: self.emit("text.delta", caller=request.caller, text=t))
+            # What it passes on is clean already: straight out (a delta is made per token).
+            sink, run_id = self._emit, self.steps.run_id
+            deltas = None if replay or sink is None or not streaming else self.secrets.stream(
+                lambda t: sink("text.delta", {"run_id": run_id, "replayed": False, "caller": request.caller, "text": t}))
             # What the model is sent is redacted too (a thread's history, an MCP server's tool
             # descriptions): the request body leaves the machine.
             clean = dataclasses.replace(request, messages=self.secrets.redact_value(request.messages),
