@@ -217,7 +217,7 @@ def run(file: Path | None, input_: str | None, state: tuple[str, ...], event_jso
         async def operation(engine: Any) -> Any:
             return await finish(engine, await engine.start(spec, file.resolve().parent, input=text, state=initial, event=event, options=options))
     try:
-        outcome = _with_engine(db, emit, progress is not None, operation)
+        outcome = _with_engine(db, emit, progress is not None, operation, lambda: existing or (started[0] if started else None))
     except KeyboardInterrupt:
         run_id = existing or (started[0] if started else None)
         hint = f"; resume it with: netrun run --resume {run_id}" if run_id else ""
@@ -255,15 +255,17 @@ def _how_to_continue(outcome: Any, waits: list[str]) -> None:
     click.echo("\n".join(lines), err=True)
 
 
-def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any) -> Any:
+def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any, stopped_run: Any = lambda: None) -> Any:
     """Run ``operation(engine)`` on the local engine in a fresh event loop: the journal is
-    closed and model clients shut down afterwards, and engine errors become CLI errors."""
+    closed and model clients shut down afterwards, and engine errors become CLI errors.
+    ``stopped_run()``: the run a full disk stopped, named in how to go on."""
     import asyncio
 
     from .engines.approvals import ApprovalError
     from .engines.local import JournalError
     from .engines.runner import EngineError, LocalEngine
     from .models.litellm_client import close_clients
+    from .sqlite_file import StorageFault
 
     journal = _journal(db)
 
@@ -277,6 +279,9 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any) -> An
         return asyncio.run(main())
     except (EngineError, JournalError, ApprovalError) as exc:  # an approval that answers nothing says why
         raise click.ClickException(str(exc)) from None
+    except StorageFault as exc:  # the run stopped at its last recorded step, as at a shutdown
+        run_id = stopped_run()
+        raise click.ClickException(f"{exc}" + (f"\nonce there is space, go on with: netrun run --resume {run_id}" if run_id else "")) from None
     finally:
         journal.close()
 

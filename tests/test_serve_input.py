@@ -225,3 +225,20 @@ def test_max_body_must_be_a_number_of_bytes(tmp_path: Path, value: str) -> None:
     with pytest.raises(SettingsError, match="NETRUN_MAX_BODY must be a number of bytes above 0"):
         ServeSettings.from_env({"NETRUN_MAX_BODY": value}, (tmp_path,), engine="local")
     assert ServeSettings.from_env({}, (tmp_path,), engine="local").max_body == 1 << 20
+
+
+def test_model_text_that_is_not_unicode_still_reads_back(tmp_path: Path) -> None:
+    """A model's reply may carry half a surrogate pair (a ``\\ud83d`` escape cut off in its
+    JSON): what the run stores from it must read back, with U+FFFD in place of the half,
+    from GET /runs/{id} and its event stream alike."""
+    (tmp_path / "gate.yaml").write_text(NETWORK)
+    (tmp_path / "gate.replies").write_text('helper:\n  - {text: "half \\ud83d pair", tool_calls: [{name: finish, args: {}}]}\n')
+    settings = ServeSettings.from_env(dict(os.environ), (tmp_path,), engine="local", data_dir=tmp_path / "data", port=0)
+    with Served(lambda port: create_app(settings)) as served:
+        started = httpx.post(f"{served.url}/networks/gate/runs", json={"input": "hi"})
+        run = wait_done(served.url, started.json()["run_id"])
+        assert run["status"] == "completed", run
+        answer = httpx.get(f"{served.url}/runs/{started.json()['run_id']}")
+        assert answer.status_code == 200 and "half \ufffd pair" in answer.text
+        events = httpx.get(f"{served.url}/runs/{started.json()['run_id']}/events", timeout=30)
+        assert events.status_code == 200 and "run.completed" in events.text

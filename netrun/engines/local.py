@@ -10,6 +10,7 @@ compiles that, not the file as it is now.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -25,7 +26,7 @@ from typing import Any
 from ..runtime.approvals import approval_id as make_approval_id
 from ..runtime.render import RenderError, evaluate
 from ..runtime.steps import Json, RunSuspended, StepFailed, Wait, path_get
-from ..sqlite_file import open_sqlite
+from ..sqlite_file import StorageFault, open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -184,7 +185,8 @@ class Journal:
         self.db.execute("UPDATE leases SET until = ? WHERE run_id = ? AND owner = ?", (now + LEASE_SECONDS, run_id, self.owner))
 
     def release(self, run_id: str) -> None:
-        self.db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, self.owner))
+        with contextlib.suppress(StorageFault):  # a full disk: the lease is this process's, and it lapses by itself
+            self.db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, self.owner))
 
     def close(self) -> None:
         self.db.close()
@@ -454,7 +456,7 @@ class LocalSteps:
         while True:
             try:
                 output = await fn()
-            except RunSuspended:
+            except (RunSuspended, StorageFault):  # a store that cannot write: not the step's failure
                 raise
             except StepFailed as exc:
                 self._finish(step_id, None, exc.message)

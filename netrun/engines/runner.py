@@ -23,6 +23,7 @@ from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
 from ..spec.network import depth_of
+from ..sqlite_file import StorageFault
 from .approvals import ApprovalError, resolve_approval
 from .concurrency import ConcurrencyGate, slots
 from .local import Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id, wait_matches
@@ -280,15 +281,13 @@ class LocalEngine:
         if not self.journal.claim(record.id):
             raise RunBusyError(f"run {record.id} is being executed by another process; it goes on there")
         self._active.add(record.id)
-        stored = self.journal.run(record.id)
-        if stored is not None and stored.status in ("completed", "failed"):  # finished while this task queued
-            self._active.discard(record.id)
-            self.journal.release(record.id)
-            return stored
-        if record.status in ("queued", "waiting"):
-            self.journal.set_status(record.id, "running")
-            record.status = "running"
-        try:
+        try:  # from here on, whatever stops the run (a full disk too) gives the run back
+            stored = self.journal.run(record.id)
+            if stored is not None and stored.status in ("completed", "failed"):  # finished while this task queued
+                return stored
+            if record.status in ("queued", "waiting"):
+                self.journal.set_status(record.id, "running")
+                record.status = "running"
             while True:
                 outcome = await self._execute_owned(record)
                 if not isinstance(outcome, RunSuspended):
@@ -342,7 +341,7 @@ class LocalEngine:
             return record
         except RunError as exc:
             return self._fail(record, str(exc))
-        except JournalError:
+        except (JournalError, StorageFault):  # the run stops where it is; it resumes once the journal can be written
             raise
         except Exception as exc:  # a bug: the run fails with what happened, no traceback for the user
             return self._fail(record, f"internal error: {type(exc).__name__}: {exc}")

@@ -40,9 +40,10 @@ from ..runtime.render import RenderError
 from ..runtime.state import state_problems
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
+from ..sqlite_file import StorageFault
 from .catalog import Catalog, ReloadResult, Version
 from .functions import META, InngestFunctions, make_client
-from .guard import RequestGuard, replay_body, safe_text, unprocessable
+from .guard import RequestGuard, SafeJSONResponse, replay_body, safe_text, unprocessable
 from .inngest_guard import SIGNATURE_HEADER, SignatureGuard, sign
 from .local_runs import LocalRuns
 from .run_events import FINAL, RunEvents
@@ -391,7 +392,7 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     server = Server(settings, models)
     # With a token, the API's description is served behind it like the API itself (below).
     open_docs = settings.api_token is None
-    app = FastAPI(title="netrun", lifespan=server.lifespan, **({} if open_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
+    app = FastAPI(title="netrun", lifespan=server.lifespan, default_response_class=SafeJSONResponse, **({} if open_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
     app.state.netrun = server
     app.add_middleware(_InngestRoute, server=server)
     # Outermost: nothing reads a body over the limit, or JSON that would not read back.
@@ -411,7 +412,11 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "engine": settings.engine, "inngest": settings.inngest_mode, "networks": len(server.catalog.current)}
+        health: dict[str, Any] = {"status": "ok", "engine": settings.engine, "inngest": settings.inngest_mode, "networks": len(server.catalog.current)}
+        stalled = server.local.stalled
+        if stalled:  # runs stopped by a full disk: they go on once the journal can be written
+            health["storage"] = {"stalled_runs": len(stalled), "reason": next(iter(stalled.values()))}
+        return health
 
     @app.get("/networks", dependencies=api)
     async def networks() -> dict[str, Any]:
@@ -575,6 +580,13 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own answer echoes the input, which may be what cannot be encoded.
         return unprocessable((_field(error.get("loc", ())), str(error.get("msg", "invalid"))) for error in exc.errors())
+
+    @app.exception_handler(StorageFault)
+    async def storage_fault(request: Request, exc: StorageFault) -> JSONResponse:
+        # Not the client's mistake, and it passes: the disk filled. Nothing was half-stored.
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"the server cannot store this now: {exc}; try again later"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -43,6 +43,19 @@ def safe_text(text: str) -> str:
     return text if encodable(text) else text.encode("utf-8", "replace").decode("utf-8")
 
 
+class SafeJSONResponse(JSONResponse):
+    """A JSON answer that can always be sent: text a model or a tool produced may hold what
+    UTF-8 cannot encode (a lone surrogate from a ``\\ud800`` escape in its JSON); it goes
+    out with U+FFFD in its place instead of failing the request with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+
+
 class _ClientGoneError(Exception):
     """The client disconnected before sending the whole body."""
 

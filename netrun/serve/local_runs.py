@@ -5,6 +5,10 @@ nothing: at start-up, runs that were executing resume from the journal (no compl
 inference or tool call runs again), runs waiting for an event keep waiting, and waits
 whose timeout passed while the server was down time out. Events start the networks whose
 triggers they match and answer the waits they match.
+
+A run whose journal cannot be written (a full disk) stops where it is, as at a shutdown,
+and is tried again every tick until the journal takes its writes; it then resumes (or
+fails with its reason) without a restart.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from ..engines.local import RunRecord
 from ..engines.runner import EngineError, LocalEngine, RunBusyError
 from ..runtime.render import RenderError
 from ..spec.trigger import EventTrigger
+from ..sqlite_file import StorageFault
 from .catalog import Catalog, Version
 
 log = logging.getLogger("netrun.serve")
 
 TICK_SECONDS = 1.0
-"""How often timed-out waits are looked for."""
+"""How often timed-out waits are looked for, and runs stopped by a full disk tried again."""
 
 DRAIN_SECONDS = 20.0
 """At shutdown, how long runs may take to finish the step in flight."""
@@ -38,6 +43,10 @@ class LocalRuns:
         self.catalog = catalog
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self.stalled: dict[str, str] = {}
+        """Runs stopped because the journal could not be written, with the reason: tried
+        again every tick (``/healthz`` shows them)."""
+        self._stalled_before: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
     def open(self) -> list[str]:
@@ -76,12 +85,21 @@ class LocalRuns:
         async def guarded() -> None:
             try:
                 await work
+            except StorageFault as exc:
+                if run_id not in self._stalled_before:
+                    log.warning("run %s stopped: %s; it goes on from its last recorded step once it can", run_id, exc)
+                self.stalled[run_id] = str(exc)
+                self._stalled_before.add(run_id)
+                return
             except RunBusyError:
                 pass  # another process executes it; it goes on there
             except EngineError as exc:
                 log.error("run %s: %s", run_id, exc)
             except Exception:  # a bug: log it, keep the server (the run stays resumable)
                 log.exception("run %s stopped on an internal error", run_id)
+            if run_id in self._stalled_before:
+                self._stalled_before.discard(run_id)
+                log.info("run %s goes on: the journal takes writes again", run_id)
 
         task = asyncio.get_running_loop().create_task(guarded())
         self._tasks.add(task)
@@ -90,6 +108,9 @@ class LocalRuns:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
+            for run_id in list(self.stalled):
+                del self.stalled[run_id]
+                self._spawn(self.engine.resume(run_id), run_id)
             try:
                 due = self.engine.journal.due_waits(time.time())
             except Exception:  # a locked or busy journal: try again at the next tick
