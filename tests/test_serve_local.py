@@ -7,6 +7,7 @@ shows what was (and was not) asked again.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -762,4 +763,54 @@ def test_start_up_names_the_settings_the_local_engine_does_not_apply(
         server = served()
         assert httpx.get(f"{server.url}/healthz").status_code == 200
         warned = [r.getMessage() for r in caplog.records if "local engine does not apply" in r.getMessage()]
-        assert warned == ["network helper declares throttle, debounce, cancel: the embedded local engine does not apply them (Inngest does)"]
+        # cancel and singleton are applied locally now: not named.
+        assert warned == ["network helper declares throttle, debounce: the embedded local engine does not apply them (Inngest does)"]
+
+
+STEPPED = """\
+name: stepped
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 4
+function: {{concurrency: 1}}
+state:
+  done: {{type: boolean, default: false}}
+  note: {{type: string}}
+agents:
+  worker: {{description: works, system: "Work on {{{{ input }}}}", tools: [note, finish]}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: worker}}]
+tools:
+  note:
+    parameters: {{text: {{type: string}}}}
+    state: {{note: "{{{{ args.text }}}}"}}
+  finish:
+    state: {{done: true}}
+"""
+
+
+def test_concurrency_limits_steps_at_once_not_runs(tmp_path: Path, served: Callable[..., Served]) -> None:
+    """`concurrency: 1` means one step at a time, as on Inngest: two runs of two inferences
+    each take turns step by step (the second run's first inference comes between the first
+    run's two), no two inferences ever overlap, and a run whose first step waits is queued."""
+    calls: list[tuple[float, float, str]] = []
+    lock = threading.Lock()
+    delay = 0.3
+
+    def answer(body: dict[str, Any]) -> Reply:
+        with lock:
+            calls.append((time.monotonic(), time.monotonic() + delay, body["messages"][0]["content"].split()[-1]))
+        first = len(body["messages"]) <= 2
+        return Reply(text="step", tool_calls=[ToolCall("note", {"text": "n"}) if first else ToolCall("finish", {})], delay=delay)
+
+    with FakeLLM([], fallback=answer) as llm:
+        (tmp_path / "stepped.yaml").write_text(STEPPED.format(base=llm.base_url))
+        server = served()
+        a = httpx.post(f"{server.url}/networks/stepped/runs", json={"input": "A"}).json()["run_id"]
+        llm.wait_for(1, timeout=30)
+        b = httpx.post(f"{server.url}/networks/stepped/runs", json={"input": "B"}).json()["run_id"]
+        assert httpx.get(f"{server.url}/runs/{b}").json()["status"] == "queued"  # its first step waits for A's
+        for run_id in (a, b):
+            wait_status(server.url, run_id, "completed")
+    order = [who for _, _, who in calls]
+    assert order == ["A", "B", "A", "B"], order  # a run limit would give A, A, B, B
+    assert all(later[0] >= earlier[1] - 0.05 for earlier, later in itertools.pairwise(calls)), calls

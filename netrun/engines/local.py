@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     created REAL NOT NULL,
     updated REAL NOT NULL
 );
+-- The unfinished runs of a network (singleton, cancel events) without reading every run.
+CREATE INDEX IF NOT EXISTS runs_by_network ON runs (network, status);
 CREATE TABLE IF NOT EXISTS leases (
     run_id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -100,10 +102,12 @@ class RunRecord:
     event: dict[str, Any]
     options: dict[str, Any]
     status: str
-    """running | waiting | completed | failed"""
+    """queued | running | waiting | completed | failed | cancelled"""
     result: dict[str, Any] | None
     error: str | None
     approvals: list[dict[str, Any]] = field(default_factory=list)
+    created: float = 0.0
+    """When the run was recorded (seconds since the epoch; 0 for a record not read back)."""
     """The tool calls waiting for a human's approval: ``{id, tool, args, step, event,
     expires_at}`` each (filled by :meth:`Journal.run`)."""
 
@@ -127,7 +131,8 @@ class JournalError(Exception):
 LEASE_SECONDS = 60.0
 """How long a process owns a run without renewing: a crashed owner's runs free up after it."""
 
-_FINAL = ("completed", "failed")
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+"""A run in one of these has ended for good: nothing changes its status again."""
 
 
 def _alive(owner: str) -> bool:
@@ -203,14 +208,14 @@ class Journal:
         """A run; with ``approvals``, its pending approvals too (what its summary shows: two
         more queries, so only where they are shown or answered)."""
         row = self.db.execute(
-            "SELECT id, network, definition_hash, definition, base_dir, input, state, event, options, status, result, error FROM runs WHERE id = ?",
+            "SELECT id, network, definition_hash, definition, base_dir, input, state, event, options, status, result, error, created FROM runs WHERE id = ?",
             (run_id,),
         ).fetchone()
         if row is None:
             return None
         record = RunRecord(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], json.loads(row[6]), json.loads(row[7]),
-                           json.loads(row[8]), row[9], json.loads(row[10]) if row[10] else None, row[11])
-        if approvals and record.status not in _FINAL:
+                           json.loads(row[8]), row[9], json.loads(row[10]) if row[10] else None, row[11], created=row[12])
+        if approvals and record.status not in FINAL_STATUSES:
             record.approvals = self.approvals(run_id)
         return record
 
@@ -306,7 +311,7 @@ class Journal:
     def set_status(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
         # A finished run stays finished, whatever a slower process says afterwards.
         self.db.execute(
-            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed')",
+            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
             (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
         )
 
@@ -382,6 +387,27 @@ class Journal:
         )
         return {r[0] for r in rows}
 
+    def cancel(self, run_id: str, reason: str) -> bool:
+        """End an unfinished run as ``cancelled`` with ``reason``, and drop its waits (no event
+        resumes it), atomically; False if it had ended already."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            ended = self.db.execute(
+                "UPDATE runs SET status = 'cancelled', error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
+                (reason, time.time(), run_id),
+            ).rowcount == 0
+            if ended:
+                return False
+            self.db.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
+        return True
+
+    def unfinished(self, network: str) -> list[RunRecord]:
+        """The runs of ``network`` that have not ended (queued, running, waiting), oldest first."""
+        rows = self.db.execute(
+            "SELECT id FROM runs WHERE network = ? AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY created", (network,),
+        ).fetchall()
+        return [r for r in (self.run(row[0]) for row in rows) if r is not None]
+
     def resolve_wait(self, run_id: str, step_id: str, output: Json) -> bool:
         """Record the wait's outcome and drop the wait, atomically; False if already resolved."""
         with self.db:
@@ -416,6 +442,8 @@ class LocalSteps:
         answered: set[str] | frozenset[str] = frozenset(),
         stopping: Callable[[], bool] = lambda: False,
         retry_after_cap: float = 60.0,
+        hold: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
+        on_start: Callable[[], None] = lambda: None,
     ) -> None:
         self.journal = journal
         self.run_id = run_id
@@ -431,6 +459,12 @@ class LocalSteps:
         self.sender = sender
         self._done = journal.step_ids(run_id)
         self.stopping = stopping
+        self.hold = hold
+        """The run's concurrency slots (``netrun serve``), held while each step executes:
+        the YAML's limit is on steps at once, as on Inngest."""
+        self.on_start = on_start
+        """Called once, when the first step of this execution starts (its slots taken)."""
+        self._started = False
         """The engine is shutting down: start no new step (the run resumes at the next start)."""
         self._seen = self._done - set(answered)
         """Outcomes an earlier execution saw (``answered``: waits resolved since then)."""
@@ -444,6 +478,9 @@ class LocalSteps:
         return step_id not in self._seen
 
     async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
+        return await self._run(step_id, fn, slot=True)
+
+    async def _run(self, step_id: str, fn: Callable[[], Awaitable[Json]], *, slot: bool) -> Json:
         if step_id in self._done:
             found, output, error = self.journal.step(self.run_id, step_id)
             if found:
@@ -455,7 +492,11 @@ class LocalSteps:
         attempt = 0
         while True:
             try:
-                output = await fn()
+                async with self.hold() if slot and self.hold is not None else contextlib.nullcontext():
+                    if not self._started:
+                        self._started = True
+                        self.on_start()
+                    output = await fn()
             except (RunSuspended, StorageFault):  # a store that cannot write: not the step's failure
                 raise
             except StepFailed as exc:
@@ -527,7 +568,8 @@ class LocalSteps:
             raise StepFailed(step_id, f"cannot run network '{network}': no engine to run it on")
         invoker = self.invoker
         child = f"{self.run_id}.{step_id}"
-        return await self.run(step_id, lambda: invoker(network, input, child))  # type: ignore[no-any-return]
+        # A child run's steps take their own slots: waiting for it holds none (as on Inngest).
+        return await self._run(step_id, lambda: invoker(network, input, child), slot=False)  # type: ignore[no-any-return]
 
 
 def retriable(exc: Exception) -> bool:

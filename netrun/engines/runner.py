@@ -25,8 +25,8 @@ from ..spec.model import ModelSpec
 from ..spec.network import depth_of
 from ..sqlite_file import StorageFault
 from .approvals import ApprovalError, resolve_approval
-from .concurrency import ConcurrencyGate, slots
-from .local import Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id, wait_matches
+from .concurrency import ConcurrencyGate, Slot, slots
+from .local import FINAL_STATUSES, Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id, wait_matches
 
 
 class EngineError(Exception):
@@ -90,6 +90,8 @@ class LocalEngine:
         """Per run, the waits answered since it last executed (their outcomes are news)."""
         self._active: set[str] = set()
         """Runs executing in this process now."""
+        self._cancelled: set[str] = set()
+        """Runs cancelled while they may be executing here: they start no further step."""
         self.gate = gate
         """Holds the networks' concurrency limits (``netrun serve``); None: no limits."""
         self._recordings: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -171,11 +173,11 @@ class LocalEngine:
         """Execute a run created with :meth:`create` (or resume it: the same thing)."""
         return await self._execute(record)
 
-    async def resume(self, run_id: str, *, gated: bool = True) -> RunRecord:
+    async def resume(self, run_id: str) -> RunRecord:
         record = self.journal.run(run_id, approvals=True)  # returned as it is while it still waits
         if record is None:
             raise EngineError(f"no run {run_id} in {self.journal.path}")
-        if record.status in ("completed", "failed"):
+        if record.status in FINAL_STATUSES:
             return record
         if record.options.get("engine") == "inngest":
             raise EngineError(f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); Inngest resumes it")
@@ -188,7 +190,7 @@ class LocalEngine:
             return record
         self._answered.setdefault(run_id, set()).update(news)
         record.options = {**record.options, "resumed": True}
-        return await self._execute(record) if gated else await self._execute_claimed(record)
+        return await self._execute(record)
 
     async def retry(self, run_id: str) -> RunRecord:
         """Run a failed run again once its cause is fixed (a key set, a server back, a
@@ -217,6 +219,28 @@ class LocalEngine:
         assert reopened is not None
         reopened.options = {**reopened.options, "resumed": True}
         return reopened
+
+    def cancel(self, run_id: str, reason: str) -> RunRecord:
+        """End an unfinished run as ``cancelled`` (and its child runs): no event resumes it,
+        and if it executes now, the step in flight finishes and no further one starts (as on
+        Inngest). Raises :class:`EngineError` for a run that ended or does not exist."""
+        record = self.journal.run(run_id)
+        if record is None:
+            raise EngineError(f"no run {run_id} in {self.journal.path}")
+        if record.options.get("engine") == "inngest":
+            raise EngineError(f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); cancel it from Inngest")
+        for member in reversed(self.journal.family(run_id)):  # children first: their parent's call then ends
+            if self.journal.cancel(member, reason):
+                if member in self._active:
+                    self._cancelled.add(member)
+                if self.emit:
+                    self.emit("run.cancelled", {"run_id": member, "error": reason, "replayed": False})
+            elif member == run_id:
+                ended = self.journal.run(run_id)
+                raise EngineError(f"run {run_id} is {ended.status if ended else 'gone'}: only a run that has not ended can be cancelled")
+        cancelled = self.journal.run(run_id)
+        assert cancelled is not None
+        return cancelled
 
     async def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False) -> list[RunRecord]:
         """Deliver an event: resolve the waits it answers, then resume those runs."""
@@ -265,14 +289,6 @@ class LocalEngine:
 
     async def _execute(self, record: RunRecord) -> RunRecord:
         """Execute (or replay) a run while owning it; another process's run is left to it."""
-        if record.id in self._active:
-            raise RunBusyError(f"run {record.id} is executing in this process; it goes on there")
-        if self.gate is not None:
-            async with self.gate.hold(slots(record.network, record.definition, record.event)):
-                return await self._execute_claimed(record)
-        return await self._execute_claimed(record)
-
-    async def _execute_claimed(self, record: RunRecord) -> RunRecord:
         # The lease keeps other processes out; this set keeps a second task of this process
         # out (an event delivered while the run's turn is still executing: the executing
         # task finds the answer in the journal and goes on, see below).
@@ -283,11 +299,12 @@ class LocalEngine:
         self._active.add(record.id)
         try:  # from here on, whatever stops the run (a full disk too) gives the run back
             stored = self.journal.run(record.id)
-            if stored is not None and stored.status in ("completed", "failed"):  # finished while this task queued
+            if stored is not None and stored.status in FINAL_STATUSES:  # finished meanwhile (another task, another process)
                 return stored
-            if record.status in ("queued", "waiting"):
-                self.journal.set_status(record.id, "running")
-                record.status = "running"
+            # A queued run under concurrency limits stays queued until its first step has its
+            # slots (LocalSteps.on_start); any other run is running from here.
+            if record.status == "waiting" or (record.status == "queued" and not self._slots(record)):
+                self._running(record)
             while True:
                 outcome = await self._execute_owned(record)
                 if not isinstance(outcome, RunSuspended):
@@ -304,7 +321,16 @@ class LocalEngine:
                     return record
         finally:
             self._active.discard(record.id)
+            self._cancelled.discard(record.id)
             self.journal.release(record.id)
+
+    def _slots(self, record: RunRecord) -> list[tuple[Slot, int]]:
+        return slots(record.network, record.definition, record.event) if self.gate is not None else []
+
+    def _running(self, record: RunRecord) -> None:
+        if record.status in ("queued", "waiting"):
+            self.journal.set_status(record.id, "running")
+            record.status = "running"
 
     async def _execute_owned(self, record: RunRecord) -> RunRecord | RunSuspended:
         emit = self.emit
@@ -322,7 +348,9 @@ class LocalEngine:
             invoker=lambda name, text, child: _redacted(self._invoke(record, name, text, child), record.definition, self.environ),
             # The runs its events start are one deeper than it (see NetworkSpec limits.depth).
             sender=functools.partial(self.send, depth=run_depth(record.options) + 1),
-            answered=self._answered.pop(record.id, set()), stopping=lambda: self.stopping,
+            answered=self._answered.pop(record.id, set()), stopping=lambda: self.stopping or record.id in self._cancelled,
+            hold=functools.partial(self.gate.hold, wanted) if self.gate is not None and (wanted := self._slots(record)) else None,
+            on_start=lambda: self._running(record),
         )
         try:
             async with mcp_servers(program, self.environ) as mcp, thread_of(record.options, program, self.journal.path.parent, self.environ) as thread:
@@ -376,11 +404,11 @@ class LocalEngine:
             # A child run answers its parent; it is not part of the parent's conversation.
             options = {**{k: v for k, v in parent.options.items() if k not in THREAD_OPTIONS}, "prefix": prefix, "parent": parent.id,
                        "depth": run_depth(parent.options) + 1}
-            # A child runs inside its parent's slot: taking one of its own could deadlock.
+            # Its steps take its own network's slots; the parent's call of it holds none.
             record = self.create(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
-            record = await self._execute_claimed(record)
-        elif record.status not in ("completed", "failed"):
-            record = await self.resume(child_id, gated=False)
+            record = await self._execute(record)
+        elif record.status not in FINAL_STATUSES:
+            record = await self.resume(child_id)
         if record.status == "completed" and record.result is not None:
             return ToolOutcome(result={"output": record.result["output"], "state": record.result["state"]}).to_json()
         if record.status == "waiting":

@@ -32,7 +32,7 @@ from ..compile import ModelFactory
 from ..engines.approvals import ApprovalError, resolve_approval
 from ..engines.concurrency import ConcurrencyGate
 from ..engines.inngest_function import accepts, default_event, network_input, triggers
-from ..engines.local import Journal, new_run_id
+from ..engines.local import FINAL_STATUSES, Journal, new_run_id
 from ..engines.runner import LocalEngine, find_network
 from ..history.store import new_thread_id
 from ..redact import Secrets
@@ -45,7 +45,7 @@ from .catalog import Catalog, ReloadResult, Version
 from .functions import META, InngestFunctions, make_client
 from .guard import RequestGuard, SafeJSONResponse, replay_body, safe_text, unprocessable
 from .inngest_guard import SIGNATURE_HEADER, SignatureGuard, sign
-from .local_runs import LocalRuns
+from .local_runs import LocalRuns, SingletonSkipped
 from .run_events import FINAL, RunEvents
 from .settings import SERVE_PATH, ServeSettings, is_loopback
 
@@ -239,7 +239,7 @@ class Server:
             raise HTTPException(502, f"Inngest did not accept the event {event.name}: {reason}") from None
 
     # -- runs ------------------------------------------------------------------------------------
-    async def start_run(self, version: Version, body: RunRequest) -> dict[str, Any]:
+    async def start_run(self, version: Version, body: RunRequest) -> dict[str, Any] | JSONResponse:
         for i, m in enumerate(body.history or []):
             if m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
                 raise HTTPException(422, f"history[{i}] needs role (user or assistant) and content (text)")
@@ -274,7 +274,10 @@ class Server:
                 text = network_input(version.spec, event)
             except RenderError as exc:
                 raise HTTPException(400, f"cannot make the network input from the event data: {exc}") from None
-        record = self.local.start(version, input=text, state=body.state, event=event, options=thread)
+        try:
+            record = self.local.start(version, input=text, state=body.state, event=event, options=thread)
+        except SingletonSkipped as exc:
+            return JSONResponse({"detail": str(exc), "run_id": exc.running, "status": "skipped"}, status_code=409)
         return {"run_id": record.id, "status": record.status, "network": version.name, "definition_hash": record.definition_hash,
                 "thread_id": thread["thread_id"]}
 
@@ -455,6 +458,22 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
             raise HTTPException(409, str(exc)) from None
         return {"run_id": run_id, "status": record.status, "network": record.network}
 
+    @app.post("/runs/{run_id}/cancel", dependencies=api, status_code=202)
+    async def cancel(run_id: str) -> dict[str, Any]:
+        """End a run that has not ended: ``cancelled``; a step in flight finishes, no further one starts."""
+        from ..engines.runner import EngineError
+
+        record = server.journal.run(run_id)
+        if record is None:
+            raise HTTPException(404, f"no run {run_id}")
+        if server.settings.engine == "inngest":
+            raise HTTPException(409, f"run {run_id} executes on Inngest: cancel it from Inngest's dashboard or with a cancel event")
+        try:
+            record = server.engine.cancel(run_id, "cancelled through the REST API")
+        except EngineError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return {"run_id": run_id, "status": record.status, "network": record.network}
+
     @app.get("/runs/{run_id}/events", dependencies=api)
     async def run_events(run_id: str, request: Request, last_event_id: str | None = None) -> EventSourceResponse:
         """The run's events from its start, or after the event numbered ``Last-Event-ID`` (the
@@ -468,9 +487,8 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
         if record is None:
             raise HTTPException(404, f"no run {run_id}")
         final = None
-        if record.status in ("completed", "failed"):
-            kind = "run.completed" if record.status == "completed" else "run.failed"
-            final = {"type": kind, "run_id": run_id, **({"result": record.result} if record.result else {"error": record.error})}
+        if record.status in FINAL_STATUSES:
+            final = {"type": f"run.{record.status}", "run_id": run_id, **({"result": record.result} if record.result else {"error": record.error})}
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             async for seq, event in server.events.stream(run_id, final, after=max(after, 0)):
@@ -526,7 +544,7 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
             result = server.local.deliver(body.name, data, run_id)
         except ApprovalError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
-        matched = bool(result["started"] or result["resumed"])
+        matched = bool(result["started"] or result["resumed"] or result.get("cancelled"))
         if not matched and approval is not None:  # another request answered it between the two looks
             assert run_id is not None
             which = f"approval {named['approval_id']}" if named else "the approval"

@@ -50,7 +50,7 @@ class Version:
         (Inngest does): reported at start-up, so that nobody relies on them unknowingly."""
         fn = self.spec.function
         found = [] if fn is None else [
-            key for key in ("throttle", "rate_limit", "debounce", "priority", "idempotency", "cancel", "timeouts", "singleton")
+            key for key in ("throttle", "rate_limit", "debounce", "priority", "idempotency", "timeouts")
             if getattr(fn, key, None)
         ]
         if any(not isinstance(t, EventTrigger) for t in triggers(self.spec)):

@@ -14,16 +14,19 @@ fails with its reason) without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from ..engines.concurrency import key_value
 from ..engines.inngest_function import accepts, network_input, triggers
 from ..engines.local import RunRecord
 from ..engines.runner import EngineError, LocalEngine, RunBusyError
-from ..runtime.render import RenderError
+from ..runtime.render import RenderError, evaluate
+from ..spec.base import parse_duration
 from ..spec.trigger import EventTrigger
 from ..sqlite_file import StorageFault
 from .catalog import Catalog, Version
@@ -35,6 +38,16 @@ TICK_SECONDS = 1.0
 
 DRAIN_SECONDS = 20.0
 """At shutdown, how long runs may take to finish the step in flight."""
+
+
+class SingletonSkipped(Exception):  # noqa: N818 - an outcome the caller reports, like Inngest's "skipped"
+    """``function.singleton`` with ``mode: skip``: a run with the same key has not ended, so
+    this one does not start."""
+
+    def __init__(self, network: str, running: str) -> None:
+        super().__init__(f"network '{network}' runs one run at a time (function.singleton, mode skip) and run {running} "
+                         "has not ended: this run was skipped")
+        self.network, self.running = network, running
 
 
 class LocalRuns:
@@ -122,6 +135,18 @@ class LocalRuns:
     # -- runs and events -----------------------------------------------------------------
     def start(self, version: Version, *, input: str, state: Mapping[str, Any] | None, event: Mapping[str, Any],
               options: Mapping[str, Any] | None = None, run_id: str | None = None) -> RunRecord:
+        """Create a run and execute it in the background. With ``function.singleton``, a run
+        whose key another unfinished run has is skipped (:class:`SingletonSkipped`) or
+        cancels that run first (``mode: cancel``), as on Inngest."""
+        fn = version.spec.function
+        if fn is not None and fn.singleton is not None:
+            key = key_value(fn.singleton.key, event)
+            holders = [r.id for r in self.engine.journal.unfinished(version.name) if r.options.get("singleton") == key]
+            if holders and fn.singleton.mode == "skip":
+                raise SingletonSkipped(version.name, holders[0])
+            for holder in holders:
+                self.engine.cancel(holder, f"cancelled by a newer run of '{version.name}' (function.singleton, mode cancel)")
+            options = {**(options or {}), "singleton": key}
         record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event, options=options, status="queued",
                                     run_id=run_id)
         self._spawn(self.engine.execute(record), record.id)
@@ -143,7 +168,8 @@ class LocalRuns:
         one made from the run and the step): the same event delivered again, when a crash
         came between sending it and recording the step, starts no run twice."""
         event = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
-        started, problems = [], []
+        started, problems, skipped = [], [], []
+        cancelled = self._cancel_on(event)
         if run_id is None:
             for version in self.catalog.current.values():
                 try:
@@ -155,10 +181,40 @@ class LocalRuns:
                                                   options={"depth": depth} if depth else None, run_id=run).id)
                 except RenderError as exc:
                     problems.append(f"network {version.name}: {exc}")
+                except SingletonSkipped as exc:
+                    skipped.append({"network": exc.network, "running": exc.running})
         resumed = self.engine.answer(name, data, run_id, from_run=from_run)
         for woken in resumed:
             self._spawn(self.engine.resume(woken), woken)
-        return {"started": started, "resumed": resumed, "problems": problems}
+        return {"started": started, "resumed": resumed, "problems": problems, **({"skipped": skipped} if skipped else {}),
+                **({"cancelled": cancelled} if cancelled else {})}
+
+    def _cancel_on(self, event: Mapping[str, Any]) -> list[str]:
+        """Cancel the unfinished runs that ``event`` cancels (``function.cancel``: its name, its
+        ``if`` over ``event``, the run's trigger, and ``async``, this one; within ``timeout``
+        of the run's start), as Inngest does; the ids of the runs cancelled."""
+        cancelled = []
+        for version in self.catalog.current.values():
+            entries = [c for c in (version.spec.function.cancel if version.spec.function else []) if c.event == event["name"]]
+            if not entries:
+                continue
+            for record in self.engine.journal.unfinished(version.name):
+                if record.options.get("engine") == "inngest" or record.options.get("parent"):
+                    continue  # Inngest cancels its own; a child ends with its parent
+                for entry in entries:
+                    if entry.timeout is not None and time.time() - record.created > parse_duration(entry.timeout).total_seconds():
+                        continue
+                    if entry.if_:
+                        try:
+                            if not evaluate(entry.if_, {"event": record.event, "async": dict(event)}):
+                                continue
+                        except RenderError:
+                            continue  # a field the events lack: no match (Inngest's rule too)
+                    with contextlib.suppress(EngineError):  # ended meanwhile
+                        self.engine.cancel(record.id, f"cancelled by the event {event['name']} (function.cancel)")
+                        cancelled.append(record.id)
+                    break
+        return cancelled
 
 
 def _run_of(event_id: str | None, network: str) -> str | None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("netrun.serve")
 
-FINAL = ("run.completed", "run.failed")
+FINAL = ("run.completed", "run.failed", "run.cancelled")
 
 _ONCE: dict[str, str | None] = {
     "run.started": None, "routed": "iteration", "agent.started": "iteration", "agent.finished": "iteration",

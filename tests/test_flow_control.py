@@ -1,0 +1,159 @@
+"""Flow control on the embedded local engine, with Inngest's meanings, over real HTTP:
+``function.singleton`` (one run per key: ``skip`` the newcomer or ``cancel`` the holder),
+``function.cancel`` (an event ends the runs it matches) and ``POST /runs/{id}/cancel``.
+
+The model is the fake OpenAI-compatible server reached through litellm; a run that asks a
+human waits, so that it is unfinished while the next one starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from netrun.serve.app import create_app
+from netrun.serve.settings import ServeSettings
+
+from .fakes.llm_server import FakeLLM, Reply, ToolCall
+from .fakes.served import Served
+
+NETWORK = """\
+name: helper
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+max_iter: 4
+trigger: {{event: app/helper.asked, input: "{{{{ event.data.question }}}}"}}
+function: {function}
+state:
+  done: {{type: boolean, default: false}}
+agents:
+  helper: {{description: helps, system: "Help with {{{{ input }}}}", tools: [ask_human, finish]}}
+router:
+  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: helper}}]
+tools:
+  ask_human:
+    wait_for_event: {{event: app/human.answered, match: data.user, timeout: 1h}}
+    parameters: {{question: {{type: string}}}}
+  finish:
+    state: {{done: true}}
+"""
+
+ENV = {"FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+ASK = Reply(text="Let me ask.", tool_calls=[ToolCall("ask_human", {"question": "which?"})])
+FINISH = Reply(text="Done.", tool_calls=[ToolCall("finish", {})])
+
+
+def _answer(body: dict[str, Any]) -> Reply:
+    """Ask the human first; finish once the conversation has the answer."""
+    return FINISH if len(body["messages"]) > 2 else ASK
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    with FakeLLM([], fallback=_answer) as fake:
+        yield fake
+
+
+@pytest.fixture
+def serve(tmp_path: Path, llm: FakeLLM) -> Iterator[Callable[[str], Served]]:
+    started: list[Served] = []
+
+    def start(function: str) -> Served:
+        (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, function=function))
+        settings = ServeSettings.from_env({**os.environ, **ENV}, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=0)
+        server = Served(lambda port: create_app(settings)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _start(url: str, user: str) -> httpx.Response:
+    return httpx.post(f"{url}/networks/helper/runs", json={"input": f"q {user}", "data": {"user": user}})
+
+
+def _status(url: str, run_id: str, *want: str, timeout: float = 30) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{url}/runs/{run_id}").json()
+        if run["status"] in want:
+            return run  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"run {run_id} is {run['status']}, not {want}"
+        time.sleep(0.05)
+
+
+def test_singleton_skip_refuses_a_second_run_per_key_until_the_first_ends(serve: Callable[[str], Served]) -> None:
+    url = serve("{singleton: {mode: skip, key: event.data.user}}").url
+    first = _start(url, "ann")
+    assert first.status_code == 202
+    ann = first.json()["run_id"]
+    _status(url, ann, "waiting")  # unfinished: it waits for a human
+    skipped = _start(url, "ann")
+    assert skipped.status_code == 409
+    assert skipped.json()["status"] == "skipped" and skipped.json()["run_id"] == ann
+    assert "function.singleton, mode skip" in skipped.json()["detail"]
+    by_event = httpx.post(f"{url}/events", json={"name": "app/helper.asked", "data": {"user": "ann", "question": "again"}}).json()
+    assert by_event["started"] == [] and by_event["skipped"] == [{"network": "helper", "running": ann}]
+    bob = _start(url, "bob")  # another key: its own run
+    assert bob.status_code == 202
+    httpx.post(f"{url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "text": "this one"}})
+    _status(url, ann, "completed")
+    assert _start(url, "ann").status_code == 202  # the holder ended: a new run starts
+
+
+def test_singleton_cancel_ends_the_holder_and_starts_the_newcomer(serve: Callable[[str], Served]) -> None:
+    url = serve("{singleton: {mode: cancel, key: event.data.user}}").url
+    old = _start(url, "ann").json()["run_id"]
+    _status(url, old, "waiting")
+    new = _start(url, "ann")
+    assert new.status_code == 202
+    ended = _status(url, old, "cancelled")
+    assert "function.singleton, mode cancel" in ended["error"]
+    _status(url, new.json()["run_id"], "waiting")
+    # The cancelled run's wait is gone: the answer resumes only the new run.
+    answered = httpx.post(f"{url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "text": "ok"}}).json()
+    assert answered["resumed"] == [new.json()["run_id"]]
+    events = httpx.get(f"{url}/runs/{old}/events", timeout=30).text
+    assert "event: run.cancelled" in events
+
+
+def test_a_cancel_event_ends_only_the_runs_its_if_matches(serve: Callable[[str], Served]) -> None:
+    url = serve("{cancel: [{event: app/helper.cancelled, if: async.data.user == event.data.user, timeout: 1h}]}").url
+    ann, bob = (_start(url, user).json()["run_id"] for user in ("ann", "bob"))
+    _status(url, ann, "waiting")
+    _status(url, bob, "waiting")
+    sent = httpx.post(f"{url}/events", json={"name": "app/helper.cancelled", "data": {"user": "ann"}}).json()
+    assert sent["cancelled"] == [ann]
+    assert "app/helper.cancelled (function.cancel)" in _status(url, ann, "cancelled")["error"]
+    assert httpx.get(f"{url}/runs/{bob}").json()["status"] == "waiting"
+    nothing = httpx.post(f"{url}/events", json={"name": "app/helper.cancelled", "data": {"user": "carl"}}).json()
+    assert "cancelled" not in nothing
+
+
+def test_cancel_over_rest_lets_the_step_in_flight_finish_and_starts_no_other(
+    serve: Callable[[str], Served], llm: FakeLLM
+) -> None:
+    llm.set_script([Reply(text="thinking", tool_calls=[ToolCall("ask_human", {"question": "?"})], delay=1.0)])
+    url = serve("{retries: 0}").url
+    run_id = _start(url, "ann").json()["run_id"]
+    llm.wait_for(1, timeout=30)  # the inference is in flight
+    cancelled = httpx.post(f"{url}/runs/{run_id}/cancel")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    run = httpx.get(f"{url}/runs/{run_id}").json()
+    assert run["status"] == "cancelled" and run["error"] == "cancelled through the REST API"
+    again = httpx.post(f"{url}/runs/{run_id}/cancel")
+    assert again.status_code == 409 and "is cancelled" in again.json()["detail"]
+    assert httpx.post(f"{url}/runs/nope/cancel").status_code == 404
+    # The inference in flight finishes; its tool call (a wait) is never made.
+    answered = httpx.post(f"{url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "text": "late"}}).json()
+    assert answered["resumed"] == []
+    assert llm.count == 1
+    assert httpx.get(f"{url}/runs/{run_id}").json()["status"] == "cancelled"
