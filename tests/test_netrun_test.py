@@ -226,3 +226,16 @@ cases:
 """)
     result = netrun_cli("test", str(tmp_path / "boss.test.yaml"))
     assert result.exit_code == 0, result.output
+
+
+def test_a_case_whose_initial_state_does_not_fit_is_a_located_error(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+    """A case's `state` is checked as `netrun run --state` checks it: `done: maybe` would have
+    made a stop rule fire at once; an undeclared field is never read."""
+    cases = CASES.replace("    input: I was charged twice\n", "    input: I was charged twice\n    state: {done: maybe, categry: billing, category: other}\n")
+    path = write(tmp_path, cases)
+    result = netrun_cli("test", str(path))
+    assert result.exit_code == 1, result.output
+    assert "triage.test.yaml:4:19: error: cases.billing.state.done: expected boolean, got string" in result.output
+    assert "4:26: error: cases.billing.state.categry: not a declared state field; did you mean 'category'?" in result.output
+    assert '4:54: error: cases.billing.state.category: must be one of ["billing", "technical"]' in result.output
+    assert "PASSED" not in result.output

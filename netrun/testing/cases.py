@@ -2,7 +2,8 @@
 
 A test file is checked as a network file is: its schema (every error located), then its
 references against the network (agents in ``replies`` and ``route``, stubbed tools,
-replies files), and the network itself must validate. Problems come back as validate's
+replies files, initial ``state`` against the declared state), and the network itself must
+validate. Problems come back as validate's
 :class:`~netrun.validate.Report`, so they print the same way.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from ..diagnostics import Diagnostic
 from ..includes import DocumentCache, display
 from ..load import Document, LoadError
+from ..runtime.state import state_problems
 from ..spec import NetworkSpec
 from ..spec.testcase import TestFileSpec
 from ..validate import FileResult, PathError, Report, validate_model, validate_paths
@@ -137,6 +139,11 @@ def _references(spec: TestFileSpec, doc: Document, network: NetworkSpec, path: P
             whole = any(server in a.mcp_servers for a in network.agents.values())
             if not whole and name_ not in listed:
                 error((*at, "tools", tool), f"no agent uses the tool '{name_}' of the MCP server {server} (the agents use: {', '.join(sorted(listed)) or 'none'})", key=True)
+        # A case's initial state is checked as `netrun run --state` and the REST API check it.
+        for field, where, why in state_problems(network.state, case.state):
+            declared = field in network.state
+            out.append(Diagnostic(doc.pos((*at, "state", field), key=not declared), why if where == field else f"{where}: {why}",
+                                  path=(*at, "state", field), code="invalid-state"))
         output = case.expect.output
         if output is not None and not isinstance(output, str) and output.regex is not None:
             try:
