@@ -25,9 +25,6 @@ from .spec.params import JsonSchema
 from .spec.tools import EventTool, HttpTool, NetworkTool, StateTool, WaitTool
 from .tools.state import StateToolImpl
 
-DEFAULT_MAX_ITER = 10
-"""Agent turns per run when the network sets no limit: a loop must end somewhere."""
-
 ModelFactory = Callable[[ModelSpec], ModelClient]
 
 
@@ -67,8 +64,7 @@ class Program:
 
     @property
     def max_iter(self) -> int:
-        limits = self.spec.limits
-        return self.spec.max_iter or (limits.iterations if limits and limits.iterations else None) or DEFAULT_MAX_ITER
+        return self.spec.turn_limit
 
     def initial_state(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # Every declared field exists from the start (None until set), so that rules such

@@ -112,6 +112,11 @@ class _Translator:
         return f"!({self.expr(node.node)})"
 
     def _Neg(self, node: nodes.Neg) -> str:  # noqa: N802
+        value = node.node.value if isinstance(node.node, nodes.Const) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # A negative number is a literal in CEL's grammar (`sign=MINUS? NUM_INT`), not a
+            # negation: Inngest's restrictive policy (cancel.if) refuses `-(1)` but takes `-1`.
+            return f"-{literal(value)}"
         return f"-({self.expr(node.node)})"
 
     def _Compare(self, node: nodes.Compare) -> str:  # noqa: N802

@@ -24,6 +24,7 @@ from ..spec.tools import EventTool, HttpTool, NetworkCall, NetworkTool, StateToo
 from ..spec.trigger import CronTrigger, EventTrigger
 from ..suggest import did_you_mean, hint
 from ..urltemplate import ROUTING_HEADERS, origin_problem, template_origin_problem
+from . import inngest_limits, inngest_rules
 from .cron import cron_problem
 from .spec_errors import is_secret_path, show
 from .templates import ANY, Scope, TemplateChecker, template_pieces
@@ -136,8 +137,10 @@ class NetworkChecker:
         self._mcp()
         self._triggers()
         self._function()
+        inngest_rules.check(self)  # after _function: a cancel.if already reported is not judged again
         self._limits()
         self._history()
+        inngest_limits.check(self)
         self._reachability()
         return self.out
 

@@ -127,3 +127,10 @@ class FunctionSpec(Spec):
     """Start and finish timeouts."""
     singleton: SingletonSpec | None = None
     """One run at a time."""
+
+
+MAX_STEPS = 1_000
+"""Inngest fails a run past this many steps (pkg/consts/consts.go ``DefaultMaxStepLimit``):
+``netrun validate`` warns of a network that can reach it; on Inngest a run stops before it."""
+MAX_STEP_OUTPUT = 4 * 1024 * 1024
+"""Inngest fails a step whose output is over 4 MB (pkg/consts/consts.go ``MaxStepOutputSize``)."""

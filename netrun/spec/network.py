@@ -47,6 +47,9 @@ class Limits(Spec):
     event triggers. 0: no network or event tool call runs."""
 
 
+DEFAULT_MAX_ITER = 10
+"""Agent turns per run when neither ``max_iter`` nor ``limits.iterations`` says."""
+
 DEFAULT_DEPTH = 3
 """``limits.depth`` when the network does not set it: room for delegation chains (a run's
 child calling its own child), while runs that start each other (a -> b -> a, an event that
@@ -125,3 +128,10 @@ class NetworkSpec(Shared):
     history: HistorySpec | None = None
     """Where conversations (threads) are kept: a run with a thread id loads the thread's
     messages before its first agent and appends its input and each agent's reply."""
+
+    @property
+    def turn_limit(self) -> int:
+        """At most this many agent turns per run: ``max_iter``, else ``limits.iterations``,
+        else :data:`DEFAULT_MAX_ITER`."""
+        limits = self.limits
+        return self.max_iter or (limits.iterations if limits and limits.iterations else None) or DEFAULT_MAX_ITER
