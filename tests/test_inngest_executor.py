@@ -16,7 +16,7 @@ import inngest
 import pytest
 from pydantic.warnings import PydanticDeprecatedSince20
 
-from tests.fakes.inngest_executor import StandInExecutor, step_hash
+from tests.fakes.inngest_executor import StandInExecutor, SyncRefusedError, step_hash
 from tests.fakes.server_thread import ServerThread
 
 with warnings.catch_warnings():  # inngest 0.5's CommRequest still has a class-based pydantic Config
@@ -113,7 +113,22 @@ def make_functions(client: inngest.Inngest, flaky: dict[str, int]) -> list[innge
     async def hopeless(ctx: inngest.Context) -> None:
         raise inngest.NonRetriableError("give up")
 
-    return [chain, flaky_fn, double, fan, waiter, parwait, asker, stubborn, doomed, hopeless]
+    @client.create_function(fn_id="cancellable", trigger=inngest.TriggerEvent(event="test/long"),
+                            cancel=[inngest.Cancel(event="test/stop", if_exp="event.data.id == async.data.id")])
+    async def cancellable(ctx: inngest.Context) -> object:
+        return await ctx.step.wait_for_event("never", event="test/never", timeout=datetime.timedelta(hours=1))
+
+    @client.create_function(fn_id="once", idempotency="event.data.key", trigger=inngest.TriggerEvent(event="test/once"))
+    async def once(ctx: inngest.Context) -> str:
+        return "ran"
+
+    @client.create_function(fn_id="announcer", trigger=inngest.TriggerEvent(event="test/announce"))
+    async def announcer(ctx: inngest.Context) -> object:
+        await ctx.step.send_event("early", inngest.Event(name="test/reply", data={"n": 1}))
+        got = await ctx.step.wait_for_event("reply", event="test/reply", timeout=datetime.timedelta(minutes=5))
+        return got and got.data["n"]
+
+    return [chain, flaky_fn, double, fan, waiter, parwait, asker, stubborn, doomed, hopeless, cancellable, once, announcer]
 
 
 def hello_fn(client: inngest.Inngest) -> inngest.Function:
@@ -148,6 +163,16 @@ def served() -> Iterator[dict[str, App]]:
         api, stream_client, [hello_fn(stream_client)], serve_path="/stream/inngest", streaming=inngest.Streaming.FORCE
     )
 
+    # An app Inngest refuses: six cancels (at most 5), so none of its functions is synced.
+    bad_client = inngest.Inngest(app_id="badtest", is_production=False, api_base_url=dev.url, event_api_base_url=dev.url)
+
+    @bad_client.create_function(fn_id="greedy", trigger=inngest.TriggerEvent(event="test/greedy"),
+                                cancel=[inngest.Cancel(event=f"test/stop{n}") for n in range(6)])
+    async def greedy(ctx: inngest.Context) -> None:
+        return None
+
+    inngest.fast_api.serve(api, bad_client, [greedy, hello_fn(bad_client)], serve_path="/bad/inngest")
+
     server = ServerThread(lambda port: api, name="inngest-apps", lifespan="off")
     base = f"http://127.0.0.1:{server.port}"
     try:
@@ -155,6 +180,7 @@ def served() -> Iterator[dict[str, App]]:
             "dev": App(dev, f"{base}/api/inngest"),
             "cloud": App(cloud, f"{base}/cloud/inngest"),
             "stream": App(dev, f"{base}/stream/inngest"),
+            "bad": App(dev, f"{base}/bad/inngest"),
         }
     finally:
         server.stop()
@@ -185,6 +211,9 @@ def test_sync_registers_the_configs(served: dict[str, App]) -> None:
             "doomed",
             "doomed-failure",
             "hopeless",
+            "cancellable",
+            "once",
+            "announcer",
         )
     }
     assert functions["selftest-chain"]["triggers"] == [{"event": "test/chain"}]
@@ -208,8 +237,9 @@ def test_step_retry_sleep_and_sent_event(dev: StandInExecutor) -> None:
     run = dev.run("selftest-flaky", {"name": "test/flaky"})
     assert (run.status, run.output) == ("completed", {"first": "ok"})
     calls = [(c.step_id, c.attempt) for c in dev.requests if c.run_id == run.id]
-    # flaky fails, is retried by itself at attempt 1; then the sleep, the send step and the end.
-    assert calls == [("step", 0), (step_hash("flaky"), 1), ("step", 0), ("step", 0), ("step", 0)]
+    # flaky fails (StepError): the same discovery item is re-queued at attempt 1, which runs
+    # it again; then the sleep, the send step and the end.
+    assert calls == [("step", 0), ("step", 1), ("step", 0), ("step", 0), ("step", 0)]
     assert run.attempts[step_hash("flaky")] == 2
     assert run.memos[step_hash("nap")] is None
     assert [e["name"] for e in dev.events][-1] == "test/told"
@@ -220,10 +250,18 @@ def test_parallel_steps_and_invoke(dev: StandInExecutor) -> None:
     run = dev.run("selftest-fan", {"name": "test/fan"})
     assert (run.status, run.output) == ("completed", [10, 20, 30, 120, -1])
     child = next(r for r in dev.runs.values() if r.parent == (run.id, step_hash("invoke")))
-    assert (child.fn_id, child.event["data"], child.output) == ("selftest-double", {"n": 60}, 120)
+    assert (child.fn_id, child.event["name"], child.output) == ("selftest-double", "inngest/function.invoked", 120)
+    assert child.event["data"]["n"] == 60
+    assert child.event["data"]["_inngest"]["correlation_id"] == f"{run.id}.{step_hash('invoke')}"
+    [finished] = [e for e in dev.delivered if e["name"] == "inngest/function.finished" and e["data"]["run_id"] == child.id]
+    assert (finished["data"]["result"], finished["data"]["correlation_id"]) == (120, f"{run.id}.{step_hash('invoke')}")
     steps = [c.step_id for c in dev.requests if c.run_id == run.id]
     parts = [step_hash(f"part-{n}") for n in (1, 2, 3)]
-    assert steps == ["step", *parts, "step", "step", step_hash("last"), "step"]
+    # One discovery after the three concurrent planned calls; it resets disable_immediate_execution,
+    # so the lone step after the invoke runs at once (no planned call).
+    assert steps == ["step", *parts, "step", "step", "step"]
+    flags = [c.disable_immediate_execution for c in dev.requests if c.run_id == run.id]
+    assert flags == [False, True, True, True, False, False, False]
 
 
 def test_wait_in_a_parallel_group(dev: StandInExecutor) -> None:
@@ -269,7 +307,7 @@ def test_step_failed_after_retries_is_raised_in_the_function(dev: StandInExecuto
     assert (run.status, run.output) == ("completed", "KeyError: 'nope'")
     assert [(c.step_id, c.attempt) for c in dev.requests if c.run_id == run.id] == [
         ("step", 0),
-        (step_hash("bad"), 1),
+        ("step", 1),
         ("step", 0),
     ]
     assert run.memos[step_hash("bad")]["error"]["name"] == "KeyError"
@@ -323,4 +361,70 @@ def test_unreachable_app_is_retried_then_fails() -> None:
         run = executor.run("gone-fn", {"name": "test/gone"})
         closed.close()
     assert run.status == "failed" and run.error["name"] == "ConnectError"
-    assert [(c.status, c.attempt) for c in executor.requests] == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    # No retries configured: Inngest's default of 4, so 5 attempts.
+    assert [(c.status, c.attempt) for c in executor.requests] == [(0, a) for a in range(5)]
+
+
+def test_a_refused_sync_registers_nothing(served: dict[str, App]) -> None:
+    app = served["bad"]
+    # inngest-py answers the PUT 200 even so, with Inngest's error as the body.
+    res = httpx.put(app.url)
+    assert res.status_code == 200 and "At least one function is invalid" in res.json()["error"]
+    with pytest.raises(SyncRefusedError, match="max number of cancellation events: 5"):
+        app.executor.sync(app.url)
+    assert not [f for f in app.executor.functions if f.startswith("badtest-")]
+
+
+def test_every_run_ends_with_function_finished(dev: StandInExecutor) -> None:
+    run = dev.run("selftest-chain", {"name": "test/chain", "data": {"add": 1}})
+    [finished] = [e for e in dev.delivered if e["name"] == "inngest/function.finished" and e["data"]["run_id"] == run.id]
+    assert (finished["data"]["function_id"], finished["data"]["result"]) == ("selftest-chain", 3)
+    assert finished["data"]["_inngest"] == {"status": "Completed"}
+    failed = dev.run("selftest-hopeless", {"name": "test/hopeless"})
+    ends = [e["name"] for e in dev.delivered if e["data"].get("run_id") == failed.id and e["name"].startswith("inngest/")]
+    assert ends == ["inngest/function.finished", "inngest/function.failed"]
+
+
+def test_cancel_ends_a_run_with_function_cancelled(dev: StandInExecutor) -> None:
+    run = dev.run("selftest-cancellable", {"name": "test/long", "data": {"id": 1}})
+    assert run.status == "waiting"
+    assert dev.send({"name": "test/stop", "data": {"id": 2}}) == []
+    assert dev.send({"name": "test/stop", "data": {"id": 1}}) == [run.id]
+    assert run.status == "cancelled"
+    assert [e["name"] for e in dev.delivered if e["data"].get("run_id") == run.id][-1] == "inngest/function.cancelled"
+
+
+def test_idempotency_is_one_run_per_key_a_day(dev: StandInExecutor) -> None:
+    [first] = dev.send({"name": "test/once", "data": {"key": "a"}})
+    assert dev.send({"name": "test/once", "data": {"key": "a"}}) == []
+    assert len(dev.send({"name": "test/once", "data": {"key": "b"}})) == 1
+    assert dev.runs[first].output == "ran"
+
+
+def test_app_events_are_delivered_at_once_and_waits_see_only_newer_ones(dev: StandInExecutor) -> None:
+    run = dev.run("selftest-announcer", {"name": "test/announce"})
+    # The reply was sent (and delivered) before the wait existed: it does not answer it.
+    assert run.status == "waiting"
+    assert dev.deliver_received() == []
+    assert dev.send({"name": "test/reply", "data": {"n": 2}}) == [run.id]
+    assert (run.status, run.output) == ("completed", 2)
+
+
+def test_the_event_api_refuses_inngest_names_and_drops_inngest_data(dev: StandInExecutor) -> None:
+    res = httpx.post(f"{dev.url}/e/key", json={"name": "inngest/function.finished", "data": {}})
+    assert res.status_code == 400 and "reserved" in res.json()["error"]
+    res = httpx.post(f"{dev.url}/e/key", json={"name": "test/chain", "data": {"add": 5, "_inngest": {"fn_id": "x"}}})
+    assert res.status_code == 200
+    assert dev.events[-1]["data"] == {"add": 5}
+    [run_id] = dev.deliver_received()
+    assert dev.runs[run_id].output == 7
+
+
+def test_the_request_body_and_headers(dev: StandInExecutor) -> None:
+    run = dev.run("selftest-chain", {"name": "test/chain", "data": {"add": 0}})
+    first, second = [c for c in dev.requests if c.run_id == run.id][:2]
+    assert first.body is not None and second.body is not None and second.headers is not None
+    assert (first.body["version"], second.body["version"]) == (-1, 2)
+    assert second.body["ctx"]["stack"] == {"stack": [step_hash("one")], "current": 1}
+    assert second.body["ctx"]["step_id"] == "step" and second.body["ctx"]["fn_id"]
+    assert second.headers["x-run-id"] == run.id and second.headers["x-inngest-req-version"] == "2"

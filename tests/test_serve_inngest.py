@@ -344,7 +344,10 @@ def test_a_network_tool_is_a_step_invoke_of_the_other_networks_function(tmp_path
     assert run.status == "completed", run.error
     children = [r for r in executor.runs.values() if r.fn_id == "netrun-researcher"]
     # The child's depth (limits.depth) travels with the invocation, under netrun's key.
-    assert len(children) == 1 and children[0].event["data"] == {"input": "owls", "_netrun": {"depth": 1}}
+    assert len(children) == 1 and children[0].event["name"] == "inngest/function.invoked"
+    data = dict(children[0].event["data"])
+    assert data.pop("_inngest")["fn_id"] == "netrun-researcher"  # Inngest's own key: which function, which parent step
+    assert data == {"input": "owls", "_netrun": {"depth": 1}}
     call = run.output["results"][0]["tool_calls"][0]
     assert call["name"] == "research" and call["result"]["output"] == "Owls hunt at night."
     prompts = [r["messages"][0]["content"] for r in llm.requests]
@@ -567,3 +570,93 @@ def test_a_429_retry_after_reaches_inngest_and_a_rejected_key_is_not_retried(
     assert "access was denied (HTTP 403): Your key lacks access to this model" in failed.error["message"]
     record = httpx.get(f"{server.url}/runs/{failed.id}").json()
     assert record["status"] == "failed" and "Your key lacks access" in record["error"]
+
+
+def _refuse_retries(attempts: int) -> Callable[[dict[str, Any]], list[str]]:
+    """A sync rule netrun does not know: Inngest refuses a step with this many attempts."""
+    def rule(fn: dict[str, Any]) -> list[str]:
+        step = (fn.get("steps") or {}).get("step") or {}
+        return [f"retries of {attempts} are not allowed here"] if step.get("retries") == {"attempts": attempts} else []
+
+    return rule
+
+
+def test_a_sync_refused_at_start_up_is_an_error_in_healthz_and_starts_no_run(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                               served: Callable[..., Served],
+                                                                               caplog: pytest.LogCaptureFixture) -> None:
+    executor.newer_rules.append(_refuse_retries(2))
+    path = tmp_path / "steps.yaml"
+    path.write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    caplog.set_level("INFO", logger="netrun.serve")
+    server = served()
+    _until(lambda: httpx.get(f"{server.url}/healthz").status_code == 503)
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["status"] == "error" and health["sync"]["status"] == "refused"
+    assert "retries of 2 are not allowed here" in health["sync"]["reason"]
+    assert not any("synced" in r.getMessage() for r in caplog.records)
+    assert any(r.levelname == "ERROR" and "Inngest refused the functions" in r.getMessage() for r in caplog.records)
+    refused = httpx.post(f"{server.url}/networks/steps/runs", json={"input": "x"})
+    assert refused.status_code == 503 and "refused the sync" in refused.json()["detail"]
+    assert "retries of 2 are not allowed here" in refused.json()["detail"]
+    assert executor.events == []  # nothing sent to Inngest for a run that could never start
+    # Fixed (the file edited): synced, healthy, runs start.
+    path.write_text(STEPS.format(base=llm.base_url, prompt="Step").replace("retries: 2", "retries: 3"))
+    _until(lambda: httpx.get(f"{server.url}/healthz").status_code == 200)
+    assert httpx.get(f"{server.url}/healthz").json()["sync"]["status"] == "synced"
+    assert executor.functions["netrun-steps"]["steps"]["step"]["retries"] == {"attempts": 3}
+    assert httpx.post(f"{server.url}/networks/steps/runs", json={"input": "x"}).status_code == 202
+
+
+def test_a_reload_inngest_refuses_keeps_the_last_synced_version_served_and_synced(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                                   served: Callable[..., Served]) -> None:
+    path = tmp_path / "steps.yaml"
+    path.write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    _until(lambda: "netrun-steps" in executor.functions)
+    executor.newer_rules.append(_refuse_retries(4))
+    path.write_text(STEPS.format(base=llm.base_url, prompt="Step").replace("retries: 2", "retries: 4"))
+    _until(lambda: httpx.get(f"{server.url}/healthz").json()["sync"]["status"] == "refused")
+    health = httpx.get(f"{server.url}/healthz")
+    assert health.status_code == 200 and "last versions Inngest accepted" in health.json()["sync"]["serving"]
+    # Inngest kept the old function, and the server serves that one again (a manual sync says so).
+    assert executor.functions["netrun-steps"]["steps"]["step"]["retries"] == {"attempts": 2}
+    executor.newer_rules.clear()
+    assert executor.sync(f"{server.url}/api/inngest")["netrun-steps"]["steps"]["step"]["retries"] == {"attempts": 2}
+    assert server.app.state.netrun.catalog.get("steps").spec.function.retries == 2
+    assert httpx.post(f"{server.url}/networks/steps/runs", json={"input": "x"}).status_code == 202
+
+
+def test_a_step_output_over_4_mb_fails_the_run_with_netruns_reason_first(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
+                                                                   served: Callable[..., Served]) -> None:
+    """A step output over 4 MB fails the run with what to change, before Inngest fails it
+    with its own error (the stand-in applies the limit too)."""
+    llm.set_script([Reply(text="x" * (4 * 1024 * 1024 + 10))])
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served()
+    executor.sync(f"{server.url}/api/inngest")
+    big = executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "x"}})
+    assert big.status == "failed"
+    assert "the output of step turn.0.worker.infer is" in big.error["message"] and "over Inngest's 4,194,304 per step" in big.error["message"]
+    assert llm.count == 1  # not retried: the same output every time
+
+
+def test_a_run_stops_before_its_step_1001_with_netruns_reason() -> None:
+    """1,000 steps through the stand-in take minutes (each call replays every step before
+    it), so the guard is driven here with the SDK's context shape holding 1,000 memoized
+    steps: a new step is refused, a replayed one is not."""
+    import hashlib
+    from types import SimpleNamespace
+
+    import inngest
+
+    from netrun.engines.inngest_steps import InngestSteps
+
+    done = {hashlib.sha1(f"s{i}".encode()).hexdigest(): {"data": None} for i in range(1000)}
+    execution = SimpleNamespace(_memos=SimpleNamespace(_memos=done), _request=SimpleNamespace(ctx=SimpleNamespace(stack=SimpleNamespace(stack=list(done)))))
+    steps = InngestSteps(SimpleNamespace(step=SimpleNamespace(_execution=execution)), "run-1", lambda name: None)  # type: ignore[arg-type]
+    steps._within_limits("s999")  # a replay: fine
+    with pytest.raises(inngest.NonRetriableError) as refused:
+        steps._within_limits("turn.500.worker.infer")
+    assert "run run-1 stops before step 1001 (turn.500.worker.infer)" in str(refused.value)
+    assert "at most 1,000 steps per run" in str(refused.value)
+

@@ -9,11 +9,16 @@ by Inngest, a :class:`StepFailed` raised inside one (a failure no retry can fix)
 which this backend turns into :class:`StepFailed` for the loop. A failure that says how long
 to wait (``retry_after``: a model's 429 ``Retry-After``) becomes ``RetryAfterError``, so
 Inngest waits that long before the next attempt.
+
+Inngest's run limits fail a run with netrun's reason before Inngest fails it with its own: a
+run stops before its step number :data:`MAX_STEPS` + 1, and a step whose output is over
+:data:`MAX_STEP_OUTPUT` fails the run, naming the step and what to cap.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +28,7 @@ import inngest
 from ..check.cel import to_cel
 from ..runtime.steps import Json, StepFailed, Wait
 from ..runtime.tooling import ToolOutcome
+from ..spec.function import MAX_STEP_OUTPUT, MAX_STEPS
 from ..spec.network import depth_of
 
 META = "_netrun"
@@ -78,10 +84,23 @@ class InngestSteps:
         digest = hashlib.sha1(step_id.encode()).hexdigest()
         return digest not in self._memoized or digest == self._newest
 
+    def _within_limits(self, step_id: str) -> None:
+        """Stop the run before a step Inngest would refuse for its number (not a replay)."""
+        if self.replaying(step_id):
+            return
+        number = len(self._memoized) + 1
+        if number > MAX_STEPS:
+            raise inngest.NonRetriableError(
+                f"run {self.run_id} stops before step {number} ({step_id}): Inngest runs at most {MAX_STEPS:,} steps per run "
+                "(lower max_iter or limits.iterations; `netrun validate` shows how many steps a run can take)"
+            )
+
     async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
+        self._within_limits(step_id)
+
         async def guarded() -> Json:
             try:
-                return await fn()
+                output = await fn()
             except StepFailed as exc:  # no retry can fix it: fail the run, do not retry
                 raise inngest.NonRetriableError(exc.message) from None
             except Exception as exc:
@@ -93,6 +112,13 @@ class InngestSteps:
                     # On the last attempt the plain error fails the step, as any other would.
                     raise inngest.RetryAfterError(str(exc), datetime.now(UTC) + timedelta(seconds=max(float(asked), 0.0))) from None
                 raise
+            size = len(json.dumps(output, separators=(",", ":"), default=str).encode())
+            if size > MAX_STEP_OUTPUT:  # what it did is done; Inngest would fail the run on its output anyway
+                raise inngest.NonRetriableError(
+                    f"the output of step {step_id} is {size:,} bytes, over Inngest's {MAX_STEP_OUTPUT:,} per step "
+                    "(cap tool results with max_bytes, and a thread's history with a token window)"
+                )
+            return output
 
         try:
             return await self.ctx.step.run(step_id, guarded)
@@ -112,13 +138,16 @@ class InngestSteps:
         return list(await self.ctx.group.parallel(tuple(thunks)))
 
     async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:
+        self._within_limits(step_id)
         received = await self.ctx.step.wait_for_event(step_id, event=wait.event, if_exp=wait_expression(wait), timeout=wait.timeout)
         return event_json(received) if received is not None else None
 
     async def sleep(self, step_id: str, duration: timedelta) -> None:
+        self._within_limits(step_id)
         await self.ctx.step.sleep(step_id, duration)
 
     async def send_event(self, step_id: str, events: list[dict[str, Any]]) -> None:
+        self._within_limits(step_id)
         # The depth replaces whatever the event's data says under META: a run's event must not
         # set another run's id, input or state, nor make the runs it starts shallower.
         sent = [inngest.Event(name=e["name"], data={**dict(e.get("data") or {}), META: {"depth": self.depth + 1}},
@@ -126,6 +155,7 @@ class InngestSteps:
         await self.ctx.step.send_event(step_id, sent)
 
     async def invoke(self, step_id: str, network: str, input: str) -> dict[str, Any]:
+        self._within_limits(step_id)
         function = self.invokable(network)
         if function is None:
             return ToolOutcome.failure(f"no network named '{network}' is served here").to_json()

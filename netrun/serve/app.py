@@ -117,6 +117,11 @@ class Server:
             self._serve_functions()
         self._background: list[asyncio.Task[Any]] = []
         self.reloads = 0
+        self.sync_state: dict[str, Any] = {"status": "pending"}
+        """The last sync with Inngest: pending, synced, refused (with its reason) or unreachable."""
+        self._synced: tuple[dict[str, Version], dict[Path, Version]] | None = None
+        """What Inngest accepted last (a catalog snapshot); None before its first acceptance."""
+        self._sync_lock = asyncio.Lock()
 
     def _served_network(self, folder: Path, name: str) -> NetworkSpec | None:
         """A network used as a tool: the version this server serves (the last good one,
@@ -139,8 +144,38 @@ class Server:
         self.inngest_app = served
 
     async def sync(self) -> None:
-        """Ask the SDK to register the functions with the Inngest server (a PUT to ourselves,
-        as the Inngest dev server or a deploy hook would)."""
+        """Register the functions with the Inngest server (a PUT to ourselves, as the Inngest
+        dev server or a deploy hook would), and read its answer: the SDK answers 200 with
+        ``{"error": ...}`` when Inngest refuses the app (it refuses it as a whole). A refused
+        reload goes back to the versions Inngest has (served and synced again); a refused
+        start-up leaves nothing to run, which ``/healthz`` and the REST API say."""
+        async with self._sync_lock:
+            answer = await self._put_sync()
+            if answer is None:
+                self.sync_state = {"status": "unreachable", "reason": f"could not reach {self.settings.local_url} to sync the functions"}
+                log.warning("%s", self.sync_state["reason"])
+                return
+            if not answer:
+                self._synced = self.catalog.snapshot()
+                self.sync_state = {"status": "synced", "functions": len(self.catalog.current)}
+                log.info("synced %d function(s) with Inngest as %s", len(self.catalog.current), self.settings.registered_url)
+                return
+            if self._synced is None:
+                self.sync_state = {"status": "refused", "reason": answer}
+                log.error("Inngest refused the functions, so no run can start: %s; fix the network files (the server reloads them)", answer)
+                return
+            taken_back = sorted(n for n, v in self.catalog.current.items() if self._synced[0].get(n) is not v)
+            gone = sorted(set(self._synced[0]) - set(self.catalog.current))
+            self.catalog.restore(self._synced)
+            self._serve_functions()
+            log.error("Inngest refused the reloaded functions (%s): %s; serving and syncing the versions it has", ", ".join(taken_back + gone), answer)
+            self.sync_state = {"status": "refused", "reason": answer, "serving": "the last versions Inngest accepted"}
+            again = await self._put_sync()
+            if again:
+                log.error("Inngest refused the last accepted versions too: %s", again)
+
+    async def _put_sync(self) -> str | None:
+        """One sync: ``""`` accepted, the reason when refused, None when unreachable."""
         import httpx
 
         url = self.settings.local_url  # this process; what Inngest is told is registered_url
@@ -153,13 +188,18 @@ class Server:
             except httpx.TransportError:
                 await asyncio.sleep(0.1 * (attempt + 1))  # the server is not listening yet
                 continue
-            problem = _sync_problem(answer)
-            if problem is None:
-                log.info("synced %d function(s) with Inngest as %s", len(self.catalog.current), self.settings.registered_url)
-            else:
-                log.warning("sync with Inngest failed: %s", problem)
-            return
-        log.warning("could not reach %s to sync the functions", url)
+            return _sync_problem(answer) or ""
+        return None
+
+    @property
+    def ever_synced(self) -> bool:
+        return self._synced is not None
+
+    def unsynced(self, version: Version) -> str | None:
+        """Why Inngest cannot start a run of ``version`` (it refused to sync it), or None."""
+        if self.sync_state.get("status") != "refused" or (self._synced is not None and self._synced[0].get(version.name) is version):
+            return None
+        return f"Inngest does not have network '{version.name}' as served here: it refused the sync ({self.sync_state['reason']})"
 
     # -- reloads -----------------------------------------------------------------------------
     def reload(self) -> ReloadResult:
@@ -251,6 +291,9 @@ class Server:
         if body.input is not None:
             data.setdefault("input", body.input)
         if self.settings.engine == "inngest":
+            refused = self.unsynced(version)
+            if refused is not None:
+                raise HTTPException(503, refused)
             if not event_triggers:
                 raise HTTPException(409, f"network '{version.name}' has only cron triggers: Inngest starts it on its schedule")
             import inngest
@@ -413,9 +456,13 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     if not open_docs:
         _docs_behind(app, api)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
+    @app.get("/healthz", response_model=None)
+    async def healthz() -> dict[str, Any] | JSONResponse:
         health: dict[str, Any] = {"status": "ok", "engine": settings.engine, "inngest": settings.inngest_mode, "networks": len(server.catalog.current)}
+        if server.functions is not None:
+            health["sync"] = server.sync_state
+            if server.sync_state.get("status") == "refused" and not server.ever_synced:  # nothing Inngest can run
+                return JSONResponse({**health, "status": "error"}, status_code=503)
         stalled = server.local.stalled
         if stalled:  # runs stopped by a full disk: they go on once the journal can be written
             health["storage"] = {"stalled_runs": len(stalled), "reason": next(iter(stalled.values()))}

@@ -90,6 +90,14 @@ class Catalog:
     def get(self, name: str) -> Version | None:
         return self.current.get(name)
 
+    def snapshot(self) -> tuple[dict[str, Version], dict[Path, Version]]:
+        """What is served now, to :meth:`restore` if a reload's versions must be taken back
+        (Inngest refused to sync them)."""
+        return dict(self.current), dict(self._by_file)
+
+    def restore(self, snapshot: tuple[dict[str, Version], dict[Path, Version]]) -> None:
+        self.current, self._by_file = dict(snapshot[0]), dict(snapshot[1])
+
     def reload(self) -> ReloadResult:
         from .. import report
         from ..validate import validate_paths

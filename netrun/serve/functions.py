@@ -8,8 +8,11 @@ definition, not the file as it is now. The loop then runs on :class:`InngestStep
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,11 +33,15 @@ from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from ..spec.base import parse_duration
 from .catalog import Catalog
+from .run_events import _ONCE
 from .settings import ServeSettings
 
 log = logging.getLogger("netrun.serve")
 
 _PROGRAMS_KEPT = 64
+
+_REPORTED_RUNS = 10_000
+"""Runs whose reported once-only events stay in memory (others reload them from the journal)."""
 
 
 def make_client(settings: ServeSettings) -> inngest.Inngest:
@@ -74,6 +81,8 @@ class InngestFunctions:
         function id: Inngest still calls them for runs in flight, which go on from their
         pinned definition. They answer no event any more."""
         self._programs: dict[tuple[str, str], Program] = {}
+        self._reported: OrderedDict[str, set[tuple[str, str]]] = OrderedDict()
+        """Run id -> the (kind, key) of the once-only events it reported (see ``_emit_for``)."""
 
     def build(self) -> list[inngest.Function[Any]]:
         previous = self.functions
@@ -178,6 +187,7 @@ class InngestFunctions:
             output = result.to_json()
             self.journal.set_status(run_id, "completed", output)
             self.emit("run.completed", {"run_id": run_id, "result": output, "replayed": False})
+            self._reported.pop(run_id, None)
             return output
 
         return handler
@@ -197,16 +207,52 @@ class InngestFunctions:
         self.emit("run.started", {"run_id": run_id, "network": definition.get("name"), "input": text, "definition_hash": digest, "replayed": False})
 
     def _emit_for(self, run_id: str) -> Emit:
+        """The loop's ``emit`` for one Inngest call.
+
+        Which call first sees an outcome depends on Inngest's order and concurrency (planned
+        steps run as separate, concurrent calls; the discovery call after them sees them all;
+        a thread step runs between a turn's steps and its end), so the loop's guess
+        (``replayed``) is not used for the once-only events: every call reports what it knows,
+        and each (kind, iteration or step) goes out once, the first time, keyed as the
+        journal keys them. The journal's keys also seed a run this process has not seen yet
+        (after a restart, on another replica)."""
+
         def emit(kind: str, data: dict[str, Any]) -> None:
-            if not data.get("replayed"):
-                if kind in ("waiting", "approval.requested"):
-                    self.journal.set_status(run_id, "waiting")
-                elif kind == "agent.started":
-                    self.journal.set_status(run_id, "running")
-                self._track_approval(run_id, kind, data)
+            if kind in _ONCE:
+                if not self._first_report(run_id, kind, data):
+                    return
+                data = {**data, "replayed": False}
+            elif data.get("replayed"):
+                self.emit(kind, data)
+                return
+            if kind in ("waiting", "approval.requested"):
+                self.journal.set_status(run_id, "waiting")
+            elif kind == "agent.started":
+                self.journal.set_status(run_id, "running")
+            self._track_approval(run_id, kind, data)
             self.emit(kind, data)
 
         return emit
+
+    def _first_report(self, run_id: str, kind: str, data: Mapping[str, Any]) -> bool:
+        """Whether this once-only event of the run has not been reported yet (and note it)."""
+        field_name = _ONCE[kind]
+        key = (kind, json.dumps(data.get(field_name) if field_name else None, default=str))
+        seen = self._reported.get(run_id)
+        if seen is None:
+            try:
+                seen = set(self.journal.event_marks(run_id)[2])
+            except sqlite3.Error:
+                seen = set()
+            self._reported[run_id] = seen
+            while len(self._reported) > _REPORTED_RUNS:
+                self._reported.popitem(last=False)
+        else:
+            self._reported.move_to_end(run_id)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
 
     def _track_approval(self, run_id: str, kind: str, data: Mapping[str, Any]) -> None:
         """Keep the journal's list of the run's pending approvals, so that ``POST /events``
@@ -236,4 +282,5 @@ class InngestFunctions:
             message = Secrets.for_definition(record.definition, self.environ).redact(message)
         self.journal.set_status(run_id, "failed", error=message)
         self.emit("run.failed", {"run_id": run_id, "error": message, "replayed": False})
+        self._reported.pop(run_id, None)
         raise inngest.NonRetriableError(message)
