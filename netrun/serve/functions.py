@@ -8,7 +8,6 @@ definition, not the file as it is now. The loop then runs on :class:`InngestStep
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import sqlite3
 import time
@@ -33,7 +32,7 @@ from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from ..spec.base import parse_duration
 from .catalog import Catalog
-from .run_events import _ONCE
+from .run_events import ONCE, once_key
 from .settings import ServeSettings
 
 log = logging.getLogger("netrun.serve")
@@ -218,7 +217,7 @@ class InngestFunctions:
         (after a restart, on another replica)."""
 
         def emit(kind: str, data: dict[str, Any]) -> None:
-            if kind in _ONCE:
+            if kind in ONCE:
                 if not self._first_report(run_id, kind, data):
                     return
                 data = {**data, "replayed": False}
@@ -236,8 +235,8 @@ class InngestFunctions:
 
     def _first_report(self, run_id: str, kind: str, data: Mapping[str, Any]) -> bool:
         """Whether this once-only event of the run has not been reported yet (and note it)."""
-        field_name = _ONCE[kind]
-        key = (kind, json.dumps(data.get(field_name) if field_name else None, default=str))
+        key = once_key(kind, data)
+        assert key is not None  # called for once-only kinds
         seen = self._reported.get(run_id)
         if seen is None:
             try:

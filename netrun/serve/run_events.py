@@ -24,7 +24,7 @@ import json
 import logging
 import sqlite3
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +35,20 @@ log = logging.getLogger("netrun.serve")
 
 FINAL = ("run.completed", "run.failed", "run.cancelled")
 
-_ONCE: dict[str, str | None] = {
+ONCE: dict[str, str | None] = {
     "run.started": None, "routed": "iteration", "agent.started": "iteration", "agent.finished": "iteration",
     "tool.called": "step", "tool.result": "step", "waiting": "step", "approval.requested": "step",
     "approval.resolved": "step",
 }
 """Events reported once per run, told apart by this field."""
+
+
+def once_key(kind: str, data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """What tells this once-only event apart from the run's others (None: not once-only)."""
+    if kind not in ONCE:
+        return None
+    field_name = ONCE[kind]
+    return kind, json.dumps(data.get(field_name) if field_name else None, default=str)
 
 DELTA = "text.delta"
 
@@ -142,13 +150,12 @@ class RunEvents:
             return
         run_id = str(data.get("run_id", ""))
         run = self._run(run_id)
-        key = None
-        if kind in _ONCE:  # on Inngest, a call may report what an earlier call reported
-            field_name = _ONCE[kind]
-            key = json.dumps(data.get(field_name) if field_name else None, default=str)
-            if (kind, key) in run.seen:
+        once = once_key(kind, data)  # on Inngest, a call may report what an earlier call reported
+        key = once[1] if once else None
+        if once is not None:
+            if once in run.seen:
                 return
-            run.seen.add((kind, key))
+            run.seen.add(once)
         event = {"type": kind, **{k: v for k, v in data.items() if k != "replayed"}}
         seq = run.next_seq
         run.next_seq += 1
