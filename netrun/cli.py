@@ -195,6 +195,8 @@ def run(file: Path | None, input_: str | None, state: tuple[str, ...], event_jso
             found = engine.journal.run(resume_id)
             if found is not None and found.status == "failed":
                 raise click.ClickException(f"run {resume_id} failed: {found.error}\nonce its cause is fixed, retry it with: netrun run --retry {resume_id}")
+            if found is not None and found.status == "cancelled":
+                raise click.ClickException(f"run {resume_id} was cancelled ({found.error}); a cancelled run does not go on")
             if found is not None and found.status == "completed" and not as_json:
                 click.echo(f"run {resume_id} completed already" + (f":\n{found.result['output']}" if (found.result or {}).get("output") else ""))
             return await finish(engine, await engine.resume(resume_id))
@@ -226,7 +228,7 @@ def run(file: Path | None, input_: str | None, state: tuple[str, ...], event_jso
         click.echo(json.dumps(outcome.summary(), indent=2))
     elif outcome.status == "waiting":
         _how_to_continue(outcome, waits)
-    sys.exit(1 if outcome.status == "failed" else 0)
+    sys.exit(1 if outcome.status in ("failed", "cancelled") else 0)
 
 
 def _event_input(spec: Any, event: dict[str, Any]) -> str:

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -13,6 +15,17 @@ from netrun.cli import main
 REPO = Path(__file__).resolve().parents[1]
 NETRUN = str(Path(sys.executable).parent / "netrun")
 """The installed console script, in the same environment as the tests."""
+
+
+def until(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll ``check`` until it returns something truthy (and return that), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from netrun.runtime.approvals import approval_id
 from netrun.serve.app import create_app
 from netrun.serve.settings import ServeSettings
 
+from .conftest import until
 from .fakes.http_server import FakeHttpServer
 from .fakes.http_server import Reply as HttpReply
 from .fakes.inngest_executor import StandInExecutor
@@ -68,17 +68,6 @@ def llm() -> Iterator[FakeLLM]:
 def ran(effects: FakeHttpServer) -> list[str]:
     """The commands that reached the far side: the only proof of what ran."""
     return [h.json()["cmd"] for h in effects.hits_for("/run")]
-
-
-def until(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    """Poll ``check`` until it returns something truthy, at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def approve(url: str, run_id: str | None, **data: Any) -> httpx.Response:

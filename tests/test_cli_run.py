@@ -110,3 +110,23 @@ def test_a_failed_run_is_retried_once_its_cause_is_fixed(netrun_cli: Callable[..
     twice = netrun_cli("run", "--retry", run_id, "--db", db)
     assert twice.exit_code == 1
     assert f"run {run_id} is completed, not failed: only a failed run can be retried" in twice.output
+
+
+def test_resume_of_a_cancelled_run_says_so_and_fails(netrun_cli: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path) -> None:
+    from netrun.engines.local import Journal
+    from netrun.engines.runner import LocalEngine
+
+    network = write("asking.yaml", ASKING)
+    write("asking.replies.yaml", yaml.safe_dump({"a": [{"tool_calls": [{"name": "ask", "args": {"question": "ok?"}}]}]}))
+    db = tmp_path / "runs.db"
+    run_id = run_id_of(netrun_cli("run", str(network), "-i", "x", "--db", str(db)))
+    journal = Journal(db)
+    try:
+        LocalEngine(journal, {}).cancel(run_id, "not needed any more")
+    finally:
+        journal.close()
+    resumed = netrun_cli("run", "--resume", run_id, "--db", str(db))
+    assert resumed.exit_code == 1
+    assert f"run {run_id} was cancelled (not needed any more); a cancelled run does not go on" in resumed.output
+    retried = netrun_cli("run", "--retry", run_id, "--db", str(db))
+    assert retried.exit_code == 1 and "is cancelled, not failed" in retried.output

@@ -14,13 +14,12 @@ import os
 import resource
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from .conftest import NETRUN
+from .conftest import NETRUN, until
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .fakes.server_thread import free_port
 
@@ -56,16 +55,6 @@ def _limited(limit: int) -> Any:
     return apply
 
 
-def _until(what: str, check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def _serve(tmp_path: Path, port: int, limit: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
@@ -81,7 +70,7 @@ def _serve(tmp_path: Path, port: int, limit: int) -> subprocess.Popen[str]:
         except httpx.TransportError:
             return False
 
-    _until("netrun serve to come up", up, timeout=60)
+    until("netrun serve to come up", up, timeout=60)
     return proc
 
 
@@ -107,7 +96,7 @@ def test_a_full_disk_answers_503_and_stopped_runs_go_on_once_space_returns(tmp_p
             assert refused.headers.get("retry-after")
             assert accepted, "no run was accepted before the disk filled"
             # The runs in flight when it filled stopped where their next write failed, and say so.
-            health = _until("stopped runs in /healthz", lambda: httpx.get(f"{url}/healthz").json().get("storage"))
+            health = until("stopped runs in /healthz", lambda: httpx.get(f"{url}/healthz").json().get("storage"))
             assert health["stalled_runs"] >= 1 and "disk may be full" in health["reason"]
             statuses = {httpx.get(f"{url}/runs/{run_id}").json()["status"] for run_id in accepted}
             assert statuses & {"running", "queued"}, statuses
@@ -121,13 +110,13 @@ def test_a_full_disk_answers_503_and_stopped_runs_go_on_once_space_returns(tmp_p
                 runs = [httpx.get(f"{url}/runs/{run_id}").json() for run_id in accepted]
                 return runs if all(r["status"] in ("completed", "failed") for r in runs) else None
 
-            runs = _until("the stopped runs to go on", all_done, timeout=60)
+            runs = until("the stopped runs to go on", all_done, timeout=60)
             assert [r["status"] for r in runs] == ["completed"] * len(runs), [(r["status"], r.get("error")) for r in runs]
             assert all(r["result"]["state"]["done"] is True for r in runs)
             assert "storage" not in httpx.get(f"{url}/healthz").json()
             again = httpx.post(f"{url}/networks/noter/runs", json={"input": "after"})
             assert again.status_code == 202
-            _until("a new run to complete", lambda: httpx.get(f"{url}/runs/{again.json()['run_id']}").json()["status"] == "completed")
+            until("a new run to complete", lambda: httpx.get(f"{url}/runs/{again.json()['run_id']}").json()["status"] == "completed")
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             _, err = proc.communicate(timeout=30)

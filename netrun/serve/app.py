@@ -489,37 +489,30 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
             raise HTTPException(404, f"no run {run_id}")
         return record.summary()
 
-    @app.post("/runs/{run_id}/retry", dependencies=api, status_code=202)
-    async def retry(run_id: str) -> dict[str, Any]:
-        """Run a failed run again: completed steps stay memoized, the failed step runs again."""
+    def act_on_run(run_id: str, verb: str, act: Any) -> dict[str, Any]:
+        """Retry or cancel a local run: 404 for no such run, 409 on Inngest or when the
+        engine refuses (the run is not in a state the action applies to)."""
         from ..engines.runner import EngineError
 
-        record = server.journal.run(run_id)
-        if record is None:
+        if server.journal.run(run_id) is None:
             raise HTTPException(404, f"no run {run_id}")
         if server.settings.engine == "inngest":
-            raise HTTPException(409, f"run {run_id} executes on Inngest: retry it from Inngest's dashboard")
+            raise HTTPException(409, f"run {run_id} executes on Inngest: {verb} it from Inngest's dashboard")
         try:
-            record = server.local.retry(run_id)
+            record = act(run_id)
         except EngineError as exc:
             raise HTTPException(409, str(exc)) from None
         return {"run_id": run_id, "status": record.status, "network": record.network}
+
+    @app.post("/runs/{run_id}/retry", dependencies=api, status_code=202)
+    async def retry(run_id: str) -> dict[str, Any]:
+        """Run a failed run again: completed steps stay memoized, the failed step runs again."""
+        return act_on_run(run_id, "retry", server.local.retry)
 
     @app.post("/runs/{run_id}/cancel", dependencies=api, status_code=202)
     async def cancel(run_id: str) -> dict[str, Any]:
         """End a run that has not ended: ``cancelled``; a step in flight finishes, no further one starts."""
-        from ..engines.runner import EngineError
-
-        record = server.journal.run(run_id)
-        if record is None:
-            raise HTTPException(404, f"no run {run_id}")
-        if server.settings.engine == "inngest":
-            raise HTTPException(409, f"run {run_id} executes on Inngest: cancel it from Inngest's dashboard or with a cancel event")
-        try:
-            record = server.engine.cancel(run_id, "cancelled through the REST API")
-        except EngineError as exc:
-            raise HTTPException(409, str(exc)) from None
-        return {"run_id": run_id, "status": record.status, "network": record.network}
+        return act_on_run(run_id, "cancel", lambda rid: server.engine.cancel(rid, "cancelled through the REST API"))
 
     @app.get("/runs/{run_id}/events", dependencies=api)
     async def run_events(run_id: str, request: Request, last_event_id: str | None = None) -> EventSourceResponse:
