@@ -2,4 +2,66 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from typing import TYPE_CHECKING, Any
+
+# The public API lives in netrun/api.py and loads on first use (PEP 562): `netrun validate`
+# imports this package first and must start fast, so `import netrun` loads nothing more.
+if TYPE_CHECKING:
+    from .api import (
+        InvalidInputError,
+        InvalidNetworkError,
+        Model,
+        ModelFunction,
+        Network,
+        RunResult,
+        Runs,
+        asgi_app,
+        default_db,
+        load_network,
+        mount,
+        run,
+        run_sync,
+    )
+    from .errors import NetrunError
+    from .runtime.model import Completion, ModelError, Request, ToolRequest
+
+_LAZY = {"NetrunError": "errors", "Completion": "runtime.model", "ModelError": "runtime.model", "Request": "runtime.model",
+         "ToolRequest": "runtime.model"}
+"""Where the names not defined in netrun/api.py live (the model client protocol's types)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__ and name != "__version__":
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY.get(name, 'api')}", __name__), name)
+        globals()[name] = value  # looked up once
+        return value
+    raise AttributeError(f"module 'netrun' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+__all__ = [
+    "Completion",
+    "InvalidInputError",
+    "InvalidNetworkError",
+    "Model",
+    "ModelError",
+    "ModelFunction",
+    "NetrunError",
+    "Network",
+    "Request",
+    "RunResult",
+    "Runs",
+    "ToolRequest",
+    "__version__",
+    "asgi_app",
+    "default_db",
+    "load_network",
+    "mount",
+    "run",
+    "run_sync",
+]

@@ -1,5 +1,11 @@
 """The ``netrun`` command line. The only place where errors become exit codes:
-0 success, 1 a problem in the user's files, 2 a usage error."""
+0 success, 1 a problem in the user's files (or a run that failed), 2 a usage error.
+
+Commands return their exit status and let netrun's errors through; :class:`_Command`, the
+class of every command here, turns both into click's exit (:func:`exit_code`). A command
+raises click's own exceptions only for what is about its command line (an option that is
+no JSON, two options that exclude each other).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,51 @@ from typing import Any
 import click
 
 from . import __version__
+from .errors import NetrunError, UsageError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def exit_code(error: NetrunError) -> int:
+    """2 for a command called wrongly (:class:`~netrun.errors.UsageError`), else 1: the
+    user's files, their environment or a run is at fault, not the command line."""
+    return 2 if isinstance(error, UsageError) else 1
+
+
+def _click_error(error: NetrunError, ctx: click.Context) -> click.ClickException:
+    """The click exception that shows ``error`` and exits with :func:`exit_code`. Notes
+    added on the way up (``exc.add_note``) say how to go on, one per line."""
+    message = "\n".join([str(error), *getattr(error, "__notes__", ())])
+    if exit_code(error) == 2:
+        return click.UsageError(message, ctx)  # with the command's usage line, as click's own
+    return click.ClickException(message)
+
+
+class _Reported(click.ClickException):
+    """An error whose message is a whole report (validation problems, why the server cannot
+    start): printed as it is, without click's ``Error:`` prefix; exit 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.message, err=True)
+
+
+class _Command(click.Command):
+    """Every netrun command: a returned int is the exit status; a NetrunError is shown
+    and exits by :func:`exit_code` (no traceback for an expected mistake)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            status = super().invoke(ctx)
+        except NetrunError as exc:
+            raise _click_error(exc, ctx) from None
+        if isinstance(status, int):
+            ctx.exit(status)
+        return status
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="netrun")
 def main() -> None:
     """netrun runs AI agent networks declared in YAML."""
@@ -28,7 +76,7 @@ def main() -> None:
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the run too.")
 @click.option("-q", "--quiet", is_flag=True, help="Human format: no source lines, only the messages.")
-def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> None:
+def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> int:
     """Check network files: schema, references, templates and expressions.
 
     PATHS are files or directories (default: networks/). Every problem in every file is
@@ -38,13 +86,10 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> No
 
     skip_pydantic_plugins()  # before pydantic loads: no plugin applies, discovery is slow
     from . import report
-    from .validate import PathError, validate_paths
+    from .validate import validate_paths
 
     targets = list(paths) or [Path("networks")]
-    try:
-        result = validate_paths(targets)
-    except PathError as exc:
-        raise click.UsageError(str(exc)) from None
+    result = validate_paths(targets)
     if not result.files:
         raise click.UsageError(f"no network files (*.yaml, *.yml) under {', '.join(map(str, targets))}")
     if fmt == "json":
@@ -55,7 +100,7 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> No
         colour = sys.stdout.isatty()
         click.echo(report.human(result, click.style if colour else report.plain, quiet), color=colour)
     failed = result.errors > 0 or (strict and result.warnings > 0)
-    sys.exit(1 if failed else 0)
+    return 1 if failed else 0
 
 
 @main.command()
@@ -68,7 +113,7 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> No
     help="The directory to write the schemas to.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files differ from the models.")
-def schema(output: Path, check: bool) -> None:
+def schema(output: Path, check: bool) -> int:
     """Write the JSON Schemas of network and fragment files (for editors and CI)."""
     from .schema import render_schemas
 
@@ -85,9 +130,10 @@ def schema(output: Path, check: bool) -> None:
             click.echo(f"wrote {path}")
     if check and stale:
         click.echo(f"out of date: {', '.join(stale)} (run 'netrun schema')", err=True)
-        sys.exit(1)
+        return 1
     if not stale:
         click.echo("schemas are up to date")
+    return 0
 
 
 def _journal_path(db: Path | None) -> Path:
@@ -95,12 +141,9 @@ def _journal_path(db: Path | None) -> Path:
 
 
 def _journal(db: Path | None) -> Any:
-    from .engines.local import Journal, JournalError
+    from .engines.local import Journal
 
-    try:
-        return Journal(_journal_path(db))
-    except JournalError as exc:
-        raise click.ClickException(str(exc)) from None
+    return Journal(_journal_path(db))
 
 
 def _state_pairs(pairs: tuple[str, ...], declared: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +198,7 @@ def _json_option(text: str | None, name: str) -> dict[str, Any]:
 @click.option("--db", type=click.Path(path_type=Path, dir_okay=False), help="The run journal (default: .netrun/runs.db, or $NETRUN_DATA_DIR/runs.db).")
 @click.option("--thread", "thread_id", metavar="ID", help="Continue (or start) the conversation ID: its messages are loaded first, this run's are appended.")
 def run(file: Path | None, input_: str | None, state: tuple[str, ...], event_json: str | None, as_json: bool, replay: Path | None, record: Path | None,
-        resume_id: str | None, retry_id: str | None, db: Path | None, thread_id: str | None) -> None:
+        resume_id: str | None, retry_id: str | None, db: Path | None, thread_id: str | None) -> int:
     """Run a network locally, durably: progress streams as it happens.
 
     A run that is killed resumes with --resume RUN_ID without repeating any completed
@@ -228,12 +271,12 @@ def run(file: Path | None, input_: str | None, state: tuple[str, ...], event_jso
         click.echo(json.dumps(outcome.summary(), indent=2))
     elif outcome.status == "waiting":
         _how_to_continue(outcome, waits)
-    sys.exit(1 if outcome.status in ("failed", "cancelled") else 0)
+    return 1 if outcome.status in ("failed", "cancelled") else 0
 
 
 def _event_input(spec: Any, event: dict[str, Any]) -> str:
     """The network input the trigger of ``event`` makes from it, as `netrun serve` does."""
-    from .engines.inngest_function import network_input
+    from .engines.triggers import network_input
     from .runtime.render import RenderError
 
     try:
@@ -263,9 +306,8 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any, stopp
     ``stopped_run()``: the run a full disk stopped, named in how to go on."""
     import asyncio
 
-    from .engines.approvals import ApprovalError
-    from .engines.local import JournalError
-    from .engines.runner import EngineError, LocalEngine
+    from .engines.runner import LocalEngine
+    from .finder import find_network
     from .models.litellm_client import close_clients
     from .sqlite_file import StorageFault
 
@@ -273,17 +315,17 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any, stopp
 
     async def main() -> Any:
         try:
-            return await operation(LocalEngine(journal, dict(os.environ), emit, stream=stream))
+            return await operation(LocalEngine(journal, dict(os.environ), emit, stream=stream, networks=find_network))
         finally:
             await close_clients()
 
     try:
         return asyncio.run(main())
-    except (EngineError, JournalError, ApprovalError) as exc:  # an approval that answers nothing says why
-        raise click.ClickException(str(exc)) from None
     except StorageFault as exc:  # the run stopped at its last recorded step, as at a shutdown
         run_id = stopped_run()
-        raise click.ClickException(f"{exc}" + (f"\nonce there is space, go on with: netrun run --resume {run_id}" if run_id else "")) from None
+        if run_id:
+            exc.add_note(f"once there is space, go on with: netrun run --resume {run_id}")
+        raise
     finally:
         journal.close()
 
@@ -297,8 +339,7 @@ def _load_network(file: Path) -> Any:
         raise click.UsageError(f"no such file: {file}")
     result = validate_paths([file])
     if result.errors:
-        click.echo(report.human(result, quiet=False), err=True)
-        sys.exit(1)
+        raise _Reported(report.human(result, quiet=False))
     spec = result.files[0].spec
     if spec is None:
         raise click.ClickException(f"{file} is not a network file")
@@ -311,7 +352,7 @@ def _load_network(file: Path) -> Any:
 @click.option("--run", "run_id", metavar="RUN_ID", help="Deliver only to this run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the resumed runs as JSON.")
 @click.option("--db", type=click.Path(path_type=Path, dir_okay=False), help="The run journal.")
-def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path | None) -> None:
+def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path | None) -> int:
     """Send an event: it answers the waits that match it, and those runs resume."""
 
     from .console import Progress
@@ -325,7 +366,7 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
         click.echo(json.dumps([r.summary() for r in records], indent=2))
     elif not records:
         click.echo(f"no run was waiting for {event}" + (f" (run {run_id})" if run_id else "") + " with a matching condition")
-    sys.exit(1 if any(r.status == "failed" for r in records) else 0)
+    return 1 if any(r.status == "failed" for r in records) else 0
 
 
 @main.command()
@@ -349,12 +390,10 @@ def graph(file: Path, fmt: str) -> None:
 def new(name: str, folder: Path | None) -> None:
     """Scaffold a network NAME.yaml and its test file NAME.test.yaml, which validate and
     pass as created: a starting point to edit."""
-    from .scaffold import ScaffoldError, scaffold
+    from .scaffold import scaffold
 
     try:
         written = scaffold(name, folder)
-    except ScaffoldError as exc:
-        raise click.UsageError(str(exc)) from None
     except FileExistsError as exc:
         raise click.ClickException(f"{exc.filename} exists; pick another name or remove it") from None
     for path in written:
@@ -368,7 +407,7 @@ def new(name: str, folder: Path | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["human", "junit", "github"]), default="human", show_default=True, help="Output format.")
 @click.option("-k", "select", metavar="TEXT", help="Only the cases whose name contains TEXT.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the report to this file (e.g. JUnit XML for CI).")
-def test_command(paths: tuple[Path, ...], fmt: str, select: str | None, output: Path | None) -> None:
+def test_command(paths: tuple[Path, ...], fmt: str, select: str | None, output: Path | None) -> int:
     """Run the test cases of networks (*.test.yaml): offline, deterministic, no API key.
 
     PATHS are test files, network files (their test file beside them) or directories
@@ -380,13 +419,9 @@ def test_command(paths: tuple[Path, ...], fmt: str, select: str | None, output: 
     from . import report
     from .testing import report as test_report
     from .testing.cases import discover_tests, load_tests
-    from .validate import PathError
 
     targets = list(paths) or [Path("networks")]
-    try:
-        found = discover_tests(targets)
-    except PathError as exc:
-        raise click.UsageError(str(exc)) from None
+    found = discover_tests(targets)
     if not found:
         raise click.UsageError(f"no test files (*.test.yaml) under {', '.join(map(str, targets))}")
     files, problems = load_tests(found)
@@ -418,7 +453,7 @@ def test_command(paths: tuple[Path, ...], fmt: str, select: str | None, output: 
                    + f"; report written to {output}")
     else:
         click.echo(text, color=colour)
-    sys.exit(1 if problems.errors or any(not r.passed for r in results) else 0)
+    return 1 if problems.errors or any(not r.passed for r in results) else 0
 
 
 @main.command()
@@ -441,13 +476,10 @@ def serve(paths: tuple[Path, ...], host: str, port: int, engine: str, data_dir: 
     """
     import logging
 
-    from .validate import PathError, discover
+    from .validate import discover
 
     targets = tuple(paths) or (Path("networks"),)
-    try:
-        discover(targets)
-    except PathError as exc:
-        raise click.UsageError(str(exc)) from None
+    discover(targets)
     # netrun's own log only: the root logger at INFO would print every litellm call.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("netrun: %(message)s"))
@@ -455,23 +487,19 @@ def serve(paths: tuple[Path, ...], host: str, port: int, engine: str, data_dir: 
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    from .serve.settings import ServeSettings, SettingsError
+    from .serve.settings import ServeSettings
 
-    try:
-        settings = ServeSettings.from_env(
-            dict(os.environ), targets, engine=engine, data_dir=data_dir, host=host, port=port, watch=not no_watch, app_id=app_id,
-        )
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = ServeSettings.from_env(
+        dict(os.environ), targets, engine=engine, data_dir=data_dir, host=host, port=port, watch=not no_watch, app_id=app_id,
+    )
     import uvicorn
 
     from .serve.app import StartError, create_app
 
     try:
         app = create_app(settings)
-    except StartError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
+    except StartError as exc:  # its message is the report of what is wrong: shown as it is
+        raise _Reported(str(exc)) from None
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 

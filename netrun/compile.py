@@ -6,6 +6,7 @@ hash that a run records at its start: a run resumes on the definition it started
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -14,16 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from .models.scripted import ScriptedClient, load_replies
-from .runtime.args import parameters_schema
 from .runtime.model import ModelClient
 from .runtime.render import Renderer, renderer_for
-from .runtime.tooling import Tool
 from .spec import NetworkSpec
 from .spec.agent import AgentSpec
 from .spec.model import ModelSpec
 from .spec.params import JsonSchema
-from .spec.tools import EventTool, HttpTool, NetworkTool, StateTool, WaitTool
-from .tools.state import StateToolImpl
 
 ModelFactory = Callable[[ModelSpec], ModelClient]
 
@@ -36,27 +33,38 @@ class AgentProgram:
     tools: list[str]
     """Declared tool names this agent offers (MCP references are resolved per run)."""
     mcp_refs: list[tuple[str, str]]
-    """(server, tool or '*') pairs from ``server.tool`` references and ``mcp_servers``."""
+    """(server, tool or '*') pairs from ``server.tool`` references and ``mcp_servers``: the
+    servers this agent connects (those a ``netrun test`` case stubs are in ``stub_refs``)."""
+    stub_refs: list[tuple[str, str]] = field(default_factory=list)
+    """(server, tool or '*') references to servers a ``netrun test`` case stubs: answered by
+    its stubs, so that a case never connects a server it stubs."""
 
 
 @dataclass
 class Program:
+    """The plan of a network: what each agent offers and calls, no tool objects.
+
+    The tools themselves are built per run by :func:`netrun.tools.registry.build_tools`
+    from ``spec.tools`` (one registry entry per kind), ``stubs`` and ``tools``: compile
+    stays below the runtime and the tools in the layers.
+    """
+
     spec: NetworkSpec
     hash: str
     base_dir: Path
     agents: dict[str, AgentProgram]
-    tools: dict[str, Tool]
-    waits: dict[str, WaitTool] = field(default_factory=dict)
-    networks: dict[str, NetworkTool] = field(default_factory=dict)
-    """Tools that run another network (through the engine's ``invoke``)."""
-    events: dict[str, EventTool] = field(default_factory=dict)
-    """Tools that send an event (through the engine's ``send_event``)."""
     router_model: ModelClient | None = None
     renderer: Renderer = field(default_factory=Renderer)
     """Renders this network's templates (with its prompt fragments)."""
     env_names: tuple[str, ...] = ()
     """The variables the definition references as ``${NAME}``: their values are the run's
     secrets (:meth:`netrun.redact.Secrets.for_names`)."""
+    stubs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``netrun test``: tool name (a declared tool, ``server.tool`` or ``server__tool``) ->
+    the fixed ``result`` or ``error`` it answers instead of running."""
+    tools: Mapping[str, Any] = field(default_factory=dict)
+    """Tool objects (:class:`netrun.runtime.tooling.Tool`) given by name in place of the ones
+    the registry would build for declared tools: an embedding application's or a test's own."""
 
     @property
     def name(self) -> str:
@@ -103,8 +111,17 @@ def default_model_factory(base_dir: Path, environ: Mapping[str, str], prefix: st
     return make
 
 
-def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> Program:
-    """Bind agents to models and tools. ``models`` makes the client for a model spec."""
+def compile_network(
+    spec: NetworkSpec,
+    base_dir: Path,
+    models: ModelFactory,
+    *,
+    stubs: Mapping[str, Mapping[str, Any]] | None = None,
+    tools: Mapping[str, Any] | None = None,
+) -> Program:
+    """Bind agents to models and plan the tools they offer. ``models`` makes the client for
+    a model spec; ``stubs`` (``netrun test``) and ``tools`` replace tools by name when the
+    run builds them (see :class:`Program`)."""
     clients: dict[str, ModelClient] = {}
 
     def client(ref: str | ModelSpec | None) -> ModelClient:
@@ -115,34 +132,41 @@ def compile_network(spec: NetworkSpec, base_dir: Path, models: ModelFactory) -> 
             clients[key] = models(ms)
         return clients[key]
 
-    tools: dict[str, Tool] = {}
-    waits: dict[str, WaitTool] = {}
-    networks: dict[str, NetworkTool] = {}
-    events: dict[str, EventTool] = {}
-    for name, tool in spec.tools.items():
-        params = parameters_schema(tool.parameters)
-        if isinstance(tool, StateTool):
-            tools[name] = StateToolImpl(name, tool, params, dict(spec.state))
-        elif isinstance(tool, HttpTool):
-            from .tools.http import HttpToolImpl
-
-            tools[name] = HttpToolImpl(name, tool)
-        elif isinstance(tool, WaitTool):
-            waits[name] = tool
-        elif isinstance(tool, NetworkTool):
-            networks[name] = tool
-        elif isinstance(tool, EventTool):
-            events[name] = tool
-    agents = {}
-    for name, agent in spec.agents.items():
-        declared = [t for t in agent.tools if "." not in t]
-        refs = [tuple(t.split(".", 1)) for t in agent.tools if "." in t] + [(s, "*") for s in agent.mcp_servers]
-        agents[name] = AgentProgram(name, agent, client(agent.model), declared, [(s, t) for s, t in refs])
+    models_of = {name: client(agent.model) for name, agent in spec.agents.items()}
     router_model = None
     if spec.router is None or spec.router.fallback() == "llm":
         llm = spec.router.llm if spec.router else None
         router_model = client(llm.model if llm else None)
     from .redact import references
 
-    return Program(spec, definition_hash(spec), base_dir, agents, tools, waits, networks, events, router_model, renderer_for(spec.prompts),
-                   references(spec.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    program = Program(spec, definition_hash(spec), base_dir, _agents(spec, models_of, {}), router_model=router_model,
+                      renderer=renderer_for(spec.prompts), env_names=references(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
+                      tools=dict(tools or {}))
+    return with_stubs(program, stubs) if stubs else program
+
+
+def with_stubs(program: Program, stubs: Mapping[str, Mapping[str, Any]]) -> Program:
+    """``program`` planned with ``netrun test`` stubs (a new program; the given one is left
+    as it is): its agents offer the stubs of stubbed MCP servers and connect none of them,
+    and its run builds a stub in place of each stubbed tool."""
+    models_of = {name: agent.model for name, agent in program.agents.items()}
+    return dataclasses.replace(program, agents=_agents(program.spec, models_of, stubs), stubs=dict(stubs))
+
+
+def _agents(spec: NetworkSpec, models_of: Mapping[str, ModelClient], stubs: Mapping[str, Any]) -> dict[str, AgentProgram]:
+    stubbed = {stub_target(key)[0] for key in stubs if key not in spec.tools}
+    """The MCP servers the stubs stand in for: none of them is connected."""
+    agents = {}
+    for name, agent in spec.agents.items():
+        declared = [t for t in agent.tools if "." not in t]
+        refs = [tuple(t.split(".", 1)) for t in agent.tools if "." in t] + [(s, "*") for s in agent.mcp_servers]
+        agents[name] = AgentProgram(name, agent, models_of[name], declared, [(s, t) for s, t in refs if s not in stubbed],
+                                    [(s, t) for s, t in refs if s in stubbed])
+    return agents
+
+
+def stub_target(key: str) -> tuple[str, str]:
+    """(server, tool) of a stub for an MCP tool, written ``server.tool`` or as the model sees
+    it, ``server__tool``."""
+    server, _, tool = key.partition(".") if "." in key else key.partition("__")
+    return server, tool

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from .errors import NetrunError
+
 REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _START = re.compile(r"\$+\{")
 
@@ -51,7 +53,7 @@ def is_reference(text: str) -> bool:
     return REF.fullmatch(text.strip()) is not None
 
 
-class MissingEnvError(LookupError):
+class MissingEnvError(LookupError, NetrunError, phase="run"):
     """A referenced variable is not set and has no default; names the variable only."""
 
 

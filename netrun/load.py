@@ -18,6 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
 from .diagnostics import Diagnostic, Pos, YamlPath
+from .errors import NetrunError
 
 try:  # libyaml is bundled with PyYAML's wheels; the pure-Python parser is the fallback.
     from yaml.cyaml import CParser as _Parser
@@ -176,7 +177,7 @@ class Document:
         return span.pos
 
 
-class LoadError(Exception):
+class LoadError(NetrunError, phase="load"):
     """The file could not be read as one YAML mapping; carries its diagnostics."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:

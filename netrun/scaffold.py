@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+from .errors import UsageError
 from .spec.base import NAME_RE
 
 NETWORK = """\
@@ -72,7 +73,7 @@ cases:
 """
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(UsageError, phase="cli"):
     """The name or the place is not usable (a usage error)."""
 
 

@@ -14,6 +14,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from .errors import NetrunError
+
 _FAULT_CODES = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR}
 """Primary result codes of a write the device refused: ``SQLITE_FULL`` (no space left,
 "database or disk is full") and ``SQLITE_IOERR`` and its extended codes (a write cut short:
@@ -22,7 +24,7 @@ a file-size limit, a quota, a failing disk)."""
 _FAULT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 
 
-class StorageFault(sqlite3.OperationalError):
+class StorageFault(sqlite3.OperationalError, NetrunError, phase="engine"):  # noqa: N818 - the device's fault, not the request's: the name says so
     """A file cannot be written now; nothing the request did wrong. A subclass of
     ``sqlite3.OperationalError`` so that code keeping going on a database error (the SSE
     history losing an event) keeps going on this one too."""

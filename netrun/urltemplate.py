@@ -25,6 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
+from .errors import NetrunError
+
 Piece = tuple[str, bool]
 """Rendered text, and whether a ``{{ }}`` inserted it (True) or the author wrote it."""
 
@@ -38,7 +40,7 @@ ROUTING_HEADERS = frozenset(
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class UrlError(ValueError):
+class UrlError(ValueError, NetrunError, phase="run"):
     """A rendered URL that would go somewhere else than the author declared (nothing is sent)."""
 
 

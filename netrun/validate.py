@@ -22,6 +22,7 @@ from .check.cycles import cycle_diagnostics, network_targets
 from .check.network import NetworkChecker
 from .check.spec_errors import is_secret_path, kind_of, show, spec_diagnostics
 from .diagnostics import Diagnostic, Pos, YamlPath
+from .errors import UsageError
 from .includes import DocumentCache, display, is_fragment, resolve_includes
 from .load import Document, LoadError
 from .spec import FragmentSpec, NetworkSpec
@@ -74,7 +75,7 @@ class Report:
         return sum(f.warnings for f in self.files)
 
 
-class PathError(Exception):
+class PathError(UsageError, phase="load"):
     """A path given on the command line that does not exist (a usage error)."""
 
 

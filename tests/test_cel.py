@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netrun.check.cel import CelError, to_cel
+from netrun.expressions.cel import CelError, to_cel
 
 
 @pytest.mark.parametrize(

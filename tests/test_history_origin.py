@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from netrun.history.base import PermanentHistoryError
 from netrun.history.http import HttpHistoryStore
-from netrun.history.store import PermanentHistoryError
 from netrun.spec.history import HttpHistory
 
 from .fakes.http_server import FakeHttpServer, Reply

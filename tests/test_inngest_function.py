@@ -8,7 +8,8 @@ from pathlib import Path
 import inngest
 import pytest
 
-from netrun.engines.inngest_function import function_options, input_template
+from netrun.engines.inngest_function import function_options
+from netrun.engines.triggers import input_template
 from netrun.spec import NetworkSpec
 from netrun.validate import validate_paths
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from netrun.check.cel import to_cel
-from netrun.check.cel_policy import functions, restrictive_violations
 from netrun.diagnostics import Diagnostic
+from netrun.expressions.cel import to_cel
+from netrun.expressions.cel_policy import functions, restrictive_violations
 from netrun.validate import validate_paths
 
 BASE = "name: n\nmodel: openai/gpt-4o-mini\nagents:\n  a: {description: d, system: hi}\n"

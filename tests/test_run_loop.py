@@ -15,6 +15,7 @@ from netrun.compile import ModelFactory
 from netrun.engines.approvals import ApprovalError
 from netrun.engines.local import Journal
 from netrun.engines.runner import LocalEngine
+from netrun.finder import find_network
 from netrun.models.scripted import ScriptedClient
 from netrun.runtime.model import Completion, Request
 from netrun.spec import NetworkSpec
@@ -64,7 +65,7 @@ class Counting:
 def engine(tmp_path: Path, client: Any, events: list[tuple[str, dict[str, Any]]] | None = None) -> LocalEngine:
     factory: ModelFactory = lambda spec: client  # noqa: E731
     sink = (lambda kind, data: events.append((kind, data))) if events is not None else None
-    return LocalEngine(Journal(tmp_path / "runs.db"), {}, sink, models=factory, backoff=0.01)
+    return LocalEngine(Journal(tmp_path / "runs.db"), {}, sink, models=factory, backoff=0.01, networks=find_network)
 
 
 def start(eng: LocalEngine, spec: dict[str, Any], tmp_path: Path, **kw: Any) -> Any:
@@ -355,9 +356,9 @@ def test_a_second_process_cannot_run_the_same_run(tmp_path) -> None:
 
     class Engine(LocalEngine):
         def program(self, record: Any) -> Any:
-            program = super().program(record)
-            program.tools["charge"] = charge
-            return program
+            import dataclasses
+
+            return dataclasses.replace(super().program(record), tools={"charge": charge})  # in place of the registry's
 
     spec = {
         "name": "c", "model": "openai/x", "max_iter": 5,
@@ -417,7 +418,7 @@ def test_a_replayed_turn_keeps_its_recorded_mcp_results(tmp_path, monkeypatch) -
     the recorded result stands (not an 'unknown tool' error)."""
     import contextlib
 
-    import netrun.engines.runner as runner
+    import netrun.engines.execution as execution
     from netrun.runtime.tooling import ToolOutcome
 
     calls: list[dict[str, Any]] = []
@@ -440,7 +441,7 @@ def test_a_replayed_turn_keeps_its_recorded_mcp_results(tmp_path, monkeypatch) -
     async def servers(program: Any, environ: Any) -> Any:
         yield Servers()
 
-    monkeypatch.setattr(runner, "mcp_servers", servers)
+    monkeypatch.setattr(execution, "mcp_servers", servers)
     spec = {
         "name": "m", "model": "openai/x", "max_iter": 5,
         "state": {"done": {"type": "boolean", "default": False}},

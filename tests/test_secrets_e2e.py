@@ -32,6 +32,7 @@ import yaml
 
 from netrun.engines.local import Journal
 from netrun.engines.runner import LocalEngine
+from netrun.finder import find_network
 from netrun.models.scripted import ScriptedClient
 from netrun.serve.app import create_app
 from netrun.serve.settings import ServeSettings
@@ -278,7 +279,7 @@ def test_a_child_runs_output_is_redacted_in_its_parents_journal(tmp_path: Path) 
     client = ScriptedClient({"boss": [{"tool_calls": [{"name": "ask", "args": {"input": "look"}}]}],
                              "worker": [{"text": f"the parent's secret is {SECRET}"}]}, "t")
     journal = Journal(tmp_path / "runs.db")
-    engine = LocalEngine(journal, {"VAULT_PHRASE": SECRET}, None, models=lambda s: client, backoff=0.01)
+    engine = LocalEngine(journal, {"VAULT_PHRASE": SECRET}, None, models=lambda s: client, backoff=0.01, networks=find_network)
     record = asyncio.run(engine.start(NetworkSpec.model_validate(yaml.safe_load(PARENT)), tmp_path, input="go"))
     assert record.status == "completed", record.error
     with sqlite3.connect(tmp_path / "runs.db") as db:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 SAFE_OUTPUT = 4_000_000
 """The largest payload a step output may carry under MAX_STEP_OUTPUT with room for its JSON envelope."""
 CHARS_PER_TOKEN = 4
-"""netrun.history.store.estimate_tokens: how a window's tokens are counted."""
+"""netrun.history.base.estimate_tokens: how a window's tokens are counted."""
 
 
 @dataclass

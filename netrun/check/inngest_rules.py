@@ -23,11 +23,11 @@ throttle.key           not checked at sync                                 (tran
 singleton.key          not checked at sync                                 (translation only)
 =====================  ==================================================  =====================
 
-"compiles" is covered by the translation (:func:`netrun.check.cel.to_cel`, ``not-cel``
+"compiles" is covered by the translation (:func:`netrun.expressions.cel.to_cel`, ``not-cel``
 otherwise) and the template scopes (only ``event`` and, in cancel.if, ``async``, which
 Inngest's CEL environment declares); type errors between literals (``"a" - 1``), which
 cel-go's checker would also refuse, are not modelled. "restrictive" is
-:mod:`netrun.check.cel_policy`.
+:mod:`netrun.expressions.cel_policy`.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Diagnostic, YamlPath
+from ..expressions.cel import CelError, to_cel
+from ..expressions.cel_policy import NEEDLE, restrictive_violations
 from ..spec.trigger import CronTrigger, EventTrigger
-from .cel import CelError, to_cel
-from .cel_policy import NEEDLE, restrictive_violations
 from .spec_errors import is_secret_path
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from .. import envrefs
 from ..diagnostics import Diagnostic, Severity, YamlPath
 from ..load import Document
 from ..providers import LITELLM_PROVIDERS
-from ..spec import NetworkSpec
+from ..spec import NetworkSpec, scopes
 from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
 from ..spec.params import JsonSchema, matches_type
@@ -27,12 +27,21 @@ from ..urltemplate import ROUTING_HEADERS, origin_problem, template_origin_probl
 from . import inngest_limits, inngest_rules
 from .cron import cron_problem
 from .spec_errors import is_secret_path, show
-from .templates import ANY, Scope, TemplateChecker, template_pieces
+from .templates import Scope, TemplateChecker, template_pieces
 
 NETRUN_PROVIDERS = frozenset({"scripted", "replay"})
 """Offline model providers netrun implements itself (scripted replies, recorded runs)."""
 
 _CHOICES = ("auto", "required", "none")
+
+_TOOL_PLACES: dict[type, scopes.Place] = {
+    StateTool: scopes.TOOL_STATE,
+    HttpTool: scopes.TOOL_HTTP,
+    EventTool: scopes.TOOL_EVENT,
+    NetworkTool: scopes.TOOL_NETWORK,
+    WaitTool: scopes.WAIT_IF,
+}
+"""The scope-table place of each tool kind's templates."""
 
 
 class NetworkChecker:
@@ -57,21 +66,18 @@ class NetworkChecker:
         self.templates = TemplateChecker(frozenset(spec.prompts))
         # A state field dropped for a schema error is still declared: do not report its uses.
         state: frozenset[str] | None = None if any(p[:1] == ("state",) for p in broken) else frozenset(spec.state)
-        net = frozenset({"name", "description"})
-        self.system_scope: Scope = {
-            "input": ANY,
-            "state": state,
-            "event": ANY,
-            "network": net,
-            "results": ANY,
-            "call_count": ANY,
-            "last_agent": ANY,
-            "last_output": ANY,
-        }
-        self.rule_scope: Scope = dict(self.system_scope)
-        # An agent's own system prompt also sees the agent (the runtime renders it with `agent`).
-        self.agent_scope: Scope = {**self.system_scope, "agent": frozenset({"name", "description"})}
-        self.router_scope: Scope = {**self.system_scope, "agents": ANY}
+        self.state_fields = state
+        # The names each place sees come from the scope table the runtime builds its variables by.
+        self.system_scope: Scope = self.scope(scopes.PROMPT)
+        self.rule_scope: Scope = self.scope(scopes.RULE_IF)
+        self.agent_scope: Scope = self.scope(scopes.AGENT_SYSTEM)
+        self.router_scope: Scope = self.scope(scopes.ROUTER_SYSTEM)
+
+    def scope(self, place: scopes.Place, args: frozenset[str] | None = None) -> Scope:
+        """What ``place`` lets a template read: the table's names, with the attributes this
+        network declares (``state`` fields, a tool's ``args``) or the table fixes (``run.id``)."""
+        declared = {"state": self.state_fields, "args": args}
+        return {name: declared[name] if scopes.VARIABLES[name].declared else scopes.VARIABLES[name].fields for name in place.names}
 
     # -- reporting -------------------------------------------------------------------
     def report(self, path: YamlPath, message: str, code: str, *, severity: Severity = "error", key: bool = False) -> None:
@@ -105,7 +111,7 @@ class NetworkChecker:
         self._template(path, source, scope, expression=True)
         if len(self.out) > before:
             return  # already reported as Jinja
-        from .cel import CelError, to_cel
+        from ..expressions.cel import CelError, to_cel
 
         try:
             to_cel(source)
@@ -166,7 +172,7 @@ class NetworkChecker:
                 if endpoint is None:
                     continue
                 path: YamlPath = ("history", "http", what)
-                scope: Scope = {"thread_id": ANY, "user": ANY, **({"messages": ANY} if what == "append" else {})}
+                scope = self.scope(scopes.HISTORY_APPEND if what == "append" else scopes.HISTORY)
                 self._template((*path, "url"), endpoint.url, scope)
                 self._env((*path, "url"), endpoint.url)
                 for key, value in endpoint.headers.items():
@@ -367,7 +373,7 @@ class NetworkChecker:
                     "unused-llm-router",
                 )
 
-    def _tool_scope(self, tool: Any, *extra: str) -> Scope:
+    def _tool_scope(self, tool: Any, place: scopes.Place) -> Scope:
         params = tool.parameters
         if params is None:
             # A network used as a tool takes one `input` unless it declares parameters.
@@ -376,15 +382,7 @@ class NetworkChecker:
             names = frozenset(params.properties or {})
         else:
             names = frozenset(params)
-        scope: dict[str, frozenset[str] | None] = {
-            "args": names,
-            "state": self.system_scope["state"],
-            "input": ANY,
-            "event": ANY,
-            "run": frozenset({"id"}),
-        }
-        scope.update({e: ANY for e in extra})
-        return scope
+        return self.scope(place, names)
 
     def _tools(self) -> None:
         for name, tool in self.spec.tools.items():
@@ -395,7 +393,7 @@ class NetworkChecker:
             elif params is not None:
                 for pname, ps in params.items():
                     self._schema_consistency((*base, "parameters", pname), ps)
-            scope = self._tool_scope(tool)
+            scope = self._tool_scope(tool, _TOOL_PLACES[type(tool)])
             if isinstance(tool, StateTool):
                 for key, value in tool.state.items():
                     if key not in self.spec.state:
@@ -432,7 +430,7 @@ class NetworkChecker:
                 self._walk_templates((*base, "event", "data"), tool.event.data, scope)
             elif isinstance(tool, WaitTool):
                 wait = tool.wait_for_event
-                self._template((*base, "wait_for_event", "if"), wait.if_, self._tool_scope(tool, "async"), expression=True)
+                self._template((*base, "wait_for_event", "if"), wait.if_, scope, expression=True)
             elif isinstance(tool, NetworkTool):
                 ref = tool.network
                 target = ref.name if isinstance(ref, NetworkCall) else ref
@@ -524,11 +522,10 @@ class NetworkChecker:
         items: list[tuple[YamlPath, Any]] = (
             [(("trigger", i), t) for i, t in enumerate(trig)] if isinstance(trig, list) else [(("trigger",), trig)]
         )
-        event_scope: Scope = {"event": ANY}
         for path, t in items:
-            self._template((*path, "input"), t.input, event_scope)
+            self._template((*path, "input"), t.input, self.scope(scopes.TRIGGER_INPUT))
             if isinstance(t, EventTrigger):
-                self._inngest_expression((*path, "if"), t.if_, event_scope)
+                self._inngest_expression((*path, "if"), t.if_, self.scope(scopes.TRIGGER_IF))
             elif isinstance(t, CronTrigger):
                 problem = cron_problem(t.cron)
                 if problem:
@@ -548,7 +545,7 @@ class NetworkChecker:
         fn = self.spec.function
         if fn is None:
             return
-        scope: Scope = {"event": ANY}
+        scope = self.scope(scopes.FUNCTION_KEY)
         second, day, week = timedelta(seconds=1), timedelta(days=1), timedelta(days=7)
         if isinstance(fn.concurrency, list):
             for i, c in enumerate(fn.concurrency):
@@ -564,7 +561,7 @@ class NetworkChecker:
             self._inngest_expression(("function", "priority", "run"), fn.priority.run, scope)
         self._inngest_expression(("function", "idempotency"), fn.idempotency, scope)
         for i, c in enumerate(fn.cancel):
-            self._inngest_expression(("function", "cancel", i, "if"), c.if_, {"event": ANY, "async": ANY})
+            self._inngest_expression(("function", "cancel", i, "if"), c.if_, self.scope(scopes.CANCEL_IF))
             self._duration(("function", "cancel", i, "timeout"), c.timeout, second, None)
         if fn.timeouts is not None:
             self._duration(("function", "timeouts", "start"), fn.timeouts.start, second, None)

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError, nodes
-from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..expressions.jinja import parse_expression, sandbox
 from ..suggest import hint
 
 ANY = None
@@ -37,13 +37,6 @@ class Problem:
     col: int
     needle: str | None = None
     code: str = "template"
-
-
-def sandbox() -> ImmutableSandboxedEnvironment:
-    """The environment templates are checked in; the runtime renders in the same one."""
-    from jinja2 import StrictUndefined
-
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 @functools.cache
@@ -184,21 +177,6 @@ class _Parsed:
 
 _TEMPLATES: dict[str, _Parsed | Problem] = {}
 _EXPRESSIONS: dict[str, _Parsed | Problem] = {}
-
-
-_PARSING = sandbox()
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_expression(source: str) -> nodes.Expr:
-    """The tree of a Jinja expression (shared by the checks here and the CEL translation,
-    so each expression is parsed once); raises TemplateSyntaxError."""
-    parser = Parser(_PARSING, source, state="variable")
-    expr = parser.parse_expression()
-    if not parser.stream.eos:
-        tok = parser.stream.current
-        raise TemplateSyntaxError(f"unexpected {tok.value!r} after the expression", tok.lineno)
-    return expr
 
 
 def _parse_expression(source: str) -> _Parsed | Problem:

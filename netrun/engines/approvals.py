@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import NetrunError
 from ..runtime.approvals import APPROVAL_EVENT, APPROVAL_PREFIX
 from .local import Journal
 
 
-class ApprovalError(Exception):
+class ApprovalError(NetrunError, phase="engine"):
     """An approval event that cannot answer any call; ``status`` is the HTTP status to send."""
 
     def __init__(self, status: int, message: str, run_id: str | None = None, pending: list[dict[str, Any]] | None = None) -> None:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..runtime.render import RenderError, evaluate
+from ..spec import scopes
 
 Slot = tuple[str, ...]
 
@@ -115,6 +116,6 @@ def key_value(key: str | None, event: Mapping[str, Any]) -> str:
     if not key:
         return ""
     try:
-        return repr(evaluate(key, {"event": dict(event)}))
+        return repr(evaluate(key, scopes.variables(scopes.FUNCTION_KEY, {"event": dict(event)})))
     except RenderError:
         return "None"

@@ -1,55 +1,23 @@
 """A network as an Inngest function: its triggers and every function setting in the YAML.
 
-This module builds the options of ``inngest.Inngest.create_function``; ``netrun serve``
-(issue 4) pairs them with a handler that runs the network loop on Inngest's steps.
+This module builds the options of ``inngest.Inngest.create_function``; the Inngest engine
+(:mod:`netrun.engines.inngest`) pairs them with a handler that runs the network loop on
+Inngest's steps. What the triggers mean (default event, input, ``if``) is engine-neutral,
+in :mod:`netrun.engines.triggers`.
+
 Expressions (filters, keys, cancel conditions) become CEL, which Inngest evaluates;
 durations become ``timedelta`` (Inngest wants whole seconds, which validate checks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..check.cel import to_cel
-from ..runtime.render import Renderer, evaluate
+from ..expressions.cel import to_cel
 from ..spec import NetworkSpec
 from ..spec.base import parse_duration
-from ..spec.trigger import CronTrigger, EventTrigger
-
-DEFAULT_INPUT = "{{ event.data.input }}"
-"""The network input when a trigger names none: ``event.data.input``, as AgentKit does."""
-
-
-def default_event(spec: NetworkSpec) -> str:
-    """The event that starts a network with no trigger (what ``POST /networks/NAME/runs`` sends)."""
-    return f"netrun/{spec.name}.run"
-
-
-def triggers(spec: NetworkSpec) -> list[EventTrigger | CronTrigger]:
-    if spec.trigger is None:
-        return [EventTrigger.model_validate({"event": default_event(spec)})]
-    return list(spec.trigger) if isinstance(spec.trigger, list) else [spec.trigger]
-
-
-def input_template(spec: NetworkSpec, event_name: str) -> str:
-    """The template that makes the network input from the event that started the run."""
-    for trigger in triggers(spec):
-        if isinstance(trigger, EventTrigger) and trigger.event == event_name:
-            return trigger.input
-        if isinstance(trigger, CronTrigger) and event_name == "inngest/scheduled.timer":
-            return trigger.input
-    return DEFAULT_INPUT
-
-
-def network_input(spec: NetworkSpec, event: Mapping[str, Any]) -> str:
-    """The network input the trigger's template makes from ``event`` (RenderError if it cannot)."""
-    return Renderer().render(input_template(spec, str(event.get("name", ""))), {"event": dict(event)})
-
-
-def accepts(trigger: EventTrigger, event: Mapping[str, Any]) -> bool:
-    """Whether ``event`` passes the trigger's ``if`` (RenderError if it cannot be evaluated)."""
-    return trigger.if_ is None or bool(evaluate(trigger.if_, {"event": dict(event)}))
+from ..spec.trigger import EventTrigger
+from .triggers import triggers
 
 
 def function_options(spec: NetworkSpec) -> dict[str, Any]:

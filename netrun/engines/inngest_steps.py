@@ -25,7 +25,7 @@ from typing import Any
 
 import inngest
 
-from ..check.cel import to_cel
+from ..expressions.cel import to_cel
 from ..runtime.steps import Json, StepFailed, Wait
 from ..runtime.tooling import ToolOutcome
 from ..spec.function import MAX_STEP_OUTPUT, MAX_STEPS

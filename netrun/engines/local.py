@@ -21,11 +21,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
+
+from ..errors import NetrunError
 from ..runtime.approvals import approval_id as make_approval_id
 from ..runtime.render import RenderError, evaluate
 from ..runtime.steps import Json, RunSuspended, StepFailed, Wait, path_get
+from ..spec import scopes
 from ..sqlite_file import StorageFault, open_sqlite
 
 _SCHEMA = """
@@ -124,7 +128,7 @@ class RunStopped(Exception):  # noqa: N818 - control flow, not an error
         super().__init__(f"stopped before step {step_id}: the server is shutting down")
 
 
-class JournalError(Exception):
+class JournalError(NetrunError, phase="engine"):
     """The journal cannot be used (not a database, unreadable, a corrupt record)."""
 
 
@@ -489,39 +493,71 @@ class LocalSteps:
                 return output
         if self.stopping():
             raise RunStopped(step_id)
-        attempt = 0
-        while True:
-            try:
-                async with self.hold() if slot and self.hold is not None else contextlib.nullcontext():
-                    if not self._started:
-                        self._started = True
-                        self.on_start()
-                    output = await fn()
-            except (RunSuspended, StorageFault):  # a store that cannot write: not the step's failure
-                raise
-            except StepFailed as exc:
-                self._finish(step_id, None, exc.message)
-            except Exception as exc:
-                attempt += 1
-                if not retriable(exc):
-                    self._finish(step_id, None, f"{type(exc).__name__}: {exc}")
-                if attempt > self.retries:
-                    self._finish(step_id, None, f"{exc} (after {attempt} attempt{'s' if attempt > 1 else ''})")
-                delay = self.backoff * 2 ** (attempt - 1)
-                asked = getattr(exc, "retry_after", None)
-                if isinstance(asked, int | float) and not isinstance(asked, bool):
-                    if asked > self.retry_after_cap:
-                        self._finish(step_id, None, f"{exc} (the provider asks to wait {asked:g} s before retrying, "
-                                                    f"longer than netrun waits: {self.retry_after_cap:g} s)")
-                    delay = max(float(asked), 0.0)
-                await asyncio.sleep(delay)
-                continue
-            try:
-                json.dumps(output)  # a step's output must survive the journal (as on Inngest)
-            except (TypeError, ValueError) as exc:
-                # The side effect happened; running it again would not make its output savable.
-                self._finish(step_id, None, f"the step's output cannot be saved as JSON: {exc}")
-            return self._finish(step_id, output, None)
+        try:
+            output = await self._attempts(fn, slot)
+        except (RunSuspended, StorageFault):  # a store that cannot write: not the step's failure
+            raise
+        except (StepFailed, _GaveUpError) as exc:
+            self._finish(step_id, None, exc.message)
+        except Exception as exc:  # not worth another attempt: a bug or a bad input fails the same way every time
+            self._finish(step_id, None, f"{type(exc).__name__}: {exc}")
+        try:
+            json.dumps(output)  # a step's output must survive the journal (as on Inngest)
+        except (TypeError, ValueError) as exc:
+            # The side effect happened; running it again would not make its output savable.
+            self._finish(step_id, None, f"the step's output cannot be saved as JSON: {exc}")
+        return self._finish(step_id, output, None)
+
+    async def _attempts(self, fn: Callable[[], Awaitable[Json]], slot: bool) -> Json:
+        """The step's attempts, retried by tenacity (:meth:`_spent`, :meth:`_delay`, :meth:`_give_up`).
+
+        The first attempt runs outside tenacity: most steps succeed at once, and tenacity's
+        loop would double the engine's cost of a step. When it fails, tenacity's first
+        attempt re-raises that failure, so tenacity counts, waits and gives up as if it had
+        made the attempt itself."""
+        try:
+            return await self._attempt(fn, slot)
+        except Exception as failed:
+            first: list[Exception] = [failed]
+
+        async def attempt() -> Json:
+            if first:
+                raise first.pop()
+            return await self._attempt(fn, slot)
+
+        retrying = AsyncRetrying(stop=self._spent, wait=self._delay, retry=retry_if_exception(_worth_retrying),
+                                 retry_error_callback=self._give_up)
+        return await retrying(attempt)  # type: ignore[no-any-return]
+
+    async def _attempt(self, fn: Callable[[], Awaitable[Json]], slot: bool) -> Json:
+        """One attempt of a step: each takes the run's slots anew, as a retry on Inngest does."""
+        async with self.hold() if slot and self.hold is not None else contextlib.nullcontext():
+            if not self._started:
+                self._started = True
+                self.on_start()
+            return await fn()
+
+    def _spent(self, state: RetryCallState) -> bool:
+        """Whether a failed attempt is the step's last: its retries are used up, or the provider
+        asks to wait longer than :attr:`retry_after_cap` (waiting would only hold the run)."""
+        asked = _retry_after(state)
+        return state.attempt_number > self.retries or (asked is not None and asked > self.retry_after_cap)
+
+    def _delay(self, state: RetryCallState) -> float:
+        """The wait before the next attempt: what the provider asked for (a 429's
+        ``Retry-After``), else ``backoff`` doubling with each attempt."""
+        asked = _retry_after(state)
+        return wait_exponential(multiplier=self.backoff)(state) if asked is None else max(asked, 0.0)
+
+    def _give_up(self, state: RetryCallState) -> NoReturn:
+        """The step's failure once :meth:`_spent` says no further attempt is made (the spent
+        retries first: that is the reason when both hold)."""
+        attempts, asked = state.attempt_number, _retry_after(state)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if attempts > self.retries or asked is None:
+            raise _GaveUpError(f"{exc} (after {attempts} attempt{'s' if attempts > 1 else ''})")
+        raise _GaveUpError(f"{exc} (the provider asks to wait {asked:g} s before retrying, "
+                           f"longer than netrun waits: {self.retry_after_cap:g} s)")
 
     def _finish(self, step_id: str, output: Json, error: str | None) -> Json:
         """Record the outcome; go on with what the journal holds (it may be another
@@ -572,6 +608,30 @@ class LocalSteps:
         return await self._run(step_id, lambda: invoker(network, input, child), slot=False)  # type: ignore[no-any-return]
 
 
+class _GaveUpError(Exception):
+    """A retriable step failure no further attempt is made for; ``message`` is recorded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """Whether a failed attempt may be tried again. A suspension, a journal that cannot be
+    written and a step failed for good pass through as they are, and so does anything that
+    is not an ``Exception`` (a cancellation, an interrupt)."""
+    if not isinstance(exc, Exception) or isinstance(exc, RunSuspended | StorageFault | StepFailed):
+        return False
+    return retriable(exc)
+
+
+def _retry_after(state: RetryCallState) -> float | None:
+    """The seconds the failure of the attempt ``state`` describes asks to wait (a model's 429)."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    asked = getattr(exc, "retry_after", None)
+    return float(asked) if isinstance(asked, int | float) and not isinstance(asked, bool) else None
+
+
 def retriable(exc: Exception) -> bool:
     """Whether trying a failed step again may help: failures that say so (a model error
     marked retriable), and the network's and the OS's transient ones. A bug or a bad
@@ -587,7 +647,7 @@ def wait_matches(spec: Mapping[str, Any], trigger: Mapping[str, Any], incoming: 
     if spec.get("match") and path_get(dict(incoming), spec["match"]) != spec.get("match_value"):
         return False
     if spec.get("if"):
-        variables = {**(spec.get("variables") or {}), "event": dict(trigger), "async": dict(incoming)}
+        variables = scopes.at_match(spec.get("variables") or {}, trigger, incoming)
         try:
             return bool(evaluate(spec["if"], variables))
         except RenderError:

@@ -2,50 +2,47 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ..compile import ModelFactory, Program, compile_network, default_model_factory
-from ..history.store import HistoryError, open_store
-from ..history.thread import Thread
-from ..models.scripted import RecordingClient, ScriptedClient, load_replies
+from ..compile import ModelFactory, Program
+from ..errors import NetrunError
 from ..redact import Secrets
-from ..runtime.model import ModelClient, ModelError
-from ..runtime.network import Emit, NetworkRun, RunError
+from ..runtime.network import Emit, RunError
 from ..runtime.steps import RunSuspended
 from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
-from ..spec.model import ModelSpec
 from ..spec.network import depth_of
 from ..sqlite_file import StorageFault
 from .approvals import ApprovalError, resolve_approval
 from .concurrency import ConcurrencyGate, Slot, slots
+from .execution import (
+    THREAD_OPTIONS,
+    Ended,
+    Errors,
+    Failed,
+    Outcomes,
+    RunStart,
+    compile_definition,
+    execute,
+    model_factory,
+    step_retries,
+)
 from .local import FINAL_STATUSES, Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id, wait_matches
 
+NetworkFinder = Callable[[Path, str], NetworkSpec | None]
+"""Finds a network used as a tool, by the folder of the run that calls it and its name."""
 
-class EngineError(Exception):
+
+class EngineError(NetrunError, phase="engine"):
     """A request the engine cannot honour (an unknown run, a run that cannot resume)."""
 
 
 class RunBusyError(EngineError):
     """The run is being executed by another process right now."""
-
-
-DEFAULT_RETRIES = 4
-"""Retries of a failed step when ``function.retries`` is not set: Inngest's default, so a
-network means the same on both engines (a step runs at most ``retries + 1`` times)."""
-
-
-def step_retries(spec: NetworkSpec) -> int:
-    """How often a failed step of ``spec`` is retried: its ``function.retries``, else Inngest's default."""
-    fn = spec.function
-    return fn.retries if fn is not None and fn.retries is not None else DEFAULT_RETRIES
 
 
 class LocalEngine:
@@ -61,7 +58,7 @@ class LocalEngine:
         models: ModelFactory | None = None,
         stream: bool | Callable[[str], bool] = True,
         gate: ConcurrencyGate | None = None,
-        networks: Callable[[Path, str], NetworkSpec | None] | None = None,
+        networks: NetworkFinder | None = None,
     ) -> None:
         self.journal = journal
         self.environ = environ
@@ -82,8 +79,8 @@ class LocalEngine:
         called with the event's name, its data, ``depth=`` (of the runs it starts),
         ``from_run=True`` and ``event_id=`` (the same when a crash makes the run send it again)."""
         self.networks = networks
-        """Finds a network used as a tool, by folder and name (default: the valid file of
-        that name in the folder; `netrun serve` answers from what it serves)."""
+        """Finds a network used as a tool, by folder and name (the CLI: the valid file of that
+        name in the folder; `netrun serve`: what it serves). None: no network is found."""
         self.stopping = False
         """Set when the server shuts down: runs finish the step in flight and stop there."""
         self._answered: dict[str, set[str]] = {}
@@ -97,44 +94,15 @@ class LocalEngine:
         self._recordings: dict[str, dict[str, list[dict[str, Any]]]] = {}
         """Replies being recorded, per file: a run and its child runs write one file."""
 
-    # -- models ------------------------------------------------------------------------
-    def _models(self, base_dir: Path, options: Mapping[str, Any], definition: Any = None) -> ModelFactory:
-        if self.models is not None:
-            return self.models
-        prefix = str(options.get("prefix") or "")
-        inline = options.get("replies")
-        if inline is not None:  # `netrun test`: a case's replies, stored with the run
-            scripted = ScriptedClient(inline, str(options.get("source") or "the case's replies"), prefix)
-            return lambda spec: scripted
-        replay = options.get("replay")
-        if replay:
-            client = ScriptedClient(load_replies(Path(replay)), replay, prefix)
-            return lambda spec: client
-        make = default_model_factory(base_dir, self.environ, prefix)
-        record = options.get("record")
-        if record:
-            path = Path(record)
-            shared = self._recordings.get(record)
-            if shared is None:
-                resumed = (options.get("resumed") or prefix) and path.exists()
-                shared = self._recordings[record] = load_replies(path) if resumed else {}
-
-            # The replies file outlives the run: what it records is redacted as the run's journal is.
-            secrets = Secrets.for_definition(definition, self.environ)
-
-            def recording(spec: ModelSpec) -> ModelClient:
-                return RecordingClient(make(spec), path, shared, prefix, secrets)
-
-            return recording
-        return make
-
+    # -- programs ----------------------------------------------------------------------
     def program(self, record: RunRecord) -> Program:
-        spec = NetworkSpec.model_validate(record.definition)
-        program = compile_network(spec, Path(record.base_dir), self._models(Path(record.base_dir), record.options, record.definition))
+        base_dir = Path(record.base_dir)
+        models = self.models or model_factory(base_dir, record.options, self.environ, record.definition, self._recordings)
+        program = compile_definition(record.definition, base_dir, models)
         if record.options.get("stubs"):  # `netrun test`: tools that answer a fixed result
-            from ..tools.stub import apply_stubs
+            from ..compile import with_stubs
 
-            apply_stubs(program, record.options["stubs"])
+            program = with_stubs(program, record.options["stubs"])
         return program
 
     # -- runs --------------------------------------------------------------------------
@@ -333,52 +301,40 @@ class LocalEngine:
             record.status = "running"
 
     async def _execute_owned(self, record: RunRecord) -> RunRecord | RunSuspended:
-        emit = self.emit
+        made: list[LocalSteps] = []
+
+        def steps(program: Program) -> LocalSteps:
+            made.append(LocalSteps(
+                self.journal, record.id, retries=step_retries(program.spec) if self.step_retries is None else self.step_retries,
+                backoff=self.backoff, retry_after_cap=self.retry_after_cap,
+                # The child's outcome is this run's step output: redacted against this run's secrets
+                # (the child does not know them, and its output may quote one) before it is recorded.
+                invoker=lambda name, text, child: _redacted(self._invoke(record, name, text, child), record.definition, self.environ),
+                # The runs its events start are one deeper than it (see NetworkSpec limits.depth).
+                sender=functools.partial(self.send, depth=run_depth(record.options) + 1),
+                answered=self._answered.pop(record.id, set()), stopping=lambda: self.stopping or record.id in self._cancelled,
+                hold=functools.partial(self.gate.hold, wanted) if self.gate is not None and (wanted := self._slots(record)) else None,
+                on_start=lambda: self._running(record),
+            ))
+            return made[-1]
+
+        start = RunStart(id=record.id, input=record.input, event=record.event, state=record.state, options=record.options,
+                         depth=run_depth(record.options), definition=record.definition)
         try:
-            program = self.program(record)
-        except ModelError as exc:
-            return self._fail(record, str(exc))
-        except ValidationError:  # stored by another netrun version whose format differs
-            return self._fail(record, "the run's stored definition no longer validates with this version of netrun")
-        steps = LocalSteps(
-            self.journal, record.id, retries=step_retries(program.spec) if self.step_retries is None else self.step_retries,
-            backoff=self.backoff, retry_after_cap=self.retry_after_cap,
-            # The child's outcome is this run's step output: redacted against this run's secrets
-            # (the child does not know them, and its output may quote one) before it is recorded.
-            invoker=lambda name, text, child: _redacted(self._invoke(record, name, text, child), record.definition, self.environ),
-            # The runs its events start are one deeper than it (see NetworkSpec limits.depth).
-            sender=functools.partial(self.send, depth=run_depth(record.options) + 1),
-            answered=self._answered.pop(record.id, set()), stopping=lambda: self.stopping or record.id in self._cancelled,
-            hold=functools.partial(self.gate.hold, wanted) if self.gate is not None and (wanted := self._slots(record)) else None,
-            on_start=lambda: self._running(record),
-        )
-        try:
-            async with mcp_servers(program, self.environ) as mcp, thread_of(record.options, program, self.journal.path.parent, self.environ) as thread:
-                run = NetworkRun(
-                    program, steps, input=record.input, state=record.state, event=record.event, environ=self.environ,
-                    emit=emit, mcp=mcp, stream=self.stream if isinstance(self.stream, bool) else functools.partial(self.stream, record.id),
-                    thread=thread, depth=run_depth(record.options),
-                )
-                result = await run.run()
-        except HistoryError as exc:  # the store cannot be opened
-            return self._fail(record, str(exc))
+            outcome = await execute(
+                start, lambda: self.program(record), steps, Outcomes(self.journal, self.environ, self.emit), environ=self.environ, emit=self.emit,
+                stream=self.stream if isinstance(self.stream, bool) else functools.partial(self.stream, record.id),
+                data_dir=self.journal.path.parent,
+                # A wait and a graceful shutdown leave the run to resume; a journal that cannot be
+                # written stops it where it is, and it resumes once the journal takes writes again.
+                errors=Errors(passed=(RunSuspended, RunStopped, JournalError, StorageFault)),
+            )
         except RunSuspended as suspended:
-            suspended.waits = (*steps.suspended, suspended.step_id)
+            suspended.waits = (*made[-1].suspended, suspended.step_id)
             return suspended
         except RunStopped:  # a graceful shutdown: the run stays `running` and resumes at start-up
             return record
-        except RunError as exc:
-            return self._fail(record, str(exc))
-        except (JournalError, StorageFault):  # the run stops where it is; it resumes once the journal can be written
-            raise
-        except Exception as exc:  # a bug: the run fails with what happened, no traceback for the user
-            return self._fail(record, f"internal error: {type(exc).__name__}: {exc}")
-        data = result.to_json()
-        self.journal.set_status(record.id, "completed", data)
-        record.status, record.result = "completed", data
-        if emit:
-            emit("run.completed", {"run_id": record.id, "result": data, "replayed": False})
-        return record
+        return _ended(record, outcome)
 
     async def send(self, events: list[dict[str, Any]], depth: int = 1) -> None:
         """Events sent by a run: they answer the waits they match, and with ``on_event`` (set
@@ -396,7 +352,7 @@ class LocalEngine:
         """Run ``network`` (a file beside the parent's) as a child run; resume it if it exists."""
         record = self.journal.run(child_id)
         if record is None:
-            spec = (self.networks or find_network)(Path(parent.base_dir), network)
+            spec = self.networks(Path(parent.base_dir), network) if self.networks is not None else None
             if spec is None:
                 return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}").to_json()
             # The child's model calls are kept apart in replies files by its place in the parent.
@@ -415,35 +371,22 @@ class LocalEngine:
             # The parent goes on with a failed call: the child ends here, so that no approval
             # or event resumes it later to run calls whose results nobody would see.
             message = f"network '{network}' is waiting for an event; a network used as a tool must finish on its own"
-            self._fail(record, f"{message} (its parent run went on without it)")
+            _ended(record, Outcomes(self.journal, self.environ, self.emit).fail(record.id, f"{message} (its parent run went on without it)"))
             return ToolOutcome.failure(message).to_json()
         return ToolOutcome.failure(f"network '{network}' failed: {record.error}").to_json()
-
-    def _fail(self, record: RunRecord, message: str) -> RunRecord:
-        # An internal error or a store's may quote a secret the run itself could not redact.
-        message = Secrets.for_definition(record.definition, self.environ).redact(message)
-        self.journal.set_status(record.id, "failed", error=message)
-        record.status, record.error = "failed", message
-        if self.emit:
-            self.emit("run.failed", {"run_id": record.id, "error": message, "replayed": False})
-        return record
 
 
 async def _redacted(outcome: Awaitable[dict[str, Any]], definition: Any, environ: Mapping[str, str]) -> dict[str, Any]:
     return Secrets.for_definition(definition, environ).redact_value(await outcome)  # type: ignore[no-any-return]
 
 
-def find_network(folder: Path, name: str) -> NetworkSpec | None:
-    """The valid network named ``name`` among the files of ``folder``."""
-    from ..validate import network_names, validate_paths
-
-    for path, declared in network_names(folder).items():
-        if declared == name:
-            result = validate_paths([path])
-            spec = result.files[0].spec if result.files and not result.errors else None
-            if spec is not None:
-                return spec
-    return None
+def _ended(record: RunRecord, outcome: Ended) -> RunRecord:
+    """``record`` as its recorded ``outcome`` left it (what the engine's callers are given)."""
+    if isinstance(outcome, Failed):
+        record.status, record.error = "failed", outcome.message
+    else:
+        record.status, record.result = "completed", outcome.result
+    return record
 
 
 def run_depth(options: Mapping[str, Any]) -> int:
@@ -452,36 +395,4 @@ def run_depth(options: Mapping[str, Any]) -> int:
     return depth_of(options.get("depth"))
 
 
-THREAD_OPTIONS = ("thread_id", "user", "history")
-"""Run options that tie a run to a conversation (``netrun run --thread``, the REST API)."""
-
-
-@contextlib.asynccontextmanager
-async def thread_of(options: Mapping[str, Any], program: Program, data_dir: Path, environ: Mapping[str, str]) -> AsyncIterator[Thread | None]:
-    """The run's thread (its store open for the run), or None for a run outside any."""
-    thread_id = options.get("thread_id")
-    if not thread_id:
-        yield None
-        return
-    store = open_store(program.spec.history, data_dir, environ)
-    try:
-        given = options.get("history")
-        yield Thread(str(thread_id), store, options.get("user"), list(given) if isinstance(given, list) else None)
-    finally:
-        await store.close()
-
-
-@contextlib.asynccontextmanager
-async def mcp_servers(program: Program, environ: Mapping[str, str]) -> AsyncIterator[Any]:
-    """The run's MCP servers; each connects the first time one of its tools is needed (a
-    replayed turn connects to nothing), and all close when the run stops."""
-    if not any(agent.mcp_refs for agent in program.agents.values()):
-        yield None
-        return
-    from ..tools.mcp import McpServers
-
-    async with McpServers(program.spec.mcp_servers, environ=environ, base_dir=program.base_dir) as servers:
-        yield servers
-
-
-__all__ = ["ApprovalError", "EngineError", "LocalEngine", "RunBusyError", "RunError"]
+__all__ = ["ApprovalError", "EngineError", "LocalEngine", "NetworkFinder", "RunBusyError", "RunError"]

@@ -2,7 +2,7 @@
 
 ``${ENV}`` references in URLs and headers are resolved at call time and never appear in an
 error; the text templates insert (a thread id, a user key) is never env-resolved. URLs are
-built as an http tool's are (:func:`netrun.tools.http.render_url`): a value is percent-encoded
+built as an http tool's are (:func:`netrun.runtime.outbound.render_url`): a value is percent-encoded
 for the component it lands in, cannot make a ``.``/``..`` segment, and cannot change the origin
 the url is written with; such a call raises :class:`PermanentHistoryError` and is not sent.
 """
@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 
 from ..envrefs import MissingEnvError
+from ..runtime.outbound import CallEnv, check_routing_headers, render_url
 from ..runtime.render import Renderer, RenderError
 from ..spec.base import parse_duration
 from ..spec.history import HttpEndpoint, HttpHistory
-from ..tools.http import CallEnv, check_routing_headers, render_url
 from ..urltemplate import UrlError
-from .store import HistoryError, Message, PermanentHistoryError
+from .base import HistoryError, Message, PermanentHistoryError
 
 _MESSAGES = re.compile(r"^\s*\{\{\s*messages\s*\}\}\s*$")
 

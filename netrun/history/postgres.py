@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from .store import HistoryError, Message, PermanentHistoryError
+from .base import HistoryError, Message, PermanentHistoryError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS netrun_threads (

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..sqlite_file import open_sqlite
-from .store import HistoryError, Message
+from .base import HistoryError, Message
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS threads (

@@ -1,62 +1,28 @@
-"""The history store interface, the message shape, and windows over a thread.
+"""Opening a thread store: the one a network declares (SQLite, PostgreSQL or an HTTP service).
 
-A message is a JSON object: ``id`` (unique in its thread, derived from the run and the step
-that appends it, so an append that is retried or replayed stores nothing twice), ``role``
-(``user`` or ``assistant``), ``content``, and for replies the ``agent`` and the ``run_id``.
+Only this module knows the backends; they share :mod:`.base` and import nothing of each
+other. The shared names are re-exported here for the callers that open a store and use
+its types together.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
 
-from ..spec.history import HistorySpec, Window
+from ..spec.history import HistorySpec
+from .base import HistoryError, HistoryStore, Message, PermanentHistoryError, estimate_tokens, new_thread_id, window
 
-Message = dict[str, Any]
-
-
-class HistoryError(Exception):
-    """The store failed (unreachable, a bad answer); a step retries it."""
-
-    retriable = True
-
-
-class PermanentHistoryError(HistoryError):
-    """A failure a retry cannot fix (a 4xx, a bad template, a missing variable)."""
-
-    retriable = False
-
-
-class HistoryStore(Protocol):
-    async def create(self, thread_id: str, user: str | None) -> None:
-        """Make the thread if it does not exist (idempotent)."""
-        ...
-
-    async def get(self, thread_id: str) -> list[Message]:
-        """The thread's messages, oldest first ([] for a thread with none)."""
-        ...
-
-    async def append(self, thread_id: str, messages: list[Message]) -> None:
-        """Add messages; one whose ``id`` the thread holds already is skipped."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class ThreadIndex(Protocol):
-    """What the REST API needs beyond runs: listing and deleting threads."""
-
-    async def exists(self, thread_id: str) -> bool: ...
-
-    async def threads(self, user: str | None, limit: int, before: float | None) -> list[dict[str, Any]]: ...
-
-    async def delete(self, thread_id: str) -> bool: ...
-
-
-def new_thread_id() -> str:
-    return "t_" + uuid.uuid4().hex
+__all__ = [
+    "HistoryError",
+    "HistoryStore",
+    "Message",
+    "PermanentHistoryError",
+    "estimate_tokens",
+    "new_thread_id",
+    "open_store",
+    "window",
+]
 
 
 def open_store(spec: HistorySpec | None, data_dir: Path, environ: Mapping[str, str]) -> HistoryStore:
@@ -78,21 +44,3 @@ def open_store(spec: HistorySpec | None, data_dir: Path, environ: Mapping[str, s
     from .sqlite import SqliteHistoryStore
 
     return SqliteHistoryStore(data_dir / ((spec.path if spec else None) or "threads.db"))
-
-
-def estimate_tokens(text: str) -> int:
-    return (len(text) + 3) // 4
-
-
-def window(messages: list[Message], limit: Window | None) -> list[Message]:
-    """The most recent messages within ``limit`` (all when there is none)."""
-    if limit is None:
-        return messages
-    kept = messages[-limit.messages:] if limit.messages else messages
-    if limit.tokens:
-        budget, start = limit.tokens, len(kept)
-        while start > 0 and budget >= estimate_tokens(str(kept[start - 1].get("content") or "")):
-            budget -= estimate_tokens(str(kept[start - 1].get("content") or ""))
-            start -= 1
-        kept = kept[start:]
-    return kept

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .store import HistoryStore, Message
+from .base import HistoryStore, Message
 
 
 @dataclass

@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..spec.params import matches_type
 from .jsonsafe import MAX_DEPTH, TOO_DEEP, json_problem
 
 
@@ -73,49 +72,113 @@ def _fields_set(schema: Any) -> set[str]:
 
 
 def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> list[str]:
-    """What is wrong with ``value`` against ``schema`` (the subset in :mod:`netrun.spec.params`).
+    """What is wrong with ``value`` against the JSON Schema ``schema``, checked by ``jsonschema``.
 
-    Messages name the place and the expected type, never the value (it may be long or odd).
+    Messages name the place and what is allowed, never the value (it may be long or odd),
+    in the order a reader walks the value: a place's own problems, then what is missing,
+    then its members in the value's order. A value of the wrong type gets that one message.
     """
-    types = schema.get("type")
-    if types is not None:
-        types = [types] if isinstance(types, str) else types
-        if not any(matches_type(value, t) for t in types):
-            return [f"{path}: expected {' or '.join(types)}"]
-    errors: list[str] = []
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: must be one of {json.dumps(schema['enum'])}")
-    if "const" in schema and value != schema["const"]:
-        errors.append(f"{path}: must be {json.dumps(schema['const'])}")
-    if "anyOf" in schema and all(check_args(value, s, path) for s in schema["anyOf"]):
-        errors.append(f"{path}: matches none of the allowed schemas")
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
-            errors.append(f"{path}: length must be within {schema.get('minLength', 0)}..{schema.get('maxLength', '')}")
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append(f"{path}: must match {schema['pattern']}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        for key, bad in (
-            ("minimum", value.__lt__),
-            ("maximum", value.__gt__),
-            ("exclusiveMinimum", value.__le__),
-            ("exclusiveMaximum", value.__ge__),
-        ):
-            if key in schema and bad(schema[key]):
-                errors.append(f"{path}: {key} is {schema[key]}")
-    if isinstance(value, list):
-        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
-            errors.append(f"{path}: number of items must be within {schema.get('minItems', 0)}..{schema.get('maxItems', '')}")
-        for i, item in enumerate(value):
-            errors += check_args(item, schema.get("items") or {}, f"{path}[{i}]")
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
-        errors += [f"{path}.{k}: missing (it is required)" for k in schema.get("required") or [] if k not in value]
-        for key, item in value.items():
-            if key in props:
-                errors += check_args(item, props[key], f"{path}.{key}")
-            elif schema.get("additionalProperties") is False:
-                errors.append(f"{path}.{key}: unexpected")
-            elif isinstance(schema.get("additionalProperties"), dict):
-                errors += check_args(item, schema["additionalProperties"], f"{path}.{key}")
-    return errors
+    # At run time only: `netrun validate` never checks arguments, and jsonschema costs start-up.
+    import jsonschema
+    from referencing.exceptions import Unresolvable
+
+    try:
+        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        errors = list(validator_class(schema).iter_errors(value))
+    except (jsonschema.exceptions.UnknownType, Unresolvable, re.error, TypeError):
+        # A schema the library cannot apply (an MCP server's unknown type name or dangling
+        # $ref): the arguments go to the tool unchecked, and the tool's server judges them.
+        return []
+    wrong_type = [tuple(e.absolute_path) for e in errors if e.validator == "type"]
+    found: list[tuple[tuple[tuple[int, int], ...], str]] = []
+    for error in errors:
+        where = tuple(error.absolute_path)
+        if any(where[: len(t)] == t for t in wrong_type) and error.validator != "type":
+            continue  # inside a value of the wrong type, nothing else is worth saying
+        place = path + _suffix(where)
+        if error.validator == "required":
+            given = error.instance if isinstance(error.instance, Mapping) else {}
+            for name in error.validator_value:
+                if name not in given:
+                    found.append((_order(value, where, _RANK["required"]), f"{place}.{name}: missing (it is required)"))
+        elif error.validator == "additionalProperties" and error.validator_value is False:
+            for name in _additional(error.instance, error.schema):
+                found.append((_order(value, (*where, name), -1), f"{place}.{name}: unexpected"))
+        else:
+            found.append((_order(value, where, _RANK.get(str(error.validator), len(_RANK))), f"{place}: {_why(error)}"))
+    found.sort(key=lambda pair: pair[0])
+    return list(dict.fromkeys(message for _, message in found))  # one message per problem (missing names repeat)
+
+
+_RANK = {
+    key: rank
+    for rank, keys in enumerate((
+        ("type",), ("enum",), ("const",), ("anyOf", "oneOf", "not"), ("minLength", "maxLength"), ("pattern",),
+        ("minimum",), ("maximum",), ("exclusiveMinimum",), ("exclusiveMaximum",), ("multipleOf",),
+        ("minItems", "maxItems"), ("uniqueItems",), ("minProperties", "maxProperties"), ("required",),
+    ))
+    for key in keys
+}
+"""The order of a place's own messages (anything else comes after them)."""
+
+
+def _why(error: Any) -> str:
+    """What ``error`` (a ``jsonschema.ValidationError``) says is allowed, without the value."""
+    keyword, allowed, schema = str(error.validator), error.validator_value, error.schema
+    if keyword == "type":
+        return "expected " + " or ".join([allowed] if isinstance(allowed, str) else allowed)
+    if keyword == "enum":
+        return f"must be one of {json.dumps(allowed)}"
+    if keyword == "const":
+        return f"must be {json.dumps(allowed)}"
+    if keyword == "anyOf":
+        return "matches none of the allowed schemas"
+    if keyword == "oneOf":
+        return "must match exactly one of the allowed schemas"
+    if keyword in ("minLength", "maxLength"):
+        return f"length must be within {schema.get('minLength', 0)}..{schema.get('maxLength', '')}"
+    if keyword in ("minItems", "maxItems"):
+        return f"number of items must be within {schema.get('minItems', 0)}..{schema.get('maxItems', '')}"
+    if keyword in ("minProperties", "maxProperties"):
+        return f"number of properties must be within {schema.get('minProperties', 0)}..{schema.get('maxProperties', '')}"
+    if keyword == "pattern":
+        return f"must match {allowed}"
+    if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{keyword} is {allowed}"
+    if keyword == "multipleOf":
+        return f"must be a multiple of {allowed}"
+    if keyword == "uniqueItems":
+        return "items must be unique"
+    if keyword == "not":
+        return "matches a schema it must not"
+    if error.validator is None:  # the schema `false`: nothing is allowed here
+        return "not allowed here"
+    return f"does not satisfy {keyword}"
+
+
+def _suffix(where: tuple[Any, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in where)
+
+
+def _order(value: Any, where: tuple[Any, ...], rank: int) -> tuple[tuple[int, int], ...]:
+    """A sort key: the place's position in ``value`` (members in the value's order), then
+    ``rank`` for the place's own messages, which come before its members'."""
+    key: list[tuple[int, int]] = []
+    for part in where:
+        if isinstance(value, Mapping):
+            key.append((1, list(value).index(part) if part in value else len(value)))
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int):
+            key.append((1, part))
+            value = value[part] if part < len(value) else None
+        else:
+            key.append((1, 0))
+    return (*key, (0, rank))
+
+
+def _additional(instance: Any, schema: Mapping[str, Any]) -> list[str]:
+    """The members of ``instance`` that neither ``properties`` nor ``patternProperties`` name."""
+    if not isinstance(instance, Mapping):
+        return []
+    props, patterns = schema.get("properties") or {}, schema.get("patternProperties") or {}
+    return [k for k in instance if k not in props and not any(re.search(p, k) for p in patterns)]

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import NetrunError
+
 
 @dataclass(frozen=True)
 class ToolRequest:
@@ -77,7 +79,7 @@ class Request:
     """Seconds the call may take (an agent's ``limits.time``), else the model's own timeout."""
 
 
-class ModelError(Exception):
+class ModelError(NetrunError, phase="run"):
     """A model call failed. ``retriable`` says whether trying again may help; ``retry_after``
     is how many seconds the provider asked to wait first (a 429's ``Retry-After``), if it said.
 

@@ -10,26 +10,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from ..compile import Program
+from ..errors import NetrunError
 from ..history.store import window
 from ..history.thread import Thread
 from ..redact import Secrets, redact_logs
+from ..spec import scopes
 from ..spec.base import parse_duration
 from ..spec.history import Window
-from ..spec.network import DEFAULT_DEPTH, DEFAULT_RUNS
-from .approvals import APPROVAL_EVENT, approval_id, approval_step
-from .args import check_args, parameters_schema, parse_arguments
+from ..tools.registry import build_tools
+from .approvals import APPROVAL_EVENT  # noqa: F401 - netrun.testing.run imports it from here
+from .args import check_args, parse_arguments
 from .model import Completion, ModelError, Request
 from .render import RenderError
 from .router import DEFAULT_ROUTER_PROMPT, Decision, llm_decision, rule_decision
-from .steps import StepFailed, Steps, Wait, path_get
-from .tooling import Tool, ToolContext, ToolOutcome
+from .steps import StepFailed, Steps
+from .tooling import Tool, ToolContext, ToolOutcome, run_tool, starts_runs
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -85,7 +85,7 @@ class RunResult:
         return data
 
 
-class RunError(Exception):
+class RunError(NetrunError, phase="run"):
     """The run cannot go on (a model that fails for good, a template that cannot render)."""
 
 
@@ -123,6 +123,8 @@ class NetworkRun:
         """Stream the model's text as ``text.delta`` events (for a person watching)."""
         self.mcp = mcp
         """The run's MCP servers (:class:`netrun.tools.mcp.McpServers`), or None."""
+        self.tools = build_tools(program)
+        """The run's tools, built from the registry (with the program's stubs)."""
         self.usage = Usage()
         self.agent_usage: dict[str, Usage] = {}
         self.results: list[AgentResult] = []
@@ -242,8 +244,10 @@ class NetworkRun:
         return None
 
     def variables(self) -> dict[str, Any]:
+        """What the loop knows between turns: the variables of router rules (the agent and
+        router prompts add one name each, as the scope table says)."""
         last = self.results[-1] if self.results else None
-        return {
+        return scopes.variables(scopes.RULE_IF, {
             "input": self.input,
             "state": dict(self.state),
             "event": self.event,
@@ -252,7 +256,7 @@ class NetworkRun:
             "call_count": len(self.route),
             "last_agent": last.agent if last else None,
             "last_output": last.text if last else None,
-        }
+        })
 
     async def _route(self, n: int) -> Decision:
         router = self.p.spec.router
@@ -332,40 +336,12 @@ class NetworkRun:
         return Completion.from_json(data)
 
     # -- one agent turn ----------------------------------------------------------------
-    async def _offered(self, name: str, with_mcp: bool = True) -> dict[str, Tool | str]:
-        """The tools an agent offers, by the function name the model sees ('wait' for waits,
-        'network' for networks). MCP tools only ``with_mcp``: listing them connects servers."""
-        agent = self.p.agents[name]
-        offered: dict[str, Tool | str] = {}
-        for tool in agent.tools:
-            if tool in self.p.tools:
-                offered[tool] = self.p.tools[tool]
-            elif tool in self.p.waits:
-                offered[tool] = "wait"
-            elif tool in self.p.networks:
-                offered[tool] = "network"
-            elif tool in self.p.events:
-                offered[tool] = "event"
-        if with_mcp and agent.mcp_refs and self.mcp is not None:
-            for t in await self.mcp.resolve(f"{server}.{tool}" for server, tool in agent.mcp_refs):
-                offered.setdefault(t.name, t)
-        return offered
+    async def _offered(self, name: str, with_mcp: bool = True) -> dict[str, Tool]:
+        """The tools an agent offers, by the function name the model sees. MCP tools only
+        ``with_mcp``: listing them connects servers."""
+        return await self.tools.offered(self.p.agents[name], self.mcp if with_mcp else None)
 
-    def _schema(self, name: str, tool: Tool | str) -> dict[str, Any]:
-        if isinstance(tool, str):
-            if tool == "event":
-                ev = self.p.events[name]
-                description = ev.description or f"Send the event {ev.event.name}."
-                return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(ev.parameters)}}
-            if tool == "network":
-                net = self.p.networks[name]
-                target = net.network if isinstance(net.network, str) else net.network.name
-                description = net.description or f"Run the {target} network on an input and return its output."
-                default = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
-                return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(net.parameters) if net.parameters is not None else default}}
-            spec = self.p.waits[name]
-            description = spec.description or f"Ask a human and wait for the answer (event {spec.wait_for_event.event})."
-            return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters_schema(spec.parameters)}}
+    def _schema(self, name: str, tool: Tool) -> dict[str, Any]:
         return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}}
 
     def _window(self, agent: str) -> Window | None:
@@ -402,7 +378,8 @@ class NetworkRun:
         request = None  # a replayed inference needs no prompt: rendering it would cost every replay
         if not replayed:
             try:
-                system = self.p.renderer.render(agent.spec.system, self.variables() | {"agent": {"name": name, "description": agent.spec.description}})
+                variables = scopes.variables(scopes.AGENT_SYSTEM, self.variables() | {"agent": {"name": name, "description": agent.spec.description}})
+                system = self.p.renderer.render(agent.spec.system, variables)
             except RenderError as exc:
                 raise RunError(f"agent {name}: system prompt: {exc}") from None
             request = Request(name, turn, self._messages(system, name), tools, tool_choice if tools else None,
@@ -422,7 +399,7 @@ class NetworkRun:
         # parallel calls (and their approvals) finish in any order, a replay numbers the same.
         starts: list[int | None] = []
         for i, c in enumerate(calls):
-            starting = offered.get(c.name) in ("network", "event") and not (limit is not None and i >= limit)
+            starting = starts_runs(offered.get(c.name)) and not (limit is not None and i >= limit)
             starts.append(self.starts if starting else None)
             self.starts += int(starting)
         outcomes = await self.steps.parallel([
@@ -447,7 +424,7 @@ class NetworkRun:
         self.emit("agent.finished", seen, iteration=n, agent=name, text=completion.text)
 
     async def _tool(
-        self, step_id: str, name: str, arguments: str, offered: dict[str, Tool | str], schemas: dict[str, dict[str, Any]], refused: bool,
+        self, step_id: str, name: str, arguments: str, offered: dict[str, Tool], schemas: dict[str, dict[str, Any]], refused: bool,
         start: int | None = None,
     ) -> tuple[Any, ToolOutcome, str]:
         """Run one tool call; returns the arguments (as shown), the outcome, and the id of the
@@ -461,7 +438,7 @@ class NetworkRun:
         if tool is None and replayed:
             # Recorded in the journal: its outcome stands, even though the tool itself (an
             # MCP server's, not connected on a replayed turn) is not at hand now.
-            outcome = await self._call(step_id, None, args or {})
+            outcome = await run_tool(None, args or {}, self._context(step_id))
         elif refused:
             outcome, source = ToolOutcome.failure("refused: this agent's tool_calls limit for one turn is reached"), _infer_step(step_id)
         elif tool is None:
@@ -472,19 +449,15 @@ class NetworkRun:
             schema = schemas[name]["function"]["parameters"]  # as the model was shown it
             problems = check_args(args, schema)
             bad = "; ".join(problems) if problems else None
-            rejected = None if bad is not None else await self._approval(step_id, name, args)
             if bad is not None:
                 outcome, source = ToolOutcome.failure(bad), _infer_step(step_id)
-            elif rejected is not None:
-                outcome, source = rejected, f"{step_id}.approval"
-            elif tool == "network":
-                outcome = await self._network(step_id, name, args, start or 0)
-            elif tool == "event":
-                outcome = await self._event(step_id, name, args, start or 0)
-            elif isinstance(tool, str):
-                outcome = await self._wait(step_id, name, args)
             else:
-                outcome = await self._call(step_id, tool, args)
+                # Every kind the same way (an approval, a wait, a child run are the tool's own
+                # steps); an outcome from another step than the call's says which.
+                outcome = await run_tool(tool, args, self._context(step_id, start))
+                source = outcome.step or step_id
+        # The time the call ran in its step counts toward limits.time (as recorded: a replay counts the same).
+        self.usage.seconds += outcome.seconds
         # Outcomes no step made (or that a step of an older version recorded) are cleaned here.
         outcome = ToolOutcome(**self.secrets.redact_value(dataclasses.asdict(outcome)))
         # Reported by the first execution to see the outcome (on Inngest, the call after the
@@ -492,175 +465,13 @@ class NetworkRun:
         self.emit("tool.result", not self.steps.fresh(source), step=step_id, tool=name, result=outcome.result, error=outcome.error)
         return shown, outcome, source
 
-    async def _approval(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome | None:
-        """For a tool with ``approval: required``: wait for a human's decision before it runs.
-
-        Returns None when approved, else the rejection the model is told about. Each gated
-        call waits on its own approval id (durability rule 7: an approval answers exactly one
-        tool call): the decision is an event (default ``netrun/approval``) whose data carries
-        this run's ``run_id``, that ``approval_id``, ``approved`` (true or false), and
-        optionally ``tool`` (which must then be this call's) and ``reason``. The tool calls of
-        one turn run in parallel, so several approvals of a run may wait at once; approving
-        or rejecting one leaves the others waiting.
-        """
-        spec = self.p.spec.tools.get(name)
-        approval = getattr(spec, "approval", None)
-        if approval is None or approval == "none":
-            return None
-        timeout = "24h" if isinstance(approval, str) else approval.timeout
-        event = (None if isinstance(approval, str) else approval.event) or APPROVAL_EVENT
-        ident = approval_id(self.steps.run_id, step_id)
-        wait_step = approval_step(step_id)
-        wait = Wait(
-            event=event,
-            timeout=parse_duration(timeout),
-            # The id is required: an id-less approval is resolved to one id by whoever knows
-            # how many calls wait (`netrun serve`, `netrun send`), never by this condition.
-            if_="async.data.run_id == run.id and async.data.approval_id == approval.id"
-                " and (async.data.tool is not defined or async.data.tool == approval.tool)",
-            # ``approval`` also tells the engines' journals which waits are approvals (the
-            # pending list of `GET /runs/{id}`); its values are fixed when the wait starts.
-            variables={"run": {"id": self.steps.run_id}, "approval": {"id": ident, "tool": name, "args": args, "step": step_id, "event": event}},
-        )
-        self.emit("approval.requested", self.steps.replaying(wait_step), step=step_id, approval_id=ident, tool=name, args=args,
-                  event=event, timeout=timeout)
-        decision = await self.steps.wait_for_event(wait_step, wait)
-        data = (decision or {}).get("data") or {}
-        resolution = "expired" if decision is None else "approved" if data.get("approved") is True else "denied"
-        self.emit("approval.resolved", not self.steps.fresh(wait_step), step=step_id, approval_id=ident, tool=name,
-                  resolution=resolution, reason=data.get("reason"), by=data.get("by"))
-        if decision is None:
-            return ToolOutcome.failure(f"not approved: no decision within {timeout}; the tool did not run")
-        if resolution == "approved":
-            return None
-        reason = data.get("reason")
-        return ToolOutcome.failure("rejected by a human" + (f": {reason}" if reason else "") + "; the tool did not run")
-
-    async def _network(self, step_id: str, name: str, args: dict[str, Any], start: int = 0) -> ToolOutcome:
-        """Run another network as a child run; its output is the tool's result."""
-        spec = self.p.networks[name].network
-        target, template = (spec, "{{ args.input }}") if isinstance(spec, str) else (spec.name, spec.input)
-        refused = _past_depth(self, f"running network '{target}'", "nothing was started") or _past_runs(self, start, "nothing was started")
-        if refused is not None:
-            # A step, so that the refusal is recorded (and reported) once, like an outcome.
-            return ToolOutcome.from_json(await self.steps.run(step_id, lambda: _json(refused)))
-        try:
-            child_input = self.p.renderer.render(template, self._context(step_id).variables(args))
-        except RenderError as exc:
-            return ToolOutcome.failure(str(exc))
-        try:
-            # A child does not know this run's secrets: its output is cleaned against them here
-            # (the local engine also records it clean; an Inngest memo is the child's return).
-            return ToolOutcome.from_json(self.secrets.redact_value(await self.steps.invoke(step_id, target, child_input)))
-        except StepFailed as exc:
-            return ToolOutcome.failure(self.secrets.redact(exc.message))
-
-    async def _event(self, step_id: str, name: str, args: dict[str, Any], start: int = 0) -> ToolOutcome:
-        """Send the tool's event once (a step); its id is derived from the run and the step,
-        so a receiver can tell a repeat (Inngest drops an event id it has seen)."""
-        spec = self.p.events[name].event
-        variables = self._context(step_id).variables(args)
-        try:
-            event_name = self.p.renderer.render(spec.name, variables).strip()
-            data = self.p.renderer.render_typed(spec.data, variables) if spec.data is not None else {}
-        except RenderError as exc:
-            return ToolOutcome.failure(str(exc))
-        if not event_name or any(c.isspace() for c in event_name):
-            return ToolOutcome.failure(f"{event_name!r} is not an event name")
-        if not isinstance(data, dict):
-            data = {"value": data}
-        if "approval_id" in data:  # every approval wait requires one: only people answer approvals
-            return ToolOutcome.failure("refused: approval_id is reserved for the people who answer approvals "
-                                       "(POST /events, netrun send); a run cannot approve tool calls; the event was not sent")
-        # Whether the event starts runs is known only where it arrives (triggers, their `if`):
-        # past the limit no event is sent at all. Its engine gives the runs it starts depth + 1.
-        refused = _past_depth(self, f"sending the event {event_name}", "the event was not sent") or _past_runs(self, start, "the event was not sent")
-        if refused is not None:
-            return ToolOutcome.from_json(await self.steps.run(step_id, lambda: _json(refused)))
-        event_id = f"{self.steps.run_id}:{step_id}"
-        try:
-            await self.steps.send_event(step_id, [{"name": event_name, "data": data, "id": event_id}])
-        except StepFailed as exc:
-            return ToolOutcome.failure(exc.message)
-        return ToolOutcome(result={"sent": event_name, "id": event_id})
-
-    def _context(self, step_id: str) -> ToolContext:
-        return ToolContext(self.steps.run_id, step_id, self.input, dict(self.state), self.event, self.environ, self.p.base_dir)
-
-    async def _call(self, step_id: str, tool: Tool | None, args: dict[str, Any]) -> ToolOutcome:
-        ctx = self._context(step_id)
-
-        async def call() -> dict[str, Any]:
-            started = time.perf_counter()
-            try:
-                if tool is None:
-                    raise RuntimeError(f"step {step_id} is not recorded and its tool is not available")
-                out = (await tool.call(args, ctx)).to_json()
-            except Exception as exc:  # a bug in a tool is still the model's to hear about
-                out = ToolOutcome.failure(f"{type(exc).__name__}: {exc}").to_json()
-            # Recorded with the output, so that the time limit counts the same on replay.
-            out["seconds"] = round(time.perf_counter() - started, 4)
-            # Redacted inside the step: the journal (or Inngest) records only the clean outcome.
-            return self.secrets.redact_value(out)  # type: ignore[no-any-return]
-
-        try:
-            data = await self.steps.run(step_id, call)
-        except StepFailed as exc:
-            return ToolOutcome.failure(exc.message)
-        self.usage.seconds += float(data.get("seconds") or 0.0)
-        return ToolOutcome.from_json(data)
-
-    async def _wait(self, step_id: str, name: str, args: dict[str, Any]) -> ToolOutcome:
-        spec = self.p.waits[name].wait_for_event
-        if spec.match and path_get(self.event, spec.match) is None:
-            # Matching "no value" with "no value" would hand one answer to every such run.
-            return ToolOutcome.failure(f"cannot wait for {spec.event}: the event that started this run has no {spec.match} to match on")
-        # What `netrun validate` lets `if:` read (the tool scope, and `async`); `event` is added
-        # where the wait is matched (the engine knows the run's event).
-        variables = {"args": args, "state": dict(self.state), "input": self.input, "run": {"id": self.steps.run_id}}
-        wait = Wait(
-            event=spec.event,
-            timeout=parse_duration(spec.timeout) if spec.timeout else timedelta(hours=24),
-            match=spec.match,
-            if_=spec.if_,
-            match_value=path_get(self.event, spec.match) if spec.match else None,
-            variables=variables,
-        )
-        self.emit("waiting", self.steps.replaying(step_id), step=step_id, tool=name, event=spec.event, match=spec.match, match_value=wait.match_value, args=args)
-        received = await self.steps.wait_for_event(step_id, wait)
-        if received is None:
-            return ToolOutcome.failure(f"no answer: no {spec.event} event arrived within {spec.timeout}")
-        return ToolOutcome(result=received.get("data", received))
-
-
-def _past_depth(run: NetworkRun, what: str, consequence: str) -> ToolOutcome | None:
-    """The refusal for a call that would start a run deeper than the network's
-    ``limits.depth`` allows (the calling network's limit: only it can tell its model), or None."""
-    limits = run.p.spec.limits
-    limit = limits.depth if limits is not None and limits.depth is not None else DEFAULT_DEPTH
-    if run.depth + 1 <= limit:
-        return None
-    return ToolOutcome.failure(
-        f"refused: {what} would start a run at depth {run.depth + 1}, past the limit of {limit} "
-        f"(limits.depth of network '{run.p.spec.name}'; this run is at depth {run.depth}); {consequence}"
-    )
-
-
-def _past_runs(run: NetworkRun, start: int, consequence: str) -> ToolOutcome | None:
-    """The refusal for the call numbered ``start`` (from 0) among the run's network and event
-    tool calls, when ``limits.runs`` allows fewer, or None."""
-    limits = run.p.spec.limits
-    limit = limits.runs if limits is not None and limits.runs is not None else DEFAULT_RUNS
-    if start < limit:
-        return None
-    return ToolOutcome.failure(
-        f"refused: this run may start at most {limit} runs (limits.runs of network '{run.p.spec.name}': each network tool call "
-        f"and each event sent counts one) and this is call {start + 1}; {consequence}"
-    )
-
-
-async def _json(outcome: ToolOutcome) -> dict[str, Any]:
-    return outcome.to_json()
+    def _context(self, step_id: str, start: int | None = None) -> ToolContext:
+        """The one context every tool is called with (``start``: the call's number under
+        ``limits.runs``, for the tools that start runs)."""
+        spec = self.p.spec
+        return ToolContext(self.steps.run_id, step_id, self.input, dict(self.state), self.event, self.environ, self.p.base_dir,
+                           steps=self.steps, secrets=self.secrets, renderer=self.p.renderer, emit=self.emit, network=spec.name,
+                           limits=spec.limits, depth=self.depth, start=start)
 
 
 def _infer_step(tool_step: str) -> str:

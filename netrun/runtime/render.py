@@ -1,5 +1,5 @@
 """Rendering templates and evaluating expressions at run time, in the same sandbox that
-``netrun validate`` checks them in (:func:`netrun.check.templates.sandbox`)."""
+``netrun validate`` checks them in (:func:`netrun.expressions.jinja.sandbox`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 
 from jinja2 import DictLoader, Template, Undefined
 
-from ..check.templates import sandbox
+from ..diagnostics import YamlPath, format_path
+from ..errors import NetrunError
+from ..expressions.jinja import sandbox
 
 _SINGLE_EXPR = re.compile(r"\{\{((?:(?!\{\{|\}\}).)*)\}\}", re.S)
 _MARK = "\x00"
@@ -32,8 +34,17 @@ def _unmark(hexed: str) -> str:
     return text
 
 
-class RenderError(Exception):
-    """A template or expression failed at run time (an undefined value, a bad filter call)."""
+class RenderError(NetrunError, phase="run"):
+    """A template or expression failed at run time (an undefined value, a bad filter call).
+
+    Its place is named when the caller gave it (``place=("router", "rules", 2, "if")``):
+    the message starts with the YAML path and :attr:`yaml_path` holds it, since at run time
+    the source text alone rarely says which of a network's templates failed."""
+
+
+def _failed(what: str, source: str, reason: str, place: YamlPath) -> RenderError:
+    prefix = f"{format_path(place)}: " if place else ""
+    return RenderError(f"{prefix}{what} {source[:60]!r}: {reason}").at(path=place)
 
 
 class Renderer:
@@ -50,18 +61,20 @@ class Renderer:
         self._marking.finalize = _mark
         self._marked: dict[str, Template] = {}
 
-    def render(self, source: str, variables: Mapping[str, Any]) -> str:
-        """Render a template; plain text (no ``{``) is returned as it is."""
+    def render(self, source: str, variables: Mapping[str, Any], place: YamlPath = ()) -> str:
+        """Render a template; plain text (no ``{``) is returned as it is. ``place``, the
+        template's YAML path, is named by the error if it fails."""
         if "{" not in source:
             return source
         try:
             template = _cached(self._templates, source, self.env.from_string)
             return template.render(variables)
         except Exception as exc:  # any failure inside a user's template is the user's to read
-            raise RenderError(f"template {source[:60]!r}: {_reason(exc)}") from None
+            raise _failed("template", source, _reason(exc), place) from None
 
-    def evaluate(self, source: str, variables: Mapping[str, Any]) -> Any:
-        """Evaluate an expression such as ``state.category == "technical"``."""
+    def evaluate(self, source: str, variables: Mapping[str, Any], place: YamlPath = ()) -> Any:
+        """Evaluate an expression such as ``state.category == "technical"``; ``place`` as
+        for :meth:`render`."""
         try:
             expression = _cached(self._expressions, source, lambda s: self.env.compile_expression(s, undefined_to_none=False))
             value = expression(**variables)
@@ -69,7 +82,7 @@ class Renderer:
                 str(value)
             return value
         except Exception as exc:
-            raise RenderError(f"expression {source[:60]!r}: {_reason(exc)}") from None
+            raise _failed("expression", source, _reason(exc), place) from None
 
     def render_value(self, value: Any, variables: Mapping[str, Any]) -> Any:
         """Render every string inside a JSON-like value as text."""

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..diagnostics import YamlPath
+from ..spec import scopes
 from .model import Completion, Request
 from .render import Renderer
 
@@ -41,9 +43,11 @@ class Decision:
 
 
 def rule_decision(rules: list[Any], variables: dict[str, Any], renderer: Renderer) -> tuple[int, Any] | None:
-    """The first rule whose ``if`` holds, with its index."""
+    """The first rule whose ``if`` holds, with its index. A rule whose ``if`` fails raises
+    :class:`~netrun.runtime.render.RenderError` naming it (``router.rules[2].if: ...``): at
+    run time the expression text alone does not say which of several rules it was."""
     for i, rule in enumerate(rules):
-        if renderer.evaluate(rule.if_, variables):
+        if renderer.evaluate(rule.if_, variables, place=("router", "rules", i, "if")):
             return i, rule
     return None
 
@@ -88,7 +92,10 @@ async def llm_decision(
     ``call`` makes one inference through a step and returns its Completion. Returns the
     decision and the completions made (for usage accounting).
     """
-    prompt = renderer.render(system, {**variables, "agents": [{"name": n, "description": d} for n, d in agents.items()]})
+    listed = [{"name": n, "description": d} for n, d in agents.items()]
+    # netrun's own prompt has no place in the file: an error there names the router
+    place: YamlPath = ("router",) if system == DEFAULT_ROUTER_PROMPT else ("router", "llm", "system")
+    prompt = renderer.render(system, scopes.variables(scopes.ROUTER_SYSTEM, {**variables, "agents": listed}), place)
     messages: list[dict[str, Any]] = [{"role": "system", "content": prompt}, {"role": "user", "content": user}]
     tools = router_tools(list(agents))
     made: list[Completion] = []

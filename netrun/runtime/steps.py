@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from ..errors import NetrunError
+
 Json = Any
 """A value that survives ``json.dumps``: what a step may return."""
 
@@ -35,7 +37,7 @@ class Wait:
     """Values the ``if`` expression may use besides ``event`` and ``async`` (args, state, run)."""
 
 
-class StepFailed(Exception):  # noqa: N818 - mirrors inngest.StepError; reads as an event
+class StepFailed(NetrunError, phase="run"):  # noqa: N818 - mirrors inngest.StepError; reads as an event
     """A step that failed for good (its retries exhausted); memoized like an output."""
 
     def __init__(self, step_id: str, message: str) -> None:

@@ -1,23 +1,39 @@
 """What every tool implementation shares: the call context, the outcome, the protocol.
 
-A tool call runs inside a durable step; the step's output is the JSON form of a
-:class:`ToolOutcome`. State changes travel in ``state_patch`` and are applied by the loop
-outside the step, so that a replay rebuilds the same state from the same outputs without
-running the tool again (durability rule 2 in the design).
+Every kind (state, http, mcp, wait_for_event, network, event, and a ``netrun test`` stub)
+is a :class:`Tool` called with one :class:`ToolContext`; the loop calls each through
+:func:`run_tool`. Most tools run inside a durable step the loop opens for them; the step's
+output is the JSON form of a :class:`ToolOutcome`. A tool that drives the engine's own
+durable operations (a wait, a child run, an event) says ``owns_steps = True`` and is
+called outside any step, with ``ctx.steps``. State changes travel in ``state_patch`` and
+are applied by the loop outside the step, so that a replay rebuilds the same state from
+the same outputs without running the tool again (durability rule 2 in the design).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..redact import Secrets
+from ..spec import scopes
+from ..spec.network import Limits
+from .render import Renderer
+from .steps import StepFailed, Steps
+
+Emit = Callable[..., None]
+"""``emit(kind, replayed, **data)``: reports a run's progress (:meth:`NetworkRun.emit`)."""
+
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a tool may read while it runs."""
+    """What a tool may read and use while it runs: the one argument every kind receives
+    besides its arguments. The fields after ``base_dir`` have defaults so that a tool can be
+    called alone (a unit test); in a run the loop fills them all."""
 
     run_id: str
     step_id: str
@@ -31,15 +47,34 @@ class ToolContext:
     """Where ``${ENV}`` references are resolved, at call time."""
     base_dir: Path
     """The directory of the network file (relative paths in the file are relative to it)."""
+    steps: Steps | None = None
+    """The run's durable operations, for tools that own their steps (None outside a run)."""
+    secrets: Secrets = field(default_factory=Secrets)
+    """The run's ``${ENV}`` values: what a tool returns is redacted against them."""
+    renderer: Renderer = field(default_factory=Renderer)
+    """Renders the network's templates (with its prompt fragments)."""
+    emit: Emit | None = None
+    """Reports progress (``waiting``, ``approval.requested``...); None: nobody listens."""
+    network: str = ""
+    """The name of the network the run executes (quoted by refusals)."""
+    limits: Limits | None = None
+    """The network's run-wide limits (``depth`` and ``runs`` bound the runs a tool starts)."""
+    depth: int = 0
+    """How many runs deep this run is (0: started from outside)."""
+    start: int | None = None
+    """This call's number (from 0) among the run's calls that start runs (``limits.runs``),
+    numbered in the model's order before any runs; None for a call that starts none."""
 
     @property
     def idempotency_key(self) -> str:
         """Stable across retries and replays of this call: derived from run id and step id."""
         return hashlib.sha256(f"{self.run_id}/{self.step_id}".encode()).hexdigest()[:32]
 
-    def variables(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """The variables tool templates see (the scope ``netrun validate`` checks them against)."""
-        return {"args": dict(args), "state": dict(self.state), "input": self.input, "event": dict(self.event), "run": {"id": self.run_id}}
+    def variables(self, args: Mapping[str, Any], place: scopes.Place = scopes.TOOL_STATE) -> dict[str, Any]:
+        """The variables the templates of a tool's ``place`` see (the scope table, which
+        ``netrun validate`` checks them against; the tool places share one today)."""
+        values = {"args": dict(args), "state": dict(self.state), "input": self.input, "event": dict(self.event), "run": {"id": self.run_id}}
+        return scopes.variables(place, values)
 
 
 @dataclass
@@ -53,6 +88,12 @@ class ToolOutcome:
     result: Any = None
     error: str | None = None
     state_patch: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    """How long the call ran inside its step: recorded in the step's output beside the
+    outcome (not by :meth:`to_json`), so that the time limit counts the same on replay."""
+    step: str | None = None
+    """The step the outcome comes from when it is not the call's own (a rejected approval's
+    wait); who reports the outcome once decides by it. Not part of the JSON."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"result": self.result}
@@ -64,7 +105,8 @@ class ToolOutcome:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ToolOutcome:
-        return cls(result=data.get("result"), error=data.get("error"), state_patch=dict(data.get("state_patch") or {}))
+        return cls(result=data.get("result"), error=data.get("error"), state_patch=dict(data.get("state_patch") or {}),
+                   seconds=float(data.get("seconds") or 0.0))
 
     @classmethod
     def failure(cls, message: str) -> ToolOutcome:
@@ -72,7 +114,12 @@ class ToolOutcome:
 
 
 class Tool(Protocol):
-    """A tool as the model sees it and as the loop calls it."""
+    """A tool as the model sees it and as the loop calls it.
+
+    Two optional class attributes, read by :func:`owns_steps` and :func:`starts_runs`
+    (a tool without them runs in one step and starts no runs): ``owns_steps`` and
+    ``starts_runs``.
+    """
 
     name: str
     """The function name shown to the model: ``^[A-Za-z0-9_-]{1,64}$``."""
@@ -83,3 +130,45 @@ class Tool(Protocol):
     async def call(self, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
         """Run the tool; never raise for a failure the model should hear about."""
         ...
+
+
+def owns_steps(tool: Any) -> bool:
+    """Whether ``tool`` drives its own steps (``owns_steps = True``: called outside a step,
+    with ``ctx.steps``); tools without the attribute run inside one step (the default)."""
+    return bool(getattr(tool, "owns_steps", False))
+
+
+def starts_runs(tool: Any) -> bool:
+    """Whether a call of ``tool`` may start a run (``starts_runs = True``): it then takes a
+    number under ``limits.runs`` before the turn's calls run."""
+    return bool(getattr(tool, "starts_runs", False))
+
+
+async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
+    """Call ``tool`` as the loop does: a tool that owns its steps directly, any other inside
+    the step ``ctx.step_id`` (on replay its recorded outcome, without calling it). ``None``
+    stands for a tool not at hand now (an MCP server's, on a replayed turn): its recorded
+    outcome stands, and a call that was never recorded fails."""
+    if tool is not None and owns_steps(tool):
+        return await tool.call(args, ctx)
+    assert ctx.steps is not None, "a tool call runs in a step of its run"
+    step_id, secrets = ctx.step_id, ctx.secrets
+
+    async def call() -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            if tool is None:
+                raise RuntimeError(f"step {step_id} is not recorded and its tool is not available")
+            out = (await tool.call(args, ctx)).to_json()
+        except Exception as exc:  # a bug in a tool is still the model's to hear about
+            out = ToolOutcome.failure(f"{type(exc).__name__}: {exc}").to_json()
+        # Recorded with the output, so that the time limit counts the same on replay.
+        out["seconds"] = round(time.perf_counter() - started, 4)
+        # Redacted inside the step: the journal (or Inngest) records only the clean outcome.
+        return secrets.redact_value(out)  # type: ignore[no-any-return]
+
+    try:
+        data = await ctx.steps.run(step_id, call)
+    except StepFailed as exc:
+        return ToolOutcome.failure(exc.message)
+    return ToolOutcome.from_json(data)

@@ -13,72 +13,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette.sse import EventSourceResponse
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..compile import ModelFactory
-from ..engines.approvals import ApprovalError, resolve_approval
 from ..engines.concurrency import ConcurrencyGate
-from ..engines.inngest_function import accepts, default_event, network_input, triggers
-from ..engines.local import FINAL_STATUSES, Journal, new_run_id
-from ..engines.runner import LocalEngine, find_network
+from ..engines.inngest import InngestEngine
+from ..engines.inngest_steps import META
+from ..engines.local import Journal, new_run_id
+from ..engines.runner import LocalEngine
+from ..engines.triggers import accepts, default_event, network_input, triggers
+from ..errors import NetrunError
+from ..finder import find_network
 from ..history.store import new_thread_id
 from ..redact import Secrets
 from ..runtime.render import RenderError
-from ..runtime.state import state_problems
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
-from ..sqlite_file import StorageFault
+from . import routes
 from .catalog import Catalog, ReloadResult, Version
-from .functions import META, InngestFunctions, make_client
-from .guard import RequestGuard, SafeJSONResponse, replay_body, safe_text, unprocessable
+from .functions import make_client
+from .guard import RequestGuard, SafeJSONResponse, replay_body
 from .inngest_guard import SIGNATURE_HEADER, SignatureGuard, sign
 from .local_runs import LocalRuns, SingletonSkipped
-from .run_events import FINAL, RunEvents
+from .routes.models import RunRequest
+from .run_events import RunEvents, once_key
 from .settings import SERVE_PATH, ServeSettings, is_loopback
 
 log = logging.getLogger("netrun.serve")
 
 
-class StartError(Exception):
+class StartError(NetrunError, phase="serve"):
     """The server cannot start (invalid network files, an unusable data directory)."""
-
-
-class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    input: str | None = None
-    """The network input; default: the trigger's input template over the event data."""
-    data: dict[str, Any] = Field(default_factory=dict)
-    """The trigger event's data."""
-    state: dict[str, Any] = Field(default_factory=dict)
-    """Initial state."""
-    thread_id: str | None = Field(default=None, min_length=1, max_length=200)
-    """The conversation the run continues (a new one when not given; returned)."""
-    user: str | None = None
-    """A user key the thread is filed under (``GET /threads?user=``)."""
-    history: list[dict[str, Any]] | None = None
-    """Client-authoritative history (``role``, ``content`` each): used instead of the
-    stored thread, which is not read (this run's messages are still appended)."""
-
-
-class EventRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    data: dict[str, Any] = Field(default_factory=dict)
-    run_id: str | None = None
-    """Deliver only to this run's waits (approvals match on ``data.run_id`` anyway)."""
 
 
 class Server:
@@ -106,13 +79,14 @@ class Server:
         self.local = LocalRuns(self.engine, self.catalog)
         self.engine.on_event = self.local.deliver  # events sent by tools start networks too
         self.inngest_app: ASGIApp | None = None
-        self.functions: InngestFunctions | None = None
+        self.functions: InngestEngine | None = None
         if settings.inngest_mode is not None:
             try:
                 self.client = make_client(settings)
             except Exception as exc:  # the SDK's own checks of keys and URLs
                 raise StartError(f"cannot set up the Inngest client: {exc}") from None
-            self.functions = InngestFunctions(self.client, self.catalog, self.journal, settings.environ, self.events.emit, models, settings.data_dir)
+            self.functions = InngestEngine(self.client, self.catalog, self.journal, settings.environ, self.events.emit, once_key, models,
+                                           settings.data_dir)
             self.functions.watched = self.events.watched
             self._serve_functions()
         self._background: list[asyncio.Task[Any]] = []
@@ -407,32 +381,6 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
     return body, replay_body(body, receive)
 
 
-def _field(loc: Any) -> str:
-    """A validation error's location as a client names the field: ``body.history[0].role``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{safe_text(str(part))}" if text else safe_text(str(part))
-    return text or "request"
-
-
-def _docs_behind(app: FastAPI, dependencies: list[Any]) -> None:
-    """``/openapi.json``, ``/docs`` and ``/redoc``, requiring the API token (a client sends
-    the header; a browser needs a proxy that adds it)."""
-    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-
-    @app.get("/openapi.json", dependencies=dependencies, include_in_schema=False)
-    async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @app.get("/docs", dependencies=dependencies, include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="netrun API")
-
-    @app.get("/redoc", dependencies=dependencies, include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title="netrun API")
-
-
 def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -> FastAPI:
     """The application for ``settings``; raises :class:`StartError` when it cannot start."""
     server = Server(settings, models)
@@ -444,211 +392,5 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     # Outermost: nothing reads a body over the limit, or JSON that would not read back.
     app.add_middleware(RequestGuard, max_body=settings.max_body, max_inngest_body=settings.max_inngest_body)
 
-    def authorized(request: Request) -> None:
-        token = settings.api_token
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "missing or wrong bearer token (NETRUN_API_TOKEN)", headers={"WWW-Authenticate": "Bearer"})
-
-    api = [Depends(authorized)]
-    if not open_docs:
-        _docs_behind(app, api)
-
-    @app.get("/healthz", response_model=None)
-    async def healthz() -> dict[str, Any] | JSONResponse:
-        health: dict[str, Any] = {"status": "ok", "engine": settings.engine, "inngest": settings.inngest_mode, "networks": len(server.catalog.current)}
-        if server.functions is not None:
-            health["sync"] = server.sync_state
-            if server.sync_state.get("status") == "refused" and not server.ever_synced:  # nothing Inngest can run
-                return JSONResponse({**health, "status": "error"}, status_code=503)
-        stalled = server.local.stalled
-        if stalled:  # runs stopped by a full disk: they go on once the journal can be written
-            health["storage"] = {"stalled_runs": len(stalled), "reason": next(iter(stalled.values()))}
-        return health
-
-    @app.get("/networks", dependencies=api)
-    async def networks() -> dict[str, Any]:
-        return {"networks": [v.describe() for v in server.catalog.current.values()], "reloads": server.reloads}
-
-    @app.post("/networks/{name}/runs", dependencies=api, status_code=202, response_model=None)
-    async def start(name: str, body: RunRequest) -> dict[str, Any] | JSONResponse:
-        version = server.catalog.get(name)
-        if version is None:
-            raise HTTPException(404, f"no network named '{name}'; served: {', '.join(sorted(server.catalog.current)) or 'none'}")
-        problems = state_problems(version.spec.state, body.state)
-        if problems:
-            return unprocessable((f"body.state.{path}", why) for _, path, why in problems)
-        return await server.start_run(version, body)
-
-    @app.get("/runs/{run_id}", dependencies=api)
-    async def run(run_id: str) -> dict[str, Any]:
-        record = server.journal.run(run_id, approvals=True)
-        if record is None:
-            raise HTTPException(404, f"no run {run_id}")
-        return record.summary()
-
-    def act_on_run(run_id: str, verb: str, act: Any) -> dict[str, Any]:
-        """Retry or cancel a local run: 404 for no such run, 409 on Inngest or when the
-        engine refuses (the run is not in a state the action applies to)."""
-        from ..engines.runner import EngineError
-
-        if server.journal.run(run_id) is None:
-            raise HTTPException(404, f"no run {run_id}")
-        if server.settings.engine == "inngest":
-            raise HTTPException(409, f"run {run_id} executes on Inngest: {verb} it from Inngest's dashboard")
-        try:
-            record = act(run_id)
-        except EngineError as exc:
-            raise HTTPException(409, str(exc)) from None
-        return {"run_id": run_id, "status": record.status, "network": record.network}
-
-    @app.post("/runs/{run_id}/retry", dependencies=api, status_code=202)
-    async def retry(run_id: str) -> dict[str, Any]:
-        """Run a failed run again: completed steps stay memoized, the failed step runs again."""
-        return act_on_run(run_id, "retry", server.local.retry)
-
-    @app.post("/runs/{run_id}/cancel", dependencies=api, status_code=202)
-    async def cancel(run_id: str) -> dict[str, Any]:
-        """End a run that has not ended: ``cancelled``; a step in flight finishes, no further one starts."""
-        return act_on_run(run_id, "cancel", lambda rid: server.engine.cancel(rid, "cancelled through the REST API"))
-
-    @app.get("/runs/{run_id}/events", dependencies=api)
-    async def run_events(run_id: str, request: Request, last_event_id: str | None = None) -> EventSourceResponse:
-        """The run's events from its start, or after the event numbered ``Last-Event-ID`` (the
-        header an EventSource sends when it reconnects, or ``?last_event_id=``)."""
-        resume = request.headers.get("last-event-id") or last_event_id or "0"
-        try:
-            after = int(resume.strip())
-        except ValueError:
-            raise HTTPException(400, f"Last-Event-ID must be an event number (the id: of an event of this stream), not {resume[:40]!r}") from None
-        record = server.journal.run(run_id)
-        if record is None:
-            raise HTTPException(404, f"no run {run_id}")
-        final = None
-        if record.status in FINAL_STATUSES:
-            final = {"type": f"run.{record.status}", "run_id": run_id, **({"result": record.result} if record.result else {"error": record.error})}
-
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            async for seq, event in server.events.stream(run_id, final, after=max(after, 0)):
-                yield {"event": event["type"], "data": json.dumps(event, default=str), **({"id": str(seq)} if seq is not None else {})}
-                if event["type"] in FINAL:
-                    return
-
-        return EventSourceResponse(stream(), ping=15)
-
-    @app.post("/events", dependencies=api, status_code=202, response_model=None)
-    async def events(body: EventRequest) -> dict[str, Any] | JSONResponse:
-        """Deliver an event. 202 ``{started, resumed, problems, matched[, approval_id]}``
-        (Inngest: ``{event_ids, matched[, approval_id]}``). An approval, or an event for one
-        run (``run_id``), that answers nothing is refused with the reason: 404 (no such run,
-        approval or wait), 409 (several approvals pending and none named, answered already,
-        expired, another tool's, the run ended), 422 (malformed); the body is ``{detail,
-        run_id, pending: [approvals]}``. See README "Approvals"."""
-        if META in body.data:
-            # netrun's own: it names the run a function call records (and its depth). A client
-            # that set it could overwrite another run's record; runs are started with
-            # POST /networks/{name}/runs.
-            raise HTTPException(422, f"data.{META} is reserved for netrun; start a run with POST /networks/{{name}}/runs")
-        data = dict(body.data)
-        if body.run_id is not None:
-            data.setdefault("run_id", body.run_id)  # approvals match on the run id in the data
-        try:
-            approval = resolve_approval(server.journal, body.name, data, body.run_id)
-        except ApprovalError as exc:
-            return JSONResponse(exc.body(), status_code=exc.status)
-        run_id = body.run_id
-        if approval is not None:
-            data, run_id = approval, str(approval["run_id"])
-        named = {"approval_id": approval["approval_id"]} if approval is not None and "approval_id" in approval else {}
-        if settings.engine == "inngest":
-            import inngest
-
-            # Inngest's wait matches the id; marking the approval answered first makes a repeat
-            # (or a concurrent second answer) a 409 here rather than an event that matches nothing.
-            if named and run_id is not None and not server.journal.settle_approval(run_id, named["approval_id"]):
-                return JSONResponse(ApprovalError(409, f"approval {named['approval_id']} of run {run_id} was answered already", run_id,
-                                                  server.journal.approvals(run_id)).body(), status_code=409)
-            try:
-                ids = await server.send(inngest.Event(name=body.name, data=data))
-            except HTTPException:
-                if named and run_id is not None:  # not sent: it still waits for an answer
-                    server.journal.settle_approval(run_id, named["approval_id"], "pending", was="answered")
-                raise
-            # Whether a plain event answers a wait is Inngest's to know: matched is null then.
-            return {"event_ids": ids, "matched": True if approval is not None else None, **named}
-        if approval is None and run_id is not None and server.journal.run(run_id) is None:
-            raise HTTPException(404, f"no run {run_id}")
-        try:
-            result = server.local.deliver(body.name, data, run_id)
-        except ApprovalError as exc:
-            return JSONResponse(exc.body(), status_code=exc.status)
-        matched = bool(result["started"] or result["resumed"] or result.get("cancelled"))
-        if not matched and approval is not None:  # another request answered it between the two looks
-            assert run_id is not None
-            which = f"approval {named['approval_id']}" if named else "the approval"
-            refusal = ApprovalError(409, f"{which} of run {run_id} was answered already", run_id, server.journal.approvals(run_id))
-            return JSONResponse(refusal.body(), status_code=409)
-        if not matched and run_id is not None:
-            waits = sorted({w[2] for w in server.journal.waits(run_id=run_id)})
-            return JSONResponse({"detail": f"no wait of run {run_id} matches the event {body.name}; it waits for: {', '.join(waits) or 'nothing'}",
-                                 "run_id": run_id, "pending": server.journal.approvals(run_id)}, status_code=404)
-        return {**result, "matched": matched, **named}
-
-    @app.get("/threads", dependencies=api)
-    async def threads(user: str | None = None, network: str | None = None, limit: int = 50, before: float | None = None) -> dict[str, Any]:
-        if not 0 < limit <= 500:
-            raise HTTPException(422, "limit must be between 1 and 500")
-        store = server.thread_store(network)
-        try:
-            page = await store.threads(user, limit, before)
-        finally:
-            await store.close()
-        return {"threads": page, "next": {"before": page[-1]["updated"]} if len(page) == limit else None}
-
-    @app.get("/threads/{thread_id}", dependencies=api)
-    async def thread(thread_id: str, network: str | None = None) -> dict[str, Any]:
-        store = server.thread_store(network)
-        try:
-            messages = await store.get(thread_id)
-            known = bool(messages) or await store.exists(thread_id)
-        finally:
-            await store.close()
-        if not known:
-            raise HTTPException(404, f"no thread {thread_id}")
-        return {"thread_id": thread_id, "messages": messages}
-
-    @app.delete("/threads/{thread_id}", dependencies=api)
-    async def delete_thread(thread_id: str, network: str | None = None) -> dict[str, Any]:
-        store = server.thread_store(network)
-        try:
-            deleted = await store.delete(thread_id)
-        finally:
-            await store.close()
-        if not deleted:
-            raise HTTPException(404, f"no thread {thread_id}")
-        return {"thread_id": thread_id, "deleted": True}
-
-    @app.exception_handler(RenderError)
-    async def render_error(request: Request, exc: RenderError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own answer echoes the input, which may be what cannot be encoded.
-        return unprocessable((_field(error.get("loc", ())), str(error.get("msg", "invalid"))) for error in exc.errors())
-
-    @app.exception_handler(StorageFault)
-    async def storage_fault(request: Request, exc: StorageFault) -> JSONResponse:
-        # Not the client's mistake, and it passes: the disk filled. Nothing was half-stored.
-        log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": f"the server cannot store this now: {exc}; try again later"}, status_code=503,
-                            headers={"Retry-After": "5"})
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has the details"}, status_code=500)
-
+    routes.install(app, open_docs=open_docs)
     return app

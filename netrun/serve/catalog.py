@@ -18,7 +18,7 @@ from typing import Any
 
 from ..check.cycles import network_cycles
 from ..compile import definition_hash
-from ..engines.inngest_function import triggers
+from ..engines.triggers import triggers
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
 

@@ -22,10 +22,11 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from ..engines.concurrency import key_value
-from ..engines.inngest_function import accepts, network_input, triggers
 from ..engines.local import RunRecord
 from ..engines.runner import EngineError, LocalEngine, RunBusyError
+from ..engines.triggers import accepts, network_input, triggers
 from ..runtime.render import RenderError, evaluate
+from ..spec import scopes
 from ..spec.base import parse_duration
 from ..spec.trigger import EventTrigger
 from ..sqlite_file import StorageFault
@@ -206,7 +207,7 @@ class LocalRuns:
                         continue
                     if entry.if_:
                         try:
-                            if not evaluate(entry.if_, {"event": record.event, "async": dict(event)}):
+                            if not evaluate(entry.if_, scopes.variables(scopes.CANCEL_IF, {"event": record.event, "async": dict(event)})):
                                 continue
                         except RenderError:
                             continue  # a field the events lack: no match (Inngest's rule too)

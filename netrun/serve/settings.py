@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..errors import NetrunError
 from .run_events import RUN_BYTES as RUN_EVENTS_BYTES
 
 Engine = Literal["local", "inngest"]
@@ -36,7 +37,7 @@ SERVE_PATH = "/api/inngest"
 DEFAULT_APP_ID = "netrun"
 
 
-class SettingsError(Exception):
+class SettingsError(NetrunError, phase="serve"):
     """The environment or the options ask for something netrun cannot start with."""
 
 

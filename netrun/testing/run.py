@@ -19,6 +19,7 @@ from typing import Any
 from ..engines.approvals import ApprovalError
 from ..engines.local import Journal, RunRecord
 from ..engines.runner import EngineError, LocalEngine
+from ..finder import find_network
 from ..includes import display
 from ..models.scripted import load_replies
 from ..runtime.approvals import approval_id
@@ -109,7 +110,7 @@ async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, en
     options: dict[str, Any] = {"replies": replies, "source": f"{display(tf.path)}::{name}"}
     if case.tools:
         options["stubs"] = {k: v.model_dump() for k, v in case.tools.items()}
-    engine = LocalEngine(journal, environ, stream=False, step_retries=0, backoff=0.0)
+    engine = LocalEngine(journal, environ, stream=False, step_retries=0, backoff=0.0, networks=find_network)
     event = case.event.model_dump() if case.event else {}
     record = await engine.start(tf.network, tf.network_path.parent.resolve(), input=case.input, state=case.state, event=event, options=options)
     approvals = approval_events(tf.network)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..runtime.args import parameters_schema
 from ..runtime.render import RenderError, render_typed
 from ..runtime.tooling import ToolContext, ToolOutcome
+from ..spec import NetworkSpec
 from ..spec.params import JsonSchema
 from ..spec.tools import StateTool
 
@@ -31,6 +33,10 @@ class StateToolImpl:
             return ToolOutcome.failure(str(exc))
         patch = {key: coerce(value, self.fields.get(key)) for key, value in values.items()}
         return ToolOutcome(result={"updated": patch}, state_patch=patch)
+
+
+def build(name: str, spec: StateTool, network: NetworkSpec) -> StateToolImpl:
+    return StateToolImpl(name, spec, parameters_schema(spec.parameters), dict(network.state))
 
 
 def coerce(value: Any, field: Any) -> Any:

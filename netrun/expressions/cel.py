@@ -18,13 +18,14 @@ from typing import Any
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 
-from .templates import parse_expression
+from ..errors import NetrunError
+from .jinja import parse_expression
 
 _BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "Mod": "%"}
 _COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "lteq": "<=", "gt": ">", "gteq": ">=", "in": "in"}
 
 
-class CelError(ValueError):
+class CelError(ValueError, NetrunError, phase="check"):
     """The expression uses something CEL (and so Inngest) cannot evaluate."""
 
 

@@ -6,7 +6,7 @@ applied in ``pkg/inngest/function.go`` ``Validate``): no macros (``has``, ``all`
 ``exists_one``, ``map``, ``filter``) and no function calls but the logic operators, indexing
 and ``int``/``uint``/``double``. So arithmetic (``_+_``), negation (``-_``) and ``has()`` are
 refused. netrun writes ``is defined`` as ``has(...)`` and ``-1`` as ``-(1)``
-(:mod:`netrun.check.cel`), so the policy is judged here on the translated text, as the
+(:mod:`netrun.expressions.cel`), so the policy is judged here on the translated text, as the
 server reads it: a small parser of the CEL the translator emits lists the functions an
 expression calls, named as cel-go's ``common/operators`` names them.
 """

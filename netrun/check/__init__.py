@@ -1,0 +1,1 @@
+"""The checks after the schema: cross-references, templates, expressions, cycles, Inngest's rules."""
