@@ -66,8 +66,14 @@ def network(base: str, iterations: int) -> dict[str, Any]:
     }
 
 
-TOOL = {"type": "function", "function": {"name": "step", "description": "Take a step.",
-                                         "parameters": {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "step",
+        "description": "Take a step.",
+        "parameters": {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]},
+    },
+}
 
 
 async def floor_loop(lib: Any, base: str, iterations: int) -> None:
@@ -75,8 +81,14 @@ async def floor_loop(lib: Any, base: str, iterations: int) -> None:
     state = {"count": 0}
     history: list[dict[str, Any]] = []
     while state["count"] < iterations:
-        messages = [{"role": "system", "content": f"Step {state['count']} of {iterations}."}, {"role": "user", "content": str(iterations)}, *history]
-        response = await lib.acompletion(model="openai/fake", api_base=base, api_key="sk-bench", messages=messages, tools=[TOOL], max_retries=0)
+        messages = [
+            {"role": "system", "content": f"Step {state['count']} of {iterations}."},
+            {"role": "user", "content": str(iterations)},
+            *history,
+        ]
+        response = await lib.acompletion(
+            model="openai/fake", api_base=base, api_key="sk-bench", messages=messages, tools=[TOOL], max_retries=0
+        )
         message = response.choices[0].message
         for call in message.tool_calls or []:
             json.loads(call.function.arguments)
@@ -135,8 +147,9 @@ def child(mode: str, base: str, iterations: int, runs: int) -> None:
 
 
 def measure(mode: str, base: str, iterations: int, runs: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, base, str(iterations), str(runs)],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, base, str(iterations), str(runs)], capture_output=True, text=True, cwd=ROOT
+    )
     if out.returncode != 0:
         raise SystemExit(f"{mode} measurement failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -144,7 +157,9 @@ def measure(mode: str, base: str, iterations: int, runs: int) -> dict[str, float
 
 class Server:
     def __init__(self, delay: float) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(delay)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(delay)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
         assert self.proc.stdout is not None
         self.base = self.proc.stdout.readline().strip()
 
@@ -191,7 +206,9 @@ def main() -> None:
     print(f"  ideal (5 x 100 ms)          {ideal:6.2f} s")
     print(f"  floor (plain litellm loops) {floor['seconds']:6.2f} s   ({floor['seconds'] / ideal:.1f}x the ideal)")
     print(f"  netrun                      {ours['seconds']:6.2f} s   ({ours['seconds'] / floor['seconds']:.2f}x the floor)")
-    print(f"  netrun peak memory per run  {ours['maxrss_kb_delta'] / runs / 1024:6.2f} MB   (floor: {floor['maxrss_kb_delta'] / runs / 1024:.2f} MB)")
+    print(
+        f"  netrun peak memory per run  {ours['maxrss_kb_delta'] / runs / 1024:6.2f} MB   (floor: {floor['maxrss_kb_delta'] / runs / 1024:.2f} MB)"
+    )
 
 
 if __name__ == "__main__":

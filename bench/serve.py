@@ -46,6 +46,7 @@ from tests.fakes.server_thread import free_port  # noqa: E402
 
 NETRUN = str(Path(sys.executable).parent / "netrun")
 
+
 def model_count(base: str) -> int:
     """How many requests the fake model server received."""
     return int(httpx.get(base.removesuffix("/v1") + "/_log").json()["count"])
@@ -54,7 +55,11 @@ def model_count(base: str) -> int:
 def network(name: str, base: str, iterations: int) -> dict[str, Any]:
     """run_overhead's network (one inference and one tool call per iteration) as a file:
     the key must be an ${ENV} reference there."""
-    return {**overhead_network(base, iterations), "name": name, "model": {"id": "openai/fake", "api_base": base, "api_key": "${BENCH_KEY}"}}
+    return {
+        **overhead_network(base, iterations),
+        "name": name,
+        "model": {"id": "openai/fake", "api_base": base, "api_key": "${BENCH_KEY}"},
+    }
 
 
 class NetrunServer:
@@ -64,7 +69,9 @@ class NetrunServer:
         self.proc = subprocess.Popen(
             [NETRUN, "serve", str(folder), "--port", str(self.port), "--data-dir", str(folder / "data"), "--no-watch"],
             env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "BENCH_KEY": "sk-bench", **env},
-            stdout=subprocess.DEVNULL, stderr=(folder / "serve.log").open("w"), text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "serve.log").open("w"),
+            text=True,
         )
         self.log = folder / "serve.log"
         deadline = time.monotonic() + 60
@@ -106,7 +113,9 @@ async def follow(http: httpx.AsyncClient, url: str, name: str, body: dict[str, A
     return status, time.perf_counter() - started
 
 
-async def start_and_poll(http: httpx.AsyncClient, url: str, name: str, bodies: list[dict[str, Any]], every: float = 0.25) -> list[tuple[str, float]]:
+async def start_and_poll(
+    http: httpx.AsyncClient, url: str, name: str, bodies: list[dict[str, Any]], every: float = 0.25
+) -> list[tuple[str, float]]:
     """Start runs without watching them; one loop polls ``GET /runs/{id}`` (every 250 ms by
     default: polling 200 runs faster would load the server more than the runs do)."""
     started = time.perf_counter()
@@ -172,9 +181,13 @@ def bench_protocol(iterations: int, repeat: int) -> None:
     print(f"1. Inngest protocol: {iterations} iterations, one tool call each ({steps} steps incl. the definition pin)")
     print(f"   requests per run: {requests} (target <= steps + 1 = {steps + 1})")
     print(f"   inferences per run: {inferences} (target: exactly {iterations}, none repeated on replay)")
-    print(f"   total time per run: {inngest_seconds * 1000:.0f} ms over the protocol vs {local_seconds * 1000:.0f} ms on the local engine")
-    print(f"   overhead per step: {(inngest_seconds - local_seconds) / steps * 1000:.2f} ms "
-          f"({inngest_seconds / local_seconds:.2f}x the local engine's run time)")
+    print(
+        f"   total time per run: {inngest_seconds * 1000:.0f} ms over the protocol vs {local_seconds * 1000:.0f} ms on the local engine"
+    )
+    print(
+        f"   overhead per step: {(inngest_seconds - local_seconds) / steps * 1000:.2f} ms "
+        f"({inngest_seconds / local_seconds:.2f}x the local engine's run time)"
+    )
 
 
 def bench_load(runs: int, delay: float, iterations: int) -> None:
@@ -204,11 +217,15 @@ def bench_load(runs: int, delay: float, iterations: int) -> None:
         finally:
             server.close()
     llm.close()
-    print(f"2. Load: {runs} runs at once on the local engine, {iterations} inferences + {iterations} tool calls each, {delay * 1000:.0f} ms model delay")
+    print(
+        f"2. Load: {runs} runs at once on the local engine, {iterations} inferences + {iterations} tool calls each, {delay * 1000:.0f} ms model delay"
+    )
     report_load("each followed through its SSE stream (the model's text streams: text.delta)", runs, iterations, *watched)
     report_load("polled with GET /runs/{id}, nobody streaming (plain model calls)", runs, iterations, *polled)
-    print(f"   (ideal run latency {iterations * delay * 1000:.0f} ms: {iterations} sequential model calls; "
-          f"litellm's CPU per call on 2 cores is the bound)")
+    print(
+        f"   (ideal run latency {iterations * delay * 1000:.0f} ms: {iterations} sequential model calls; "
+        f"litellm's CPU per call on 2 cores is the bound)"
+    )
 
 
 def report_load(how: str, runs: int, iterations: int, outcomes: list[tuple[str, float]], wall: float) -> None:
@@ -217,9 +234,13 @@ def report_load(how: str, runs: int, iterations: int, outcomes: list[tuple[str, 
     latencies = sorted(completed)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
     print(f"   {how}:")
-    print(f"     completed {len(completed)} of {runs}; lost or failed: {lost} {sorted({s for s, _ in outcomes} - {'completed'}) or ''}")
-    print(f"     wall time {wall:.2f} s; throughput {len(completed) / wall:.1f} runs/s ({len(completed) * iterations / wall:.0f} inferences/s); "
-          f"run latency p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+    print(
+        f"     completed {len(completed)} of {runs}; lost or failed: {lost} {sorted({s for s, _ in outcomes} - {'completed'}) or ''}"
+    )
+    print(
+        f"     wall time {wall:.2f} s; throughput {len(completed) / wall:.1f} runs/s ({len(completed) * iterations / wall:.0f} inferences/s); "
+        f"run latency p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+    )
 
 
 def main() -> None:

@@ -25,8 +25,13 @@ if TYPE_CHECKING:
     from .errors import NetrunError
     from .runtime.model import Completion, ModelError, Request, ToolRequest
 
-_LAZY = {"NetrunError": "errors", "Completion": "runtime.model", "ModelError": "runtime.model", "Request": "runtime.model",
-         "ToolRequest": "runtime.model"}
+_LAZY = {
+    "NetrunError": "errors",
+    "Completion": "runtime.model",
+    "ModelError": "runtime.model",
+    "Request": "runtime.model",
+    "ToolRequest": "runtime.model",
+}
 """Where the names not defined in netrun/api.py live (the model client protocol's types)."""
 
 

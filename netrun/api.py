@@ -65,7 +65,10 @@ class InvalidNetworkError(NetrunError, phase="check"):
 
 
 def _located(diagnostics: Iterable[Diagnostic]) -> list[str]:
-    return [f"{d.pos.file}:{d.pos.line}:{d.pos.col}: {d.severity}: " + (f"{d.where}: " if d.where else "") + d.message for d in diagnostics]
+    return [
+        f"{d.pos.file}:{d.pos.line}:{d.pos.col}: {d.severity}: " + (f"{d.where}: " if d.where else "") + d.message
+        for d in diagnostics
+    ]
 
 
 class InvalidInputError(NetrunError, ValueError, phase="run"):
@@ -142,9 +145,19 @@ class RunResult:
     @classmethod
     def of(cls, record: RunRecord) -> RunResult:
         done = record.result or {}
-        return cls(run_id=record.id, status=record.status, network=record.network, output=done.get("output"), state=done.get("state"),
-                   route=done.get("route"), usage=done.get("usage"), stop_reason=done.get("stop_reason"), error=record.error,
-                   approvals=list(record.approvals), result=record.result)
+        return cls(
+            run_id=record.id,
+            status=record.status,
+            network=record.network,
+            output=done.get("output"),
+            state=done.get("state"),
+            route=done.get("route"),
+            usage=done.get("usage"),
+            stop_reason=done.get("stop_reason"),
+            error=record.error,
+            approvals=list(record.approvals),
+            result=record.result,
+        )
 
 
 class _FunctionClient:
@@ -194,21 +207,42 @@ class Runs:
     Use it as an async context manager, or call :meth:`close`.
     """
 
-    def __init__(self, db: PathLike | None = None, *, model: Model | None = None, environ: Mapping[str, str] | None = None,
-                 retries: int | None = None, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        db: PathLike | None = None,
+        *,
+        model: Model | None = None,
+        environ: Mapping[str, str] | None = None,
+        retries: int | None = None,
+        backoff: float = 0.5,
+    ) -> None:
         from .engines.local import Journal
         from .engines.runner import LocalEngine
         from .finder import find_network
 
         self.environ = dict(os.environ if environ is None else environ)
         self.journal: Journal = Journal(Path(db) if db is not None else default_db(self.environ))
-        self.engine: LocalEngine = LocalEngine(self.journal, self.environ, step_retries=retries, backoff=backoff, models=_factory(model),
-                                               stream=False, networks=find_network)
+        self.engine: LocalEngine = LocalEngine(
+            self.journal,
+            self.environ,
+            step_retries=retries,
+            backoff=backoff,
+            models=_factory(model),
+            stream=False,
+            networks=find_network,
+        )
         self._model = model
 
-    async def start(self, network: Network | PathLike, input: str = "", *, state: Mapping[str, Any] | None = None,
-                    event: Mapping[str, Any] | None = None, replies: PathLike | Mapping[str, Any] | None = None,
-                    thread: str | None = None) -> RunResult:
+    async def start(
+        self,
+        network: Network | PathLike,
+        input: str = "",
+        *,
+        state: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+        replies: PathLike | Mapping[str, Any] | None = None,
+        thread: str | None = None,
+    ) -> RunResult:
         """Run ``network`` (a :class:`Network` or a file to :func:`load_network`) until it completes,
         fails or waits for an event.
 
@@ -239,8 +273,9 @@ class Runs:
             options["replay"] = str(Path(replies).resolve())
         if thread is not None:
             options["thread_id"] = thread
-        record = await self.engine.start(loaded.spec, loaded.path.parent, input=input, state=dict(state or {}), event=dict(event or {}),
-                                         options=options)
+        record = await self.engine.start(
+            loaded.spec, loaded.path.parent, input=input, state=dict(state or {}), event=dict(event or {}), options=options
+        )
         return RunResult.of(self._read(record.id, record))
 
     async def resume(self, run_id: str) -> RunResult:
@@ -294,9 +329,18 @@ class Runs:
         await self.aclose()
 
 
-async def run(network: Network | PathLike, input: str = "", *, state: Mapping[str, Any] | None = None,
-              event: Mapping[str, Any] | None = None, model: Model | None = None, replies: PathLike | Mapping[str, Any] | None = None,
-              db: PathLike | None = None, environ: Mapping[str, str] | None = None, thread: str | None = None) -> RunResult:
+async def run(
+    network: Network | PathLike,
+    input: str = "",
+    *,
+    state: Mapping[str, Any] | None = None,
+    event: Mapping[str, Any] | None = None,
+    model: Model | None = None,
+    replies: PathLike | Mapping[str, Any] | None = None,
+    db: PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+    thread: str | None = None,
+) -> RunResult:
     """Run ``network`` once on the local engine: :meth:`Runs.start` on a :class:`Runs` that is
     closed afterwards. ``db``: the journal (default :func:`default_db`, where ``netrun run``
     keeps its runs, so ``netrun run --resume RUN_ID`` can go on with a waiting run)."""
@@ -311,9 +355,16 @@ def run_sync(network: Network | PathLike, input: str = "", **options: Any) -> Ru
     return asyncio.run(run(network, input, **options))
 
 
-def asgi_app(paths: Iterable[PathLike], *, data_dir: PathLike | None = None, model: Model | None = None,
-             environ: Mapping[str, str] | None = None, engine: str = "local", watch: bool = False,
-             api_token: str | None = None) -> FastAPI:
+def asgi_app(
+    paths: Iterable[PathLike],
+    *,
+    data_dir: PathLike | None = None,
+    model: Model | None = None,
+    environ: Mapping[str, str] | None = None,
+    engine: str = "local",
+    watch: bool = False,
+    api_token: str | None = None,
+) -> FastAPI:
     """The ``netrun serve`` application (REST API, SSE, ``/api/inngest``) serving the network
     files under ``paths``, to run with any ASGI server or :func:`mount` in a FastAPI app.
 
@@ -328,8 +379,9 @@ def asgi_app(paths: Iterable[PathLike], *, data_dir: PathLike | None = None, mod
     from .serve.settings import ServeSettings
 
     env = dict(os.environ if environ is None else environ)
-    settings = ServeSettings.from_env(env, tuple(Path(p) for p in paths), engine=engine, data_dir=Path(data_dir) if data_dir is not None else None,
-                                      watch=watch)
+    settings = ServeSettings.from_env(
+        env, tuple(Path(p) for p in paths), engine=engine, data_dir=Path(data_dir) if data_dir is not None else None, watch=watch
+    )
     if api_token is not None:
         settings = dataclasses.replace(settings, api_token=api_token)
     return create_app(settings, models=_factory(model))
@@ -350,5 +402,18 @@ def mount(parent: FastAPI, app: FastAPI, path: str = "/netrun") -> None:
     parent.router.lifespan_context = both
 
 
-__all__ = ["InvalidInputError", "InvalidNetworkError", "Model", "ModelFunction", "Network", "RunResult", "Runs", "asgi_app",
-           "default_db", "load_network", "mount", "run", "run_sync"]
+__all__ = [
+    "InvalidInputError",
+    "InvalidNetworkError",
+    "Model",
+    "ModelFunction",
+    "Network",
+    "RunResult",
+    "Runs",
+    "asgi_app",
+    "default_db",
+    "load_network",
+    "mount",
+    "run",
+    "run_sync",
+]

@@ -139,9 +139,16 @@ def compile_network(
         router_model = client(llm.model if llm else None)
     from .redact import references
 
-    program = Program(spec, definition_hash(spec), base_dir, _agents(spec, models_of, {}), router_model=router_model,
-                      renderer=renderer_for(spec.prompts), env_names=references(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
-                      tools=dict(tools or {}))
+    program = Program(
+        spec,
+        definition_hash(spec),
+        base_dir,
+        _agents(spec, models_of, {}),
+        router_model=router_model,
+        renderer=renderer_for(spec.prompts),
+        env_names=references(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
+        tools=dict(tools or {}),
+    )
     return with_stubs(program, stubs) if stubs else program
 
 
@@ -160,8 +167,14 @@ def _agents(spec: NetworkSpec, models_of: Mapping[str, ModelClient], stubs: Mapp
     for name, agent in spec.agents.items():
         declared = [t for t in agent.tools if "." not in t]
         refs = [tuple(t.split(".", 1)) for t in agent.tools if "." in t] + [(s, "*") for s in agent.mcp_servers]
-        agents[name] = AgentProgram(name, agent, models_of[name], declared, [(s, t) for s, t in refs if s not in stubbed],
-                                    [(s, t) for s, t in refs if s in stubbed])
+        agents[name] = AgentProgram(
+            name,
+            agent,
+            models_of[name],
+            declared,
+            [(s, t) for s, t in refs if s not in stubbed],
+            [(s, t) for s, t in refs if s in stubbed],
+        )
     return agents
 
 

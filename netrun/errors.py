@@ -8,25 +8,25 @@ place (file:line:col and YAML path) where one is known::
 
     NetrunError                          phase    raised by
     ├── UsageError                       (exit 2) the command was called wrongly
-    │   ├── PathError                    load     validate.py: a PATH that does not exist
+    │   ├── PathError                    load     validate/files.py: a PATH that does not exist
     │   └── ScaffoldError                cli      scaffold.py: a bad name for `netrun new`
-    ├── LoadError                        load     load.py: not one YAML mapping (its diagnostics are located)
+    ├── LoadError                        load     load/document.py: not one YAML mapping (its diagnostics are located)
     ├── InvalidNetworkError              check    api.py: a network file that does not validate
     ├── InvalidInputError                run      api.py: a run's input or state the network refuses
     ├── MissingEnvError (LookupError)    run      envrefs.py: a ${NAME} that is not set
     ├── UrlError (ValueError)            run      urltemplate.py: a URL a value would send elsewhere
-    ├── CelError (ValueError)            check    cel.py: an expression Inngest cannot evaluate
+    ├── CelError (ValueError)            check    expressions/cel.py: an expression Inngest cannot evaluate
     ├── RenderError                      run      runtime/render.py: a template or expression failed (names its place)
     ├── ModelError                       run      runtime/model.py: a model call failed (``retriable``)
     ├── StepFailed                       run      runtime/steps.py: a step failed for good
-    ├── RunError                         run      runtime/network.py: the run cannot go on
-    │   └── McpServerMissingError        run      tools/mcp.py: a server's program is not installed
+    ├── RunError                         run      runtime/results.py: the run cannot go on
+    │   └── McpServerMissingError        run      tools/mcp/servers.py: a server's program is not installed
     ├── HistoryError                     run      history/base.py: the thread store failed (``retriable``)
     │   └── PermanentHistoryError        run      ... and a retry cannot fix it
     ├── EngineError                      engine   engines/runner.py: an unknown run, one that cannot resume
     │   └── RunBusyError                 engine   ... another process is running it
     ├── ApprovalError                    engine   engines/approvals.py: an approval that answers nothing
-    ├── JournalError                     engine   engines/local.py: the journal cannot be used
+    ├── JournalError                     engine   engines/journal.py: the journal cannot be used
     ├── StorageFault (sqlite3.OperationalError)
     │                                    engine   sqlite_file.py: the disk refused a write
     ├── SettingsError                    serve    serve/settings.py: options netrun cannot start with
@@ -34,12 +34,12 @@ place (file:line:col and YAML path) where one is known::
 
 Outside the tree, on purpose: exceptions that are control flow or outcomes, not errors.
 ``RunSuspended`` (runtime/steps.py: a run waits for an event), ``RunStopped``
-(engines/local.py: the engine shuts down between steps) and ``SingletonSkipped``
+(engines/local_steps.py: the engine shuts down between steps) and ``SingletonSkipped``
 (serve/local_runs.py: a run that is not started, like Inngest's "skipped") are raised to
 unwind a run that is doing what it should; an ``except NetrunError`` meant for failures
 must never swallow them. Private signals caught inside their own module
-(``_AttemptFailedError`` in tools/http.py, ``_SuspectError`` in tools/mcp.py,
-``_GaveUpError`` in engines/local.py, ``_ClientGoneError`` in serve/guard.py) never reach a
+(``_AttemptFailedError`` in tools/http.py, ``_SuspectError`` in tools/mcp/connection.py,
+``_GaveUpError`` in engines/local_steps.py, ``_ClientGoneError`` in serve/guard.py) never reach a
 caller and stay outside too, as does ``ScopeError`` (spec/scopes.py, a ``RuntimeError``):
 it reports a bug in netrun, not a mistake a user can fix.
 

@@ -110,8 +110,14 @@ def _tool(g: Graph, name: str, spec: object, id: str) -> str:
 
 
 _MERMAID_SHAPES = {
-    "start": '(("{}"))', "stop": '(("{}"))', "router": '{{"{}"}}', "agent": '["{}"]',
-    "tool": '[/"{}"/]', "wait": '{{{{"{}"}}}}', "network": '[["{}"]]', "server": '[("{}")]',
+    "start": '(("{}"))',
+    "stop": '(("{}"))',
+    "router": '{{"{}"}}',
+    "agent": '["{}"]',
+    "tool": '[/"{}"/]',
+    "wait": '{{{{"{}"}}}}',
+    "network": '[["{}"]]',
+    "server": '[("{}")]',
 }
 
 
@@ -135,8 +141,16 @@ def mermaid(spec: NetworkSpec) -> str:
     return "\n".join(out)
 
 
-_DOT_SHAPES = {"start": "circle", "stop": "doublecircle", "router": "diamond", "agent": "box", "tool": "parallelogram",
-               "wait": "hexagon", "network": "box3d", "server": "cylinder"}
+_DOT_SHAPES = {
+    "start": "circle",
+    "stop": "doublecircle",
+    "router": "diamond",
+    "agent": "box",
+    "tool": "parallelogram",
+    "wait": "hexagon",
+    "network": "box3d",
+    "server": "cylinder",
+}
 
 
 def _dot_text(text: str) -> str:
@@ -145,7 +159,12 @@ def _dot_text(text: str) -> str:
 
 def dot(spec: NetworkSpec) -> str:
     g = topology(spec)
-    out = [f"digraph {_dot_text(spec.name)} {{", "  rankdir=TB;", '  node [fontname="Helvetica"];', '  edge [fontname="Helvetica", fontsize=10];']
+    out = [
+        f"digraph {_dot_text(spec.name)} {{",
+        "  rankdir=TB;",
+        '  node [fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
     for node in g.nodes.values():
         out.append(f"  {node.id} [label={_dot_text(node.label)}, shape={_DOT_SHAPES[node.shape]}];")
     for e in g.edges:

@@ -60,7 +60,9 @@ class DocumentCache:
 
     def load(self, path: Path) -> Document:
         if not self.inside(path):
-            raise LoadError([Diagnostic(Pos(display(path), 1, 1), outside_message(path, self.roots), phase="load", code="outside")])
+            raise LoadError(
+                [Diagnostic(Pos(display(path), 1, 1), outside_message(path, self.roots), phase="load", code="outside")]
+            )
         path = path.resolve()
         found = self._docs.get(path)
         if found is None:
@@ -186,10 +188,18 @@ _NOUNS = {"state": "state field", "prompts": "prompt", "agents": "agent", "tools
 
 def _merge(doc: Document, frag: Document, origin: dict[YamlPath, Pos]) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
-    for key in frag.data:
-        if key not in SECTIONS and key != "include":
+    for field in frag.data:
+        if field not in SECTIONS and field != "include":
             allowed = ", ".join(("include", *SECTIONS))
-            problems.append(Diagnostic(frag.pos((key,), key=True), f"unknown field '{key}' in a fragment; allowed: {allowed}", (key,), phase="spec", code="unknown-field"))
+            problems.append(
+                Diagnostic(
+                    frag.pos((field,), key=True),
+                    f"unknown field '{field}' in a fragment; allowed: {allowed}",
+                    (field,),
+                    phase="spec",
+                    code="unknown-field",
+                )
+            )
     for file, lines in frag.lines.items():
         doc.lines.setdefault(file, lines)
     for section in SECTIONS:

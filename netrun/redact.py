@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import html
 import json
 import logging
@@ -90,7 +89,9 @@ def encodings(secret: str) -> set[str]:
     NFD, many stores NFC): a non-ASCII secret is searched in each normal form too."""
     if secret.isascii():
         return _encodings(secret)
-    return set().union(*(_encodings(unicodedata.normalize(n, secret)) for n in ("NFC", "NFD", "NFKC", "NFKD")), _encodings(secret))
+    return set().union(
+        *(_encodings(unicodedata.normalize(n, secret)) for n in ("NFC", "NFD", "NFKC", "NFKD")), _encodings(secret)
+    )
 
 
 def _encodings(secret: str) -> set[str]:
@@ -287,14 +288,21 @@ class Secrets:
         return StreamRedactor(self, sink)
 
 
-@functools.cache
+_MASKED: dict[type[BaseException], type[BaseException]] = {}  # not functools.cache: mypy sees no class as Hashable
+
+
 def _masked(cls: type[BaseException]) -> type[BaseException]:
     """``cls`` whose ``str()`` is the redacted text :meth:`Secrets.scrub` kept (same name, a subclass)."""
+    if (found := _MASKED.get(cls)) is not None:
+        return found
 
     def __str__(self: BaseException) -> str:  # noqa: N807
         return str(self.__dict__.get("_netrun_redacted", ""))
 
-    return type(cls.__name__, (cls,), {"__str__": __str__, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    # setdefault: two threads masking one class at once keep one subclass
+    return _MASKED.setdefault(
+        cls, type(cls.__name__, (cls,), {"__str__": __str__, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    )
 
 
 class StreamRedactor:

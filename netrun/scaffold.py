@@ -79,7 +79,9 @@ class ScaffoldError(UsageError, phase="cli"):
 
 def scaffold(name: str, folder: Path | None = None) -> list[Path]:
     if not re.match(NAME_RE, name):
-        raise ScaffoldError(f"'{name}' is not a valid network name: use letters, digits, '_' and '-', starting with a letter or '_'")
+        raise ScaffoldError(
+            f"'{name}' is not a valid network name: use letters, digits, '_' and '-', starting with a letter or '_'"
+        )
     target = folder or (Path("networks") if Path("networks").is_dir() else Path("."))
     files = [(target / f"{name}.yaml", NETWORK), (target / f"{name}.test.yaml", TESTS)]
     for path, _ in files:

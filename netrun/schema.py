@@ -19,7 +19,11 @@ from .spec import FragmentSpec, NetworkSpec, Spec
 from .spec.base import NAME_RE
 from .spec.testcase import TestFileSpec
 
-SCHEMA_FILES = {"network.schema.json": NetworkSpec, "fragment.schema.json": FragmentSpec, "test.schema.json": TestFileSpec}
+SCHEMA_FILES: dict[str, type[BaseModel]] = {
+    "network.schema.json": NetworkSpec,
+    "fragment.schema.json": FragmentSpec,
+    "test.schema.json": TestFileSpec,
+}
 
 
 def field_docs(cls: type[BaseModel]) -> dict[str, str]:

@@ -30,7 +30,9 @@ class StorageFault(sqlite3.OperationalError, NetrunError, phase="engine"):  # no
     history losing an event) keeps going on this one too."""
 
     def __init__(self, path: Path | str, cause: BaseException) -> None:
-        name = getattr(cause, "sqlite_errorname", None) or (errno.errorcode.get(getattr(cause, "errno", 0) or 0) or type(cause).__name__)
+        name = getattr(cause, "sqlite_errorname", None) or (
+            errno.errorcode.get(getattr(cause, "errno", 0) or 0) or type(cause).__name__
+        )
         super().__init__(f"cannot write {path}: {cause} ({name}); the disk may be full")
         self.path = str(path)
 

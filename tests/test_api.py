@@ -68,11 +68,17 @@ class Greeting:
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         self.requests.append(request)
         if self.ask and request.turn == 0:
-            return Completion(text="Asking.", tool_calls=[call("ask_human", 0, question="which name?")], prompt_tokens=5, completion_tokens=3)
+            return Completion(
+                text="Asking.", tool_calls=[call("ask_human", 0, question="which name?")], prompt_tokens=5, completion_tokens=3
+            )
         # The human's answer reaches the next turn in the conversation so far: `ask_human(...) -> {"name": ...}`.
         heard = re.search(r'-> \{"name": "(\w+)"', " ".join(str(m.get("content")) for m in request.messages))
-        return Completion(text="Hello!", tool_calls=[call("save", request.turn, text=f"hello {heard[1] if heard else 'there'}")],
-                          prompt_tokens=7, completion_tokens=2)
+        return Completion(
+            text="Hello!",
+            tool_calls=[call("save", request.turn, text=f"hello {heard[1] if heard else 'there'}")],
+            prompt_tokens=7,
+            completion_tokens=2,
+        )
 
 
 @pytest.fixture
@@ -116,12 +122,19 @@ def test_strict_makes_warnings_errors_and_a_missing_file_is_not_found(tmp_path: 
 
 
 def test_run_sync_with_a_replies_file_offline(tmp_path: Path) -> None:
-    result = netrun.run_sync(REPO / "networks/quickstart.yaml", "How do I give analysts read-only access?",
-                             replies=REPO / "networks/quickstart.replies.yaml", db=tmp_path / "runs.db")
+    result = netrun.run_sync(
+        REPO / "networks/quickstart.yaml",
+        "How do I give analysts read-only access?",
+        replies=REPO / "networks/quickstart.replies.yaml",
+        db=tmp_path / "runs.db",
+    )
     assert result.status == "completed", result.error
     assert result.route == ["dba", "security"] and result.stop_reason == "router"
     assert result.state is not None and result.state["dba_answer"].startswith("A NOLOGIN role analysts_ro")
-    assert result.usage is not None and result.usage["tokens"] == result.usage["prompt_tokens"] + result.usage["completion_tokens"] > 0
+    assert (
+        result.usage is not None
+        and result.usage["tokens"] == result.usage["prompt_tokens"] + result.usage["completion_tokens"] > 0
+    )
     assert result.result is not None and result.result["output"] == result.output
 
 
@@ -218,7 +231,9 @@ def test_the_app_mounts_in_an_existing_fastapi_app(tmp_path: Path, greeter: Path
         async def hello() -> dict[str, str]:
             return {"hello": "world"}
 
-        netrun.mount(parent, netrun.asgi_app([tmp_path], data_dir=tmp_path / "data", model=Greeting(), api_token="s3cret"), "/agents")
+        netrun.mount(
+            parent, netrun.asgi_app([tmp_path], data_dir=tmp_path / "data", model=Greeting(), api_token="s3cret"), "/agents"
+        )
         return parent
 
     with Served(make) as served, httpx.Client(base_url=served.url, timeout=10) as http:
@@ -230,7 +245,10 @@ def test_the_app_mounts_in_an_existing_fastapi_app(tmp_path: Path, greeter: Path
         started = http.post("/agents/networks/greeter/runs", json={"input": "Flo"}, headers=auth)
         assert started.status_code == 202, started.text
         run_id = started.json()["run_id"]
-        done = until("the run to complete", lambda: (r := http.get(f"/agents/runs/{run_id}", headers=auth).json())["status"] == "completed" and r)
+        done = until(
+            "the run to complete",
+            lambda: (r := http.get(f"/agents/runs/{run_id}", headers=auth).json())["status"] == "completed" and r,
+        )
         assert done["result"]["state"]["greeting"] == "hello there"
     assert lifespans == ["up", "down"]
     assert (tmp_path / "data" / "runs.db").exists()

@@ -80,11 +80,13 @@ def pending(url: str, run_id: str) -> list[dict[str, Any]]:
 
 def waiting_on(url: str, run_id: str, commands: list[str]) -> list[dict[str, Any]]:
     """The run's pending approvals, once they are exactly the calls of ``commands``."""
+
     def check() -> list[dict[str, Any]] | None:
         run = httpx.get(f"{url}/runs/{run_id}").json()
         assert run["status"] not in ("completed", "failed"), run
         found = run["approvals"]
         return found if run["status"] == "waiting" and [a["args"]["cmd"] for a in found] == commands else None
+
     return until(f"run {run_id} to wait on {commands}", check)  # type: ignore[no-any-return]
 
 
@@ -114,7 +116,11 @@ def served(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 
     def serve() -> Served:
         environ = {**os.environ, **ENV}
-        server = Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port))).start()
+        server = Served(
+            lambda port: create_app(
+                ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port)
+            )
+        ).start()
         started.append(server)
         return server
 
@@ -129,11 +135,14 @@ def start(url: str, text: str = "the cleanup") -> str:
     return str(answer.json()["run_id"])
 
 
-def test_approving_one_call_runs_that_call_alone(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
-                                                 served: Callable[..., Served]) -> None:
+def test_approving_one_call_runs_that_call_alone(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]
+) -> None:
     """The issue's case, through nothing but the event: `echo harmless` and `rm -rf /` in one
     turn, only the first approved (naming its id and its step): only it runs."""
-    llm.set_script([Reply(text="two", tool_calls=[ToolCall("shell", {"cmd": "echo harmless"}), ToolCall("shell", {"cmd": "rm -rf /"})])])
+    llm.set_script(
+        [Reply(text="two", tool_calls=[ToolCall("shell", {"cmd": "echo harmless"}), ToolCall("shell", {"cmd": "rm -rf /"})])]
+    )
     (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
     server = served()
     run_id = start(server.url)
@@ -146,15 +155,18 @@ def test_approving_one_call_runs_that_call_alone(tmp_path: Path, llm: FakeLLM, e
     assert httpx.get(f"{server.url}/runs/{run_id}").json()["status"] == "waiting"  # `rm -rf /` still waits for its own answer
 
 
-def test_a_call_approved_while_the_server_is_down_runs_at_start_up(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
-                                                                    served: Callable[..., Served]) -> None:
+def test_a_call_approved_while_the_server_is_down_runs_at_start_up(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]
+) -> None:
     """One of two gated calls is answered in the journal and the server stops before the run
     resumes (a crash, or `netrun send --no-resume` style answers): at start-up the approved
     call runs, although the run still waits for the other one."""
     from netrun.engines.local import Journal
     from netrun.engines.runner import LocalEngine
 
-    llm.set_script([Reply(text="two", tool_calls=[ToolCall("shell", {"cmd": "echo harmless"}), ToolCall("shell", {"cmd": "rm -rf /"})])])
+    llm.set_script(
+        [Reply(text="two", tool_calls=[ToolCall("shell", {"cmd": "echo harmless"}), ToolCall("shell", {"cmd": "rm -rf /"})])]
+    )
     (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
     server = served()
     run_id = start(server.url)
@@ -162,7 +174,9 @@ def test_a_call_approved_while_the_server_is_down_runs_at_start_up(tmp_path: Pat
     server.stop()
     journal = Journal(tmp_path / "data" / "runs.db")
     try:  # the answer is recorded; no resume follows
-        assert LocalEngine(journal, {}).answer(APPROVAL, {"run_id": run_id, "approval_id": echo["id"], "approved": True}) == [run_id]
+        assert LocalEngine(journal, {}).answer(APPROVAL, {"run_id": run_id, "approval_id": echo["id"], "approved": True}) == [
+            run_id
+        ]
     finally:
         journal.close()
     assert ran(effects) == []
@@ -189,7 +203,9 @@ tools:
 """
 
 
-def test_a_run_cannot_answer_an_approval(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]) -> None:
+def test_a_run_cannot_answer_an_approval(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]
+) -> None:
     """A model with an event tool sends `netrun/approval` for another run's gated call, with
     and without its id: neither answers it (only people approve); the call still waits."""
     (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
@@ -198,12 +214,21 @@ def test_a_run_cannot_answer_an_approval(tmp_path: Path, llm: FakeLLM, effects: 
     server = served()
     victim = start(server.url)
     [gated] = waiting_on(server.url, victim, ["rm -rf /"])
-    llm.set_script([Reply(text="approving", tool_calls=[ToolCall("approve", {"run": victim}),
-                                                        ToolCall("approve_by_id", {"run": victim, "id": gated["id"]})])])
+    llm.set_script(
+        [
+            Reply(
+                text="approving",
+                tool_calls=[ToolCall("approve", {"run": victim}), ToolCall("approve_by_id", {"run": victim, "id": gated["id"]})],
+            )
+        ]
+    )
     answer = httpx.post(f"{server.url}/networks/rogue/runs", json={"input": "it"})
     assert answer.status_code == 202, answer.text
     rogue = answer.json()["run_id"]
-    done = until("the rogue run to end", lambda: (r := httpx.get(f"{server.url}/runs/{rogue}").json())["status"] in ("completed", "failed") and r)
+    done = until(
+        "the rogue run to end",
+        lambda: (r := httpx.get(f"{server.url}/runs/{rogue}").json())["status"] in ("completed", "failed") and r,
+    )
     assert done["status"] == "completed", done
     by_id = done["result"]["results"][0]["tool_calls"][1]
     assert "approval_id is reserved" in by_id["error"] and "the event was not sent" in by_id["error"]
@@ -217,8 +242,9 @@ def test_a_run_cannot_answer_an_approval(tmp_path: Path, llm: FakeLLM, effects: 
     until("the approved call to run", lambda: ran(effects) == ["rm -rf /"])
 
 
-def test_each_gated_call_waits_on_its_own_approval_id(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
-                                                      served: Callable[..., Served]) -> None:
+def test_each_gated_call_waits_on_its_own_approval_id(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]
+) -> None:
     llm.set_script([THREE])
     (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
     server = served()
@@ -226,7 +252,9 @@ def test_each_gated_call_waits_on_its_own_approval_id(tmp_path: Path, llm: FakeL
     echo, rm, ls = waiting_on(server.url, run_id, COMMANDS)
     assert [a["step"] for a in (echo, rm, ls)] == [f"turn.0.ops.tool.{i}.shell" for i in range(3)]
     assert [a["id"] for a in (echo, rm, ls)] == [approval_id(run_id, a["step"]) for a in (echo, rm, ls)]
-    assert len({echo["id"], rm["id"], ls["id"]}) == 3 and all(a["tool"] == "shell" and a["event"] == APPROVAL for a in (echo, rm, ls))
+    assert len({echo["id"], rm["id"], ls["id"]}) == 3 and all(
+        a["tool"] == "shell" and a["event"] == APPROVAL for a in (echo, rm, ls)
+    )
     assert all(a["expires_at"].endswith("Z") for a in (echo, rm, ls))
 
     # Without an id, with three waiting: refused, listing them; nothing ran.
@@ -238,7 +266,11 @@ def test_each_gated_call_waits_on_its_own_approval_id(tmp_path: Path, llm: FakeL
     # Approving `echo harmless` by its id runs it alone; the others still wait.
     answered = approve(server.url, run_id, approved=True, approval_id=echo["id"])
     assert answered.status_code == 202, answered.text
-    assert answered.json()["resumed"] == [run_id] and answered.json()["approval_id"] == echo["id"] and answered.json()["matched"] is True
+    assert (
+        answered.json()["resumed"] == [run_id]
+        and answered.json()["approval_id"] == echo["id"]
+        and answered.json()["matched"] is True
+    )
     settled(server.url, run_id, echo["step"])
     assert waiting_on(server.url, run_id, ["rm -rf /", "ls"]) == [rm, ls]
     assert ran(effects) == ["echo harmless"]
@@ -258,7 +290,9 @@ def test_each_gated_call_waits_on_its_own_approval_id(tmp_path: Path, llm: FakeL
     # One call waits: an id-less approval answers it.
     last = approve(server.url, run_id, approved=True)
     assert last.status_code == 202 and last.json()["approval_id"] == ls["id"], last.text
-    run = until("the run to complete", lambda: (r := httpx.get(f"{server.url}/runs/{run_id}").json())["status"] == "completed" and r)
+    run = until(
+        "the run to complete", lambda: (r := httpx.get(f"{server.url}/runs/{run_id}").json())["status"] == "completed" and r
+    )
     assert ran(effects) == ["echo harmless", "ls"]
     calls = run["result"]["results"][0]["tool_calls"]
     assert [c["error"] for c in calls] == [None, "rejected by a human: never; the tool did not run", None]
@@ -270,8 +304,9 @@ def test_each_gated_call_waits_on_its_own_approval_id(tmp_path: Path, llm: FakeL
     assert ran(effects) == ["echo harmless", "ls"]
 
 
-def test_approvals_that_answer_nothing_are_refused_with_the_reason(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
-                                                                   served: Callable[..., Served]) -> None:
+def test_approvals_that_answer_nothing_are_refused_with_the_reason(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]
+) -> None:
     llm.set_script([THREE, Reply(text="one", tool_calls=[ToolCall("shell", {"cmd": "date"})])])
     (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
     server = served()
@@ -293,7 +328,9 @@ def test_approvals_that_answer_nothing_are_refused_with_the_reason(tmp_path: Pat
     # A decision that is not a boolean is no approval (it used to count as a rejection).
     vague = approve(server.url, second, approved="yes")
     assert vague.status_code == 422 and "approved" in vague.json()["detail"], vague.text
-    two_runs = httpx.post(f"{server.url}/events", json={"name": APPROVAL, "run_id": first, "data": {"run_id": second, "approved": True}})
+    two_runs = httpx.post(
+        f"{server.url}/events", json={"name": APPROVAL, "run_id": first, "data": {"run_id": second, "approved": True}}
+    )
     assert two_runs.status_code == 422, two_runs.text
     # The named tool must be the call's.
     other_tool = approve(server.url, second, approved=True, tool="deploy")
@@ -312,15 +349,20 @@ def test_approvals_that_answer_nothing_are_refused_with_the_reason(tmp_path: Pat
     until("date to run", lambda: ran(effects) == ["date"])
 
 
-def test_an_approval_after_its_timeout_is_refused(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
-                                                   served: Callable[..., Served]) -> None:
+def test_an_approval_after_its_timeout_is_refused(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]
+) -> None:
     llm.set_script([THREE])
     (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1s"))
     server = served()
     run_id = start(server.url)
     echo, _, _ = waiting_on(server.url, run_id, COMMANDS)
-    run = until("the approvals to time out", lambda: (r := httpx.get(f"{server.url}/runs/{run_id}").json())["status"] == "completed" and r)
-    assert [c["error"] for c in run["result"]["results"][0]["tool_calls"]] == ["not approved: no decision within 1s; the tool did not run"] * 3
+    run = until(
+        "the approvals to time out", lambda: (r := httpx.get(f"{server.url}/runs/{run_id}").json())["status"] == "completed" and r
+    )
+    assert [c["error"] for c in run["result"]["results"][0]["tool_calls"]] == [
+        "not approved: no decision within 1s; the tool did not run"
+    ] * 3
     late = approve(server.url, run_id, approved=True, approval_id=echo["id"])
     assert late.status_code == 409, late.text
     assert ran(effects) == []
@@ -342,7 +384,9 @@ def served_inngest(tmp_path: Path, executor: StandInExecutor) -> Iterator[Callab
     def serve() -> Served:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
         environ |= {**ENV, "INNGEST_API_BASE_URL": executor.url, "INNGEST_EVENT_API_BASE_URL": executor.url, "INNGEST_DEV": "1"}
-        server = Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))).start()
+        server = Served(
+            lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))
+        ).start()
         started.append(server)
         return server
 
@@ -351,8 +395,9 @@ def served_inngest(tmp_path: Path, executor: StandInExecutor) -> Iterator[Callab
         server.stop()
 
 
-def test_on_inngest_an_approval_approves_one_call(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, executor: StandInExecutor,
-                                                  served_inngest: Callable[..., Served]) -> None:
+def test_on_inngest_an_approval_approves_one_call(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, executor: StandInExecutor, served_inngest: Callable[..., Served]
+) -> None:
     llm.set_script([THREE])
     (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
     server = served_inngest()
@@ -368,7 +413,9 @@ def test_on_inngest_an_approval_approves_one_call(tmp_path: Path, llm: FakeLLM, 
     # Through the server: refused with the pending ids; nothing is sent.
     sent = len(executor.events)
     ambiguous = approve(server.url, run.id, approved=True)
-    assert ambiguous.status_code == 409 and [a["id"] for a in ambiguous.json()["pending"]] == [echo["id"], rm["id"], ls["id"]], ambiguous.text
+    assert ambiguous.status_code == 409 and [a["id"] for a in ambiguous.json()["pending"]] == [echo["id"], rm["id"], ls["id"]], (
+        ambiguous.text
+    )
     unknown = approve(server.url, run.id, approved=True, approval_id="apr_" + "0" * 24)
     assert unknown.status_code == 404, unknown.text
     assert approve(server.url, "another-run", approved=True, approval_id=echo["id"]).status_code == 404
@@ -431,20 +478,25 @@ cases:
 
 def test_a_test_case_names_the_call_it_approves_by_its_step(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "gated.yaml").write_text(GATED)
-    by_step = ("\n      - {name: netrun/approval, data: {step: turn.0.ops.tool.1.shell, approved: false}}"
-               "\n      - {name: netrun/approval, data: {approved: true}}")
+    by_step = (
+        "\n      - {name: netrun/approval, data: {step: turn.0.ops.tool.1.shell, approved: false}}"
+        "\n      - {name: netrun/approval, data: {approved: true}}"
+    )
     (tmp_path / "gated.test.yaml").write_text(GATED_CASES.replace("EVENTS", by_step))
     result = netrun_cli("test", str(tmp_path / "gated.test.yaml"))
     assert result.exit_code == 0, result.output
     # An id-less approval while both calls wait answers neither: the case says so.
-    (tmp_path / "gated.test.yaml").write_text(GATED_CASES.replace("EVENTS", "\n      - {name: netrun/approval, data: {approved: true}}"))
+    (tmp_path / "gated.test.yaml").write_text(
+        GATED_CASES.replace("EVENTS", "\n      - {name: netrun/approval, data: {approved: true}}")
+    )
     result = netrun_cli("test", str(tmp_path / "gated.test.yaml"))
     assert result.exit_code == 1
     assert "answered no approval" in result.output and "waits for 2 approvals" in result.output, result.output
 
 
-def test_an_approval_by_a_custom_event_without_a_run_is_refused(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
-                                                                 served: Callable[..., Served]) -> None:
+def test_an_approval_by_a_custom_event_without_a_run_is_refused(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]
+) -> None:
     """``approval: {event: app/ok}``: an ``app/ok`` event without a run id is an approval
     that names no run, refused like one of ``netrun/approval`` (not a 202 that answered nothing)."""
     llm.set_script([Reply(text="one", tool_calls=[ToolCall("shell", {"cmd": "date"})])])
@@ -477,26 +529,36 @@ tools:
 """
 
 
-def test_a_child_run_left_waiting_by_its_parent_answers_no_approval(tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer,
-                                                                     served: Callable[..., Served]) -> None:
+def test_a_child_run_left_waiting_by_its_parent_answers_no_approval(
+    tmp_path: Path, llm: FakeLLM, effects: FakeHttpServer, served: Callable[..., Served]
+) -> None:
     """On the local engine a network used as a tool must finish on its own: when its child
     run waits for an approval the parent is told the call failed and goes on. Approving the
     child's call afterwards must not run it (its result would reach nobody)."""
-    llm.set_script([Reply(text="delegating", tool_calls=[ToolCall("ops", {"input": "x"})]),
-                    Reply(text="on it", tool_calls=[ToolCall("shell", {"cmd": "rm -rf /"})])])
+    llm.set_script(
+        [
+            Reply(text="delegating", tool_calls=[ToolCall("ops", {"input": "x"})]),
+            Reply(text="on it", tool_calls=[ToolCall("shell", {"cmd": "rm -rf /"})]),
+        ]
+    )
     (tmp_path / "ops.yaml").write_text(OPS.format(llm=llm.base_url, effects=effects.url, timeout="1h"))
     (tmp_path / "boss.yaml").write_text(BOSS.format(llm=llm.base_url))
     server = served()
     answer = httpx.post(f"{server.url}/networks/boss/runs", json={"input": "x"})
     parent = answer.json()["run_id"]
-    run = until("the parent to complete", lambda: (r := httpx.get(f"{server.url}/runs/{parent}").json())["status"] == "completed" and r)
+    run = until(
+        "the parent to complete", lambda: (r := httpx.get(f"{server.url}/runs/{parent}").json())["status"] == "completed" and r
+    )
     (call,) = run["result"]["results"][0]["tool_calls"]
     assert "is waiting for an event" in call["error"]
     child = f"{parent}.turn.0.boss.tool.0.ops"
     orphan = httpx.get(f"{server.url}/runs/{child}").json()
     assert orphan["status"] == "failed" and orphan["approvals"] == [], orphan
-    for target, data in ((child, {"approved": True}), (child, {"approved": True, "approval_id": approval_id(child, "turn.0.ops.tool.0.shell")}),
-                         (parent, {"approved": True})):
+    for target, data in (
+        (child, {"approved": True}),
+        (child, {"approved": True, "approval_id": approval_id(child, "turn.0.ops.tool.0.shell")}),
+        (parent, {"approved": True}),
+    ):
         refused = approve(server.url, target, **data)
         assert refused.status_code == 409 and "has ended" in refused.json()["detail"], refused.text
     assert ran(effects) == []

@@ -29,8 +29,14 @@ def test_translates(jinja: str, cel: str) -> None:
 
 def test_constants_become_literals() -> None:
     constants = {"args": {"order": "A1", "n": 3}, "run": {"id": "r-9"}, "state": {"tags": ["x"]}}
-    assert to_cel("async.data.order == args.order and async.data.run == run.id", constants) == '(async.data.order == "A1" && async.data.run == "r-9")'
-    assert to_cel("args['n'] + 1 == async.data.n and state.tags == async.data.tags", constants) == '((3 + 1) == async.data.n && ["x"] == async.data.tags)'
+    assert (
+        to_cel("async.data.order == args.order and async.data.run == run.id", constants)
+        == '(async.data.order == "A1" && async.data.run == "r-9")'
+    )
+    assert (
+        to_cel("args['n'] + 1 == async.data.n and state.tags == async.data.tags", constants)
+        == '((3 + 1) == async.data.n && ["x"] == async.data.tags)'
+    )
 
 
 @pytest.mark.parametrize(

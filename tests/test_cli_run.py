@@ -29,7 +29,10 @@ tools:
 """
 
 QUICK_DBA = {"text": "Use a role.", "tool_calls": [{"name": "save_dba_answer", "args": {"answer": "CREATE ROLE r"}}]}
-QUICK_SECURITY = {"text": "Fine.", "tool_calls": [{"name": "save_security_answer", "args": {"answer": "NOLOGIN"}}, {"name": "finish", "args": {}}]}
+QUICK_SECURITY = {
+    "text": "Fine.",
+    "tool_calls": [{"name": "save_security_answer", "args": {"answer": "NOLOGIN"}}, {"name": "finish", "args": {}}],
+}
 
 
 def run_id_of(result: Result) -> str:
@@ -41,11 +44,31 @@ def run_id_of(result: Result) -> str:
 
 def test_event_makes_the_input_with_the_triggers_template(netrun_cli: Callable[..., Result], tmp_path: Path) -> None:
     event = json.dumps({"name": "app/support.ticket.created", "data": {"title": "Export crashes", "ticketId": "T-1"}})
-    result = netrun_cli("run", str(NETWORKS / "support.yaml"), "--event", event, "--replay", str(NETWORKS / "support.replies.yaml"),
-                        "--json", "--db", str(tmp_path / "runs.db"))
+    result = netrun_cli(
+        "run",
+        str(NETWORKS / "support.yaml"),
+        "--event",
+        event,
+        "--replay",
+        str(NETWORKS / "support.replies.yaml"),
+        "--json",
+        "--db",
+        str(tmp_path / "runs.db"),
+    )
     assert json.loads(result.output)["input"] == "Export crashes"  # support.yaml: input: "{{ event.data.title }}"
-    given = netrun_cli("run", str(NETWORKS / "support.yaml"), "-i", "typed", "--event", event, "--replay", str(NETWORKS / "support.replies.yaml"),
-                       "--json", "--db", str(tmp_path / "runs.db"))
+    given = netrun_cli(
+        "run",
+        str(NETWORKS / "support.yaml"),
+        "-i",
+        "typed",
+        "--event",
+        event,
+        "--replay",
+        str(NETWORKS / "support.replies.yaml"),
+        "--json",
+        "--db",
+        str(tmp_path / "runs.db"),
+    )
     assert json.loads(given.output)["input"] == "typed"  # -i wins, as the REST API's "input" does
 
 
@@ -66,10 +89,21 @@ def test_resume_of_an_unknown_run_creates_no_journal(netrun_cli: Callable[..., R
     assert not db.parent.exists()
 
 
-def test_a_waiting_run_says_how_it_goes_on(netrun_cli: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path) -> None:
+def test_a_waiting_run_says_how_it_goes_on(
+    netrun_cli: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
     network = write("asking.yaml", ASKING)
-    write("asking.replies.yaml", yaml.safe_dump({"a": [{"tool_calls": [{"name": "ask", "args": {"question": "ok?"}}]},
-                                                       {"text": "done", "tool_calls": [{"name": "finish", "args": {}}]}]}))
+    write(
+        "asking.replies.yaml",
+        yaml.safe_dump(
+            {
+                "a": [
+                    {"tool_calls": [{"name": "ask", "args": {"question": "ok?"}}]},
+                    {"text": "done", "tool_calls": [{"name": "finish", "args": {}}]},
+                ]
+            }
+        ),
+    )
     db = str(tmp_path / "runs.db")
     first = netrun_cli("run", str(network), "-i", "x", "--db", db)
     assert first.exit_code == 0, first.output
@@ -85,7 +119,9 @@ def test_a_waiting_run_says_how_it_goes_on(netrun_cli: Callable[..., Result], wr
     assert f"run {run_id} completed already" in done.output
 
 
-def test_a_failed_run_is_retried_once_its_cause_is_fixed(netrun_cli: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path) -> None:
+def test_a_failed_run_is_retried_once_its_cause_is_fixed(
+    netrun_cli: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
     """The replies file lacks the security expert's reply: the run fails at that inference.
     --resume says so and names --retry; with the reply added, --retry runs the failed step
     again and keeps the completed one (the dba's reply, changed in the file since, is not asked again)."""
@@ -112,7 +148,9 @@ def test_a_failed_run_is_retried_once_its_cause_is_fixed(netrun_cli: Callable[..
     assert f"run {run_id} is completed, not failed: only a failed run can be retried" in twice.output
 
 
-def test_resume_of_a_cancelled_run_says_so_and_fails(netrun_cli: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path) -> None:
+def test_resume_of_a_cancelled_run_says_so_and_fails(
+    netrun_cli: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
     from netrun.engines.local import Journal
     from netrun.engines.runner import LocalEngine
 

@@ -68,7 +68,10 @@ def test_errors_keep_their_other_bases_and_attributes() -> None:
 
 
 def test_a_failing_router_rule_names_its_place() -> None:
-    rules = [RuleSpec.model_validate(r) for r in ({"if": "false", "stop": True}, {"if": "false", "agent": "a"}, {"if": "1 / 0", "agent": "a"})]
+    rules = [
+        RuleSpec.model_validate(r)
+        for r in ({"if": "false", "stop": True}, {"if": "false", "agent": "a"}, {"if": "1 / 0", "agent": "a"})
+    ]
     with pytest.raises(RenderError) as failed:
         rule_decision(rules, {}, Renderer())
     assert str(failed.value).startswith("router.rules[2].if: expression '1 / 0': ")

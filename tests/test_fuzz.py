@@ -21,11 +21,83 @@ from .conftest import REPO
 
 EXAMPLES = [p.read_text(encoding="utf-8") for p in sorted((REPO / "networks").glob("*.yaml"))]
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
-TOKENS = [":", ": ", "-", "- ", "{", "}", "[", "]", "\t", "*a", "&a ", "!", "!!binary ", "%", "${", "${X", "}}", "{{", "{%", "<<: ",
-          "'", '"', "\n", "\n  ", "#", "|", ">", "---\n", "~", "0x", "1e9", "\x00", "\ufeff", "é", "🙂", "name", "agents", "tools"]
-FIELDS = ["name", "agents", "tools", "router", "rules", "if", "agent", "stop", "system", "model", "id", "state", "type", "enum",
-          "http", "url", "wait_for_event", "network", "parameters", "mcp_servers", "transport", "include", "function",
-          "concurrency", "limit", "key", "trigger", "event", "cron", "input", "limits", "max_iter", "timeout", "approval", "otherwise"]
+TOKENS = [
+    ":",
+    ": ",
+    "-",
+    "- ",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\t",
+    "*a",
+    "&a ",
+    "!",
+    "!!binary ",
+    "%",
+    "${",
+    "${X",
+    "}}",
+    "{{",
+    "{%",
+    "<<: ",
+    "'",
+    '"',
+    "\n",
+    "\n  ",
+    "#",
+    "|",
+    ">",
+    "---\n",
+    "~",
+    "0x",
+    "1e9",
+    "\x00",
+    "\ufeff",
+    "é",
+    "🙂",
+    "name",
+    "agents",
+    "tools",
+]
+FIELDS = [
+    "name",
+    "agents",
+    "tools",
+    "router",
+    "rules",
+    "if",
+    "agent",
+    "stop",
+    "system",
+    "model",
+    "id",
+    "state",
+    "type",
+    "enum",
+    "http",
+    "url",
+    "wait_for_event",
+    "network",
+    "parameters",
+    "mcp_servers",
+    "transport",
+    "include",
+    "function",
+    "concurrency",
+    "limit",
+    "key",
+    "trigger",
+    "event",
+    "cron",
+    "input",
+    "limits",
+    "max_iter",
+    "timeout",
+    "approval",
+    "otherwise",
+]
 
 
 def run_validate(content: str | bytes) -> None:
@@ -61,13 +133,15 @@ def mutated_example(draw: st.DrawFn) -> str:
         if op == "insert":
             text = text[:at] + draw(st.sampled_from(TOKENS) | st.text(max_size=5)) + text[at:]
         elif op == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 30)):]
+            text = text[:at] + text[at + draw(st.integers(1, 30)) :]
         elif op == "replace":
-            text = text[:at] + draw(st.sampled_from(TOKENS)) + text[at + 1:]
+            text = text[:at] + draw(st.sampled_from(TOKENS)) + text[at + 1 :]
         else:
             lines = text.split("\n")
             i = draw(st.integers(0, len(lines) - 1))
-            lines.insert(i, lines[i]) if op == "dup_line" else lines.__setitem__(i, " " * draw(st.integers(0, 6)) + lines[i].lstrip())
+            lines.insert(i, lines[i]) if op == "dup_line" else lines.__setitem__(
+                i, " " * draw(st.integers(0, 6)) + lines[i].lstrip()
+            )
             text = "\n".join(lines)
     return text
 
@@ -78,10 +152,19 @@ def test_mutated_examples(text: str) -> None:
     run_validate(text)
 
 
-scalars = st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True) | st.sampled_from(FIELDS) | st.text(max_size=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**6)
+    | st.floats(allow_nan=True)
+    | st.sampled_from(FIELDS)
+    | st.text(max_size=12)
+)
 trees = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), children, max_size=5)
+    ),
     max_leaves=25,
 )
 

@@ -66,7 +66,7 @@ mcp_servers:
     assert ("router", "agent0", '"LLM router"', "dashed") in edges
     assert ("agent0", "mcp0", '"search"', None) in edges and ("agent0", "mcp1", '"all tools"', None) in edges
     mermaid = netrun_cli("graph", str(tmp_path / "n.yaml")).output
-    assert '  router -->|"2: state.x #lt; \'#35;1\' or state.x #gt; \'b\'"| agent2' in mermaid.splitlines()
+    assert "  router -->|\"2: state.x #lt; '#35;1' or state.x #gt; 'b'\"| agent2" in mermaid.splitlines()
 
 
 def test_graph_of_an_invalid_file_prints_validates_errors(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
@@ -75,7 +75,9 @@ def test_graph_of_an_invalid_file_prints_validates_errors(netrun_cli: Callable[.
     assert result.exit_code == 1 and "bad.yaml:2:" in result.output
 
 
-def test_new_scaffolds_files_that_validate_and_pass(netrun_cli: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_new_scaffolds_files_that_validate_and_pass(
+    netrun_cli: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "networks").mkdir()
     created = netrun_cli("new", "helpdesk")

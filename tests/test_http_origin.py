@@ -231,11 +231,16 @@ def test_event_data_keeps_arrays_and_objects(tmp_path: Path) -> None:
         "tools": {
             "remember": {
                 "parameters": {"tags": {"type": "array", "items": {"type": "string"}}, "n": {"type": "integer"}},
-                "event": {"name": "app/memory.write", "data": {"tags": "{{ args.tags }}", "n": "{{ args.n }}", "at": "{{ run.id }}!"}},
+                "event": {
+                    "name": "app/memory.write",
+                    "data": {"tags": "{{ args.tags }}", "n": "{{ args.n }}", "at": "{{ run.id }}!"},
+                },
             }
         },
     }
-    client = ScriptedClient({"a": [{"text": "", "tool_calls": [{"name": "remember", "args": {"tags": ["p", "q"], "n": 3}}]}, {"text": "done"}]}, "t")
+    client = ScriptedClient(
+        {"a": [{"text": "", "tool_calls": [{"name": "remember", "args": {"tags": ["p", "q"], "n": 3}}]}, {"text": "done"}]}, "t"
+    )
     eng = LocalEngine(Journal(tmp_path / "runs.db"), {}, None, models=lambda s: client, backoff=0.01)
     sent: list[tuple[str, dict[str, Any]]] = []
     eng.on_event = lambda name, data, **how: sent.append((name, data))
@@ -277,11 +282,12 @@ def test_arguments_nested_past_the_parser_are_an_error_not_a_crash(a: FakeHttpSe
     from netrun.runtime.args import MAX_NESTING, parse_arguments
 
     deep = "[" * 100_000 + "]" * 100_000
-    assert parse_arguments('{"v": ' + deep + '}') == (None, "the arguments are nested too deeply")
+    assert parse_arguments('{"v": ' + deep + "}") == (None, "the arguments are nested too deeply")
     # Deeper than the tools walk (checks, templates, redaction recurse): refused at the door.
     below = MAX_NESTING - 1  # the object itself is one level
     assert parse_arguments('{"v": ' + "[" * (below + 1) + "]" * (below + 1) + "}")[1] == (
-        f"the arguments are nested too deeply (more than {MAX_NESTING} levels)")
+        f"the arguments are nested too deeply (more than {MAX_NESTING} levels)"
+    )
     # As deep as allowed: the typed rule sends it, or answers an error, never raises.
     args, problem = parse_arguments('{"v": ' + "[" * below + "]" * below + "}")
     assert problem is None

@@ -75,7 +75,10 @@ def test_get_with_templated_path_and_query(server: FakeHttpServer) -> None:
 def test_post_with_templated_json_body(server: FakeHttpServer) -> None:
     server.script("/tickets", Reply(201, {"created": True}))
     body = {"title": "Ticket: {{ args.title }}", "limit": "{{ args.limit }}", "tags": ["{{ state.category }}", "fixed"], "n": 3}
-    tool = make({"method": "POST", "url": server.url + "/tickets", "body": body}, {"title": {"type": "string"}, "limit": {"type": "integer"}})
+    tool = make(
+        {"method": "POST", "url": server.url + "/tickets", "body": body},
+        {"title": {"type": "string"}, "limit": {"type": "integer"}},
+    )
     outcome = call(tool, {"title": "printer on fire", "limit": 5})
     assert outcome.result == {"status": 201, "body": {"created": True}}
     (hit,) = server.hits
@@ -118,7 +121,9 @@ def test_model_supplied_env_reference_is_sent_literally(server: FakeHttpServer) 
 
 def test_idempotency_key_is_the_same_across_retries_and_differs_between_steps(server: FakeHttpServer) -> None:
     server.script("/pay", Reply(503), Reply(502), Reply(200, {"paid": True}))
-    tool = make({"method": "POST", "url": server.url + "/pay", "body": {"a": 1}, "retries": 2, "headers": {"Idempotency-Key": "mine"}})
+    tool = make(
+        {"method": "POST", "url": server.url + "/pay", "body": {"a": 1}, "retries": 2, "headers": {"Idempotency-Key": "mine"}}
+    )
     first = call(tool, ctx=context("step-1"))
     assert first.result == {"status": 200, "body": {"paid": True}}
     keys = [h.headers["idempotency-key"] for h in server.hits]
@@ -305,7 +310,10 @@ def test_template_errors_are_error_outcomes(server: FakeHttpServer) -> None:
 
 
 def echo(hit: Hit) -> Reply:
-    return Reply(200 if "ok" in hit.path else 400, {"target": hit.target, "auth": hit.headers.get("authorization"), "body": hit.body.decode()})
+    return Reply(
+        200 if "ok" in hit.path else 400,
+        {"target": hit.target, "auth": hit.headers.get("authorization"), "body": hit.body.decode()},
+    )
 
 
 @pytest.mark.parametrize("path", ["/ok", "/bad"])
@@ -344,7 +352,10 @@ def test_description_names_method_and_url_template_without_values() -> None:
 
 
 def test_parameters_schema_from_the_shorthand() -> None:
-    params = {"q": JsonSchema.model_validate({"type": "string"}), "n": JsonSchema.model_validate({"type": "integer", "default": 5})}
+    params = {
+        "q": JsonSchema.model_validate({"type": "string"}),
+        "n": JsonSchema.model_validate({"type": "integer", "default": 5}),
+    }
     assert parameters_schema(params) == {
         "type": "object",
         "properties": {"q": {"type": "string"}, "n": {"type": "integer", "default": 5}},

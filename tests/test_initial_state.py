@@ -69,11 +69,16 @@ def stored_runs(network: Path) -> int:
         ("done=maybe", "Invalid value for --state done: expected boolean, got string"),
         ("count=many", "Invalid value for --state count: expected integer, got string"),
         ("color=blue", 'Invalid value for --state color: must be one of ["red", "green"]'),
-        ("colour=red", "Invalid value for --state colour: not a declared state field; did you mean 'color'? defined state fields: color, count, done, note"),
+        (
+            "colour=red",
+            "Invalid value for --state colour: not a declared state field; did you mean 'color'? defined state fields: color, count, done, note",
+        ),
         ("count=NaN", "Invalid value for --state count: nan is not a JSON number; send a finite number"),
     ],
 )
-def test_a_state_value_the_declaration_refuses_is_a_usage_error(netrun_cli: Callable[..., Result], gate: Path, pair: str, message: str) -> None:
+def test_a_state_value_the_declaration_refuses_is_a_usage_error(
+    netrun_cli: Callable[..., Result], gate: Path, pair: str, message: str
+) -> None:
     result = run(netrun_cli, gate, pair)
     assert result.exit_code == 2, result.output
     assert message in result.output
@@ -95,7 +100,9 @@ def test_values_are_read_as_the_declared_type(netrun_cli: Callable[..., Result],
     assert final["route"] == ["helper"]  # done started false: the agent ran, then finish set it
 
 
-def test_a_network_without_declared_state_takes_none(netrun_cli: Callable[..., Result], write: Callable[[str, str], Path]) -> None:
+def test_a_network_without_declared_state_takes_none(
+    netrun_cli: Callable[..., Result], write: Callable[[str, str], Path]
+) -> None:
     write("gate.replies", REPLIES)
     network = write("plain.yaml", STATELESS)
     result = run(netrun_cli, network, "x=1")
@@ -117,19 +124,24 @@ def test_read_state_text_prefers_the_reading_the_field_accepts() -> None:
     ]
 
 
-@pytest.mark.parametrize(("args", "hint"), [
-    (["-i", b"caf\xff"], "--input"),  # bytes that are not UTF-8 reach Python as lone surrogates
-    (["-i", "go", "--event", '{"data": {"title": "\\ud800"}}'], "--event"),
-    (["-i", "go", "--event", '{"data": {"n": NaN}}'], "--event"),
-    (["-i", "go", "--event", "[" * 5000 + "]" * 5000], "--event"),
-])
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["-i", b"caf\xff"], "--input"),  # bytes that are not UTF-8 reach Python as lone surrogates
+        (["-i", "go", "--event", '{"data": {"title": "\\ud800"}}'], "--event"),
+        (["-i", "go", "--event", '{"data": {"n": NaN}}'], "--event"),
+        (["-i", "go", "--event", "[" * 5000 + "]" * 5000], "--event"),
+    ],
+)
 def test_command_line_text_that_would_not_read_back_is_a_usage_error(gate: Path, args: list[Any], hint: str) -> None:
     """What `netrun run` records must read back, from argv as from a request."""
     import subprocess
 
     from .conftest import NETRUN
 
-    done = subprocess.run([NETRUN, "run", str(gate), *args, "--db", str(gate.parent / "runs.db")], capture_output=True, timeout=60)
+    done = subprocess.run(
+        [NETRUN, "run", str(gate), *args, "--db", str(gate.parent / "runs.db")], capture_output=True, timeout=60
+    )
     err = done.stderr.decode(errors="replace")
     assert done.returncode == 2, err
     assert hint in err and "Traceback" not in err

@@ -113,8 +113,11 @@ def make_functions(client: inngest.Inngest, flaky: dict[str, int]) -> list[innge
     async def hopeless(ctx: inngest.Context) -> None:
         raise inngest.NonRetriableError("give up")
 
-    @client.create_function(fn_id="cancellable", trigger=inngest.TriggerEvent(event="test/long"),
-                            cancel=[inngest.Cancel(event="test/stop", if_exp="event.data.id == async.data.id")])
+    @client.create_function(
+        fn_id="cancellable",
+        trigger=inngest.TriggerEvent(event="test/long"),
+        cancel=[inngest.Cancel(event="test/stop", if_exp="event.data.id == async.data.id")],
+    )
     async def cancellable(ctx: inngest.Context) -> object:
         return await ctx.step.wait_for_event("never", event="test/never", timeout=datetime.timedelta(hours=1))
 
@@ -166,8 +169,11 @@ def served() -> Iterator[dict[str, App]]:
     # An app Inngest refuses: six cancels (at most 5), so none of its functions is synced.
     bad_client = inngest.Inngest(app_id="badtest", is_production=False, api_base_url=dev.url, event_api_base_url=dev.url)
 
-    @bad_client.create_function(fn_id="greedy", trigger=inngest.TriggerEvent(event="test/greedy"),
-                                cancel=[inngest.Cancel(event=f"test/stop{n}") for n in range(6)])
+    @bad_client.create_function(
+        fn_id="greedy",
+        trigger=inngest.TriggerEvent(event="test/greedy"),
+        cancel=[inngest.Cancel(event=f"test/stop{n}") for n in range(6)],
+    )
     async def greedy(ctx: inngest.Context) -> None:
         return None
 

@@ -37,7 +37,13 @@ tools:
 """
 
 ENV = {"FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-KEYS = {"routed": "iteration", "agent.started": "iteration", "agent.finished": "iteration", "tool.called": "step", "tool.result": "step"}
+KEYS = {
+    "routed": "iteration",
+    "agent.started": "iteration",
+    "agent.finished": "iteration",
+    "tool.called": "step",
+    "tool.result": "step",
+}
 
 
 @pytest.fixture(params=["planned", "reversed"])
@@ -56,7 +62,9 @@ def server(tmp_path: Path, executor: StandInExecutor) -> Iterator[Served]:
         (tmp_path / "chat.yaml").write_text(NETWORK.format(base=llm.base_url))
         environ = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
         environ |= {**ENV, "INNGEST_DEV": "1", "INNGEST_API_BASE_URL": executor.url, "INNGEST_EVENT_API_BASE_URL": executor.url}
-        with Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))) as served:
+        with Served(
+            lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))
+        ) as served:
             executor.sync(f"{served.url}/api/inngest")
             yield served
 
@@ -82,7 +90,10 @@ def check_sequence(events: list[dict[str, Any]]) -> None:
             step, turn = e["step"], e["step"].split(".")[1]
             assert order.index(("tool.called", step)) < order.index(("tool.result", step)) < order.index(("agent.finished", turn))
     assert sorted(e["step"] for e in events if e["type"] == "tool.result") == [
-        "turn.0.helper.tool.0.note", "turn.0.helper.tool.1.note", "turn.1.helper.tool.0.done"]
+        "turn.0.helper.tool.0.note",
+        "turn.0.helper.tool.1.note",
+        "turn.1.helper.tool.0.done",
+    ]
 
 
 def test_a_rest_run_with_a_thread_reports_each_turn_and_tool_call_once(server: Served, executor: StandInExecutor) -> None:
@@ -99,7 +110,9 @@ def test_a_rest_run_with_a_thread_reports_each_turn_and_tool_call_once(server: S
     check_sequence(events)
 
 
-def test_a_run_without_a_thread_reports_each_tool_result_of_a_parallel_turn_once(server: Served, executor: StandInExecutor) -> None:
+def test_a_run_without_a_thread_reports_each_tool_result_of_a_parallel_turn_once(
+    server: Served, executor: StandInExecutor
+) -> None:
     [fn_run] = executor.send({"name": "netrun/chat.run", "data": {"input": "take notes"}})
     run = executor.runs[fn_run]
     assert run.status == "completed", run.error

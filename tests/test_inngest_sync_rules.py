@@ -120,7 +120,7 @@ def test_a_cron_of_255_characters_passes_and_256_is_refused(write: Write) -> Non
 def cancels(n: int, cond: str | None = None) -> str:
     rows = "".join(f"    - {{event: app/stop{i}}}\n" for i in range(n))
     if cond is not None:
-        rows = f"    - event: app/stop\n      if: \"{cond}\"\n"
+        rows = f'    - event: app/stop\n      if: "{cond}"\n'
     return BASE + "function:\n  cancel:\n" + rows
 
 
@@ -166,8 +166,11 @@ def test_a_cancel_if_inside_the_policy_passes(write: Write, cond: str) -> None:
 
 def test_trigger_if_and_keys_only_compile_so_has_and_arithmetic_pass_there(write: Write) -> None:
     # trigger.go and concurrency.go compile these without a policy: only cancel.if is restricted.
-    clean(write, BASE + "trigger: {event: app/a, if: event.data.user is defined and event.data.n + 1 > 2}\n"
-          "function:\n  concurrency: [{limit: 2, key: event.data.a + event.data.b}]\n  priority: {run: -event.data.p}\n")
+    clean(
+        write,
+        BASE + "trigger: {event: app/a, if: event.data.user is defined and event.data.n + 1 > 2}\n"
+        "function:\n  concurrency: [{limit: 2, key: event.data.a + event.data.b}]\n  priority: {run: -event.data.p}\n",
+    )
 
 
 # -- concurrency (concurrency.go StepConcurrency.Validate) ---------------------------------------
@@ -201,10 +204,14 @@ def test_idempotency_replaces_a_rate_limit_with_a_warning(write: Write) -> None:
 
 @pytest.mark.parametrize(
     ("section", "ok", "bad"),
-    [("rate_limit: {limit: 1, period: %s}", ["1s", "24h"], ["24h1s", "2d"]),
-     ("debounce: {period: %s}", ["1s", "7d"], ["7d1s", "500ms"])],
+    [
+        ("rate_limit: {limit: 1, period: %s}", ["1s", "24h"], ["24h1s", "2d"]),
+        ("debounce: {period: %s}", ["1s", "7d"], ["7d1s", "500ms"]),
+    ],
 )
-def test_flow_control_periods_are_bounded_as_inngest_bounds_them(write: Write, section: str, ok: list[str], bad: list[str]) -> None:
+def test_flow_control_periods_are_bounded_as_inngest_bounds_them(
+    write: Write, section: str, ok: list[str], bad: list[str]
+) -> None:
     for value in ok:
         clean(write, BASE + "function:\n  " + section % value + "\n")
     for value in bad:
@@ -254,8 +261,10 @@ def test_rule_routing_takes_no_steps_and_limits_iterations_is_located(write: Wri
 
 
 def test_tool_calls_approvals_and_threads_are_counted(write: Write) -> None:
-    tools = ("tools:\n  ask: {state: {x: 1}, approval: required}\n  b: {state: {x: 2}}\nstate: {x: integer}\n"
-             "history: {window: {tokens: 1000}}\nrouter: {otherwise: a}\n")
+    tools = (
+        "tools:\n  ask: {state: {x: 1}, approval: required}\n  b: {state: {x: 2}}\nstate: {x: integer}\n"
+        "history: {window: {tokens: 1000}}\nrouter: {otherwise: a}\n"
+    )
     agent = "  a: {description: d, system: hi, tools: [ask, b], limits: {tool_calls: 3}}\n"
     # 1 + 2 (thread) + turns x (1 inference + 3 tool calls + 3 approvals + 1 thread append) = 3 + 8 x turns
     text = BASE.replace("  a: {description: d, system: hi}\n", agent) + tools + "max_iter: %d\n"
@@ -266,7 +275,11 @@ def test_tool_calls_approvals_and_threads_are_counted(write: Write) -> None:
 
 def test_without_a_tool_calls_limit_each_offered_tool_counts_once(write: Write) -> None:
     agent = "  a: {description: d, system: hi, tools: [t0, t1, t2, t3]}\n"
-    tools = "tools:\n" + "".join(f"  t{i}: {{state: {{x: {i}}}}}\n" for i in range(4)) + "state: {x: integer}\nrouter: {otherwise: a}\n"
+    tools = (
+        "tools:\n"
+        + "".join(f"  t{i}: {{state: {{x: {i}}}}}\n" for i in range(4))
+        + "state: {x: integer}\nrouter: {otherwise: a}\n"
+    )
     text = BASE.replace("  a: {description: d, system: hi}\n", agent) + tools + "max_iter: %d\n"
     clean(write, text % 199)  # 1 + 199 x 5 = 996
     [d] = only(write, text % 200, "too-many-steps")
@@ -274,9 +287,11 @@ def test_without_a_tool_calls_limit_each_offered_tool_counts_once(write: Write) 
 
 
 def test_an_agents_calls_limit_bounds_its_share_of_the_turns(write: Write) -> None:
-    agents = ("agents:\n  a: {description: d, system: hi, tools: [t0, t1, t2], limits: {calls: 100}}\n"
-              "  b: {description: d, system: hi}\n"
-              "tools:\n" + "".join(f"  t{i}: {{state: {{x: {i}}}}}\n" for i in range(3)) + "state: {x: integer}\n")
+    agents = (
+        "agents:\n  a: {description: d, system: hi, tools: [t0, t1, t2], limits: {calls: 100}}\n"
+        "  b: {description: d, system: hi}\n"
+        "tools:\n" + "".join(f"  t{i}: {{state: {{x: {i}}}}}\n" for i in range(3)) + "state: {x: integer}\n"
+    )
     text = "name: n\nmodel: openai/gpt-4o-mini\n" + agents + "max_iter: %d\n"
     # 1 + 100 x 5 (a: routing, inference, 3 tools) + (max_iter - 100) x 2 (b)
     clean(write, text % 349)  # 1 + 500 + 498 = 999
@@ -286,7 +301,10 @@ def test_an_agents_calls_limit_bounds_its_share_of_the_turns(write: Write) -> No
 
 def test_a_tool_result_cap_above_4_mb_gets_a_warning(write: Write) -> None:
     agent = "  a: {description: d, system: hi, tools: [get]}\n"
-    text = BASE.replace("  a: {description: d, system: hi}\n", agent) + "tools:\n  get:\n    http: {url: 'https://api.example.com/x', max_bytes: %d}\n"
+    text = (
+        BASE.replace("  a: {description: d, system: hi}\n", agent)
+        + "tools:\n  get:\n    http: {url: 'https://api.example.com/x', max_bytes: %d}\n"
+    )
     clean(write, text % 4_000_000)
     [d] = only(write, text % 4_000_001, "step-output-too-large")
     assert d.severity == "warning" and d.where == "tools.get.http.max_bytes" and d.pos.line == 7
@@ -295,7 +313,10 @@ def test_a_tool_result_cap_above_4_mb_gets_a_warning(write: Write) -> None:
 
 def test_an_mcp_servers_cap_above_4_mb_gets_a_warning(write: Write) -> None:
     agent = "  a: {description: d, system: hi, mcp_servers: [m]}\n"
-    text = BASE.replace("  a: {description: d, system: hi}\n", agent) + "mcp_servers:\n  m:\n    transport: stdio\n    command: node\n    max_bytes: %d\n"
+    text = (
+        BASE.replace("  a: {description: d, system: hi}\n", agent)
+        + "mcp_servers:\n  m:\n    transport: stdio\n    command: node\n    max_bytes: %d\n"
+    )
     clean(write, text % 4_000_000)
     [d] = only(write, text % 5_000_000, "step-output-too-large")
     assert d.where == "mcp_servers.m.max_bytes" and d.pos.line == 9

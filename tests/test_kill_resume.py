@@ -53,8 +53,15 @@ SCRIPT = [
 
 def _netrun(args: list[str], db: Path, cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    return subprocess.Popen([NETRUN, *args, "--db", str(db), "--json"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        [NETRUN, *args, "--db", str(db), "--json"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _signature(request: dict) -> str:
@@ -147,7 +154,7 @@ def test_kill_9_around_a_tool_call(tmp_path: Path, kill_during: str) -> None:
         proc.communicate()
 
         (run_id,) = Journal(db).runs("running")
-        llm.set_script(script[llm.count - 1:] if kill_during == "after_tool" else script[1:])
+        llm.set_script(script[llm.count - 1 :] if kill_during == "after_tool" else script[1:])
         api.script("/orders/A1", HttpReply(200, {"id": "A1", "total": 12}))
         resumed = _netrun(["run", "--resume", run_id], db, tmp_path)
         out, err = resumed.communicate(timeout=120)

@@ -18,7 +18,17 @@ def test_every_node_has_its_position() -> None:
 
 def test_scalars_follow_yaml_1_2() -> None:
     doc = load_text("a: on\nb: yes\nc: 2024-01-01\nd: true\ne: 0x1f\nf: 1.5\ng: ~\nh: .inf\non: 1\n", "f.yaml")
-    assert doc.data == {"a": "on", "b": "yes", "c": "2024-01-01", "d": True, "e": 31, "f": 1.5, "g": None, "h": float("inf"), "on": 1}
+    assert doc.data == {
+        "a": "on",
+        "b": "yes",
+        "c": "2024-01-01",
+        "d": True,
+        "e": 31,
+        "f": 1.5,
+        "g": None,
+        "h": float("inf"),
+        "on": 1,
+    }
 
 
 def test_anchors_aliases_and_merge_keys() -> None:
@@ -53,7 +63,12 @@ def test_nesting_past_the_limit_is_one_located_error_and_the_limit_itself_loads(
     with pytest.raises(LoadError) as exc:
         load_text("a: " + "[" * 999 + "]" * 999 + "\n", "f.yaml")  # just under libyaml's own limit (1000)
     (diag,) = exc.value.diagnostics
-    assert (diag.pos, diag.message, diag.code, diag.path) == (Pos("f.yaml", 1, 4 + MAX_DEPTH), f"nested deeper than {MAX_DEPTH} levels", "too-deep", ("a",))
+    assert (diag.pos, diag.message, diag.code, diag.path) == (
+        Pos("f.yaml", 1, 4 + MAX_DEPTH),
+        f"nested deeper than {MAX_DEPTH} levels",
+        "too-deep",
+        ("a",),
+    )
     doc = load_text("a: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n", "f.yaml")  # the last list at level 100
     depth, value = 1, doc.data["a"]
     while value:

@@ -64,7 +64,9 @@ def script(tmp_path: Path) -> Path:
 
 
 def big(script: Path, **fields: Any) -> McpServers:
-    spec = TypeAdapter(McpServerSpec).validate_python({"transport": "stdio", "command": sys.executable, "args": [str(script)], **fields})
+    spec = TypeAdapter(McpServerSpec).validate_python(
+        {"transport": "stdio", "command": sys.executable, "args": [str(script)], **fields}
+    )
     return McpServers({"big": spec}, environ={"PATH": os.environ["PATH"]}, base_dir=script.parent)
 
 

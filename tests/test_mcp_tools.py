@@ -336,8 +336,6 @@ async def test_a_crashed_stdio_server_is_restarted_once_then_reported_down() -> 
 @needs_node
 @needs_proc
 
-
-
 # -- stdio: mcp-server-time (PyPI) -------------------------------------------------------------------
 
 

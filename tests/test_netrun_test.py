@@ -94,17 +94,28 @@ def test_a_case_with_stubs_waits_and_approvals_passes(netrun_cli: Callable[..., 
 
 
 def test_a_failing_case_prints_what_differs(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
-    wrong = (CASES.replace("route: [classifier, closer, closer]", "route: [classifier, closer]")
-             .replace("state: {category: billing, done: true}", "state: {category: technical, done: true}")
-             .replace("{name: docs__search, args: {q: charged twice}}\n        - {name: finish}", "{name: finish}\n        - {name: docs__search}"))
+    wrong = (
+        CASES.replace("route: [classifier, closer, closer]", "route: [classifier, closer]")
+        .replace("state: {category: billing, done: true}", "state: {category: technical, done: true}")
+        .replace(
+            "{name: docs__search, args: {q: charged twice}}\n        - {name: finish}",
+            "{name: finish}\n        - {name: docs__search}",
+        )
+    )
     path = write(tmp_path, wrong)
     result = netrun_cli("test", str(path))
     assert result.exit_code == 1
     out = result.output
     assert "triage.test.yaml::billing FAILED" in out and "1 failed, 0 passed" in out
     assert f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:" in out
-    assert ':21:14: expect.route: the route differs\n    expected: ["classifier", "closer"]\n    actual:   ["classifier", "closer", "closer"]' in out
-    assert 'expect.state: the state differs\n    expected: {"category": "technical", "done": true}\n    actual:   {"category": "billing", "done": true}' in out
+    assert (
+        ':21:14: expect.route: the route differs\n    expected: ["classifier", "closer"]\n    actual:   ["classifier", "closer", "closer"]'
+        in out
+    )
+    assert (
+        'expect.state: the state differs\n    expected: {"category": "technical", "done": true}\n    actual:   {"category": "billing", "done": true}'
+        in out
+    )
     assert "expected call #2 (docs__search) was not made, in this order" in out
 
 
@@ -134,19 +145,25 @@ def test_a_run_that_takes_another_path_fails_clearly(netrun_cli: Callable[..., A
     assert result.exit_code == 1
     assert "the run waits for netrun/approval; the case has no more events to deliver" in result.output
     # One reply too few: the scripted model says which call it has no reply for.
-    short = write(tmp_path, CASES.replace("        - text: Closed as refunded.\n          tool_calls: [{name: finish, args: {}}]\n", ""))
+    short = write(
+        tmp_path, CASES.replace("        - text: Closed as refunded.\n          tool_calls: [{name: finish, args: {}}]\n", "")
+    )
     result = netrun_cli("test", str(short))
     assert "the run ended failed" in result.output and "no reply for closer call #2" in result.output
 
 
 def test_invalid_test_files_are_reported_where_they_are_wrong(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
     bad = CASES.replace("      classifier:\n", "      clasifier:\n").replace("    expect:\n", "    expect:\n      rout: [x]\n")
-    bad = bad.replace("docs.search: {result", "docs.serch_all: {result").replace("      route: [classifier", "      route: [nobody")
+    bad = bad.replace("docs.search: {result", "docs.serch_all: {result").replace(
+        "      route: [classifier", "      route: [nobody"
+    )
     path = write(tmp_path, bad)
     result = netrun_cli("test", str(path))
     assert result.exit_code == 1
     assert "triage.test.yaml:21:7: error: cases.billing.expect.rout: unknown field" in result.output
-    (tmp_path / "triage.test.yaml").write_text(CASES.replace("      classifier:\n", "      clasifier:\n").replace("route: [classifier", "route: [nobody"))
+    (tmp_path / "triage.test.yaml").write_text(
+        CASES.replace("      classifier:\n", "      clasifier:\n").replace("route: [classifier", "route: [nobody")
+    )
     result = netrun_cli("test", str(path))
     assert result.exit_code == 1
     assert "triage.test.yaml:6:7: error: cases.billing.replies.clasifier: no agent 'clasifier' in the network" in result.output
@@ -174,9 +191,13 @@ def test_netrun_test_runs_no_model_or_server(netrun_cli: Callable[..., Any], tmp
     assert json.dumps("0 failed")[1:-1] in result.output
 
 
-def test_expectations_on_a_failed_run_or_failed_calls_do_not_pass_silently(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
+def test_expectations_on_a_failed_run_or_failed_calls_do_not_pass_silently(
+    netrun_cli: Callable[..., Any], tmp_path: Path
+) -> None:
     short = CASES.replace("        - text: Closed as refunded.\n          tool_calls: [{name: finish, args: {}}]\n", "")
-    path = write(tmp_path, short.replace("    expect:\n", "    expect:\n      status: failed\n      error: no reply for closer\n"))
+    path = write(
+        tmp_path, short.replace("    expect:\n", "    expect:\n      status: failed\n      error: no reply for closer\n")
+    )
     result = netrun_cli("test", str(path))
     assert result.exit_code == 1  # the route, state... cannot hold for a run that failed
     assert "cannot check route, tool_calls, state, output, stop_reason, iterations: the run failed" in result.output
@@ -185,7 +206,13 @@ def test_expectations_on_a_failed_run_or_failed_calls_do_not_pass_silently(netru
     path = write(tmp_path, down)
     result = netrun_cli("test", str(path))
     assert result.exit_code == 1 and "expected call #1 (docs__search) was not made" in result.output
-    path = write(tmp_path, down.replace("\n        - {name: docs__search, args: {q: charged twice}}", "\n        - {name: docs.search, args: {q: charged twice}, error: down}"))
+    path = write(
+        tmp_path,
+        down.replace(
+            "\n        - {name: docs__search, args: {q: charged twice}}",
+            "\n        - {name: docs.search, args: {q: charged twice}, error: down}",
+        ),
+    )
     assert netrun_cli("test", str(path)).exit_code == 0
 
 
@@ -206,11 +233,15 @@ def test_broken_test_files_count_in_every_format(netrun_cli: Callable[..., Any],
 
 
 def test_a_network_used_as_a_tool_is_scripted_by_prefix(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
-    (tmp_path / "child.yaml").write_text("name: child\nmodel: openai/gpt-4o-mini\nagents: {worker: {system: s}}\n"
-                                         "router: {rules: [{if: call_count == 0, agent: worker}], otherwise: stop}\n")
-    (tmp_path / "boss.yaml").write_text("name: boss\nmodel: openai/gpt-4o-mini\nagents: {boss: {system: s, tools: [helper]}}\n"
-                                        "router: {rules: [{if: call_count < 2, agent: boss}], otherwise: stop}\n"
-                                        "tools: {helper: {network: child}}\n")
+    (tmp_path / "child.yaml").write_text(
+        "name: child\nmodel: openai/gpt-4o-mini\nagents: {worker: {system: s}}\n"
+        "router: {rules: [{if: call_count == 0, agent: worker}], otherwise: stop}\n"
+    )
+    (tmp_path / "boss.yaml").write_text(
+        "name: boss\nmodel: openai/gpt-4o-mini\nagents: {boss: {system: s, tools: [helper]}}\n"
+        "router: {rules: [{if: call_count < 2, agent: boss}], otherwise: stop}\n"
+        "tools: {helper: {network: child}}\n"
+    )
     (tmp_path / "boss.test.yaml").write_text("""\
 cases:
   delegates:
@@ -231,7 +262,10 @@ cases:
 def test_a_case_whose_initial_state_does_not_fit_is_a_located_error(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:
     """A case's `state` is checked as `netrun run --state` checks it: `done: maybe` would have
     made a stop rule fire at once; an undeclared field is never read."""
-    cases = CASES.replace("    input: I was charged twice\n", "    input: I was charged twice\n    state: {done: maybe, categry: billing, category: other}\n")
+    cases = CASES.replace(
+        "    input: I was charged twice\n",
+        "    input: I was charged twice\n    state: {done: maybe, categry: billing, category: other}\n",
+    )
     path = write(tmp_path, cases)
     result = netrun_cli("test", str(path))
     assert result.exit_code == 1, result.output

@@ -11,10 +11,7 @@ from netrun.providers import LITELLM_PROVIDERS
 
 def test_provider_list_matches_the_installed_litellm() -> None:
     # In a subprocess: importing litellm takes seconds and changes global state.
-    code = (
-        "import litellm\n"
-        "print('\\n'.join(sorted({str(getattr(p, 'value', p)) for p in litellm.provider_list})))\n"
-    )
+    code = "import litellm\nprint('\\n'.join(sorted({str(getattr(p, 'value', p)) for p in litellm.provider_list})))\n"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert set(out.stdout.split()) == set(LITELLM_PROVIDERS), "run 'python -m netrun.providers' to refresh the list"

@@ -34,7 +34,9 @@ def _function(net: dict[str, Any]) -> dict[str, Any]:
 
 def _keys(net: dict[str, Any]) -> list[str]:
     fn = _function(net)
-    return [str(c.get("key", "")) for c in fn.get("concurrency") or [] if isinstance(c, dict)] + [str((fn.get("rate_limit") or {}).get("key", ""))]
+    return [str(c.get("key", "")) for c in fn.get("concurrency") or [] if isinstance(c, dict)] + [
+        str((fn.get("rate_limit") or {}).get("key", ""))
+    ]
 
 
 FEATURES: dict[str, Check] = {
@@ -95,5 +97,7 @@ def test_every_feature_the_table_names_is_in_its_file() -> None:
             named = [phrase for phrase in FEATURES if phrase in clause]
             if not named:
                 wrong.append(f"{name}: '{clause.strip()}' names no feature this test knows (add it to FEATURES)")
-            wrong += [f"{name}: '{clause.strip()}': the file has no {phrase}" for phrase in named if not FEATURES[phrase](network)]
+            wrong += [
+                f"{name}: '{clause.strip()}': the file has no {phrase}" for phrase in named if not FEATURES[phrase](network)
+            ]
     assert wrong == []

@@ -106,12 +106,21 @@ def test_a_streamed_secret_split_anywhere_never_reaches_the_sink() -> None:
 def test_a_networks_secrets_are_its_env_values() -> None:
     definition = {
         "model": {"id": "openai/x", "api_key": "${API}"},
-        "tools": {"t": {"http": {"headers": {"Authorization": "Bearer ${TOKEN}"}, "url": "https://h/$${LITERAL}/${MISSING:-dflt-value}"}}},
+        "tools": {
+            "t": {
+                "http": {"headers": {"Authorization": "Bearer ${TOKEN}"}, "url": "https://h/$${LITERAL}/${MISSING:-dflt-value}"}
+            }
+        },
         "mcp_servers": {"m": {"env": {"X": "${SHORT}"}}},
     }
     environ = {
-        "API": "sk-api-value", "TOKEN": "tok-value-1", "LITERAL": "not-a-reference", "SHORT": "ab",
-        "OPENAI_API_KEY": "sk-unreferenced-key", "AUTH": "on", "HOME": "/home/someone",
+        "API": "sk-api-value",
+        "TOKEN": "tok-value-1",
+        "LITERAL": "not-a-reference",
+        "SHORT": "ab",
+        "OPENAI_API_KEY": "sk-unreferenced-key",
+        "AUTH": "on",
+        "HOME": "/home/someone",
     }
     secrets = Secrets.for_definition(definition, environ)
     text = "sk-api-value tok-value-1 not-a-reference dflt-value ab sk-unreferenced-key on /home/someone"

@@ -88,7 +88,9 @@ def stamped(reply: Reply, times: list[float]) -> Responder:
 # -- models on the local engine ---------------------------------------------------------------
 
 
-def test_a_429_retry_after_is_waited_for_then_the_call_succeeds(netrun_cli: Any, network: Callable[..., Path], llm: FakeLLM) -> None:
+def test_a_429_retry_after_is_waited_for_then_the_call_succeeds(
+    netrun_cli: Any, network: Callable[..., Path], llm: FakeLLM
+) -> None:
     times: list[float] = []
     llm.set_script([stamped(r, times) for r in (Reply(status=429, retry_after=2, error="Rate limit reached"), *SCRIPT)])
     result = netrun_cli("run", str(network()), "-i", "owls?", "--json")
@@ -97,7 +99,9 @@ def test_a_429_retry_after_is_waited_for_then_the_call_succeeds(netrun_cli: Any,
     assert times[1] - times[0] >= 2.0  # as the provider asked (the backoff alone is 0.5 s)
 
 
-def test_a_retry_after_beyond_the_cap_fails_at_once_saying_so(netrun_cli: Any, network: Callable[..., Path], llm: FakeLLM) -> None:
+def test_a_retry_after_beyond_the_cap_fails_at_once_saying_so(
+    netrun_cli: Any, network: Callable[..., Path], llm: FakeLLM
+) -> None:
     llm.set_script([Reply(status=429, retry_after=3600, error="Rate limit reached"), *SCRIPT])
     result = netrun_cli("run", str(network()), "-i", "owls?")
     assert result.exit_code == 1, result.output
@@ -106,14 +110,18 @@ def test_a_retry_after_beyond_the_cap_fails_at_once_saying_so(netrun_cli: Any, n
     assert llm.count == 1
 
 
-@pytest.mark.parametrize(("status", "said"), [
-    (401, "the API key was rejected (HTTP 401)"),
-    (403, "access was denied (HTTP 403)"),
-    (404, "NotFoundError (HTTP 404)"),
-    (400, "BadRequestError (HTTP 400)"),
-])
-def test_a_permanent_error_fails_at_once_with_the_providers_reason(netrun_cli: Any, network: Callable[..., Path], llm: FakeLLM,
-                                                                     status: int, said: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (401, "the API key was rejected (HTTP 401)"),
+        (403, "access was denied (HTTP 403)"),
+        (404, "NotFoundError (HTTP 404)"),
+        (400, "BadRequestError (HTTP 400)"),
+    ],
+)
+def test_a_permanent_error_fails_at_once_with_the_providers_reason(
+    netrun_cli: Any, network: Callable[..., Path], llm: FakeLLM, status: int, said: str
+) -> None:
     llm.set_script([Reply(status=status, error=f"Incorrect API key provided: {KEY}. You can find your key at the dashboard.")])
     started = time.monotonic()
     result = netrun_cli("run", str(network()), "-i", "owls?")
@@ -125,8 +133,9 @@ def test_a_permanent_error_fails_at_once_with_the_providers_reason(netrun_cli: A
 
 
 @pytest.mark.parametrize("retries", [0, 1])
-def test_function_retries_bounds_the_attempts_on_the_local_engine(netrun_cli: Any, network: Callable[..., Path], llm: FakeLLM,
-                                                                    retries: int) -> None:
+def test_function_retries_bounds_the_attempts_on_the_local_engine(
+    netrun_cli: Any, network: Callable[..., Path], llm: FakeLLM, retries: int
+) -> None:
     llm.fallback = lambda body: Reply(status=500, error="the model is overloaded")
     result = netrun_cli("run", str(network(f"function: {{retries: {retries}}}\n")), "-i", "owls?")
     assert result.exit_code == 1, result.output
@@ -138,7 +147,9 @@ def test_function_retries_bounds_the_attempts_on_the_local_engine(netrun_cli: An
 def test_without_function_retries_a_step_gets_inngests_default_of_4_retries(tmp_path: Path, llm: FakeLLM) -> None:
     llm.fallback = lambda body: Reply(status=503, error="try later")
     spec = NetworkSpec.model_validate(yaml.safe_load(NETWORK.format(base=llm.base_url)))
-    engine = LocalEngine(Journal(tmp_path / "runs.db"), {"FAKE_KEY": KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}, backoff=0.0, stream=False)
+    engine = LocalEngine(
+        Journal(tmp_path / "runs.db"), {"FAKE_KEY": KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}, backoff=0.0, stream=False
+    )
 
     async def run() -> Any:
         try:
@@ -208,7 +219,9 @@ def anyio_backend() -> str:
 def crashy(tmp_path: Path, **fields: Any) -> tuple[Any, Path]:
     script, log = tmp_path / "crashy.py", tmp_path / "calls.log"
     script.write_text(textwrap.dedent(CRASHY))
-    return _SPEC.validate_python({"transport": "stdio", "command": sys.executable, "args": [str(script), str(log)], **fields}), log
+    return _SPEC.validate_python(
+        {"transport": "stdio", "command": sys.executable, "args": [str(script), str(log)], **fields}
+    ), log
 
 
 async def call(spec: Any, tool: str) -> tuple[Any, Any, int]:
@@ -221,13 +234,18 @@ async def call(spec: Any, tool: str) -> tuple[Any, Any, int]:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("tool", "fields"), [
-    ("lookup", {}),  # readOnlyHint
-    ("upsert", {}),  # idempotentHint
-    ("charge", {"idempotent": ["charge"]}),  # declared in the network file
-    ("charge", {"idempotent": True}),
-])
-async def test_a_call_cut_by_a_crash_is_sent_again_when_it_is_safe_to_repeat(tmp_path: Path, tool: str, fields: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("tool", "fields"),
+    [
+        ("lookup", {}),  # readOnlyHint
+        ("upsert", {}),  # idempotentHint
+        ("charge", {"idempotent": ["charge"]}),  # declared in the network file
+        ("charge", {"idempotent": True}),
+    ],
+)
+async def test_a_call_cut_by_a_crash_is_sent_again_when_it_is_safe_to_repeat(
+    tmp_path: Path, tool: str, fields: dict[str, Any]
+) -> None:
     spec, log = crashy(tmp_path, **fields)
     first, second, sessions = await call(spec, tool)
     assert first.error is None and second.error is None, (first, second)
@@ -236,16 +254,23 @@ async def test_a_call_cut_by_a_crash_is_sent_again_when_it_is_safe_to_repeat(tmp
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("tool", "fields"), [
-    ("charge", {}),  # no annotation
-    ("charge", {"idempotent": ["lookup"]}),
-    ("lookup", {"idempotent": False}),  # the server's hint is not trusted
-])
-async def test_a_call_cut_by_a_crash_is_not_sent_again_and_the_model_is_told(tmp_path: Path, tool: str, fields: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("tool", "fields"),
+    [
+        ("charge", {}),  # no annotation
+        ("charge", {"idempotent": ["lookup"]}),
+        ("lookup", {"idempotent": False}),  # the server's hint is not trusted
+    ],
+)
+async def test_a_call_cut_by_a_crash_is_not_sent_again_and_the_model_is_told(
+    tmp_path: Path, tool: str, fields: dict[str, Any]
+) -> None:
     spec, log = crashy(tmp_path, **fields)
     first, second, sessions = await call(spec, tool)
     assert first.result is None and "may or may not have run" in first.error
-    assert first.error.startswith(f"tool '{tool}' of MCP server 'crashy' (stdio: {sys.executable}): the connection was lost during the call")
+    assert first.error.startswith(
+        f"tool '{tool}' of MCP server 'crashy' (stdio: {sys.executable}): the connection was lost during the call"
+    )
     assert "it was not sent again" in first.error and "it was restarted" in first.error
     assert second.error is None  # the server was restarted for the calls that follow
     assert log.read_text().split() == [tool, tool]  # the cut call once, the next call once
@@ -264,8 +289,10 @@ def test_a_missing_mcp_server_program_fails_the_run(netrun_cli: Any, tmp_path: P
     replies = REPO / "networks" / "timekeeper.replies.yaml"
     result = netrun_cli("run", str(path), "-i", "What time is it in Tokyo?", "--replay", str(replies))
     assert result.exit_code == 1, result.output
-    assert ("failed: MCP server 'time' (stdio: netrun-no-such-mcp-server) cannot start: "
-            "the command 'netrun-no-such-mcp-server' was not found") in result.output
+    assert (
+        "failed: MCP server 'time' (stdio: netrun-no-such-mcp-server) cannot start: "
+        "the command 'netrun-no-such-mcp-server' was not found"
+    ) in result.output
     assert "done" not in result.output
 
 

@@ -64,7 +64,11 @@ def served(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 
     def serve(**env: str) -> Served:
         environ = {**os.environ, **ENV, **env}
-        server = Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port))).start()
+        server = Served(
+            lambda port: create_app(
+                ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port)
+            )
+        ).start()
         started.append(server)
         return server
 
@@ -93,8 +97,14 @@ def read_sse(response: httpx.Response) -> Iterator[Event]:
             data = line.partition(":")[2]
 
 
-def stream(url: str, run_id: str, until: Callable[[list[Event]], bool] | None = None, headers: dict[str, str] | None = None,
-           query: str = "", timeout: float = 10) -> list[Event]:
+def stream(
+    url: str,
+    run_id: str,
+    until: Callable[[list[Event]], bool] | None = None,
+    headers: dict[str, str] | None = None,
+    query: str = "",
+    timeout: float = 10,
+) -> list[Event]:
     """The run's events until the stream ends (or ``until`` holds); a server that sends
     nothing within ``timeout`` fails the read (its keep-alive pings come every 15 s)."""
     seen: list[Event] = []
@@ -125,8 +135,15 @@ def start(url: str, text: str = "the cleanup") -> str:
 
 
 def approve(url: str, run_id: str) -> None:
-    answered = httpx.post(f"{url}/events", json={"name": APPROVAL, "run_id": run_id,
-                                                 "data": {"run_id": run_id, "approved": True, "approval_id": approval_id(run_id, STEP)}}, timeout=30)
+    answered = httpx.post(
+        f"{url}/events",
+        json={
+            "name": APPROVAL,
+            "run_id": run_id,
+            "data": {"run_id": run_id, "approved": True, "approval_id": approval_id(run_id, STEP)},
+        },
+        timeout=30,
+    )
     assert answered.status_code == 202, answered.text
 
 
@@ -144,7 +161,9 @@ def gated_run(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served], **env
     return server, run_id
 
 
-def test_a_completed_run_streams_its_whole_history_after_a_restart(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
+def test_a_completed_run_streams_its_whole_history_after_a_restart(
+    tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]
+) -> None:
     server, run_id = gated_run(tmp_path, llm, served)
     approve(server.url, run_id)
     wait_status(server.url, run_id, "completed")
@@ -159,7 +178,9 @@ def test_a_completed_run_streams_its_whole_history_after_a_restart(tmp_path: Pat
     assert stream(server.url, run_id) == before  # the same events, the same numbers
 
 
-def test_a_waiting_run_streams_its_pending_approval_after_a_restart(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
+def test_a_waiting_run_streams_its_pending_approval_after_a_restart(
+    tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]
+) -> None:
     """The dashboard's case: after a deploy, the pending approval is still on the stream
     (and the stream then follows the run live, to its end, with no number repeated)."""
     server, run_id = gated_run(tmp_path, llm, served)
@@ -185,11 +206,23 @@ def test_last_event_id_resumes_exactly_after_that_event(tmp_path: Path, llm: Fak
     # Reconnect after each event seen so far, as an EventSource does: by header, or by query.
     for n, (ident, _) in enumerate(waiting):
         assert ident is not None
-        rest = stream(server.url, run_id, until=lambda seen, n=n: len(seen) == len(waiting) - n - 1 or seen[-1][1]["type"] == "approval.requested",
-                      headers={"Last-Event-ID": ident}) if n < len(waiting) - 1 else []
-        assert rest == waiting[n + 1:]
-    by_query = stream(server.url, run_id, until=lambda seen: seen[-1][1]["type"] == "approval.requested",
-                      query=f"?last_event_id={waiting[0][0]}")
+        rest = (
+            stream(
+                server.url,
+                run_id,
+                until=lambda seen, n=n: len(seen) == len(waiting) - n - 1 or seen[-1][1]["type"] == "approval.requested",
+                headers={"Last-Event-ID": ident},
+            )
+            if n < len(waiting) - 1
+            else []
+        )
+        assert rest == waiting[n + 1 :]
+    by_query = stream(
+        server.url,
+        run_id,
+        until=lambda seen: seen[-1][1]["type"] == "approval.requested",
+        query=f"?last_event_id={waiting[0][0]}",
+    )
     assert by_query == waiting[1:]
     # Across the replay/live boundary: resume after the approval request, then the rest is live.
     last = waiting[-1][0]
@@ -200,7 +233,9 @@ def test_last_event_id_resumes_exactly_after_that_event(tmp_path: Path, llm: Fak
     whole = stream(server.url, run_id)
     assert kinds(live)[-1] == "run.completed"
     assert waiting + live == whole  # no gap, no repeat
-    assert stream(server.url, run_id, headers={"Last-Event-ID": str(whole[-1][0])}) == []  # nothing after the end... (ends at once)
+    assert (
+        stream(server.url, run_id, headers={"Last-Event-ID": str(whole[-1][0])}) == []
+    )  # nothing after the end... (ends at once)
     assert httpx.get(f"{server.url}/runs/{run_id}/events", headers={"Last-Event-ID": "nope"}).status_code == 400
 
 
@@ -240,7 +275,10 @@ def test_journaled_events_stay_within_the_runs_byte_budget(tmp_path: Path, llm: 
     finally:
         journal.close()
     replayed = stream(server.url, runs[-1])
-    assert kinds(replayed)[:4] == ["run.started", "routed", "agent.started", "agent.finished"] and kinds(replayed)[-1] == "run.completed"
+    assert (
+        kinds(replayed)[:4] == ["run.started", "routed", "agent.started", "agent.finished"]
+        and kinds(replayed)[-1] == "run.completed"
+    )
 
 
 def test_a_slow_subscriber_holds_bounded_memory_and_catches_up_from_the_journal(tmp_path: Path) -> None:

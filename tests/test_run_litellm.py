@@ -22,7 +22,10 @@ tools:
   save: {{parameters: {{text: {{type: string}}}}, state: {{answer: "{{{{ args.text }}}}"}}}}
 """
 
-SCRIPT = [Reply(text="Let me think. ", tool_calls=[]), Reply(text="Owls hoot.", tool_calls=[ToolCall("save", {"text": "they hoot"})])]
+SCRIPT = [
+    Reply(text="Let me think. ", tool_calls=[]),
+    Reply(text="Owls hoot.", tool_calls=[ToolCall("save", {"text": "they hoot"})]),
+]
 
 
 @pytest.fixture

@@ -73,13 +73,15 @@ def start(eng: LocalEngine, spec: dict[str, Any], tmp_path: Path, **kw: Any) -> 
 
 
 def test_rules_route_state_and_stop(tmp_path) -> None:
-    client = Counting({
-        "planner": [{"text": "planning", "tool_calls": [call("save_plan", plan="1. owls")]}],
-        "editor": [
-            {"text": "draft one", "tool_calls": [call("save_draft", draft="Owls hoot.")]},
-            {"text": "final", "tool_calls": [call("finish")]},
-        ],
-    })
+    client = Counting(
+        {
+            "planner": [{"text": "planning", "tool_calls": [call("save_plan", plan="1. owls")]}],
+            "editor": [
+                {"text": "draft one", "tool_calls": [call("save_draft", draft="Owls hoot.")]},
+                {"text": "final", "tool_calls": [call("finish")]},
+            ],
+        }
+    )
     record = start(engine(tmp_path, client), PLANNER, tmp_path)
     assert record.status == "completed", record.error
     r = record.result
@@ -111,13 +113,15 @@ def test_token_limit_and_agent_call_limit(tmp_path) -> None:
 
 
 def test_tool_errors_go_back_to_the_model(tmp_path) -> None:
-    client = Counting({
-        "planner": [
-            {"tool_calls": [call("nope"), {"name": "save_plan", "args": "{not json"}, call("save_plan", plan=3)]},
-            {"tool_calls": [call("save_plan", plan="ok")]},
-        ],
-        "editor": [{"tool_calls": [call("finish")]}],
-    })
+    client = Counting(
+        {
+            "planner": [
+                {"tool_calls": [call("nope"), {"name": "save_plan", "args": "{not json"}, call("save_plan", plan=3)]},
+                {"tool_calls": [call("save_plan", plan="ok")]},
+            ],
+            "editor": [{"tool_calls": [call("finish")]}],
+        }
+    )
     # The scripted client refuses tools that are not offered; let the bad name through it.
     client.inner.replies["planner"][0]["tool_calls"][0]["name"] = "save_plan"
     client.inner.replies["planner"][0]["tool_calls"][0]["args"] = {}
@@ -134,14 +138,16 @@ def test_tool_errors_go_back_to_the_model(tmp_path) -> None:
 
 def test_llm_router_picks_agents_and_hears_about_unknown_names(tmp_path) -> None:
     spec = {**PLANNER, "router": {"llm": {}}}
-    client = Counting({
-        "router": [
-            {"tool_calls": [call("select_agent", agent="planer")]},  # a typo: fed back, not a crash
-            {"tool_calls": [call("select_agent", agent="planner", reason="needs a plan")]},
-            {"tool_calls": [call("finish", reason="done")]},
-        ],
-        "planner": [{"tool_calls": [call("save_plan", plan="p")]}],
-    })
+    client = Counting(
+        {
+            "router": [
+                {"tool_calls": [call("select_agent", agent="planer")]},  # a typo: fed back, not a crash
+                {"tool_calls": [call("select_agent", agent="planner", reason="needs a plan")]},
+                {"tool_calls": [call("finish", reason="done")]},
+            ],
+            "planner": [{"tool_calls": [call("save_plan", plan="p")]}],
+        }
+    )
     record = start(engine(tmp_path, client), spec, tmp_path)
     assert record.status == "completed", record.error
     assert record.result["route"] == ["planner"]
@@ -152,7 +158,10 @@ def test_a_script_that_runs_out_fails_the_run_clearly(tmp_path) -> None:
     client = Counting({"planner": [{"tool_calls": [call("save_plan", plan="p")]}]})
     record = start(engine(tmp_path, client), PLANNER, tmp_path)
     assert record.status == "failed"
-    assert record.error == "test has no reply for editor call #1 (it holds 0 for editor); the run took a different path than the script"
+    assert (
+        record.error
+        == "test has no reply for editor call #1 (it holds 0 for editor); the run took a different path than the script"
+    )
 
 
 class Crash(BaseException):
@@ -191,14 +200,19 @@ WAITING = {
     "agents": {"tech": {"description": "d", "system": "help", "tools": ["ask_developer", "save"]}},
     "router": {"rules": [{"if": "state.answer", "stop": True}, {"if": "true", "agent": "tech"}]},
     "tools": {
-        "ask_developer": {"wait_for_event": {"event": "app/dev.response", "match": "data.ticket", "timeout": "1h"}, "parameters": {"question": {"type": "string"}}},
+        "ask_developer": {
+            "wait_for_event": {"event": "app/dev.response", "match": "data.ticket", "timeout": "1h"},
+            "parameters": {"question": {"type": "string"}},
+        },
         "save": {"parameters": {"answer": {"type": "string"}}, "state": {"answer": "{{ args.answer }}"}},
     },
 }
 
 
 def test_a_wait_persists_and_the_matching_event_resumes_the_run(tmp_path) -> None:
-    replies = {"tech": [{"tool_calls": [call("ask_developer", question="why?")]}, {"tool_calls": [call("save", answer="restart it")]}]}
+    replies = {
+        "tech": [{"tool_calls": [call("ask_developer", question="why?")]}, {"tool_calls": [call("save", answer="restart it")]}]
+    }
     client = Counting(replies)
     eng = engine(tmp_path, client)
     record = start(eng, WAITING, tmp_path, event={"name": "app/ticket", "data": {"ticket": "T-1"}})
@@ -213,11 +227,27 @@ def test_a_wait_persists_and_the_matching_event_resumes_the_run(tmp_path) -> Non
 
 def test_netrun_run_cli_replays_the_quickstart(netrun_cli, tmp_path) -> None:
     replies = tmp_path / "replies.yaml"
-    replies.write_text(yaml.safe_dump({
-        "dba": [{"text": "Use a role.", "tool_calls": [call("save_dba_answer", answer="CREATE ROLE r")]}],
-        "security": [{"text": "Use NOLOGIN.", "tool_calls": [call("save_security_answer", answer="NOLOGIN"), call("finish")]}],
-    }))
-    result = netrun_cli("run", str(REPO / "networks/quickstart.yaml"), "-i", "read-only access?", "--replay", str(replies), "--json", "--db", str(tmp_path / "r.db"))
+    replies.write_text(
+        yaml.safe_dump(
+            {
+                "dba": [{"text": "Use a role.", "tool_calls": [call("save_dba_answer", answer="CREATE ROLE r")]}],
+                "security": [
+                    {"text": "Use NOLOGIN.", "tool_calls": [call("save_security_answer", answer="NOLOGIN"), call("finish")]}
+                ],
+            }
+        )
+    )
+    result = netrun_cli(
+        "run",
+        str(REPO / "networks/quickstart.yaml"),
+        "-i",
+        "read-only access?",
+        "--replay",
+        str(replies),
+        "--json",
+        "--db",
+        str(tmp_path / "r.db"),
+    )
     out = json.loads(result.output)
     assert result.exit_code == 0, result.output
     assert out["status"] == "completed"
@@ -242,10 +272,13 @@ APPROVAL = {
 }
 
 
-@pytest.mark.parametrize(("decision", "refunded", "error"), [
-    ({"approved": True}, True, None),
-    ({"approved": False, "reason": "too large"}, None, "rejected by a human: too large; the tool did not run"),
-])
+@pytest.mark.parametrize(
+    ("decision", "refunded", "error"),
+    [
+        ({"approved": True}, True, None),
+        ({"approved": False, "reason": "too large"}, None, "rejected by a human: too large; the tool did not run"),
+    ],
+)
 def test_approval_gates_a_tool(tmp_path, decision, refunded, error) -> None:
     client = Counting({"clerk": [{"tool_calls": [call("refund", order="A1")]}, {"text": "done"}]})
     eng = engine(tmp_path, client)
@@ -263,14 +296,20 @@ def test_approval_gates_a_tool(tmp_path, decision, refunded, error) -> None:
 
 
 def test_a_network_runs_another_network_as_a_tool(tmp_path, write) -> None:
-    write("helper.yaml", "name: helper\nmodel: openai/x\nagents:\n  h: {description: d, system: 'sum up {{ input }}'}\nrouter:\n  rules: [{if: 'call_count >= 1', stop: true}, {if: 'true', agent: h}]\n")
+    write(
+        "helper.yaml",
+        "name: helper\nmodel: openai/x\nagents:\n  h: {description: d, system: 'sum up {{ input }}'}\nrouter:\n  rules: [{if: 'call_count >= 1', stop: true}, {if: 'true', agent: h}]\n",
+    )
     caller = {
-        "name": "caller", "model": "openai/x",
+        "name": "caller",
+        "model": "openai/x",
         "agents": {"boss": {"description": "d", "system": "delegate", "tools": ["ask_helper"]}},
         "router": {"rules": [{"if": "call_count >= 2", "stop": True}, {"if": "true", "agent": "boss"}]},
         "tools": {"ask_helper": {"network": {"name": "helper", "input": "please: {{ args.input }}"}}},
     }
-    client = Counting({"boss": [{"tool_calls": [call("ask_helper", input="owls")]}, {"text": "thanks"}], "h": [{"text": "owls hoot"}]})
+    client = Counting(
+        {"boss": [{"tool_calls": [call("ask_helper", input="owls")]}, {"text": "thanks"}], "h": [{"text": "owls hoot"}]}
+    )
     base = next(iter(tmp_path.glob("helper.yaml"))).parent
     record = start(engine(tmp_path, client), caller, base)
     assert record.status == "completed", record.error
@@ -286,7 +325,9 @@ def test_tool_calls_of_one_turn_run_concurrently_and_count_towards_the_time_limi
     with FakeHttpServer() as api:
         api.script("*", HttpReply(200, {"ok": True}, delay=0.6))
         spec = {
-            "name": "fanout", "model": "openai/x", "limits": {"time": "1s"},
+            "name": "fanout",
+            "model": "openai/x",
+            "limits": {"time": "1s"},
             "agents": {"a": {"description": "d", "system": "go", "tools": ["get"]}},
             "router": {"rules": [{"if": "true", "agent": "a"}]},
             "tools": {"get": {"parameters": {"n": {"type": "string"}}, "http": {"url": api.url + "/{{ args.n }}", "retries": 0}}},
@@ -361,14 +402,21 @@ def test_a_second_process_cannot_run_the_same_run(tmp_path) -> None:
             return dataclasses.replace(super().program(record), tools={"charge": charge})  # in place of the registry's
 
     spec = {
-        "name": "c", "model": "openai/x", "max_iter": 5,
+        "name": "c",
+        "model": "openai/x",
+        "max_iter": 5,
         "state": {"done": {"type": "boolean", "default": False}, "charged": "integer"},
         "agents": {"a": {"description": "a", "system": "hi", "tools": ["charge", "ask", "finish"]}},
         "router": {"rules": [{"if": "state.done", "stop": True}, {"if": "true", "agent": "a"}]},
-        "tools": {"ask": {"wait_for_event": {"event": "app/answer"}, "parameters": {"question": {"type": "string"}}},
-                  "charge": {"state": {"charged": "0"}}, "finish": {"state": {"done": True}}},
+        "tools": {
+            "ask": {"wait_for_event": {"event": "app/answer"}, "parameters": {"question": {"type": "string"}}},
+            "charge": {"state": {"charged": "0"}},
+            "finish": {"state": {"done": True}},
+        },
     }
-    replies = {"a": [{"tool_calls": [call("ask", question="ok?"), call("charge")]}, {"text": "done", "tool_calls": [call("finish")]}]}
+    replies = {
+        "a": [{"tool_calls": [call("ask", question="ok?"), call("charge")]}, {"text": "done", "tool_calls": [call("finish")]}]
+    }
 
     def make() -> LocalEngine:  # each with its own connection, as two processes have
         return Engine(Journal(tmp_path / "runs.db"), {}, None, models=lambda s: ScriptedClient(replies, "t"), backoff=0.01)
@@ -390,7 +438,9 @@ def test_a_second_process_cannot_run_the_same_run(tmp_path) -> None:
 
 
 def test_a_wait_with_nothing_to_match_on_fails_instead_of_matching_everything(tmp_path) -> None:
-    replies = {"tech": [{"tool_calls": [call("ask_developer", question="why?")]}, {"tool_calls": [call("save", answer="gave up")]}]}
+    replies = {
+        "tech": [{"tool_calls": [call("ask_developer", question="why?")]}, {"tool_calls": [call("save", answer="gave up")]}]
+    }
     record = start(engine(tmp_path, Counting(replies)), WAITING, tmp_path)  # no triggering event
     assert record.status == "completed"
     assert record.result["results"][0]["tool_calls"][0]["error"] == (
@@ -443,19 +493,27 @@ def test_a_replayed_turn_keeps_its_recorded_mcp_results(tmp_path, monkeypatch) -
 
     monkeypatch.setattr(execution, "mcp_servers", servers)
     spec = {
-        "name": "m", "model": "openai/x", "max_iter": 5,
+        "name": "m",
+        "model": "openai/x",
+        "max_iter": 5,
         "state": {"done": {"type": "boolean", "default": False}},
         "mcp_servers": {"srv": {"transport": "stdio", "command": "true"}},
         "agents": {"a": {"description": "a", "system": "hi", "tools": ["srv.lookup", "ask", "finish"]}},
         "router": {"rules": [{"if": "state.done", "stop": True}, {"if": "true", "agent": "a"}]},
-        "tools": {"ask": {"wait_for_event": {"event": "app/answer"}, "parameters": {"question": {"type": "string"}}},
-                  "finish": {"state": {"done": True}}},
+        "tools": {
+            "ask": {"wait_for_event": {"event": "app/answer"}, "parameters": {"question": {"type": "string"}}},
+            "finish": {"state": {"done": True}},
+        },
     }
-    client = Counting({"a": [
-        {"tool_calls": [call("srv__lookup", q="42")]},
-        {"tool_calls": [call("ask", question="ok?")]},
-        {"text": "done", "tool_calls": [call("finish")]},
-    ]})
+    client = Counting(
+        {
+            "a": [
+                {"tool_calls": [call("srv__lookup", q="42")]},
+                {"tool_calls": [call("ask", question="ok?")]},
+                {"text": "done", "tool_calls": [call("finish")]},
+            ]
+        }
+    )
     eng = engine(tmp_path, client)
     assert start(eng, spec, tmp_path).status == "waiting"
     (record,) = asyncio.run(eng.deliver("app/answer", {"yes": True}))
@@ -466,18 +524,31 @@ def test_a_replayed_turn_keeps_its_recorded_mcp_results(tmp_path, monkeypatch) -
 
 
 def test_record_and_replay_a_network_that_runs_another(netrun_cli, write, tmp_path) -> None:
-    write("parent.yaml", "name: parent\nmodel: scripted/script.replies.yaml\nmax_iter: 2\nagents:\n  boss: {description: b, system: hi, tools: [helper]}\n"
-                         "router:\n  rules: [{if: 'true', agent: boss}]\ntools:\n  helper: {network: child}\n")
-    write("child.yaml", "name: child\nmodel: scripted/script.replies.yaml\nmax_iter: 1\nagents:\n  boss: {description: w, system: work}\n"
-                        "router:\n  rules: [{if: 'true', agent: boss}]\n")
+    write(
+        "parent.yaml",
+        "name: parent\nmodel: scripted/script.replies.yaml\nmax_iter: 2\nagents:\n  boss: {description: b, system: hi, tools: [helper]}\n"
+        "router:\n  rules: [{if: 'true', agent: boss}]\ntools:\n  helper: {network: child}\n",
+    )
+    write(
+        "child.yaml",
+        "name: child\nmodel: scripted/script.replies.yaml\nmax_iter: 1\nagents:\n  boss: {description: w, system: work}\n"
+        "router:\n  rules: [{if: 'true', agent: boss}]\n",
+    )
     # The child's agent has the parent's agent's name: their replies must not mix.
-    write("script.replies.yaml", "boss:\n  - tool_calls: [{name: helper, args: {input: do it}}]\n  - text: all done\n"
-                                 "turn.0.boss.tool.0.helper/boss:\n  - text: child did it\n")
+    write(
+        "script.replies.yaml",
+        "boss:\n  - tool_calls: [{name: helper, args: {input: do it}}]\n  - text: all done\n"
+        "turn.0.boss.tool.0.helper/boss:\n  - text: child did it\n",
+    )
     rec = tmp_path / "rec.replies.yaml"
-    first = netrun_cli("run", str(tmp_path / "parent.yaml"), "-i", "x", "--record", str(rec), "--json", "--db", str(tmp_path / "1.db"))
+    first = netrun_cli(
+        "run", str(tmp_path / "parent.yaml"), "-i", "x", "--record", str(rec), "--json", "--db", str(tmp_path / "1.db")
+    )
     assert json.loads(first.output)["status"] == "completed", first.output
     assert yaml.safe_load(rec.read_text())["turn.0.boss.tool.0.helper/boss"] == [{"text": "child did it", "tools": []}]
-    again = netrun_cli("run", str(tmp_path / "parent.yaml"), "-i", "x", "--replay", str(rec), "--json", "--db", str(tmp_path / "2.db"))
+    again = netrun_cli(
+        "run", str(tmp_path / "parent.yaml"), "-i", "x", "--replay", str(rec), "--json", "--db", str(tmp_path / "2.db")
+    )
     tool = json.loads(again.output)["result"]["results"][0]["tool_calls"][0]
     assert tool["result"] == {"output": "child did it", "state": {}}
 
@@ -491,7 +562,9 @@ def test_cli_errors_for_a_broken_journal_and_replies(netrun_cli, tmp_path) -> No
         assert f"cannot use the run journal {bad}: file is not a database" in result.output
     replies = tmp_path / "r.replies.yaml"
     replies.write_text("dba: [just text]\n")
-    result = netrun_cli("run", str(REPO / "networks/quickstart.yaml"), "-i", "x", "--replay", str(replies), "--db", str(tmp_path / "ok.db"))
+    result = netrun_cli(
+        "run", str(REPO / "networks/quickstart.yaml"), "-i", "x", "--replay", str(replies), "--db", str(tmp_path / "ok.db")
+    )
     assert result.exit_code == 1
     assert f"the replies file {replies}: dba reply #1 must be a mapping with 'text' and/or 'tool_calls'" in result.output
 
@@ -527,13 +600,17 @@ class Delegating:
 
         if request.turn == 0 and request.tools:
             name = request.tools[0]["function"]["name"]
-            return Completion(text="delegating", tool_calls=[ToolRequest(f"c{len(self.tool_results)}", name, '{"input": "again"}')])
+            return Completion(
+                text="delegating", tool_calls=[ToolRequest(f"c{len(self.tool_results)}", name, '{"input": "again"}')]
+            )
         self.tool_results += [m["content"] for m in request.messages if m["role"] == "assistant"]
         return Completion(text="done")
 
 
-PING_PONG = "name: {me}\nmodel: openai/x\nmax_iter: 2\n{limits}agents:\n  a: {{description: d, system: '{{{{ input }}}}', tools: [call]}}\n" \
-            "router:\n  rules: [{{if: 'true', agent: a}}]\ntools:\n  call: {{network: {other}}}\n"
+PING_PONG = (
+    "name: {me}\nmodel: openai/x\nmax_iter: 2\n{limits}agents:\n  a: {{description: d, system: '{{{{ input }}}}', tools: [call]}}\n"
+    "router:\n  rules: [{{if: 'true', agent: a}}]\ntools:\n  call: {{network: {other}}}\n"
+)
 
 
 @pytest.mark.parametrize(("limits", "runs"), [("limits: {depth: 2}\n", 3), ("", 4)])
@@ -545,7 +622,9 @@ def test_networks_that_call_each_other_stop_at_the_depth_limit_with_an_error_for
     write("ping.yaml", PING_PONG.format(me="ping", other="pong", limits=limits))
     write("pong.yaml", PING_PONG.format(me="pong", other="ping", limits=limits))
     client = Delegating()
-    served = {name: NetworkSpec.model_validate(yaml.safe_load((tmp_path / f"{name}.yaml").read_text())) for name in ("ping", "pong")}
+    served = {
+        name: NetworkSpec.model_validate(yaml.safe_load((tmp_path / f"{name}.yaml").read_text())) for name in ("ping", "pong")
+    }
     eng = engine(tmp_path, client)
     eng.networks = lambda folder, name: served.get(name)
     spec = yaml.safe_load((tmp_path / "ping.yaml").read_text())
@@ -616,6 +695,8 @@ def test_a_run_that_fans_out_starts_at_most_limits_runs_runs_counted_the_same_af
     assert len(children) == 5  # 4 in turn 0 (plus 2 events: 6), then only the 7th call of turn 2
     calls = [t for turn in resumed.result["results"] for t in turn["tool_calls"] if t["name"] in ("call", "note")]
     assert [t["error"] is None for t in calls] == [True] * 7 + [False] * 5
-    assert calls[7]["error"] == ("refused: this run may start at most 7 runs (limits.runs of network 'fan': each network tool call "
-                                 "and each event sent counts one) and this is call 8; nothing was started")
+    assert calls[7]["error"] == (
+        "refused: this run may start at most 7 runs (limits.runs of network 'fan': each network tool call "
+        "and each event sent counts one) and this is call 8; nothing was started"
+    )
     assert calls[-1]["error"].endswith("and this is call 12; the event was not sent")

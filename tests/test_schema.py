@@ -39,7 +39,9 @@ def test_field_docs_reach_the_schema() -> None:
     assert "model reads this" in schema["$defs"]["HttpTool"]["properties"]["description"]["description"]
 
 
-@pytest.mark.parametrize("path", sorted(p for p in (REPO / "networks").glob("*.yaml") if not p.name.endswith(".replies.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(p for p in (REPO / "networks").glob("*.yaml") if not p.name.endswith(".replies.yaml")), ids=lambda p: p.name
+)
 def test_examples_satisfy_the_json_schema(path) -> None:
     kind = "test" if path.name.endswith(".test.yaml") else "network"
     schema = json.loads((REPO / "schemas" / f"{kind}.schema.json").read_text())
@@ -84,8 +86,12 @@ CHECK_JSONSCHEMA = str(REPO / ".venv" / "bin" / "check-jsonschema")
 
 
 def _check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CHECK_JSONSCHEMA, "--schemafile", str(REPO / "schemas" / schema), *map(str, files)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [CHECK_JSONSCHEMA, "--schemafile", str(REPO / "schemas" / schema), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_jsonschema_rejects_bad_names_and_checks_what_is_under_them() -> None:

@@ -77,7 +77,9 @@ def _written(cls: type[BaseModel]) -> dict[str, str]:
     except (OSError, TypeError):
         return {}
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    return {n.target.id: ast.unparse(n.annotation) for n in body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    return {
+        n.target.id: ast.unparse(n.annotation) for n in body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+    }
 
 
 def template_fields(model: type[BaseModel], prefix: str = "", seen: frozenset[type] = frozenset()) -> set[str]:
@@ -291,7 +293,9 @@ def test_an_http_history_sees_the_table_s_names() -> None:
 
 
 def test_triggers_and_flow_control_keys_see_the_table_s_names() -> None:
-    spec = NetworkSpec.model_validate({**RUN, "trigger": {"event": "app/start", "input": TEMPLATE, "if": exactly(scopes.TRIGGER_IF.names)}})
+    spec = NetworkSpec.model_validate(
+        {**RUN, "trigger": {"event": "app/start", "input": TEMPLATE, "if": exactly(scopes.TRIGGER_IF.names)}}
+    )
     event = {"name": "app/start", "data": {}}
     assert defined(network_input(spec, event)) == scopes.TRIGGER_INPUT.names
     assert spec.trigger is not None and isinstance(spec.trigger, EventTrigger) and accepts(spec.trigger, event)

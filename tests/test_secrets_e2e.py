@@ -45,7 +45,7 @@ from .fakes.served import Served
 SECRET = "Zq8-tok/3xPv+w9=Lm Kd7Rt"
 """Long enough that each half is 8+ characters; '/', '+', '=' and ' ' change when URL-encoded."""
 TAIL = 600
-"""netrun's stderr tail (``netrun.tools.mcp._STDERR_TAIL``): the server writes the token across its cut."""
+"""netrun's stderr tail (``netrun.tools.mcp.session._STDERR_TAIL``): the server writes the token across its cut."""
 
 VAULT = '''
 """An MCP server that knows a token (from its environment) and leaks it every way it can."""
@@ -187,8 +187,11 @@ def test_secrets_never_leave_a_served_run(tmp_path: Path, caplog: pytest.LogCapt
     assert "run.completed" in stream
     check_story(requests, stream + json.dumps(requests))
     found = (
-        leaks("SSE", stream) + leaks("GET /runs/{id}", json.dumps(run)) + leaks("GET /threads/{id}", thread)
-        + leaks("logs", caplog.text) + [x for r in requests for x in leaks("model request", json.dumps(r))]
+        leaks("SSE", stream)
+        + leaks("GET /runs/{id}", json.dumps(run))
+        + leaks("GET /threads/{id}", thread)
+        + leaks("logs", caplog.text)
+        + [x for r in requests for x in leaks("model request", json.dumps(r))]
         + file_leaks(tmp_path / "data")
     )
     assert found == []
@@ -199,7 +202,11 @@ def test_secrets_never_leave_a_cli_run(tmp_path: Path) -> None:
         path = write(tmp_path, llm)
         proc = subprocess.run(
             [NETRUN, "run", str(path), "-i", "open the vault", "--thread", "t1", "--db", str(tmp_path / "data" / "runs.db")],
-            cwd=tmp_path, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, **ENV},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         requests = llm.requests
     output = proc.stdout + proc.stderr
@@ -239,7 +246,11 @@ def test_a_recorded_replies_file_holds_no_secret(tmp_path: Path) -> None:
         record = tmp_path / "replies.yaml"
         proc = subprocess.run(
             [NETRUN, "run", str(path), "-i", "go", "--json", "--record", str(record), "--db", str(tmp_path / "runs.db")],
-            cwd=tmp_path, env={**os.environ, **ENV, "FAKE_LLM_KEY": SECRET}, capture_output=True, text=True, timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, **ENV, "FAKE_LLM_KEY": SECRET},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     recorded = record.read_text()
@@ -276,8 +287,13 @@ def test_a_child_runs_output_is_redacted_in_its_parents_journal(tmp_path: Path) 
     # cannot know it is a secret; what it answers (here its model quotes it) becomes the
     # parent's step output, recorded in the parent's journal.
     (tmp_path / "child.yaml").write_text(CHILD)
-    client = ScriptedClient({"boss": [{"tool_calls": [{"name": "ask", "args": {"input": "look"}}]}],
-                             "worker": [{"text": f"the parent's secret is {SECRET}"}]}, "t")
+    client = ScriptedClient(
+        {
+            "boss": [{"tool_calls": [{"name": "ask", "args": {"input": "look"}}]}],
+            "worker": [{"text": f"the parent's secret is {SECRET}"}],
+        },
+        "t",
+    )
     journal = Journal(tmp_path / "runs.db")
     engine = LocalEngine(journal, {"VAULT_PHRASE": SECRET}, None, models=lambda s: client, backoff=0.01, networks=find_network)
     record = asyncio.run(engine.start(NetworkSpec.model_validate(yaml.safe_load(PARENT)), tmp_path, input="go"))

@@ -115,15 +115,19 @@ def signatures(llm: FakeLLM) -> list[str]:
     return [json.dumps(r["messages"], sort_keys=True) for r in llm.requests]
 
 
-def test_sync_registers_each_network_with_the_settings_of_its_yaml(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                   served: Callable[..., Served]) -> None:
+def test_sync_registers_each_network_with_the_settings_of_its_yaml(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     (tmp_path / "helpdesk.yaml").write_text(HELPDESK.format(base=llm.base_url))
     (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
     server = served()
     functions = executor.sync(f"{server.url}/api/inngest")
     assert sorted(functions) == ["netrun-helpdesk", "netrun-netrun-run-ended", "netrun-steps"]
     helpdesk = functions["netrun-helpdesk"]
-    assert helpdesk["triggers"] == [{"event": "app/ticket.created", "expression": 'event.data.tier == "pro"'}, {"cron": "TZ=UTC 0 9 * * 1"}]
+    assert helpdesk["triggers"] == [
+        {"event": "app/ticket.created", "expression": 'event.data.tier == "pro"'},
+        {"cron": "TZ=UTC 0 9 * * 1"},
+    ]
     assert helpdesk["steps"]["step"]["retries"] == {"attempts": 1}
     assert helpdesk["steps"]["step"]["runtime"]["url"].startswith(f"{server.url}/api/inngest?fnId=netrun-helpdesk")
     assert helpdesk["concurrency"] == [{"limit": 2, "key": "event.data.user", "scope": "fn"}]
@@ -135,8 +139,9 @@ def test_sync_registers_each_network_with_the_settings_of_its_yaml(tmp_path: Pat
     assert steps["steps"]["step"]["retries"] == {"attempts": 2}
 
 
-def test_a_run_goes_step_by_step_and_replays_repeat_nothing(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                          served: Callable[..., Served]) -> None:
+def test_a_run_goes_step_by_step_and_replays_repeat_nothing(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     llm.set_script([Reply(text=f"step {i}", tool_calls=[ToolCall("step", {"note": str(i)})]) for i in range(3)])
     (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
     server = served()
@@ -154,21 +159,29 @@ def test_a_run_goes_step_by_step_and_replays_repeat_nothing(tmp_path: Path, llm:
     assert llm.requests[0]["messages"][0]["content"] == "Step 0 of three"
     record = httpx.get(f"{server.url}/runs/{run.id}").json()
     assert record["status"] == "completed" and record["result"]["state"] == {"count": 3}
-    assert record["input"] == "three" and record["definition_hash"] == httpx.get(f"{server.url}/networks").json()["networks"][0]["definition_hash"]
+    assert (
+        record["input"] == "three"
+        and record["definition_hash"] == httpx.get(f"{server.url}/networks").json()["networks"][0]["definition_hash"]
+    )
 
 
-def test_waits_and_approvals_are_answered_by_events(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                  served: Callable[..., Served]) -> None:
-    llm.set_script([
-        Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which order?"})]),
-        Reply(text="refunding", tool_calls=[ToolCall("refund", {})]),
-        Reply(text="done", tool_calls=[ToolCall("finish", {})]),
-    ])
+def test_waits_and_approvals_are_answered_by_events(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
+    llm.set_script(
+        [
+            Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which order?"})]),
+            Reply(text="refunding", tool_calls=[ToolCall("refund", {})]),
+            Reply(text="done", tool_calls=[ToolCall("finish", {})]),
+        ]
+    )
     (tmp_path / "helpdesk.yaml").write_text(HELPDESK.format(base=llm.base_url))
     server = served()
     executor.sync(f"{server.url}/api/inngest")
     ticket = {"name": "app/ticket.created", "data": {"tier": "pro", "title": "Refund me", "user": "ann"}}
-    assert executor.send({"name": "app/ticket.created", "data": {"tier": "free", "title": "x", "user": "ann"}}) == []  # filtered out
+    assert (
+        executor.send({"name": "app/ticket.created", "data": {"tier": "free", "title": "x", "user": "ann"}}) == []
+    )  # filtered out
     (run_id,) = executor.send(ticket)
     run = executor.runs[run_id]
     assert run.status == "waiting" and run.waiting["name"] == "app/human.answered"
@@ -179,7 +192,12 @@ def test_waits_and_approvals_are_answered_by_events(tmp_path: Path, llm: FakeLLM
     (pending,) = httpx.get(f"{server.url}/runs/{run_id}").json()["approvals"]
     assert pending["tool"] == "refund" and pending["step"] == "turn.1.agent.tool.0.refund"
     # An approval answers one call by its id: another run's, or one naming no call, answers none.
-    assert executor.send({"name": "netrun/approval", "data": {"run_id": "another-run", "approved": True, "approval_id": pending["id"]}}) == []
+    assert (
+        executor.send(
+            {"name": "netrun/approval", "data": {"run_id": "another-run", "approved": True, "approval_id": pending["id"]}}
+        )
+        == []
+    )
     assert executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True}}) == []
     executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True, "approval_id": pending["id"]}})
     assert run.status == "completed", run.error
@@ -218,8 +236,9 @@ def test_a_failing_inference_is_retried_by_inngest_and_a_hopeless_one_fails_the_
     assert record["status"] == "failed" and "no such model" in record["error"]
 
 
-def test_a_restart_between_steps_and_an_edit_in_flight_change_nothing(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                     served: Callable[..., Served]) -> None:
+def test_a_restart_between_steps_and_an_edit_in_flight_change_nothing(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     llm.set_script([Reply(text=f"step {i}", tool_calls=[ToolCall("step", {"note": str(i)})]) for i in range(3)])
     path = tmp_path / "steps.yaml"
     path.write_text(STEPS.format(base=llm.base_url, prompt="Before"))
@@ -245,8 +264,9 @@ def test_a_restart_between_steps_and_an_edit_in_flight_change_nothing(tmp_path: 
     assert llm.requests[3]["messages"][0]["content"] == "After 0 of y"
 
 
-def test_rest_api_starts_runs_through_inngest(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                             served: Callable[..., Served]) -> None:
+def test_rest_api_starts_runs_through_inngest(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     llm.set_script([Reply(text=f"s{i}", tool_calls=[ToolCall("step", {"note": "x"})]) for i in range(3)])
     (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
     server = served()
@@ -272,8 +292,13 @@ def test_production_mode_accepts_signed_calls_only(tmp_path: Path, llm: FakeLLM,
             signed.sync(f"{server.url}/api/inngest")
             run = signed.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "x"}})
             assert run.status == "completed", run.error
-            body = {"event": {"name": "netrun/steps.run", "data": {"input": "x"}}, "events": [], "steps": {}, "use_api": False,
-                    "ctx": {"run_id": "forged", "attempt": 0, "disable_immediate_execution": False, "stack": {"stack": []}}}
+            body = {
+                "event": {"name": "netrun/steps.run", "data": {"input": "x"}},
+                "events": [],
+                "steps": {},
+                "use_api": False,
+                "ctx": {"run_id": "forged", "attempt": 0, "disable_immediate_execution": False, "stack": {"stack": []}},
+            }
             forged = httpx.post(f"{server.url}/api/inngest?fnId=netrun-netrun-steps&stepId=step", json=body)
             assert forged.status_code == 401
             assert httpx.get(f"{server.url}/api/inngest").status_code == 401
@@ -282,8 +307,9 @@ def test_production_mode_accepts_signed_calls_only(tmp_path: Path, llm: FakeLLM,
     assert llm.count == 3  # the forged call ran nothing
 
 
-def test_hot_reload_resyncs_and_an_invalid_edit_keeps_the_last_good_functions(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                             served: Callable[..., Served]) -> None:
+def test_hot_reload_resyncs_and_an_invalid_edit_keeps_the_last_good_functions(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     path = tmp_path / "steps.yaml"
     path.write_text(STEPS.format(base=llm.base_url, prompt="Step"))
     server = served()
@@ -329,13 +355,16 @@ tools:
 """.replace("MODEL", MODEL)
 
 
-def test_a_network_tool_is_a_step_invoke_of_the_other_networks_function(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                        served: Callable[..., Served]) -> None:
-    llm.set_script([
-        Reply(text="asking", tool_calls=[ToolCall("research", {"input": "owls"})]),
-        Reply(text="Owls hunt at night."),
-        Reply(text="Here is the piece.", tool_calls=[ToolCall("finish", {})]),
-    ])
+def test_a_network_tool_is_a_step_invoke_of_the_other_networks_function(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
+    llm.set_script(
+        [
+            Reply(text="asking", tool_calls=[ToolCall("research", {"input": "owls"})]),
+            Reply(text="Owls hunt at night."),
+            Reply(text="Here is the piece.", tool_calls=[ToolCall("finish", {})]),
+        ]
+    )
     (tmp_path / "researcher.yaml").write_text(CHILD.format(base=llm.base_url))
     (tmp_path / "writer.yaml").write_text(PARENT.format(base=llm.base_url))
     server = served()
@@ -354,14 +383,17 @@ def test_a_network_tool_is_a_step_invoke_of_the_other_networks_function(tmp_path
     assert prompts == ["Write about owls", "Research owls", "Write about owls"]
 
 
-def test_a_run_started_through_rest_keeps_its_id_to_its_own_network(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                    served: Callable[..., Served]) -> None:
+def test_a_run_started_through_rest_keeps_its_id_to_its_own_network(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     """Two networks listen for one event: the run id POST /networks/alpha/runs returns is
     alpha's; beta's run, started by the same event, gets its own."""
     llm.set_script([Reply(text=f"s{i}", tool_calls=[ToolCall("step", {"note": "x"})]) for i in range(6)])
     for name in ("alpha", "beta"):
         text = STEPS.format(base=llm.base_url, prompt=name).replace("name: steps", f"name: {name}")
-        (tmp_path / f"{name}.yaml").write_text(text.replace("function: {retries: 2}", "trigger: {event: app/shared, if: event.data.go}"))
+        (tmp_path / f"{name}.yaml").write_text(
+            text.replace("function: {retries: 2}", "trigger: {event: app/shared, if: event.data.go}")
+        )
     server = served()
     executor.sync(f"{server.url}/api/inngest")
     refused = httpx.post(f"{server.url}/networks/alpha/runs", json={"input": "x", "data": {"go": False}})
@@ -376,19 +408,22 @@ def test_a_run_started_through_rest_keeps_its_id_to_its_own_network(tmp_path: Pa
     assert [r["network"] for r in known] == ["beta"]
 
 
-def test_the_sse_events_of_an_inngest_run_report_each_thing_once(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                 served: Callable[..., Served]) -> None:
+def test_the_sse_events_of_an_inngest_run_report_each_thing_once(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     """Every call replays the run from the top; the stream still shows each turn and each
     tool call once, results included (they are reported by the call after the step ran)."""
     import threading
 
     from .test_serve_local import sse
 
-    llm.set_script([
-        Reply(text="two at once", tool_calls=[ToolCall("step", {"note": "a"}), ToolCall("step", {"note": "b"})]),
-        Reply(text="one more", tool_calls=[ToolCall("step", {"note": "c"})]),
-        Reply(text="and the last", tool_calls=[ToolCall("step", {"note": "d"})]),
-    ])
+    llm.set_script(
+        [
+            Reply(text="two at once", tool_calls=[ToolCall("step", {"note": "a"}), ToolCall("step", {"note": "b"})]),
+            Reply(text="one more", tool_calls=[ToolCall("step", {"note": "c"})]),
+            Reply(text="and the last", tool_calls=[ToolCall("step", {"note": "d"})]),
+        ]
+    )
     (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
     server = served()
     executor.sync(f"{server.url}/api/inngest")
@@ -414,17 +449,24 @@ def test_the_sse_events_of_an_inngest_run_report_each_thing_once(tmp_path: Path,
     assert kinds.count("agent.started") == 3 and kinds.count("agent.finished") == 3
     assert kinds.count("tool.called") == 4 and kinds.count("tool.result") == 4
     assert sorted(e["step"] for e in events if e["type"] == "tool.result") == [
-        "turn.0.worker.tool.0.step", "turn.0.worker.tool.1.step", "turn.1.worker.tool.0.step", "turn.2.worker.tool.0.step"]
+        "turn.0.worker.tool.0.step",
+        "turn.0.worker.tool.1.step",
+        "turn.1.worker.tool.0.step",
+        "turn.2.worker.tool.0.step",
+    ]
     assert kinds.count("text.delta") >= 1  # the inference that ran while the client watched streamed
 
 
-def test_a_run_inngest_cancels_is_marked_and_a_removed_network_keeps_its_runs(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                             served: Callable[..., Served]) -> None:
-    llm.set_script([
-        Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which?"})]),
-        Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which?"})]),
-        Reply(text="done", tool_calls=[ToolCall("finish", {})]),
-    ])
+def test_a_run_inngest_cancels_is_marked_and_a_removed_network_keeps_its_runs(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
+    llm.set_script(
+        [
+            Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which?"})]),
+            Reply(text="asking", tool_calls=[ToolCall("ask_human", {"question": "which?"})]),
+            Reply(text="done", tool_calls=[ToolCall("finish", {})]),
+        ]
+    )
     path = tmp_path / "helpdesk.yaml"
     path.write_text(HELPDESK.format(base=llm.base_url))
     server = served()
@@ -433,9 +475,17 @@ def test_a_run_inngest_cancels_is_marked_and_a_removed_network_keeps_its_runs(tm
     (cancelled,) = executor.send(ticket)
     (kept,) = executor.send({**ticket, "data": {**ticket["data"], "user": "bob", "id": 2}})
     # Inngest cancels the first run (its cancel event, a timeout): the system event tells netrun.
-    executor.send({"name": "inngest/function.cancelled", "data": {
-        "function_id": "netrun-helpdesk", "run_id": cancelled, "event": executor.runs[cancelled].event,
-        "error": {"name": "Error", "message": "function cancelled"}}})
+    executor.send(
+        {
+            "name": "inngest/function.cancelled",
+            "data": {
+                "function_id": "netrun-helpdesk",
+                "run_id": cancelled,
+                "event": executor.runs[cancelled].event,
+                "error": {"name": "Error", "message": "function cancelled"},
+            },
+        }
+    )
     record = httpx.get(f"{server.url}/runs/{cancelled}").json()
     assert record["status"] == "failed" and record["error"] == "cancelled by Inngest: function cancelled"
     # The network's file goes away while the second run waits: the run still finishes.
@@ -449,8 +499,9 @@ def test_a_run_inngest_cancels_is_marked_and_a_removed_network_keeps_its_runs(tm
     assert llm.count == 3
 
 
-def test_an_event_tool_is_a_step_send_event_with_an_id_for_deduplication(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                         served: Callable[..., Served]) -> None:
+def test_an_event_tool_is_a_step_send_event_with_an_id_for_deduplication(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     from .test_serve_local import MEMORY, NOTIFIER
 
     llm.set_script([Reply(text="Noted.", tool_calls=[ToolCall("remember", {"fact": "likes owls"})]), Reply(text="stored")])
@@ -461,14 +512,18 @@ def test_an_event_tool_is_a_step_send_event_with_an_id_for_deduplication(tmp_pat
     run = executor.run("netrun-notifier", {"name": "netrun/notifier.run", "data": {"input": "hi", "user": "ann"}})
     assert run.status == "completed", run.error
     (sent,) = [e for e in executor.events if e["name"] == "app/memory.write"]
-    assert sent["data"] == {"user": "ann", "fact": "likes owls", "_netrun": {"depth": 1}} and sent["id"] == f"{run.id}:turn.0.chat.tool.0.remember"
+    assert (
+        sent["data"] == {"user": "ann", "fact": "likes owls", "_netrun": {"depth": 1}}
+        and sent["id"] == f"{run.id}:turn.0.chat.tool.0.remember"
+    )
     (memory_id,) = executor.deliver_received()
     assert executor.runs[memory_id].status == "completed"
     assert llm.requests[1]["messages"][0]["content"] == "Store for ann: likes owls"
 
 
-def test_runs_that_start_each_other_stop_at_the_depth_limit_on_inngest(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                        served: Callable[..., Served]) -> None:
+def test_runs_that_start_each_other_stop_at_the_depth_limit_on_inngest(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     """The depth travels in the events runs send and the invocations they make (under
     ``_netrun``, which an outside event cannot use to go deeper), so on Inngest too an event
     storm, even across a restart of the app, and a cycle of network tools end at the limit."""
@@ -485,8 +540,12 @@ def test_runs_that_start_each_other_stop_at_the_depth_limit_on_inngest(tmp_path:
     # A cycle of network tools would not be served (a validation error): a chain, whose middle
     # network's limit stops it (the limit of the network making the call applies).
     for me, other, limits in (("top", "mid", ""), ("mid", "low", "limits: {depth: 1}\n"), ("low", "top", "")):
-        text = PING_PONG.format(me=me, other=other, limits=limits).replace("model: openai/x", f"model: {MODEL.format(base=llm.base_url)}")
-        (tmp_path / f"{me}.yaml").write_text(text.replace(", tools: [call]", "").split("tools:\n  call")[0] if me == "low" else text)
+        text = PING_PONG.format(me=me, other=other, limits=limits).replace(
+            "model: openai/x", f"model: {MODEL.format(base=llm.base_url)}"
+        )
+        (tmp_path / f"{me}.yaml").write_text(
+            text.replace(", tools: [call]", "").split("tools:\n  call")[0] if me == "low" else text
+        )
     server = served()
     executor.sync(f"{server.url}/api/inngest")
     # An outside event: a negative depth in its data does not buy more runs.
@@ -500,8 +559,10 @@ def test_runs_that_start_each_other_stop_at_the_depth_limit_on_inngest(tmp_path:
     storms = [r for r in executor.runs.values() if r.fn_id == "netrun-storm"]
     assert len(storms) == 4 and all(r.status == "completed" for r in storms), [(r.status, r.error) for r in storms]
     refused = [t["error"] for r in storms for t in r.output["results"][0]["tool_calls"] if t["error"]]
-    assert refused == ["refused: sending the event app/storm would start a run at depth 4, past the limit of 3 "
-                       "(limits.depth of network 'storm'; this run is at depth 3); the event was not sent"]
+    assert refused == [
+        "refused: sending the event app/storm would start a run at depth 4, past the limit of 3 "
+        "(limits.depth of network 'storm'; this run is at depth 3); the event was not sent"
+    ]
 
     run = executor.run("netrun-top", {"name": "netrun/top.run", "data": {"input": "go"}})
     assert run.status == "completed", run.error
@@ -513,8 +574,9 @@ def test_runs_that_start_each_other_stop_at_the_depth_limit_on_inngest(tmp_path:
     )
 
 
-def test_a_run_that_fans_out_events_on_inngest_sends_at_most_limits_runs(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                          served: Callable[..., Served]) -> None:
+def test_a_run_that_fans_out_events_on_inngest_sends_at_most_limits_runs(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     """Four events per turn, two turns, in parallel steps: limits.runs (3) counts them in the
     model's order on every replay of the function, so three are sent (three sink runs) and
     the other five are refused, an error for the model."""
@@ -528,10 +590,12 @@ def test_a_run_that_fans_out_events_on_inngest_sends_at_most_limits_runs(tmp_pat
     (tmp_path / "burst.yaml").write_text(
         f"name: burst\nmodel: {MODEL.format(base=llm.base_url)}\nmax_iter: 2\nlimits: {{runs: 3}}\n"
         "agents:\n  a: {description: d, system: hi, tools: [note]}\nrouter: {rules: [{if: 'true', agent: a}]}\n"
-        "tools:\n  note: {event: {name: app/noted}}\n")
+        "tools:\n  note: {event: {name: app/noted}}\n"
+    )
     (tmp_path / "sink.yaml").write_text(
         f"name: sink\nmodel: {MODEL.format(base=llm.base_url)}\nmax_iter: 1\ntrigger: {{event: app/noted, input: x}}\n"
-        "agents:\n  a: {description: d, system: hi}\n")
+        "agents:\n  a: {description: d, system: hi}\n"
+    )
     server = served()
     executor.sync(f"{server.url}/api/inngest")
     run = executor.run("netrun-burst", {"name": "netrun/burst.run", "data": {"input": "go"}})
@@ -549,8 +613,12 @@ def test_a_run_that_fans_out_events_on_inngest_sends_at_most_limits_runs(tmp_pat
 def test_a_429_retry_after_reaches_inngest_and_a_rejected_key_is_not_retried(
     tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
 ) -> None:
-    llm.set_script([Reply(status=429, retry_after=2, error="Rate limit reached"),
-                    *[Reply(text="s", tool_calls=[ToolCall("step", {"note": "x"})]) for _ in range(3)]])
+    llm.set_script(
+        [
+            Reply(status=429, retry_after=2, error="Rate limit reached"),
+            *[Reply(text="s", tool_calls=[ToolCall("step", {"note": "x"})]) for _ in range(3)],
+        ]
+    )
     (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
     server = served()
     executor.sync(f"{server.url}/api/inngest")
@@ -574,6 +642,7 @@ def test_a_429_retry_after_reaches_inngest_and_a_rejected_key_is_not_retried(
 
 def _refuse_retries(attempts: int) -> Callable[[dict[str, Any]], list[str]]:
     """A sync rule netrun does not know: Inngest refuses a step with this many attempts."""
+
     def rule(fn: dict[str, Any]) -> list[str]:
         step = (fn.get("steps") or {}).get("step") or {}
         return [f"retries of {attempts} are not allowed here"] if step.get("retries") == {"attempts": attempts} else []
@@ -581,9 +650,9 @@ def _refuse_retries(attempts: int) -> Callable[[dict[str, Any]], list[str]]:
     return rule
 
 
-def test_a_sync_refused_at_start_up_is_an_error_in_healthz_and_starts_no_run(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                               served: Callable[..., Served],
-                                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_a_sync_refused_at_start_up_is_an_error_in_healthz_and_starts_no_run(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served], caplog: pytest.LogCaptureFixture
+) -> None:
     executor.newer_rules.append(_refuse_retries(2))
     path = tmp_path / "steps.yaml"
     path.write_text(STEPS.format(base=llm.base_url, prompt="Step"))
@@ -607,8 +676,9 @@ def test_a_sync_refused_at_start_up_is_an_error_in_healthz_and_starts_no_run(tmp
     assert httpx.post(f"{server.url}/networks/steps/runs", json={"input": "x"}).status_code == 202
 
 
-def test_a_reload_inngest_refuses_keeps_the_last_synced_version_served_and_synced(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                                   served: Callable[..., Served]) -> None:
+def test_a_reload_inngest_refuses_keeps_the_last_synced_version_served_and_synced(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     path = tmp_path / "steps.yaml"
     path.write_text(STEPS.format(base=llm.base_url, prompt="Step"))
     server = served()
@@ -626,8 +696,9 @@ def test_a_reload_inngest_refuses_keeps_the_last_synced_version_served_and_synce
     assert httpx.post(f"{server.url}/networks/steps/runs", json={"input": "x"}).status_code == 202
 
 
-def test_a_step_output_over_4_mb_fails_the_run_with_netruns_reason_first(tmp_path: Path, llm: FakeLLM, executor: StandInExecutor,
-                                                                   served: Callable[..., Served]) -> None:
+def test_a_step_output_over_4_mb_fails_the_run_with_netruns_reason_first(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
     """A step output over 4 MB fails the run with what to change, before Inngest fails it
     with its own error (the stand-in applies the limit too)."""
     llm.set_script([Reply(text="x" * (4 * 1024 * 1024 + 10))])
@@ -636,7 +707,10 @@ def test_a_step_output_over_4_mb_fails_the_run_with_netruns_reason_first(tmp_pat
     executor.sync(f"{server.url}/api/inngest")
     big = executor.run("netrun-steps", {"name": "netrun/steps.run", "data": {"input": "x"}})
     assert big.status == "failed"
-    assert "the output of step turn.0.worker.infer is" in big.error["message"] and "over Inngest's 4,194,304 per step" in big.error["message"]
+    assert (
+        "the output of step turn.0.worker.infer is" in big.error["message"]
+        and "over Inngest's 4,194,304 per step" in big.error["message"]
+    )
     assert llm.count == 1  # not retried: the same output every time
 
 
@@ -652,11 +726,13 @@ def test_a_run_stops_before_its_step_1001_with_netruns_reason() -> None:
     from netrun.engines.inngest_steps import InngestSteps
 
     done = {hashlib.sha1(f"s{i}".encode()).hexdigest(): {"data": None} for i in range(1000)}
-    execution = SimpleNamespace(_memos=SimpleNamespace(_memos=done), _request=SimpleNamespace(ctx=SimpleNamespace(stack=SimpleNamespace(stack=list(done)))))
+    execution = SimpleNamespace(
+        _memos=SimpleNamespace(_memos=done),
+        _request=SimpleNamespace(ctx=SimpleNamespace(stack=SimpleNamespace(stack=list(done)))),
+    )
     steps = InngestSteps(SimpleNamespace(step=SimpleNamespace(_execution=execution)), "run-1", lambda name: None)  # type: ignore[arg-type]
     steps._within_limits("s999")  # a replay: fine
     with pytest.raises(inngest.NonRetriableError) as refused:
         steps._within_limits("turn.500.worker.infer")
     assert "run run-1 stops before step 1001 (turn.500.worker.infer)" in str(refused.value)
     assert "at most 1,000 steps per run" in str(refused.value)
-

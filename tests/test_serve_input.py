@@ -57,8 +57,9 @@ def server(tmp_path: Path) -> Iterator[Served]:
     (tmp_path / "gate.replies").write_text(REPLIES)  # not *.yaml: the server would load it as a network
 
     def make(port: int) -> Any:
-        settings = ServeSettings.from_env({**os.environ, "NETRUN_MAX_BODY": str(LIMIT)}, (tmp_path,), engine="local",
-                                          data_dir=tmp_path / "data", port=port)
+        settings = ServeSettings.from_env(
+            {**os.environ, "NETRUN_MAX_BODY": str(LIMIT)}, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port
+        )
         app = create_app(settings)
 
         @app.get("/test-only/boom")  # an unexpected error in a route: what the handler answers
@@ -103,7 +104,9 @@ def wait_done(url: str, run_id: str, timeout: float = 30) -> dict[str, Any]:
         ("/events", rb'{"name": "app/x", "data": {"k": ["\udc00"]}}', "body.data.k[0]"),
     ],
 )
-def test_text_that_is_not_unicode_is_a_422_naming_the_field(server: Served, tmp_path: Path, path: str, body: bytes, field: str) -> None:
+def test_text_that_is_not_unicode_is_a_422_naming_the_field(
+    server: Served, tmp_path: Path, path: str, body: bytes, field: str
+) -> None:
     answer = httpx.post(server.url + path, content=body, headers=JSON)
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"].startswith(f"{field}: "), answer.text
@@ -117,10 +120,10 @@ def test_text_that_is_not_unicode_is_a_422_naming_the_field(server: Served, tmp_
         (b'{"state": {"count": NaN}}', "body.state.count", "not a JSON number"),
         (b'{"data": {"x": 1e400}}', "body.data.x", "not a JSON number"),
         (b'{"data": {"x": -Infinity}}', "body.data.x", "not a JSON number"),
-        (b'{"data": ' + b'[' * 70 + b']' * 70 + b'}', "body.data" + "[0]" * 63, "nested deeper than 64 levels"),
+        (b'{"data": ' + b"[" * 70 + b"]" * 70 + b"}", "body.data" + "[0]" * 63, "nested deeper than 64 levels"),
         # Past Python's parser at its default recursion limit (some libraries raise the limit:
         # then the walk names the 65th level); either way a 422.
-        (b'{"data": ' + b'[' * 1900 + b']' * 1900 + b'}', "body*", "nested deeper"),
+        (b'{"data": ' + b"[" * 1900 + b"]" * 1900 + b"}", "body*", "nested deeper"),
         (b'{"input": "x"', "body", "not valid JSON"),
         (b'{"input": "\xff"}', "body", "not UTF-8"),
     ],
@@ -129,7 +132,9 @@ def test_json_that_would_not_read_back_is_a_422(server: Served, tmp_path: Path, 
     answer = httpx.post(f"{server.url}/networks/gate/runs", content=body, headers=JSON)
     assert answer.status_code == 422, answer.text
     named = answer.json()["errors"][0]["field"]
-    assert (named.startswith(field[:-1]) if field.endswith("*") else named == field) and why in answer.json()["detail"], answer.text
+    assert (named.startswith(field[:-1]) if field.endswith("*") else named == field) and why in answer.json()["detail"], (
+        answer.text
+    )
     assert stored_runs(tmp_path) == 0
 
 
@@ -184,11 +189,17 @@ def test_api_inngest_has_its_own_larger_limit(server: Served) -> None:
         ({"done": None}, "body.state.done", "expected boolean, got null (leave the field out for its default)"),
         ({"count": "5"}, "body.state.count", "expected integer, got string"),
         ({"color": "blue"}, "body.state.color", 'must be one of ["red", "green"]'),
-        ({"colour": "red"}, "body.state.colour", "not a declared state field; did you mean 'color'? defined state fields: color, count, done, note, tags"),
+        (
+            {"colour": "red"},
+            "body.state.colour",
+            "not a declared state field; did you mean 'color'? defined state fields: color, count, done, note, tags",
+        ),
         ({"tags": ["a", 2]}, "body.state.tags[1]", "expected string"),
     ],
 )
-def test_initial_state_must_fit_the_declared_state(server: Served, tmp_path: Path, state: dict[str, Any], field: str, why: str) -> None:
+def test_initial_state_must_fit_the_declared_state(
+    server: Served, tmp_path: Path, state: dict[str, Any], field: str, why: str
+) -> None:
     answer = httpx.post(f"{server.url}/networks/gate/runs", json={"input": "x", "state": state})
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"] == f"{field}: {why}", answer.text
@@ -196,7 +207,9 @@ def test_initial_state_must_fit_the_declared_state(server: Served, tmp_path: Pat
 
 
 def test_fitting_initial_state_starts_the_run(server: Served) -> None:
-    started = httpx.post(f"{server.url}/networks/gate/runs", json={"input": "x", "state": {"count": 3, "color": "red", "tags": ["a"]}})
+    started = httpx.post(
+        f"{server.url}/networks/gate/runs", json={"input": "x", "state": {"count": 3, "color": "red", "tags": ["a"]}}
+    )
     assert started.status_code == 202, started.text
     run = wait_done(server.url, started.json()["run_id"])
     assert run["status"] == "completed", run

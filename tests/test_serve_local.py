@@ -121,7 +121,9 @@ def test_a_run_streams_its_events_over_sse(tmp_path: Path, served: Callable[...,
             for event in sse(response):
                 events.append(event)
                 if event["type"] == "waiting":  # answer the human's question while watching
-                    httpx.post(f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "answer": "blue"}})
+                    httpx.post(
+                        f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "answer": "blue"}}
+                    )
         run = httpx.get(f"{server.url}/runs/{run_id}").json()
     kinds = [e["type"] for e in events]
     for kind in ("run.started", "agent.started", "text.delta", "tool.called", "tool.result", "waiting", "run.completed"):
@@ -185,7 +187,9 @@ def test_a_waiting_run_survives_a_restart_and_resumes_on_an_event(tmp_path: Path
         # An answer for another user leaves it waiting; the right one resumes it.
         other = httpx.post(f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "bob", "answer": "no"}})
         assert other.json()["resumed"] == []
-        answered = httpx.post(f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "answer": "blue"}})
+        answered = httpx.post(
+            f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "answer": "blue"}}
+        )
         assert answered.status_code == 202 and answered.json()["resumed"] == [run_id]
         run = wait_status(server.url, run_id, "completed")
     assert run["result"]["route"] == ["helper", "helper"]
@@ -208,11 +212,15 @@ def test_events_start_the_networks_they_trigger_with_concurrency_per_key(tmp_pat
         server = served()
         ids = []
         for user, n in [("ann", 1), ("ann", 2), ("ann", 3), ("bob", 1), ("bob", 2)]:
-            sent = httpx.post(f"{server.url}/events", json={"name": "app/helper.asked", "data": {"user": user, "question": f"{user}{n}"}})
+            sent = httpx.post(
+                f"{server.url}/events", json={"name": "app/helper.asked", "data": {"user": user, "question": f"{user}{n}"}}
+            )
             assert sent.status_code == 202, sent.text
             ids += sent.json()["started"]
         assert len(ids) == 5
-        assert "queued" in {httpx.get(f"{server.url}/runs/{run_id}").json()["status"] for run_id in ids[:3]}  # ann's wait their turn
+        assert "queued" in {
+            httpx.get(f"{server.url}/runs/{run_id}").json()["status"] for run_id in ids[:3]
+        }  # ann's wait their turn
         for run_id in ids:
             wait_status(server.url, run_id, "completed")
     # Runs of one user never overlapped (limit 1 per key); the two users' runs did.
@@ -221,8 +229,8 @@ def test_events_start_the_networks_they_trigger_with_concurrency_per_key(tmp_pat
     def overlap(a: tuple[float, float, str], b: tuple[float, float, str]) -> bool:
         return a[0] < b[1] - 0.05 and b[0] < a[1] - 0.05
 
-    same = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[2] == b[2] and overlap(a, b)]
-    across = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[2] != b[2] and overlap(a, b)]
+    same = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :] if a[2] == b[2] and overlap(a, b)]
+    across = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :] if a[2] != b[2] and overlap(a, b)]
     assert len(spans) == 5
     assert same == []
     assert across
@@ -236,7 +244,9 @@ def test_hot_reload_keeps_runs_on_their_definition_and_survives_an_invalid_edit(
         path = write_network(tmp_path, llm, prompt="Version one:")
         server = served()
         first_hash = httpx.get(f"{server.url}/networks").json()["networks"][0]["definition_hash"]
-        in_flight = httpx.post(f"{server.url}/networks/helper/runs", json={"input": "q", "data": {"user": "ann"}}).json()["run_id"]
+        in_flight = httpx.post(f"{server.url}/networks/helper/runs", json={"input": "q", "data": {"user": "ann"}}).json()[
+            "run_id"
+        ]
         wait_status(server.url, in_flight, "waiting")
 
         write_network(tmp_path, llm, prompt="Version two:")
@@ -276,12 +286,20 @@ def test_kill_9_of_the_server_mid_run_then_restart_resumes_the_run(tmp_path: Pat
     the run from its journal: the completed inference is not asked again."""
     env = {**os.environ, **ENV}
     with FakeLLM([Reply(text="first"), Reply(text="slow", tool_calls=[ToolCall("finish", {"answer": "1"})], delay=3.0)]) as llm:
-        (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, prompt="Help").replace("max_iter: 4", "max_iter: 3"))
+        (tmp_path / "helper.yaml").write_text(
+            NETWORK.format(base=llm.base_url, prompt="Help").replace("max_iter: 4", "max_iter: 3")
+        )
         port = free_port()
 
         def serve() -> subprocess.Popen[str]:
-            proc = subprocess.Popen([NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
-                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            proc = subprocess.Popen(
+                [NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
             _await_up(f"http://127.0.0.1:{port}", proc)
             return proc
 
@@ -358,13 +376,18 @@ tools:
 """
 
 
-def test_an_answer_that_arrives_while_the_turn_still_runs_resumes_the_run_once(tmp_path: Path, served: Callable[..., Served]) -> None:
+def test_an_answer_that_arrives_while_the_turn_still_runs_resumes_the_run_once(
+    tmp_path: Path, served: Callable[..., Served]
+) -> None:
     """The wait is recorded while a slow tool of the same turn still runs; the answer comes
     then. The executing task goes on with it; no second task replays the run beside it."""
     from .fakes.http_server import FakeHttpServer
     from .fakes.http_server import Reply as HttpReply
 
-    script = [Reply(text="both", tool_calls=[ToolCall("ask", {"q": "?"}), ToolCall("slow", {})]), Reply(text="done", tool_calls=[ToolCall("finish", {})])]
+    script = [
+        Reply(text="both", tool_calls=[ToolCall("ask", {"q": "?"}), ToolCall("slow", {})]),
+        Reply(text="done", tool_calls=[ToolCall("finish", {})]),
+    ]
     with FakeLLM(script) as llm, FakeHttpServer() as api:
         api.script("/slow", HttpReply(200, {"ok": True}, delay=1.5))
         (tmp_path / "racer.yaml").write_text(RACE.format(base=llm.base_url, api=api.url))
@@ -386,12 +409,22 @@ def test_an_answer_that_arrives_while_the_turn_still_runs_resumes_the_run_once(t
     assert llm.count == 2
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32}, "INNGEST_EVENT_KEY"),
-    ({"INNGEST_SIGNING_KEY": "hunter2-not-a-key", "INNGEST_EVENT_KEY": "e"}, "not a signing key"),
-    ({"INNGEST_DEV": "1", "INNGEST_BASE_URL": "inngest:8288"}, "INNGEST_BASE_URL must be an http"),
-    ({"INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32, "INNGEST_EVENT_KEY": "e", "NETRUN_PUBLIC_URL": "user:secret@host"}, "NETRUN_PUBLIC_URL"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32}, "INNGEST_EVENT_KEY"),
+        ({"INNGEST_SIGNING_KEY": "hunter2-not-a-key", "INNGEST_EVENT_KEY": "e"}, "not a signing key"),
+        ({"INNGEST_DEV": "1", "INNGEST_BASE_URL": "inngest:8288"}, "INNGEST_BASE_URL must be an http"),
+        (
+            {
+                "INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32,
+                "INNGEST_EVENT_KEY": "e",
+                "NETRUN_PUBLIC_URL": "user:secret@host",
+            },
+            "NETRUN_PUBLIC_URL",
+        ),
+    ],
+)
 def test_settings_refuse_what_inngest_would_fail_on_later(env: dict[str, str], message: str) -> None:
     from netrun.serve.settings import SettingsError
 
@@ -445,7 +478,9 @@ def test_an_event_tool_starts_the_networks_its_event_triggers(tmp_path: Path, se
         (tmp_path / "notifier.yaml").write_text(NOTIFIER.format(base=llm.base_url))
         (tmp_path / "memory.yaml").write_text(MEMORY.format(base=llm.base_url))
         server = served()
-        run_id = httpx.post(f"{server.url}/networks/notifier/runs", json={"input": "hi", "data": {"user": "ann"}}).json()["run_id"]
+        run_id = httpx.post(f"{server.url}/networks/notifier/runs", json={"input": "hi", "data": {"user": "ann"}}).json()[
+            "run_id"
+        ]
         run = wait_status(server.url, run_id, "completed")
         call = run["result"]["results"][0]["tool_calls"][0]
         assert call["result"] == {"sent": "app/memory.write", "id": f"{run_id}:turn.0.chat.tool.0.remember"}
@@ -465,15 +500,25 @@ def test_a_graceful_stop_lets_the_step_in_flight_finish_so_nothing_is_asked_twic
     """SIGTERM during an inference: the server waits for it, records it, stops the run before
     its next step; started again, the run goes on without asking that inference again."""
     env = {**os.environ, **ENV}
-    script = [Reply(text="first"), Reply(text="slow", delay=2.5), Reply(text="last", tool_calls=[ToolCall("finish", {"answer": "1"})])]
+    script = [
+        Reply(text="first"),
+        Reply(text="slow", delay=2.5),
+        Reply(text="last", tool_calls=[ToolCall("finish", {"answer": "1"})]),
+    ]
     with FakeLLM(script) as llm:
         (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, prompt="Help"))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
 
         def serve() -> subprocess.Popen[str]:
-            proc = subprocess.Popen([NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
-                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            proc = subprocess.Popen(
+                [NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
             _await_up(url, proc)
             return proc
 
@@ -516,8 +561,10 @@ def _storm_ends(journal: Any, bound: int, timeout: float = 60) -> list[Any]:
     while True:
         runs = [journal.run(i) for i in journal.runs()]
         assert len(runs) <= bound, f"{len(runs)} runs: the storm did not stop at limits.depth"
-        if runs and all(r is not None and r.status == "completed" for r in runs) and any(
-            t.get("error") for r in runs for res in r.result["results"] for t in res["tool_calls"]
+        if (
+            runs
+            and all(r is not None and r.status == "completed" for r in runs)
+            and any(t.get("error") for r in runs for res in r.result["results"] for t in res["tool_calls"])
         ):
             return runs
         assert time.monotonic() < deadline, [(r.status, r.options) for r in runs if r is not None]
@@ -559,7 +606,9 @@ def test_an_event_tool_that_triggers_its_own_network_stops_at_the_depth_limit(
             )
             assert llm.count == 4  # one inference per run, none asked again after the restart
             # A new outside event: a new chain from depth 0, which stops the same way.
-            forged = httpx.post(f"{server.url}/events", json={"name": "app/storm", "data": {"n": "go", "_netrun": {"depth": -50}}})
+            forged = httpx.post(
+                f"{server.url}/events", json={"name": "app/storm", "data": {"n": "go", "_netrun": {"depth": -50}}}
+            )
             assert forged.status_code == 422 and "_netrun is reserved" in forged.json()["detail"]  # no depth from outside
             assert httpx.post(f"{server.url}/events", json={"name": "app/storm", "data": {"n": "go"}}).status_code == 202
             deadline = time.monotonic() + 30
@@ -625,13 +674,16 @@ def test_an_event_sent_again_after_a_crash_starts_no_run_twice(tmp_path: Path, s
         return Reply(text="passing on", tool_calls=[ToolCall("pass_on", {})]) if sender else Reply(text="worked")
 
     with FakeLLM(fallback=reply) as llm:
-        (tmp_path / "sender.yaml").write_text(PASS_ON.format(name="sender", base=llm.base_url, trigger="app/start", tools="pass_on"))
+        (tmp_path / "sender.yaml").write_text(
+            PASS_ON.format(name="sender", base=llm.base_url, trigger="app/start", tools="pass_on")
+        )
         (tmp_path / "worker.yaml").write_text(PASS_ON.format(name="worker", base=llm.base_url, trigger="app/work", tools=""))
         server = served()
         started = httpx.post(f"{server.url}/events", json={"name": "app/start", "data": {"n": "first"}})
         (sender,) = started.json()["started"]
         journal = Journal(tmp_path / "data" / "runs.db")
         try:
+
             def settled() -> list[Any]:
                 deadline = time.monotonic() + 30
                 while True:
@@ -645,7 +697,9 @@ def test_an_event_sent_again_after_a_crash_starts_no_run_twice(tmp_path: Path, s
             server.stop()
             # The state a crash right after the delivery leaves: the send step unrecorded, the run running.
             with sqlite3.connect(tmp_path / "data" / "runs.db") as db:
-                assert db.execute("DELETE FROM steps WHERE run_id = ? AND step_id LIKE '%.tool.0.pass_on'", (sender,)).rowcount == 1
+                assert (
+                    db.execute("DELETE FROM steps WHERE run_id = ? AND step_id LIKE '%.tool.0.pass_on'", (sender,)).rowcount == 1
+                )
                 db.execute("UPDATE runs SET status = 'running', result = NULL WHERE id = ?", (sender,))
             server.start()
             deadline = time.monotonic() + 30
@@ -674,8 +728,13 @@ def test_serve_start_up_on_a_folder_with_a_deep_file_fails_with_its_located_mess
     with pytest.raises(StartError) as raised:
         create_app(settings(tmp_path, free_port()))
     assert f"{tmp_path / 'deep.yaml'}:2:109: error: agents: nested deeper than 100 levels" in str(raised.value)
-    done = subprocess.run([NETRUN, "serve", str(tmp_path), "--port", str(free_port()), "--data-dir", str(tmp_path / "data"), "--no-watch"],
-                          env={**os.environ, **ENV}, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [NETRUN, "serve", str(tmp_path), "--port", str(free_port()), "--data-dir", str(tmp_path / "data"), "--no-watch"],
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     assert f"{tmp_path / 'deep.yaml'}:2:109: error: agents: nested deeper than 100 levels" in done.stderr
@@ -691,7 +750,9 @@ def test_a_broken_fragment_no_network_includes_does_not_hold_back_a_valid_edit(t
     (tmp_path / "stray.fragment.yaml").write_text("agents: {y: {description: [not, text]}}\n")
     (tmp_path / "a.yaml").write_text(_plain("a") + "description: edited\n")
     result = catalog.reload()
-    assert f"{tmp_path / 'stray.fragment.yaml'}:1:27: error: agents.y.description: expected a string, got a list" in result.problems
+    assert (
+        f"{tmp_path / 'stray.fragment.yaml'}:1:27: error: agents.y.description: expected a string, got a list" in result.problems
+    )
     served = catalog.get("a")
     assert served is not None and served is not first and served.spec.description == "edited"
     assert result.kept == []
@@ -764,7 +825,9 @@ def test_start_up_names_the_settings_the_local_engine_does_not_apply(
         assert httpx.get(f"{server.url}/healthz").status_code == 200
         warned = [r.getMessage() for r in caplog.records if "local engine does not apply" in r.getMessage()]
         # cancel and singleton are applied locally now: not named.
-        assert warned == ["network helper declares throttle, debounce: the embedded local engine does not apply them (Inngest does)"]
+        assert warned == [
+            "network helper declares throttle, debounce: the embedded local engine does not apply them (Inngest does)"
+        ]
 
 
 STEPPED = """\

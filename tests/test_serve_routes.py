@@ -33,8 +33,16 @@ def test_the_token_dependency_guards_every_route_and_can_be_overridden(tmp_path:
     settings = _app(tmp_path, NETRUN_API_TOKEN="secret-token-1")
     app = create_app(settings)
     with Served(lambda port: app) as served:
-        for method, path in [("GET", "/networks"), ("GET", "/runs/x"), ("POST", "/runs/x/cancel"), ("POST", "/runs/x/retry"),
-                             ("GET", "/runs/x/events"), ("GET", "/threads"), ("GET", "/threads/t"), ("DELETE", "/threads/t")]:
+        for method, path in [
+            ("GET", "/networks"),
+            ("GET", "/runs/x"),
+            ("POST", "/runs/x/cancel"),
+            ("POST", "/runs/x/retry"),
+            ("GET", "/runs/x/events"),
+            ("GET", "/threads"),
+            ("GET", "/threads/t"),
+            ("DELETE", "/threads/t"),
+        ]:
             assert httpx.request(method, f"{served.url}{path}").status_code == 401, path
         assert httpx.post(f"{served.url}/events", json={"name": "x"}).status_code == 401
         assert httpx.get(f"{served.url}/healthz").status_code == 200  # never behind the token
@@ -48,7 +56,22 @@ def test_the_openapi_document_names_the_answers(tmp_path: Path) -> None:
     with Served(lambda port: app) as served:
         spec = httpx.get(f"{served.url}/openapi.json").json()
     schemas = spec["components"]["schemas"]
-    assert {"RunSummary", "RunAction", "NetworkList", "ThreadPage", "ThreadMessages", "ThreadDeleted", "RunRequest", "EventRequest"} <= set(schemas)
-    assert spec["paths"]["/runs/{run_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RunSummary")
+    assert {
+        "RunSummary",
+        "RunAction",
+        "NetworkList",
+        "ThreadPage",
+        "ThreadMessages",
+        "ThreadDeleted",
+        "RunRequest",
+        "EventRequest",
+    } <= set(schemas)
+    assert spec["paths"]["/runs/{run_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/RunSummary"
+    )
     assert set(schemas["RunSummary"]["required"]) >= {"run_id", "status", "network", "input"}
-    assert {tag for path in spec["paths"].values() for op in path.values() for tag in op.get("tags", [])} >= {"runs", "events", "threads"}
+    assert {tag for path in spec["paths"].values() for op in path.values() for tag in op.get("tags", [])} >= {
+        "runs",
+        "events",
+        "threads",
+    }

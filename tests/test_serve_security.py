@@ -52,9 +52,17 @@ def production(tmp_path: Path, llm: FakeLLM, signed: StandInExecutor) -> Iterato
 
     def start(**env: str) -> Served:
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "NETRUN_"))}
-        environ |= {**ENV, "INNGEST_API_BASE_URL": signed.url, "INNGEST_EVENT_API_BASE_URL": signed.url,
-                    "INNGEST_SIGNING_KEY": SIGNING_KEY, "INNGEST_EVENT_KEY": EVENT_KEY, **env}
-        server = Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))).start()
+        environ |= {
+            **ENV,
+            "INNGEST_API_BASE_URL": signed.url,
+            "INNGEST_EVENT_API_BASE_URL": signed.url,
+            "INNGEST_SIGNING_KEY": SIGNING_KEY,
+            "INNGEST_EVENT_KEY": EVENT_KEY,
+            **env,
+        }
+        server = Served(
+            lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))
+        ).start()
         servers.append(server)
         return server
 
@@ -76,9 +84,13 @@ def registered_url(executor: StandInExecutor) -> str:
 
 def call_body(run_id: str) -> dict[str, Any]:
     """The body of Inngest's first call of a run (no step memoized yet)."""
-    return {"event": {"name": "netrun/steps.run", "data": {"input": "x"}}, "events": [{"name": "netrun/steps.run", "data": {"input": "x"}}],
-            "steps": {}, "use_api": False,
-            "ctx": {"run_id": run_id, "attempt": 0, "disable_immediate_execution": False, "stack": {"stack": []}}}
+    return {
+        "event": {"name": "netrun/steps.run", "data": {"input": "x"}},
+        "events": [{"name": "netrun/steps.run", "data": {"input": "x"}}],
+        "steps": {},
+        "use_api": False,
+        "ctx": {"run_id": run_id, "attempt": 0, "disable_immediate_execution": False, "stack": {"stack": []}},
+    }
 
 
 def post_call(server: Served, body: dict[str, Any], signature: str | None) -> httpx.Response:
@@ -89,8 +101,9 @@ def post_call(server: Served, body: dict[str, Any], signature: str | None) -> ht
     return httpx.post(f"{server.url}/api/inngest?fnId=netrun-steps&stepId=step", content=raw, headers=headers)
 
 
-def test_an_unsigned_sync_registers_nothing_and_no_request_chooses_the_registered_url(production: Callable[..., Served],
-                                                                                        signed: StandInExecutor) -> None:
+def test_an_unsigned_sync_registers_nothing_and_no_request_chooses_the_registered_url(
+    production: Callable[..., Served], signed: StandInExecutor
+) -> None:
     server = production(NETRUN_PUBLIC_URL=PUBLIC)
     # netrun's own start-up sync is signed (the stand-in checks the bearer; the SDK now
     # refuses unsigned syncs) and registers the configured URL, not the address it PUT to.
@@ -101,24 +114,31 @@ def test_an_unsigned_sync_registers_nothing_and_no_request_chooses_the_registere
     assert forged.status_code == 401 and "unsigned" in forged.json()["detail"]
     assert signed.functions == {} and signed.apps == {}  # no registration was made
     # A signed sync with a forged Host still registers the configured URL.
-    res = httpx.put(f"{server.url}/api/inngest", headers={"Host": "attacker.example:6666", "x-inngest-signature": sign(b"", SIGNING_KEY)})
+    res = httpx.put(
+        f"{server.url}/api/inngest", headers={"Host": "attacker.example:6666", "x-inngest-signature": sign(b"", SIGNING_KEY)}
+    )
     assert res.status_code == 200, res.text
     assert registered_url(signed).startswith(f"{PUBLIC}/api/inngest?fnId=")
 
 
-def test_inngest_serve_origin_wins_and_a_public_url_may_carry_a_path(production: Callable[..., Served], signed: StandInExecutor) -> None:
+def test_inngest_serve_origin_wins_and_a_public_url_may_carry_a_path(
+    production: Callable[..., Served], signed: StandInExecutor
+) -> None:
     production(INNGEST_SERVE_ORIGIN="https://edge.example.com:8443", NETRUN_PUBLIC_URL=f"{PUBLIC}/netrun/")
     _until(lambda: "netrun-steps" in signed.functions)
     assert registered_url(signed).startswith("https://edge.example.com:8443/netrun/api/inngest?fnId=")
 
 
-@pytest.mark.parametrize(("env", "needle"), [
-    ({"INNGEST_SERVE_ORIGIN": "https://edge.example.com/api"}, "INNGEST_SERVE_ORIGIN is an origin"),
-    ({"INNGEST_SERVE_ORIGIN": "edge.example.com"}, "INNGEST_SERVE_ORIGIN must be an http"),
-    ({"NETRUN_PUBLIC_URL": "https://user:pw@netrun.example.com"}, "no user or password"),
-    ({"NETRUN_PUBLIC_URL": "https://netrun.example.com/?x=1"}, "NETRUN_PUBLIC_URL must be a plain URL"),
-    ({"NETRUN_PUBLIC_URL": "https://netrun.example.com:port/"}, "NETRUN_PUBLIC_URL must be an http"),
-])
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"INNGEST_SERVE_ORIGIN": "https://edge.example.com/api"}, "INNGEST_SERVE_ORIGIN is an origin"),
+        ({"INNGEST_SERVE_ORIGIN": "edge.example.com"}, "INNGEST_SERVE_ORIGIN must be an http"),
+        ({"NETRUN_PUBLIC_URL": "https://user:pw@netrun.example.com"}, "no user or password"),
+        ({"NETRUN_PUBLIC_URL": "https://netrun.example.com/?x=1"}, "NETRUN_PUBLIC_URL must be a plain URL"),
+        ({"NETRUN_PUBLIC_URL": "https://netrun.example.com:port/"}, "NETRUN_PUBLIC_URL must be an http"),
+    ],
+)
 def test_the_registered_url_settings_are_checked_at_start_up(tmp_path: Path, env: dict[str, str], needle: str) -> None:
     environ = {"INNGEST_SIGNING_KEY": SIGNING_KEY, "INNGEST_EVENT_KEY": EVENT_KEY, **env}
     with pytest.raises(SettingsError) as caught:
@@ -127,8 +147,9 @@ def test_the_registered_url_settings_are_checked_at_start_up(tmp_path: Path, env
     assert "pw" not in str(caught.value)
 
 
-def test_stale_undated_future_and_replayed_signed_calls_run_nothing(production: Callable[..., Served], signed: StandInExecutor,
-                                                                     llm: FakeLLM) -> None:
+def test_stale_undated_future_and_replayed_signed_calls_run_nothing(
+    production: Callable[..., Served], signed: StandInExecutor, llm: FakeLLM
+) -> None:
     server = production()
     journal = server.app.state.netrun.journal
     key = SIGNING_KEY.removeprefix("signkey-test-").encode()
@@ -168,8 +189,9 @@ def test_the_signing_executor_still_drives_runs(production: Callable[..., Served
     assert llm.count == 3
 
 
-def test_rest_starts_and_events_answer_502_when_inngest_is_unreachable(tmp_path: Path, llm: FakeLLM, signed: StandInExecutor,
-                                                                      production: Callable[..., Served]) -> None:
+def test_rest_starts_and_events_answer_502_when_inngest_is_unreachable(
+    tmp_path: Path, llm: FakeLLM, signed: StandInExecutor, production: Callable[..., Served]
+) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     server = production(INNGEST_EVENT_API_BASE_URL=closed)
     start = httpx.post(f"{server.url}/networks/steps/runs", json={"input": "x"}, timeout=30)
@@ -189,7 +211,9 @@ def test_the_api_description_requires_the_token_when_one_is_set(tmp_path: Path, 
 
     def make(token: str | None) -> Served:
         env = environ | ({"NETRUN_API_TOKEN": token} if token else {})
-        return Served(lambda port: create_app(ServeSettings.from_env(env, (tmp_path,), data_dir=tmp_path / "data", port=port))).start()
+        return Served(
+            lambda port: create_app(ServeSettings.from_env(env, (tmp_path,), data_dir=tmp_path / "data", port=port))
+        ).start()
 
     with_token = make("t0ken-value")
     try:
@@ -215,13 +239,17 @@ def test_an_outside_event_cannot_carry_netruns_own_run_metadata(tmp_path: Path, 
     with StandInExecutor() as executor:
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "NETRUN_"))}
         environ |= {**ENV, "INNGEST_DEV": "1", "INNGEST_API_BASE_URL": executor.url, "INNGEST_EVENT_API_BASE_URL": executor.url}
-        server = Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))).start()
+        server = Served(
+            lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))
+        ).start()
         try:
             started = httpx.post(f"{server.url}/networks/steps/runs", json={"input": "x"})
             victim = started.json()["run_id"]
             sent = len(executor.events)
-            forged = httpx.post(f"{server.url}/events", json={"name": "netrun/steps.run",
-                                                             "data": {"_netrun": {"run_id": victim, "network": "steps"}}})
+            forged = httpx.post(
+                f"{server.url}/events",
+                json={"name": "netrun/steps.run", "data": {"_netrun": {"run_id": victim, "network": "steps"}}},
+            )
             assert forged.status_code == 422, forged.text
             assert "data._netrun is reserved" in forged.json()["detail"]
             assert len(executor.events) == sent  # nothing was sent to Inngest

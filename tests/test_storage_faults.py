@@ -58,7 +58,11 @@ def _limited(limit: int) -> Any:
 def _serve(tmp_path: Path, port: int, limit: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
-        env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, **ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
         preexec_fn=_limited(limit),
     )
     url = f"http://127.0.0.1:{port}"
@@ -100,7 +104,7 @@ def test_a_full_disk_answers_503_and_stopped_runs_go_on_once_space_returns(tmp_p
             assert health["stalled_runs"] >= 1 and "disk may be full" in health["reason"]
             statuses = {httpx.get(f"{url}/runs/{run_id}").json()["status"] for run_id in accepted}
             assert statuses & {"running", "queued"}, statuses
-                # An event that would start a run, while full: refused the same way, not a 500.
+            # An event that would start a run, while full: refused the same way, not a 500.
             event = httpx.post(f"{url}/events", json={"name": "app/note", "data": {"note": BIG}})
             assert event.status_code == 503 and "cannot store" in event.json()["detail"], event.text
 
@@ -116,7 +120,9 @@ def test_a_full_disk_answers_503_and_stopped_runs_go_on_once_space_returns(tmp_p
             assert "storage" not in httpx.get(f"{url}/healthz").json()
             again = httpx.post(f"{url}/networks/noter/runs", json={"input": "after"})
             assert again.status_code == 202
-            until("a new run to complete", lambda: httpx.get(f"{url}/runs/{again.json()['run_id']}").json()["status"] == "completed")
+            until(
+                "a new run to complete", lambda: httpx.get(f"{url}/runs/{again.json()['run_id']}").json()["status"] == "completed"
+            )
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
@@ -127,17 +133,43 @@ def test_a_full_disk_answers_503_and_stopped_runs_go_on_once_space_returns(tmp_p
 def test_netrun_run_on_a_full_disk_says_so_without_a_traceback(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run(
-        [NETRUN, "run", str(root / "networks/quickstart.yaml"), "-i", "y" * 120_000, "--replay", str(root / "networks/quickstart.replies.yaml"),
-         "--db", str(tmp_path / "runs.db")],
-        env={**os.environ, **ENV}, capture_output=True, text=True, preexec_fn=_limited(100_000), timeout=120,
+        [
+            NETRUN,
+            "run",
+            str(root / "networks/quickstart.yaml"),
+            "-i",
+            "y" * 120_000,
+            "--replay",
+            str(root / "networks/quickstart.replies.yaml"),
+            "--db",
+            str(tmp_path / "runs.db"),
+        ],
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        preexec_fn=_limited(100_000),
+        timeout=120,
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert f"cannot write {tmp_path / 'runs.db'}" in done.stderr and "the disk may be full" in done.stderr
     # Nothing half-stored: with the limit gone the same journal takes the run.
     again = subprocess.run(
-        [NETRUN, "run", str(root / "networks/quickstart.yaml"), "-i", "short", "--replay", str(root / "networks/quickstart.replies.yaml"),
-         "--db", str(tmp_path / "runs.db"), "--json"],
-        env={**os.environ, **ENV}, capture_output=True, text=True, timeout=120,
+        [
+            NETRUN,
+            "run",
+            str(root / "networks/quickstart.yaml"),
+            "-i",
+            "short",
+            "--replay",
+            str(root / "networks/quickstart.replies.yaml"),
+            "--db",
+            str(tmp_path / "runs.db"),
+            "--json",
+        ],
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert again.returncode == 0, again.stderr

@@ -45,8 +45,15 @@ def write(folder: Path, llm: FakeLLM, history: str = "", agent_history: str = ""
 
 
 def netrun(folder: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([NETRUN, *args, "--db", str(folder / "data" / "runs.db"), "--json"], cwd=folder, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [NETRUN, *args, "--db", str(folder / "data" / "runs.db"), "--json"],
+        cwd=folder,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def run(folder: Path, *args: str) -> dict[str, Any]:
@@ -89,7 +96,12 @@ def store(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 
 def test_a_thread_carries_the_conversation_across_runs(tmp_path: Path) -> None:
-    with FakeLLM([Reply(text="Hi Ann.", tool_calls=[ToolCall("done", {})]), Reply(text="Your name is Ann.", tool_calls=[ToolCall("done", {})])]) as llm:
+    with FakeLLM(
+        [
+            Reply(text="Hi Ann.", tool_calls=[ToolCall("done", {})]),
+            Reply(text="Your name is Ann.", tool_calls=[ToolCall("done", {})]),
+        ]
+    ) as llm:
         write(tmp_path, llm)
         first = run(tmp_path, "run", "chat.yaml", "-i", "My name is Ann.", "--thread", "t-1")
         second = run(tmp_path, "run", "chat.yaml", "-i", "What is my name?", "--thread", "t-1")
@@ -100,7 +112,11 @@ def test_a_thread_carries_the_conversation_across_runs(tmp_path: Path) -> None:
     assert prompts[1][3]["content"] == "What is my name?"
     messages = stored(tmp_path, "t-1")
     assert [(m["role"], m["content"].split("\n")[0]) for m in messages] == [
-        ("user", "My name is Ann."), ("assistant", "[helper] Hi Ann."), ("user", "What is my name?"), ("assistant", "[helper] Your name is Ann.")]
+        ("user", "My name is Ann."),
+        ("assistant", "[helper] Hi Ann."),
+        ("user", "What is my name?"),
+        ("assistant", "[helper] Your name is Ann."),
+    ]
     assert messages[1]["agent"] == "helper" and messages[0]["run_id"] == first["run_id"]
 
 
@@ -113,7 +129,10 @@ def test_windows_limit_what_an_agent_sees(tmp_path: Path) -> None:
         write(tmp_path, llm, history="history: {window: {tokens: 20}}")
         run(tmp_path, "run", "chat.yaml", "-i", "question 3", "--thread", "w")
         prompts = [[m["content"] for m in r["messages"][1:-1]] for r in llm.requests]
-    assert prompts[2] == ["question 1", '[helper] answer 1\ncalled done({}) -> {"updated": {"done": true}}']  # the last 2 messages
+    assert prompts[2] == [
+        "question 1",
+        '[helper] answer 1\ncalled done({}) -> {"updated": {"done": true}}',
+    ]  # the last 2 messages
     # 20 tokens (4 characters each) hold the last reply (16) and the question before it (3), no more.
     assert prompts[3] == ["question 2", '[helper] answer 2\ncalled done({}) -> {"updated": {"done": true}}']
 
@@ -142,7 +161,9 @@ def test_kill_9_between_appends_then_resume_stores_every_message_once(tmp_path: 
 
 
 def test_an_http_history_store_is_called_as_declared(tmp_path: Path) -> None:
-    threads: dict[str, list[dict[str, Any]]] = {"h": [{"role": "user", "content": "earlier question"}, {"role": "assistant", "content": "earlier answer"}]}
+    threads: dict[str, list[dict[str, Any]]] = {
+        "h": [{"role": "user", "content": "earlier question"}, {"role": "assistant", "content": "earlier answer"}]
+    }
     lock = threading.Lock()
 
     def service(hit: Hit) -> HttpReply:
@@ -206,7 +227,9 @@ def test_rest_api_threads(tmp_path: Path) -> None:
     with FakeLLM(replies) as llm:
         write(tmp_path, llm)
         environ = {k: v for k, v in ENV.items() if not k.startswith("INNGEST_")}
-        with Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))) as server:
+        with Served(
+            lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))
+        ) as server:
             url = server.url
             first = httpx.post(f"{url}/networks/chat/runs", json={"input": "one", "user": "ann"}).json()
             thread = first["thread_id"]
@@ -230,7 +253,14 @@ def test_rest_api_threads(tmp_path: Path) -> None:
     assert listing["threads"][0]["thread_id"] == thread and listing["threads"][0]["messages"] == 6
     assert prompts[1] == ["one", "[helper] reply 0", "two"]
     assert prompts[2] == ["from the client", "noted", "three"]
-    assert [m["content"].split("\n")[0] for m in messages] == ["one", "[helper] reply 0", "two", "[helper] reply 1", "three", "[helper] reply 2"]
+    assert [m["content"].split("\n")[0] for m in messages] == [
+        "one",
+        "[helper] reply 0",
+        "two",
+        "[helper] reply 1",
+        "three",
+        "[helper] reply 2",
+    ]
 
 
 def test_inngest_replays_append_each_message_once(tmp_path: Path) -> None:
@@ -243,9 +273,15 @@ def test_inngest_replays_append_each_message_once(tmp_path: Path) -> None:
     script = [Reply(text="looking"), Reply(text="found", tool_calls=[ToolCall("done", {})])]
     with FakeLLM(script) as llm, StandInExecutor() as executor:
         write(tmp_path, llm)
-        environ = {**{k: v for k, v in ENV.items() if not k.startswith("INNGEST_")}, "INNGEST_DEV": "1",
-                   "INNGEST_API_BASE_URL": executor.url, "INNGEST_EVENT_API_BASE_URL": executor.url}
-        with Served(lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))) as server:
+        environ = {
+            **{k: v for k, v in ENV.items() if not k.startswith("INNGEST_")},
+            "INNGEST_DEV": "1",
+            "INNGEST_API_BASE_URL": executor.url,
+            "INNGEST_EVENT_API_BASE_URL": executor.url,
+        }
+        with Served(
+            lambda port: create_app(ServeSettings.from_env(environ, (tmp_path,), data_dir=tmp_path / "data", port=port))
+        ) as server:
             executor.sync(f"{server.url}/api/inngest")
             started = httpx.post(f"{server.url}/networks/chat/runs", json={"input": "find it", "thread_id": "inn"}).json()
             executor.deliver_received()
@@ -259,7 +295,10 @@ def test_inngest_replays_append_each_message_once(tmp_path: Path) -> None:
 
 def test_replicas_share_a_postgres_thread_and_its_url_stays_secret(tmp_path: Path, postgres_url: str) -> None:
     """Two servers with their own data directories (two machines) continue one thread."""
-    replies = [Reply(text="Hi Ann.", tool_calls=[ToolCall("done", {})]), Reply(text="You are Ann.", tool_calls=[ToolCall("done", {})])]
+    replies = [
+        Reply(text="Hi Ann.", tool_calls=[ToolCall("done", {})]),
+        Reply(text="You are Ann.", tool_calls=[ToolCall("done", {})]),
+    ]
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()

@@ -16,7 +16,8 @@ from netrun.tools.registry import KINDS, build_tools, kind_key
 from netrun.tools.stub import StubTool
 
 SPEC: dict[str, Any] = {
-    "name": "all", "model": "openai/x",
+    "name": "all",
+    "model": "openai/x",
     "state": {"x": "string"},
     "mcp_servers": {"srv": {"transport": "stdio", "command": "true"}},
     "agents": {"a": {"description": "a", "system": "hi", "tools": ["s", "h", "w", "n", "e", "srv.look"]}},
@@ -40,7 +41,13 @@ def test_the_registry_has_one_entry_per_kind_of_the_file_format() -> None:
 
 def test_a_run_builds_every_declared_tool_from_the_registry() -> None:
     tools = build_tools(program()).declared
-    assert [type(t).__name__ for t in tools.values()] == ["StateToolImpl", "Approved", "WaitForEventTool", "NetworkRunTool", "SendEventTool"]
+    assert [type(t).__name__ for t in tools.values()] == [
+        "StateToolImpl",
+        "Approved",
+        "WaitForEventTool",
+        "NetworkRunTool",
+        "SendEventTool",
+    ]
     assert isinstance(tools["h"], Approved) and type(tools["h"].tool).__name__ == "HttpToolImpl"
     assert [name for name, t in tools.items() if owns_steps(t)] == ["h", "w", "n", "e"]
     assert [name for name, t in tools.items() if starts_runs(t)] == ["n", "e"]

@@ -41,7 +41,9 @@ def test_every_error_of_every_file_is_reported(netrun_cli, write) -> None:
 
 
 def test_human_format_prints_the_source_line_and_a_caret(netrun_cli, write) -> None:
-    path = write("n.yaml", VALID.format(name="n").replace("tools", "x") + "    tools: [serch]\ntools:\n  search: {state: {x: 1}}\n")
+    path = write(
+        "n.yaml", VALID.format(name="n").replace("tools", "x") + "    tools: [serch]\ntools:\n  search: {state: {x: 1}}\n"
+    )
     result = netrun_cli("validate", str(path))
     assert result.output.splitlines()[:3] == [
         f"{path}:7:13: error: agents.a.tools[0]: unknown tool 'serch'; did you mean 'search'? defined tools: search",
@@ -66,8 +68,14 @@ def test_json_format(netrun_cli, write) -> None:
     assert report["errors"] == 1
     assert [d for d in report["diagnostics"] if d["severity"] == "error"] == [
         {
-            "file": str(path), "line": 3, "col": 3, "path": "agents.a", "severity": "error", "phase": "check",
-            "code": "no-model", "message": "agent 'a' has no model, and the network sets no default 'model'",
+            "file": str(path),
+            "line": 3,
+            "col": 3,
+            "path": "agents.a",
+            "severity": "error",
+            "phase": "check",
+            "code": "no-model",
+            "message": "agent 'a' has no model, and the network sets no default 'model'",
         }
     ]
 
@@ -89,8 +97,11 @@ def test_network_names_are_unique_across_files(netrun_cli, write) -> None:
 
 def test_network_tools_refer_to_networks_beside_them(netrun_cli, write) -> None:
     write("helper.yaml", VALID.format(name="helper"))
-    caller = write("caller.yaml", VALID.format(name="caller").replace("system: hi", "system: hi\n    tools: [h, g]")
-                   + "tools:\n  h: {network: helper}\n  g: {network: {name: helpr}}\n")
+    caller = write(
+        "caller.yaml",
+        VALID.format(name="caller").replace("system: hi", "system: hi\n    tools: [h, g]")
+        + "tools:\n  h: {network: helper}\n  g: {network: {name: helpr}}\n",
+    )
     result = netrun_cli("validate", "-q", str(caller))  # only this file, as pre-commit passes it
     assert result.output.splitlines() == [
         f"{caller}:10:23: error: tools.g.network.name: unknown network 'helpr'; did you mean 'helper'? defined networks: caller, helper",
@@ -100,17 +111,27 @@ def test_network_tools_refer_to_networks_beside_them(netrun_cli, write) -> None:
 
 def test_errors_inside_included_fragments_point_into_the_fragment(netrun_cli, write) -> None:
     write("shared/tools.fragment.yaml", "tools:\n  note:\n    state: {nothere: '{{ args.x }}'}\n")
-    net = write("net.yaml", VALID.format(name="net").replace("system: hi", "system: hi\n    tools: [note]") + "include: [shared/tools.fragment.yaml]\n")
+    net = write(
+        "net.yaml",
+        VALID.format(name="net").replace("system: hi", "system: hi\n    tools: [note]")
+        + "include: [shared/tools.fragment.yaml]\n",
+    )
     result = netrun_cli("validate", "-q", str(net))
     frag = net.parent / "shared/tools.fragment.yaml"
-    assert f"{frag}:3:13: error: tools.note.state.nothere: state has no field 'nothere'; no state fields are defined (declare it under 'state:')" in result.output
+    assert (
+        f"{frag}:3:13: error: tools.note.state.nothere: state has no field 'nothere'; no state fields are defined (declare it under 'state:')"
+        in result.output
+    )
     assert f"{frag}:3:31: error: tools.note.state.nothere: args has no field 'x'; no parameters are defined" in result.output
 
 
 def test_literal_secrets_never_appear_in_any_format(netrun_cli, write) -> None:
     secret = "sk-live-9f8e7d6c5b4a"
-    path = write("s.yaml", f"name: s\nmodel: {{id: gpt-4o, api_key: {secret}}}\nagents:\n  a: {{system: hi}}\n"
-                 f"tools:\n  t:\n    http: {{url: 'https://x', headers: {{Authorization: Bearer {secret}}}, timeout: 1 minute}}\n")
+    path = write(
+        "s.yaml",
+        f"name: s\nmodel: {{id: gpt-4o, api_key: {secret}}}\nagents:\n  a: {{system: hi}}\n"
+        f"tools:\n  t:\n    http: {{url: 'https://x', headers: {{Authorization: Bearer {secret}}}, timeout: 1 minute}}\n",
+    )
     for fmt in ("human", "json", "github"):
         result = netrun_cli("validate", "--format", fmt, str(path))
         assert result.exit_code == 1
@@ -158,24 +179,35 @@ def test_networks_calling_each_other_in_a_cycle_are_an_error_at_the_tool_that_cl
     # Validated alone (pre-commit, `netrun validate FILE`), a file still closes the cycle
     # through the files beside it: its tools run them at run time.
     alone = netrun_cli("validate", "-q", str(b))
-    assert alone.exit_code == 1 and f"{b}:6:19: error: tools.to_a.network: network tools call each other in a cycle: b -> a -> b" in alone.output
+    assert (
+        alone.exit_code == 1
+        and f"{b}:6:19: error: tools.to_a.network: network tools call each other in a cycle: b -> a -> b" in alone.output
+    )
 
 
 def test_a_file_validated_alone_reports_cycles_through_its_siblings_fragments_and_yml_files(netrun_cli, write) -> None:
     """The cycle goes through a fragment's tool, a `{name, input}` reference, a `.yml` file,
     a network whose name differs from its partner's only by case, and a sibling with an
     unrelated error; each file of it, validated alone, reports it."""
-    a = write("a.yml", "name: a\nmodel: openai/x\ninclude: [shared.fragment.yaml]\nagents:\n  x: {description: d, system: hi, tools: [to_b]}\n")
+    a = write(
+        "a.yml",
+        "name: a\nmodel: openai/x\ninclude: [shared.fragment.yaml]\nagents:\n  x: {description: d, system: hi, tools: [to_b]}\n",
+    )
     shared = write("shared.fragment.yaml", "tools:\n  to_b: {network: {name: B, input: '{{ args.input }}'}}\n")
     b = write("B.yaml", _tool_network("B", "A").replace("system: hi", "system: hi, model: 5"))
     big_a = write("A.yaml", _tool_network("A", "a"))
     write("unrelated.yaml", _tool_network("u", "a"))  # reaches the cycle, is not on it
-    for path, where, chain in ((a, f"{shared}:2:26: error: tools.to_b.network.name", "a -> B -> A -> a"),
-                               (b, f"{b}:6:19: error: tools.to_A.network", "B -> A -> a -> B"),
-                               (big_a, f"{big_a}:6:19: error: tools.to_a.network", "A -> a -> B -> A")):
+    for path, where, chain in (
+        (a, f"{shared}:2:26: error: tools.to_b.network.name", "a -> B -> A -> a"),
+        (b, f"{b}:6:19: error: tools.to_A.network", "B -> A -> a -> B"),
+        (big_a, f"{big_a}:6:19: error: tools.to_a.network", "A -> a -> B -> A"),
+    ):
         result = netrun_cli("validate", "-q", str(path))
         assert result.exit_code == 1, result.output
-        assert f"{where}: network tools call each other in a cycle: {chain} (each run would start the next without end)" in result.output
+        assert (
+            f"{where}: network tools call each other in a cycle: {chain} (each run would start the next without end)"
+            in result.output
+        )
     assert netrun_cli("validate", "-q", str(a.parent / "unrelated.yaml")).exit_code == 0
 
 
@@ -183,18 +215,30 @@ def test_a_network_calling_itself_is_an_error_showing_the_chain(netrun_cli, writ
     path = write("s.yaml", _tool_network("s", "s"))
     result = netrun_cli("validate", "-q", str(path))
     assert result.exit_code == 1
-    assert f"{path}:6:19: error: tools.to_s.network: network 's' calls itself as a tool: s -> s (each run would start the next without end)" in result.output
+    assert (
+        f"{path}:6:19: error: tools.to_s.network: network 's' calls itself as a tool: s -> s (each run would start the next without end)"
+        in result.output
+    )
 
 
 def test_an_event_that_triggers_a_network_sending_it_again_is_a_warning(netrun_cli, write) -> None:
     loop = "  ping: {event: {name: app/ping}}\ntrigger: {event: app/ping}\n"
     a = write("a.yaml", _tool_network("a", "b").replace("tools: [to_b]", "tools: [to_b, ping]") + loop)
-    b = write("b.yaml", "name: b\nmodel: openai/x\nagents:\n  a: {description: d, system: hi, tools: [pong]}\n"
-                    "tools:\n  pong: {event: {name: app/pong}}\n")
-    c = write("c.yaml", "name: c\nmodel: openai/x\ntrigger: {event: app/pong}\nagents:\n  a: {description: d, system: hi, tools: [back]}\n"
-                        "tools:\n  back: {event: {name: app/ping}}\n")
-    write("quiet.yaml", "name: quiet\nmodel: openai/x\nagents:\n  a: {description: d, system: hi, tools: [t]}\n"
-                        "tools:\n  t: {event: {name: 'app/{{ args.kind }}'}, parameters: {kind: {type: string}}}\n")
+    b = write(
+        "b.yaml",
+        "name: b\nmodel: openai/x\nagents:\n  a: {description: d, system: hi, tools: [pong]}\n"
+        "tools:\n  pong: {event: {name: app/pong}}\n",
+    )
+    c = write(
+        "c.yaml",
+        "name: c\nmodel: openai/x\ntrigger: {event: app/pong}\nagents:\n  a: {description: d, system: hi, tools: [back]}\n"
+        "tools:\n  back: {event: {name: app/ping}}\n",
+    )
+    write(
+        "quiet.yaml",
+        "name: quiet\nmodel: openai/x\nagents:\n  a: {description: d, system: hi, tools: [t]}\n"
+        "tools:\n  t: {event: {name: 'app/{{ args.kind }}'}, parameters: {kind: {type: string}}}\n",
+    )
     result = netrun_cli("validate", "-q", str(a.parent))
     assert result.exit_code == 0  # a trigger's `if` may stop the loop: the run-time limit is the defence
     warnings = [line for line in result.output.splitlines() if ": warning: " in line]
@@ -262,8 +306,11 @@ def test_nesting_up_to_the_limit_validates_in_every_phase(write) -> None:
     for _ in range(47):  # tools.t.parameters.q (4 levels) + 2 per object level: the leaf type at 99
         schema = "{type: object, properties: {p: " + schema + "}}"
     body = "{a: " * 96 + '"{{ args.q }}"' + "}" * 96  # tools.t.http.body is at level 4: the leaf at 100
-    path = write("edge.yaml", VALID.format(name="edge").replace("system: hi", "system: hi\n    tools: [t]")
-                 + f"tools:\n  t:\n    parameters: {{q: {schema}}}\n    http: {{url: 'http://127.0.0.1/', method: POST, body: {body}}}\n")
+    path = write(
+        "edge.yaml",
+        VALID.format(name="edge").replace("system: hi", "system: hi\n    tools: [t]")
+        + f"tools:\n  t:\n    parameters: {{q: {schema}}}\n    http: {{url: 'http://127.0.0.1/', method: POST, body: {body}}}\n",
+    )
     (result,) = validate_paths([path]).files
     assert [d.message for d in result.diagnostics] == []
     assert result.spec is not None
@@ -286,10 +333,18 @@ def test_a_fragment_linked_to_a_file_outside_the_folder_is_refused_without_its_c
         assert result.exit_code == 1
         assert "PRIVATE-7f3a" not in result.output, fmt
     result = netrun_cli("validate", str(nets))
-    assert f"{nets / 'leak.fragment.yaml'}:1:1: error: '{nets / 'leak.fragment.yaml'}' resolves outside the validated folder ({nets}); files outside it are not read" in result.output
-    assert (f"{nets / 'net.yaml'}:7:11: error: include[0]: included file 'leak.fragment.yaml' resolves outside the validated folder ({nets}); "
-            "files outside it are not read") in result.output
-    assert f"{nets / 'net.yaml'}:7:31: error: include[1]: included file '../outside/real.fragment.yaml' resolves outside" in result.output
+    assert (
+        f"{nets / 'leak.fragment.yaml'}:1:1: error: '{nets / 'leak.fragment.yaml'}' resolves outside the validated folder ({nets}); files outside it are not read"
+        in result.output
+    )
+    assert (
+        f"{nets / 'net.yaml'}:7:11: error: include[0]: included file 'leak.fragment.yaml' resolves outside the validated folder ({nets}); "
+        "files outside it are not read"
+    ) in result.output
+    assert (
+        f"{nets / 'net.yaml'}:7:31: error: include[1]: included file '../outside/real.fragment.yaml' resolves outside"
+        in result.output
+    )
 
 
 def test_a_fragment_included_by_a_fragment_and_by_a_network_defines_its_names_once(netrun_cli, write) -> None:
@@ -305,7 +360,10 @@ def test_includes_chained_deeper_than_the_limit_are_a_located_error(netrun_cli, 
     from netrun.includes import MAX_INCLUDE_DEPTH
 
     for i in range(600):
-        write(f"f{i}.fragment.yaml", f"include: [f{i + 1}.fragment.yaml]\nprompts: {{p{i}: hi}}\n" if i < 599 else "prompts: {last: hi}\n")
+        write(
+            f"f{i}.fragment.yaml",
+            f"include: [f{i + 1}.fragment.yaml]\nprompts: {{p{i}: hi}}\n" if i < 599 else "prompts: {last: hi}\n",
+        )
     net = write("net.yaml", VALID.format(name="net") + "include: [f0.fragment.yaml]\n")
     result = netrun_cli("validate", "-q", str(net))
     assert result.exit_code == 1

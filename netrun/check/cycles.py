@@ -60,7 +60,9 @@ def network_cycles(specs: Sequence[NetworkSpec]) -> list[list[str]]:
     return [chain for _, chain, _ in _back_edges(names, calls)]
 
 
-def cycle_diagnostics(networks: Sequence[tuple[NetworkSpec, Document] | None], reported: int | None = None) -> dict[int, list[Diagnostic]]:
+def cycle_diagnostics(
+    networks: Sequence[tuple[NetworkSpec, Document] | None], reported: int | None = None
+) -> dict[int, list[Diagnostic]]:
     """The cycle errors and warnings of ``networks`` (None: a file with no usable spec),
     by the index of the file each is reported in. The items from ``reported`` on are
     context only (the networks beside a file validated alone, which its network tools
@@ -88,21 +90,29 @@ def cycle_diagnostics(networks: Sequence[tuple[NetworkSpec, Document] | None], r
         for tool_name, tool in spec.tools.items():
             if isinstance(tool, EventTool) and "{{" not in tool.event.name and "{%" not in tool.event.name:
                 event = tool.event.name.strip()
-                sends[name].extend(_Edge(name, t, i, ("tools", tool_name, "event", "name"), event) for t in triggered.get(event, []))
+                sends[name].extend(
+                    _Edge(name, t, i, ("tools", tool_name, "event", "name"), event) for t in triggered.get(event, [])
+                )
     out: dict[int, list[Diagnostic]] = {}
 
     def report(edge: _Edge, message: str, code: str, severity: Severity) -> None:
         item = networks[edge.owner]
         assert item is not None
-        out.setdefault(edge.owner, []).append(Diagnostic(item[1].pos(edge.path), message, edge.path, severity=severity, code=code))
+        out.setdefault(edge.owner, []).append(
+            Diagnostic(item[1].pos(edge.path), message, edge.path, severity=severity, code=code)
+        )
 
     for edge, chain, along in _back_edges(list(index), calls):
         if edge.owner >= reported:  # closed in a file beside the validated ones: say it at one of theirs
             edge = next((e for e in along if e.owner < reported), edge)
             if edge.owner >= reported:
                 continue
-        report(edge, f"network tools call each other in a cycle: {' -> '.join(chain)} (each run would start the next without end)",
-               "network-cycle", "error")
+        report(
+            edge,
+            f"network tools call each other in a cycle: {' -> '.join(chain)} (each run would start the next without end)",
+            "network-cycle",
+            "error",
+        )
     both = {name: calls[name] + sends[name] for name in index}
     for name in index:
         if index[name] >= reported:
@@ -110,10 +120,10 @@ def cycle_diagnostics(networks: Sequence[tuple[NetworkSpec, Document] | None], r
         for edge in sends[name]:
             back = _path(both, edge.target, name)
             if back is not None:
-                chain = " -> ".join([name, *back])
+                loop = " -> ".join([name, *back])
                 report(
                     edge,
-                    f"the event {edge.via} starts network '{edge.target}', whose runs send it again: {chain}; runs would start "
+                    f"the event {edge.via} starts network '{edge.target}', whose runs send it again: {loop}; runs would start "
                     "each other until limits.depth refuses (unless a trigger's 'if' stops them)",
                     "event-cycle",
                     "warning",
@@ -143,7 +153,7 @@ def _back_edges(order: list[str], edges: dict[str, list[_Edge]]) -> list[tuple[_
             edge = edges[node][i]
             if edge.target in on_stack:
                 start = on_stack[edge.target]
-                along = [e for _, _, e in stack[start + 1:] if e is not None] + [edge]
+                along = [e for _, _, e in stack[start + 1 :] if e is not None] + [edge]
                 found.append((edge, [n for n, _, _ in stack[start:]] + [edge.target], along))
             elif edge.target not in done:
                 on_stack[edge.target] = len(stack)

@@ -70,12 +70,20 @@ def _steps(c: NetworkChecker) -> None:
             terms.append(f"{n} turn{'s' if n != 1 else ''} × {t.steps} steps of agent '{t.agent}' ({t.parts})")
     if total <= MAX_STEPS or not terms:
         return
-    where: YamlPath = ("max_iter",) if spec.max_iter else ("limits", "iterations") if limits and limits.iterations else ("agents", costs[0].agent)
+    where: YamlPath = (
+        ("max_iter",)
+        if spec.max_iter
+        else ("limits", "iterations")
+        if limits and limits.iterations
+        else ("agents", costs[0].agent)
+    )
     c.warn(
         where,
         f"a run can take up to {total:,} Inngest steps, more than the {MAX_STEPS:,} Inngest allows in one run "
-        f"(pkg/consts/consts.go DefaultMaxStepLimit): 1 (netrun.definition)" + (" + 2 (thread.load, thread.input)" if thread else "")
-        + "".join(f" + {term}" for term in terms) + f" = {total:,}; lower the iterations ({turns} now) or cap tool calls per turn "
+        f"(pkg/consts/consts.go DefaultMaxStepLimit): 1 (netrun.definition)"
+        + (" + 2 (thread.load, thread.input)" if thread else "")
+        + "".join(f" + {term}" for term in terms)
+        + f" = {total:,}; lower the iterations ({turns} now) or cap tool calls per turn "
         "with the agents' limits.tool_calls",
         "too-many-steps",
     )
@@ -118,31 +126,55 @@ def _outputs(c: NetworkChecker) -> None:
     limit = f"Inngest fails a step whose output is over {MAX_STEP_OUTPUT:,} bytes (4 MB, pkg/consts/consts.go MaxStepOutputSize)"
     for name, tool in spec.tools.items():
         if isinstance(tool, HttpTool) and tool.http.max_bytes > SAFE_OUTPUT and not _touched(c, ("tools", name)):
-            c.warn(("tools", name, "http", "max_bytes"), f"a response of up to {tool.http.max_bytes:,} bytes is the output of "
-                   f"this tool's step, and {limit}; keep max_bytes at most {SAFE_OUTPUT:,}", "step-output-too-large", key=False)
+            c.warn(
+                ("tools", name, "http", "max_bytes"),
+                f"a response of up to {tool.http.max_bytes:,} bytes is the output of "
+                f"this tool's step, and {limit}; keep max_bytes at most {SAFE_OUTPUT:,}",
+                "step-output-too-large",
+                key=False,
+            )
     for name, server in spec.mcp_servers.items():
         if server.max_bytes > SAFE_OUTPUT and not _touched(c, ("mcp_servers", name)):
-            c.warn(("mcp_servers", name, "max_bytes"), f"a tool result of up to {server.max_bytes:,} bytes is the output of the "
-                   f"call's step, and {limit}; keep max_bytes at most {SAFE_OUTPUT:,}", "step-output-too-large", key=False)
+            c.warn(
+                ("mcp_servers", name, "max_bytes"),
+                f"a tool result of up to {server.max_bytes:,} bytes is the output of the "
+                f"call's step, and {limit}; keep max_bytes at most {SAFE_OUTPUT:,}",
+                "step-output-too-large",
+                key=False,
+            )
     if spec.history is None:
         return
     # thread.load memoizes the messages the widest window shows (all, for an agent without one).
     reported: set[YamlPath] = set()
     for name, agent in spec.agents.items():
         window = agent.history or spec.history.window
-        base: YamlPath = ("agents", name, "history") if agent.history else ("history", "window") if spec.history.window else ("history",)
+        base: YamlPath = (
+            ("agents", name, "history") if agent.history else ("history", "window") if spec.history.window else ("history",)
+        )
         if base in reported or _touched(c, base):
             continue
         reported.add(base)
         if window is None:
-            c.warn(base, f"agent '{name}' is shown the whole thread, so the thread.load step returns every message of it, and a "
-                   f"thread grows with every run: {limit}; set history.window.tokens (at most "
-                   f"{SAFE_OUTPUT // CHARS_PER_TOKEN:,}, {CHARS_PER_TOKEN} characters a token)", "step-output-too-large")
+            c.warn(
+                base,
+                f"agent '{name}' is shown the whole thread, so the thread.load step returns every message of it, and a "
+                f"thread grows with every run: {limit}; set history.window.tokens (at most "
+                f"{SAFE_OUTPUT // CHARS_PER_TOKEN:,}, {CHARS_PER_TOKEN} characters a token)",
+                "step-output-too-large",
+            )
         elif window.tokens is None:
-            c.warn(base, "this window bounds how many messages the thread.load step returns, not their size: "
-                   f"{limit}; set tokens too (at most {SAFE_OUTPUT // CHARS_PER_TOKEN:,}, {CHARS_PER_TOKEN} characters a token)",
-                   "step-output-too-large")
+            c.warn(
+                base,
+                "this window bounds how many messages the thread.load step returns, not their size: "
+                f"{limit}; set tokens too (at most {SAFE_OUTPUT // CHARS_PER_TOKEN:,}, {CHARS_PER_TOKEN} characters a token)",
+                "step-output-too-large",
+            )
         elif window.tokens * CHARS_PER_TOKEN > SAFE_OUTPUT:
-            c.warn((*base, "tokens"), f"{window.tokens:,} tokens are about {window.tokens * CHARS_PER_TOKEN:,} characters "
-                   f"({CHARS_PER_TOKEN} a token) in the thread.load step's output, and {limit}; keep tokens at most "
-                   f"{SAFE_OUTPUT // CHARS_PER_TOKEN:,}", "step-output-too-large", key=False)
+            c.warn(
+                (*base, "tokens"),
+                f"{window.tokens:,} tokens are about {window.tokens * CHARS_PER_TOKEN:,} characters "
+                f"({CHARS_PER_TOKEN} a token) in the thread.load step's output, and {limit}; keep tokens at most "
+                f"{SAFE_OUTPUT // CHARS_PER_TOKEN:,}",
+                "step-output-too-large",
+                key=False,
+            )

@@ -105,8 +105,12 @@ def _triggers(c: NetworkChecker) -> None:
         if isinstance(t, EventTrigger):
             size = len(t.event.encode())
             if size > MAX_EVENT_NAME:
-                c.report((*path, "event"), f"the event name is {size} bytes long, and Inngest allows at most {MAX_EVENT_NAME} "
-                         f"in a trigger: {_REFUSED} (trigger.go)", "event-name-too-long")
+                c.report(
+                    (*path, "event"),
+                    f"the event name is {size} bytes long, and Inngest allows at most {MAX_EVENT_NAME} "
+                    f"in a trigger: {_REFUSED} (trigger.go)",
+                    "event-name-too-long",
+                )
             try:
                 expression = to_cel(t.if_) if t.if_ else None
             except CelError:
@@ -115,8 +119,12 @@ def _triggers(c: NetworkChecker) -> None:
         elif isinstance(t, CronTrigger):
             ident = ("cron", t.cron, None)
             if len(t.cron) > MAX_CRON:
-                c.report((*path, "cron"), f"the cron schedule is {len(t.cron)} characters long, and Inngest allows at most "
-                         f"{MAX_CRON}: {_REFUSED} (trigger.go)", "cron-too-long")
+                c.report(
+                    (*path, "cron"),
+                    f"the cron schedule is {len(t.cron)} characters long, and Inngest allows at most "
+                    f"{MAX_CRON}: {_REFUSED} (trigger.go)",
+                    "cron-too-long",
+                )
         else:
             continue
         index = path[-1]
@@ -124,10 +132,18 @@ def _triggers(c: NetworkChecker) -> None:
             continue  # a single trigger
         first = seen.setdefault(ident, index)
         if first != index:
-            what = f"cron '{t.cron}'" if ident[0] == "cron" else f"event {t.event}" + (" with the same if" if ident[2] else ", no if")
-            c.report(path, f"this trigger is the same as trigger[{first}] ({what}): {_REFUSED} (trigger.go, duplicate "
-                     "trigger); its 'input' is netrun's and does not make it another trigger: remove one, or tell them apart with 'if'",
-                     "duplicate-trigger", key=True)
+            what = (
+                f"cron '{t.cron}'"
+                if ident[0] == "cron"
+                else f"event {t.event}" + (" with the same if" if ident[2] else ", no if")
+            )
+            c.report(
+                path,
+                f"this trigger is the same as trigger[{first}] ({what}): {_REFUSED} (trigger.go, duplicate "
+                "trigger); its 'input' is netrun's and does not make it another trigger: remove one, or tell them apart with 'if'",
+                "duplicate-trigger",
+                key=True,
+            )
 
 
 def _cancel(c: NetworkChecker) -> None:
@@ -153,12 +169,17 @@ def _cancel(c: NetworkChecker) -> None:
         except ValueError:
             continue  # not CEL as the translator writes it: a bug there, not the user's
         for v in violations:
-            _at(c, path, cancel.if_, NEEDLE.get(v.function),
+            _at(
+                c,
+                path,
+                cancel.if_,
+                NEEDLE.get(v.function),
                 f"Inngest refuses this cancel condition at sync, and with it the whole app: it becomes the CEL "
                 f"`{translated}`, which uses {v.what}. Cancel conditions follow Inngest's restrictive policy "
                 "(function.go, expressions/validation.go): no macros, arithmetic, negation or function calls; only "
                 "==, !=, <, <=, >, >=, in, not in, and, or, not, fields, [indexes] and literals",
-                "cancel-if-policy")
+                "cancel-if-policy",
+            )
 
 
 def _at(c: NetworkChecker, path: YamlPath, source: str, needle: str | None, message: str, code: str) -> None:

@@ -113,7 +113,13 @@ class TemplateChecker:
         for name in parsed.names:
             if name.name not in scope and name.name not in local and name.name not in _GLOBALS and name.name not in reported:
                 reported.add(name.name)
-                at(name, name.name, f"undefined variable '{name.name}'" + hint(name.name, known, "variables here").replace("defined variables here", "available here"), "undefined-variable")
+                at(
+                    name,
+                    name.name,
+                    f"undefined variable '{name.name}'"
+                    + hint(name.name, known, "variables here").replace("defined variables here", "available here"),
+                    "undefined-variable",
+                )
         for node, base, attr in parsed.attrs:
             fields = scope.get(base)
             if base in local or fields is None or attr in fields:
@@ -124,7 +130,13 @@ class TemplateChecker:
             table = self.env.filters if isinstance(node, nodes.Filter) else self.env.tests
             if node.name not in table:
                 kind = "filter" if isinstance(node, nodes.Filter) else "test"
-                at(node, node.name, f"unknown {kind} '{node.name}'" + hint(node.name, sorted(table), f"{kind}s").replace(f"defined {kind}s", f"{kind}s"), f"unknown-{kind}")
+                at(
+                    node,
+                    node.name,
+                    f"unknown {kind} '{node.name}'"
+                    + hint(node.name, sorted(table), f"{kind}s").replace(f"defined {kind}s", f"{kind}s"),
+                    f"unknown-{kind}",
+                )
         for node, target in parsed.includes:
             if target not in self.prompts:
                 at(node, target, f"unknown prompt '{target}'" + hint(target, sorted(self.prompts), "prompts"), "unknown-prompt")

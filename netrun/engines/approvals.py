@@ -77,26 +77,42 @@ def resolve_approval(journal: Journal, name: str, data: Mapping[str, Any], run_i
     tool = data.get("tool")
     if wanted is not None:
         if not isinstance(wanted, str) or not wanted.startswith(APPROVAL_PREFIX):
-            raise ApprovalError(422, f"data.approval_id must be an approval id ({APPROVAL_PREFIX}...), not {wanted!r}", target, pending)
+            raise ApprovalError(
+                422, f"data.approval_id must be an approval id ({APPROVAL_PREFIX}...), not {wanted!r}", target, pending
+            )
         found = next((a for a in pending if a["id"] == wanted), None)
         if found is None:
             past = journal.approval_outcome(target, wanted)
             if past is not None:
-                raise ApprovalError(409, f"approval {wanted} of run {target} was {'answered already' if past == 'answered' else 'not answered in time'}; "
-                                    f"{_listing(pending)}", target, pending)
-            raise ApprovalError(404, f"run {target} has no approval {wanted} waiting for {name}; {_listing(pending)}", target, pending)
+                raise ApprovalError(
+                    409,
+                    f"approval {wanted} of run {target} was {'answered already' if past == 'answered' else 'not answered in time'}; "
+                    f"{_listing(pending)}",
+                    target,
+                    pending,
+                )
+            raise ApprovalError(
+                404, f"run {target} has no approval {wanted} waiting for {name}; {_listing(pending)}", target, pending
+            )
     elif not pending:
         legacy = [w for w in journal.waits(name, run_id=target) if not (w[3].get("variables") or {}).get("approval")]
         if legacy:  # a wait recorded by an older netrun: its condition matches without an id
             return {**data, "run_id": target}
         raise ApprovalError(404, f"run {target} waits for no approval ({name})", target, pending)
     elif len(pending) > 1:
-        raise ApprovalError(409, f"run {target} waits for {len(pending)} approvals; name the one this answers in data.approval_id: "
-                            f"{_listing(pending)}", target, pending)
+        raise ApprovalError(
+            409,
+            f"run {target} waits for {len(pending)} approvals; name the one this answers in data.approval_id: "
+            f"{_listing(pending)}",
+            target,
+            pending,
+        )
     else:
         found = pending[0]
     if tool is not None and tool != found["tool"]:
-        raise ApprovalError(409, f"approval {found['id']} of run {target} is for the tool {found['tool']}, not {tool}", target, pending)
+        raise ApprovalError(
+            409, f"approval {found['id']} of run {target} is for the tool {found['tool']}, not {tool}", target, pending
+        )
     return {**data, "run_id": target, "approval_id": found["id"]}
 
 

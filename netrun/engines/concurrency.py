@@ -31,7 +31,7 @@ def slots(network: str, definition: Mapping[str, Any], event: Mapping[str, Any])
         return []
     if isinstance(limits, int):
         limits = [{"limit": limits}]
-    found = []
+    found: list[tuple[Slot, int]] = []
     for i, limit in enumerate(limits):
         key = limit.get("key")
         value = key_value(key, event)  # Inngest puts events whose key cannot be evaluated in one queue

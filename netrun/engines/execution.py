@@ -31,6 +31,7 @@ from ..history.store import HistoryError, open_store
 from ..history.thread import Thread
 from ..models.scripted import RecordingClient, ScriptedClient, load_replies
 from ..redact import Secrets
+from ..runtime.events import RUN_COMPLETED, RUN_FAILED
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
 from ..runtime.steps import Steps
@@ -123,19 +124,22 @@ class Outcomes:
         message = Secrets.for_definition(definition, self.environ).redact(message)
         self.journal.set_status(run_id, "failed", error=message)
         if self.emit is not None:
-            self.emit("run.failed", {"run_id": run_id, "error": message, "replayed": False})
+            self.emit(RUN_FAILED, {"run_id": run_id, "error": message, "replayed": False})
         return Failed(message)
 
     def complete(self, run_id: str, result: dict[str, Any]) -> Completed:
         """Record that the run completed with ``result`` (its output, state, ...)."""
         self.journal.set_status(run_id, "completed", result)
         if self.emit is not None:
-            self.emit("run.completed", {"run_id": run_id, "result": result, "replayed": False})
+            self.emit(RUN_COMPLETED, {"run_id": run_id, "result": result, "replayed": False})
         return Completed(result)
 
 
 def model_factory(
-    base_dir: Path, options: Mapping[str, Any], environ: Mapping[str, str], definition: Any = None,
+    base_dir: Path,
+    options: Mapping[str, Any],
+    environ: Mapping[str, str],
+    definition: Any = None,
     recordings: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
 ) -> ModelFactory:
     """The model clients of a run, as its options ask: a test case's replies, a replies
@@ -207,16 +211,26 @@ async def execute(
     except (ValidationError, ModelError) as exc:
         return outcomes.fail(run.id, compile_failure(exc), run.definition)
     backend = steps(program)
+    fatal: tuple[type[BaseException], ...] = (RunError, HistoryError, *errors.fatal)
     try:
         async with mcp_servers(program, environ) as mcp, thread_of(run.options, program, data_dir, environ) as thread:
             loop = NetworkRun(
-                program, backend, input=run.input, state=run.state, event=run.event, environ=environ,
-                emit=emit, mcp=mcp, stream=stream, thread=thread, depth=run.depth,
+                program,
+                backend,
+                input=run.input,
+                state=run.state,
+                event=run.event,
+                environ=environ,
+                emit=emit,
+                mcp=mcp,
+                stream=stream,
+                thread=thread,
+                depth=run.depth,
             )
             result = await loop.run()
     except errors.passed:
         raise
-    except (RunError, HistoryError, *errors.fatal) as exc:
+    except fatal as exc:
         return outcomes.fail(run.id, str(exc), run.definition)
     except Exception as exc:
         if not errors.internal:
@@ -226,7 +240,9 @@ async def execute(
 
 
 @contextlib.asynccontextmanager
-async def thread_of(options: Mapping[str, Any], program: Program, data_dir: Path, environ: Mapping[str, str]) -> AsyncIterator[Thread | None]:
+async def thread_of(
+    options: Mapping[str, Any], program: Program, data_dir: Path, environ: Mapping[str, str]
+) -> AsyncIterator[Thread | None]:
     """The run's thread (its store open for the run), or None for a run outside any."""
     thread_id = options.get("thread_id")
     if not thread_id:

@@ -25,6 +25,7 @@ from typing import Any, NoReturn, Protocol
 import inngest
 
 from ..compile import ModelFactory, Program
+from ..runtime import events, step_ids
 from ..runtime.network import Emit
 from ..runtime.render import RenderError
 from ..spec import NetworkSpec
@@ -43,7 +44,8 @@ _REPORTED_RUNS = 10_000
 """Runs whose reported once-only events stay in memory (others reload them from the journal)."""
 
 OnceKey = Callable[[str, Mapping[str, Any]], "tuple[str, str] | None"]
-"""What tells a once-only progress event apart from its run's others (None: not once-only)."""
+"""What tells a once-only progress event apart from its run's others (None: not once-only):
+:func:`netrun.runtime.events.once_key`, passed in by the server that journals the events."""
 
 
 class ServedVersion(Protocol):
@@ -74,7 +76,12 @@ class InngestEngine:
     """The functions of the served networks, rebuilt after every reload that changes them."""
 
     def __init__(
-        self, client: inngest.Inngest, networks: ServedNetworks, journal: Journal, environ: Mapping[str, str], emit: Emit,
+        self,
+        client: inngest.Inngest,
+        networks: ServedNetworks,
+        journal: Journal,
+        environ: Mapping[str, str],
+        emit: Emit,
         once_key: OnceKey,
         models: ModelFactory | None = None,
         data_dir: Path = Path(".netrun"),
@@ -115,7 +122,9 @@ class InngestEngine:
             if fn.local_id not in live and fn.local_id not in self._retired:
                 log.info("function %s (network %s) is no longer served; its runs in flight go on", fn.local_id, name)
                 self._retired[fn.local_id] = self.client.create_function(
-                    fn_id=fn.local_id, name=f"{name} (retired)", trigger=inngest.TriggerEvent(event=f"netrun/retired.{fn.local_id}"),
+                    fn_id=fn.local_id,
+                    name=f"{name} (retired)",
+                    trigger=inngest.TriggerEvent(event=f"netrun/retired.{fn.local_id}"),
                 )(self._handler(name))
         for fn_id in live:
             self._retired.pop(fn_id, None)  # served again
@@ -127,21 +136,25 @@ class InngestEngine:
         prefix = f"{self.client.app_id}-"
 
         async def ended(ctx: inngest.Context) -> None:
-            data = dict(ctx.event.data or {})
-            original = data.get("event") if isinstance(data.get("event"), dict) else {}
+            data: dict[str, Any] = dict(ctx.event.data or {})
+            original = data["event"] if isinstance(data.get("event"), dict) else {}
             meta = (original.get("data") or {}).get(META) if isinstance(original.get("data"), dict) else None
             run_id = str((meta or {}).get("run_id") or data.get("run_id") or "")
             record = self.journal.run(run_id) if run_id else None
             if record is None or record.status in ("completed", "failed"):
                 return
-            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            error = data["error"] if isinstance(data.get("error"), dict) else {}
             how = "cancelled" if ctx.event.name == "inngest/function.cancelled" else "failed"
             self.outcomes.fail(run_id, f"{how} by Inngest: {error.get('message') or how}", record.definition)
 
         condition = f'event.data.function_id.startsWith("{prefix}")'
         return self.client.create_function(
-            fn_id="netrun-run-ended", name="netrun: runs Inngest ended",
-            trigger=[inngest.TriggerEvent(event=e, expression=condition) for e in ("inngest/function.cancelled", "inngest/function.failed")],
+            fn_id="netrun-run-ended",
+            name="netrun: runs Inngest ended",
+            trigger=[
+                inngest.TriggerEvent(event=e, expression=condition)
+                for e in ("inngest/function.cancelled", "inngest/function.failed")
+            ],
         )(ended)
 
     def _program(self, pinned: Mapping[str, Any]) -> Program:
@@ -159,8 +172,8 @@ class InngestEngine:
     def _handler(self, name: str) -> Callable[[inngest.Context], Any]:
         async def handler(ctx: inngest.Context) -> Any:
             event = event_json(ctx.event)
-            data = event.get("data") if isinstance(event.get("data"), dict) else {}
-            meta = data.get(META) if isinstance(data.get(META), dict) else {}
+            data: dict[str, Any] = event["data"] if isinstance(event.get("data"), dict) else {}
+            meta: dict[str, Any] = data[META] if isinstance(data.get(META), dict) else {}
             depth = event_depth(event)  # read before the check below: it holds for every network the event starts
             if meta.get("network") != name:  # the run id is for the network it was started for
                 meta = {}
@@ -173,6 +186,7 @@ class InngestEngine:
                     raise inngest.NonRetriableError(f"network '{name}' is no longer served here")
                 definition = version.definition()
                 given = meta.get("input")
+                problem: str | None
                 try:
                     text = given if isinstance(given, str) else network_input(version.spec, event)
                 except RenderError as exc:
@@ -184,12 +198,24 @@ class InngestEngine:
                     self._fail(run_id, problem)
                 return {"hash": version.hash, "definition": definition, "base_dir": str(version.base_dir), "input": text}
 
-            pinned = await ctx.step.run("netrun.definition", pin)
-            start = RunStart(id=run_id, input=str(pinned.get("input", "")), event=event, state=meta.get("state") or None, options=meta,
-                             depth=depth, definition=pinned.get("definition"))
+            pinned = await ctx.step.run(step_ids.DEFINITION, pin)
+            start = RunStart(
+                id=run_id,
+                input=str(pinned.get("input", "")),
+                event=event,
+                state=meta.get("state") or None,
+                options=meta,
+                depth=depth,
+                definition=pinned.get("definition"),
+            )
             outcome = await execute(
-                start, lambda: self._program(pinned), lambda program: InngestSteps(ctx, run_id, self.functions.get, depth),
-                self.outcomes, environ=self.environ, emit=self._emit_for(run_id), stream=functools.partial(self.watched, run_id),
+                start,
+                lambda: self._program(pinned),
+                lambda program: InngestSteps(ctx, run_id, self.functions.get, depth),
+                self.outcomes,
+                environ=self.environ,
+                emit=self._emit_for(run_id),
+                stream=functools.partial(self.watched, run_id),
                 data_dir=self.data_dir,
                 # A step no retry can fix fails the run; anything else is the SDK's (its control
                 # flow, and the retries of what fails), as in any Inngest function.
@@ -203,18 +229,39 @@ class InngestEngine:
         return handler
 
     def _record_start(
-        self, run_id: str, digest: str, definition: dict[str, Any], base_dir: str, event: dict[str, Any], meta: Mapping[str, Any], text: str
+        self,
+        run_id: str,
+        digest: str,
+        definition: dict[str, Any],
+        base_dir: str,
+        event: dict[str, Any],
+        meta: Mapping[str, Any],
+        text: str,
     ) -> None:
         """Track the run in this server's journal, for ``GET /runs/{id}`` and its events."""
         if self.journal.run(run_id) is None:
-            self.journal.create_run(RunRecord(
-                id=run_id, network=str(definition.get("name")), definition_hash=digest, definition=definition, base_dir=base_dir,
-                input=text, state=dict(meta.get("state") or {}), event=event, options={"engine": "inngest"}, status="running",
-                result=None, error=None,
-            ))
+            self.journal.create_run(
+                RunRecord(
+                    id=run_id,
+                    network=str(definition.get("name")),
+                    definition_hash=digest,
+                    definition=definition,
+                    base_dir=base_dir,
+                    input=text,
+                    state=dict(meta.get("state") or {}),
+                    event=event,
+                    options={"engine": "inngest"},
+                    status="running",
+                    result=None,
+                    error=None,
+                )
+            )
         else:
             self.journal.set_status(run_id, "running")
-        self.emit("run.started", {"run_id": run_id, "network": definition.get("name"), "input": text, "definition_hash": digest, "replayed": False})
+        self.emit(
+            events.RUN_STARTED,
+            {"run_id": run_id, "network": definition.get("name"), "input": text, "definition_hash": digest, "replayed": False},
+        )
 
     def _emit_for(self, run_id: str) -> Emit:
         """The loop's ``emit`` for one Inngest call.
@@ -236,9 +283,9 @@ class InngestEngine:
             elif data.get("replayed"):
                 self.emit(kind, data)
                 return
-            if kind in ("waiting", "approval.requested"):
+            if kind in events.WAITS:
                 self.journal.set_status(run_id, "waiting")
-            elif kind == "agent.started":
+            elif kind == events.AGENT_STARTED:
                 self.journal.set_status(run_id, "running")
             self._track_approval(run_id, kind, data)
             self.emit(kind, data)
@@ -270,14 +317,14 @@ class InngestEngine:
         ident = data.get("approval_id")
         if not isinstance(ident, str):
             return
-        if kind == "approval.requested":
+        if kind == events.APPROVAL_REQUESTED:
             try:
                 seconds = parse_duration(str(data.get("timeout") or "24h")).total_seconds()
             except ValueError:
                 seconds = 24 * 3600.0
             # Inngest starts the wait's timeout in this call; a repeated report keeps the first.
             self.journal.track_approval(run_id, {**data, "id": ident}, time.time() + seconds)
-        elif kind == "approval.resolved":
+        elif kind == events.APPROVAL_RESOLVED:
             status = "expired" if data.get("resolution") == "expired" else "answered"
             # POST /events marks an approval answered when it sends it; one that came too late
             # for Inngest's timeout is expired all the same.

@@ -16,6 +16,7 @@ from typing import Any
 from ..expressions.cel import to_cel
 from ..spec import NetworkSpec
 from ..spec.base import parse_duration
+from ..spec.function import ConcurrencySpec
 from ..spec.trigger import EventTrigger
 from .triggers import triggers
 
@@ -47,8 +48,8 @@ def function_options(spec: NetworkSpec) -> dict[str, Any]:
     if fn.retries is not None:
         options["retries"] = fn.retries
     if fn.concurrency is not None:
-        limits = [{"limit": fn.concurrency}] if isinstance(fn.concurrency, int) else [c.model_dump() for c in fn.concurrency]
-        options["concurrency"] = [inngest.Concurrency(limit=c["limit"], key=key(c.get("key")), scope=c.get("scope") or "fn") for c in limits]
+        limits = [ConcurrencySpec(limit=fn.concurrency)] if isinstance(fn.concurrency, int) else fn.concurrency
+        options["concurrency"] = [inngest.Concurrency(limit=c.limit, key=key(c.key), scope=c.scope) for c in limits]
     if fn.throttle is not None:
         t = fn.throttle
         options["throttle"] = inngest.Throttle(limit=t.limit, period=seconds(t.period), key=key(t.key), burst=t.burst)

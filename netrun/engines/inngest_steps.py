@@ -72,7 +72,11 @@ class InngestSteps:
         """The run's depth (limits.depth): the runs its events and invocations start get one more."""
         self.invokable = invokable
         self._memoized = _memo_ids(ctx)
-        stack = getattr(getattr(getattr(getattr(getattr(ctx.step, "_execution", None), "_request", None), "ctx", None), "stack", None), "stack", None)
+        stack = getattr(
+            getattr(getattr(getattr(getattr(ctx.step, "_execution", None), "_request", None), "ctx", None), "stack", None),
+            "stack",
+            None,
+        )
         self._newest = stack[-1] if stack else None
         """The step memoized last: the one the previous call ran."""
 
@@ -110,7 +114,9 @@ class InngestSteps:
                 if isinstance(asked, int | float) and not isinstance(asked, bool) and not self._last_attempt():
                     # Inngest waits as long as the provider asked (durably: no cap needed here).
                     # On the last attempt the plain error fails the step, as any other would.
-                    raise inngest.RetryAfterError(str(exc), datetime.now(UTC) + timedelta(seconds=max(float(asked), 0.0))) from None
+                    raise inngest.RetryAfterError(
+                        str(exc), datetime.now(UTC) + timedelta(seconds=max(float(asked), 0.0))
+                    ) from None
                 raise
             size = len(json.dumps(output, separators=(",", ":"), default=str).encode())
             if size > MAX_STEP_OUTPUT:  # what it did is done; Inngest would fail the run on its output anyway
@@ -139,7 +145,9 @@ class InngestSteps:
 
     async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:
         self._within_limits(step_id)
-        received = await self.ctx.step.wait_for_event(step_id, event=wait.event, if_exp=wait_expression(wait), timeout=wait.timeout)
+        received = await self.ctx.step.wait_for_event(
+            step_id, event=wait.event, if_exp=wait_expression(wait), timeout=wait.timeout
+        )
         return event_json(received) if received is not None else None
 
     async def sleep(self, step_id: str, duration: timedelta) -> None:
@@ -150,8 +158,14 @@ class InngestSteps:
         self._within_limits(step_id)
         # The depth replaces whatever the event's data says under META: a run's event must not
         # set another run's id, input or state, nor make the runs it starts shallower.
-        sent = [inngest.Event(name=e["name"], data={**dict(e.get("data") or {}), META: {"depth": self.depth + 1}},
-                              **({"id": e["id"]} if e.get("id") else {})) for e in events]
+        sent = [
+            inngest.Event(
+                name=e["name"],
+                data={**dict(e.get("data") or {}), META: {"depth": self.depth + 1}},
+                **({"id": e["id"]} if e.get("id") else {}),
+            )
+            for e in events
+        ]
         await self.ctx.step.send_event(step_id, sent)
 
     async def invoke(self, step_id: str, network: str, input: str) -> dict[str, Any]:
@@ -160,7 +174,9 @@ class InngestSteps:
         if function is None:
             return ToolOutcome.failure(f"no network named '{network}' is served here").to_json()
         try:
-            result = await self.ctx.step.invoke(step_id, function=function, data={"input": input, META: {"depth": self.depth + 1}})
+            result = await self.ctx.step.invoke(
+                step_id, function=function, data={"input": input, META: {"depth": self.depth + 1}}
+            )
         except inngest.StepError as exc:
             raise StepFailed(step_id, exc.message) from None
         if not isinstance(result, Mapping):

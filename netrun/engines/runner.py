@@ -11,6 +11,8 @@ from typing import Any
 from ..compile import ModelFactory, Program
 from ..errors import NetrunError
 from ..redact import Secrets
+from ..runtime import step_ids
+from ..runtime.events import RUN_CANCELLED, RUN_STARTED, RUN_WAITING
 from ..runtime.network import Emit, RunError
 from ..runtime.steps import RunSuspended
 from ..runtime.tooling import ToolOutcome
@@ -127,14 +129,31 @@ class LocalEngine:
         from ..compile import definition_hash
 
         record = RunRecord(
-            id=run_id or new_run_id(), network=spec.name, definition_hash=definition_hash(spec),
-            definition=spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True), base_dir=str(base_dir.resolve()),
-            input=input, state=dict(state or {}), event=dict(event or {}), options=dict(options or {}), status=status,
-            result=None, error=None,
+            id=run_id or new_run_id(),
+            network=spec.name,
+            definition_hash=definition_hash(spec),
+            definition=spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True),
+            base_dir=str(base_dir.resolve()),
+            input=input,
+            state=dict(state or {}),
+            event=dict(event or {}),
+            options=dict(options or {}),
+            status=status,
+            result=None,
+            error=None,
         )
         self.journal.create_run(record)
         if self.emit:
-            self.emit("run.started", {"run_id": record.id, "network": spec.name, "input": input, "definition_hash": record.definition_hash, "replayed": False})
+            self.emit(
+                RUN_STARTED,
+                {
+                    "run_id": record.id,
+                    "network": spec.name,
+                    "input": input,
+                    "definition_hash": record.definition_hash,
+                    "replayed": False,
+                },
+            )
         return record
 
     async def execute(self, record: RunRecord) -> RunRecord:
@@ -148,7 +167,9 @@ class LocalEngine:
         if record.status in FINAL_STATUSES:
             return record
         if record.options.get("engine") == "inngest":
-            raise EngineError(f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); Inngest resumes it")
+            raise EngineError(
+                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); Inngest resumes it"
+            )
         self._expire_waits(run_id)
         # Still waiting for its event, unless one of its waits was just answered: the tool
         # calls of a turn wait in parallel (one approval each), and an answered call goes on
@@ -173,10 +194,14 @@ class LocalEngine:
         if record is None:
             raise EngineError(f"no run {run_id} in {self.journal.path}")
         if record.options.get("engine") == "inngest":
-            raise EngineError(f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); retry it from Inngest")
+            raise EngineError(
+                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); retry it from Inngest"
+            )
         if record.status != "failed":
-            raise EngineError(f"run {run_id} is {record.status}, not failed: only a failed run can be retried"
-                              + ("" if record.status == "completed" else f" (resume it with: netrun run --resume {run_id})"))
+            raise EngineError(
+                f"run {run_id} is {record.status}, not failed: only a failed run can be retried"
+                + ("" if record.status == "completed" else f" (resume it with: netrun run --resume {run_id})")
+            )
         if run_id in self._active or not self.journal.claim(run_id):
             raise RunBusyError(f"run {run_id} is being retried already")
         try:
@@ -196,21 +221,27 @@ class LocalEngine:
         if record is None:
             raise EngineError(f"no run {run_id} in {self.journal.path}")
         if record.options.get("engine") == "inngest":
-            raise EngineError(f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); cancel it from Inngest")
+            raise EngineError(
+                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); cancel it from Inngest"
+            )
         for member in reversed(self.journal.family(run_id)):  # children first: their parent's call then ends
             if self.journal.cancel(member, reason):
                 if member in self._active:
                     self._cancelled.add(member)
                 if self.emit:
-                    self.emit("run.cancelled", {"run_id": member, "error": reason, "replayed": False})
+                    self.emit(RUN_CANCELLED, {"run_id": member, "error": reason, "replayed": False})
             elif member == run_id:
                 ended = self.journal.run(run_id)
-                raise EngineError(f"run {run_id} is {ended.status if ended else 'gone'}: only a run that has not ended can be cancelled")
+                raise EngineError(
+                    f"run {run_id} is {ended.status if ended else 'gone'}: only a run that has not ended can be cancelled"
+                )
         cancelled = self.journal.run(run_id)
         assert cancelled is not None
         return cancelled
 
-    async def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False) -> list[RunRecord]:
+    async def deliver(
+        self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False
+    ) -> list[RunRecord]:
         """Deliver an event: resolve the waits it answers, then resume those runs."""
         woken = self.answer(name, data, run_id, from_run=from_run)
         resumed = []
@@ -285,7 +316,10 @@ class LocalEngine:
                     record.status = "waiting"
                     record.approvals = self.journal.approvals(record.id)  # what `netrun run --json` shows
                     if self.emit:
-                        self.emit("run.waiting", {"run_id": record.id, "event": outcome.wait.event, "step_id": outcome.step_id, "replayed": False})
+                        self.emit(
+                            RUN_WAITING,
+                            {"run_id": record.id, "event": outcome.wait.event, "step_id": outcome.step_id, "replayed": False},
+                        )
                     return record
         finally:
             self._active.discard(record.id)
@@ -304,25 +338,47 @@ class LocalEngine:
         made: list[LocalSteps] = []
 
         def steps(program: Program) -> LocalSteps:
-            made.append(LocalSteps(
-                self.journal, record.id, retries=step_retries(program.spec) if self.step_retries is None else self.step_retries,
-                backoff=self.backoff, retry_after_cap=self.retry_after_cap,
-                # The child's outcome is this run's step output: redacted against this run's secrets
-                # (the child does not know them, and its output may quote one) before it is recorded.
-                invoker=lambda name, text, child: _redacted(self._invoke(record, name, text, child), record.definition, self.environ),
-                # The runs its events start are one deeper than it (see NetworkSpec limits.depth).
-                sender=functools.partial(self.send, depth=run_depth(record.options) + 1),
-                answered=self._answered.pop(record.id, set()), stopping=lambda: self.stopping or record.id in self._cancelled,
-                hold=functools.partial(self.gate.hold, wanted) if self.gate is not None and (wanted := self._slots(record)) else None,
-                on_start=lambda: self._running(record),
-            ))
+            made.append(
+                LocalSteps(
+                    self.journal,
+                    record.id,
+                    retries=step_retries(program.spec) if self.step_retries is None else self.step_retries,
+                    backoff=self.backoff,
+                    retry_after_cap=self.retry_after_cap,
+                    # The child's outcome is this run's step output: redacted against this run's secrets
+                    # (the child does not know them, and its output may quote one) before it is recorded.
+                    invoker=lambda name, text, child: _redacted(
+                        self._invoke(record, name, text, child), record.definition, self.environ
+                    ),
+                    # The runs its events start are one deeper than it (see NetworkSpec limits.depth).
+                    sender=functools.partial(self.send, depth=run_depth(record.options) + 1),
+                    answered=self._answered.pop(record.id, set()),
+                    stopping=lambda: self.stopping or record.id in self._cancelled,
+                    hold=functools.partial(self.gate.hold, wanted)
+                    if self.gate is not None and (wanted := self._slots(record))
+                    else None,
+                    on_start=lambda: self._running(record),
+                )
+            )
             return made[-1]
 
-        start = RunStart(id=record.id, input=record.input, event=record.event, state=record.state, options=record.options,
-                         depth=run_depth(record.options), definition=record.definition)
+        start = RunStart(
+            id=record.id,
+            input=record.input,
+            event=record.event,
+            state=record.state,
+            options=record.options,
+            depth=run_depth(record.options),
+            definition=record.definition,
+        )
         try:
             outcome = await execute(
-                start, lambda: self.program(record), steps, Outcomes(self.journal, self.environ, self.emit), environ=self.environ, emit=self.emit,
+                start,
+                lambda: self.program(record),
+                steps,
+                Outcomes(self.journal, self.environ, self.emit),
+                environ=self.environ,
+                emit=self.emit,
                 stream=self.stream if isinstance(self.stream, bool) else functools.partial(self.stream, record.id),
                 data_dir=self.journal.path.parent,
                 # A wait and a graceful shutdown leave the run to resume; a journal that cannot be
@@ -356,10 +412,14 @@ class LocalEngine:
             if spec is None:
                 return ToolOutcome.failure(f"no valid network named '{network}' in {parent.base_dir}").to_json()
             # The child's model calls are kept apart in replies files by its place in the parent.
-            prefix = f"{parent.options.get('prefix', '')}{child_id[len(parent.id) + 1:]}/"
+            prefix = f"{parent.options.get('prefix', '')}{step_ids.child_step(parent.id, child_id)}/"
             # A child run answers its parent; it is not part of the parent's conversation.
-            options = {**{k: v for k, v in parent.options.items() if k not in THREAD_OPTIONS}, "prefix": prefix, "parent": parent.id,
-                       "depth": run_depth(parent.options) + 1}
+            options = {
+                **{k: v for k, v in parent.options.items() if k not in THREAD_OPTIONS},
+                "prefix": prefix,
+                "parent": parent.id,
+                "depth": run_depth(parent.options) + 1,
+            }
             # Its steps take its own network's slots; the parent's call of it holds none.
             record = self.create(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
             record = await self._execute(record)
@@ -371,7 +431,10 @@ class LocalEngine:
             # The parent goes on with a failed call: the child ends here, so that no approval
             # or event resumes it later to run calls whose results nobody would see.
             message = f"network '{network}' is waiting for an event; a network used as a tool must finish on its own"
-            _ended(record, Outcomes(self.journal, self.environ, self.emit).fail(record.id, f"{message} (its parent run went on without it)"))
+            _ended(
+                record,
+                Outcomes(self.journal, self.environ, self.emit).fail(record.id, f"{message} (its parent run went on without it)"),
+            )
             return ToolOutcome.failure(message).to_json()
         return ToolOutcome.failure(f"network '{network}' failed: {record.error}").to_json()
 

@@ -19,26 +19,63 @@ from dataclasses import dataclass
 MACROS = frozenset({"has", "all", "exists", "exists_one", "map", "filter"})
 """``macroFnNames`` in validation.go."""
 
-ALLOWED = frozenset({
-    "_?_:_", "_&&_", "_||_", "!_", "_==_", "_!=_", "_<_", "_<=_", "_>_", "_>=_", "_[_]", "_[?_]", "_?._", "@in",
-    "int", "uint", "double",
-})
+ALLOWED = frozenset(
+    {
+        "_?_:_",
+        "_&&_",
+        "_||_",
+        "!_",
+        "_==_",
+        "_!=_",
+        "_<_",
+        "_<=_",
+        "_>_",
+        "_>=_",
+        "_[_]",
+        "_[?_]",
+        "_?._",
+        "@in",
+        "int",
+        "uint",
+        "double",
+    }
+)
 """``logicFnNames`` and ``typeConvFnNames`` in validation.go: always allowed."""
 
 WHAT = {
     "has": "'has' (netrun writes 'is defined' as has(...))",
     "-_": "negation '-x' (netrun writes '-1' as -(1))",
-    "_+_": "arithmetic '+'", "_-_": "arithmetic '-'", "_*_": "arithmetic '*'", "_/_": "arithmetic '/'", "_%_": "arithmetic '%'",
+    "_+_": "arithmetic '+'",
+    "_-_": "arithmetic '-'",
+    "_*_": "arithmetic '*'",
+    "_/_": "arithmetic '/'",
+    "_%_": "arithmetic '%'",
 }
 """How a refused function reads for someone who wrote the netrun expression."""
 
 NEEDLE = {"has": "defined", "-_": "-", "_+_": "+", "_-_": "-", "_*_": "*", "_/_": "/", "_%_": "%"}
 """What to look for in the netrun expression to point at the construct."""
 
-_BINARY = {"||": "_||_", "&&": "_&&_", "==": "_==_", "!=": "_!=_", "<": "_<_", "<=": "_<=_", ">": "_>_", ">=": "_>=_",
-           "in": "@in", "+": "_+_", "-": "_-_", "*": "_*_", "/": "_/_", "%": "_%_"}
+_BINARY = {
+    "||": "_||_",
+    "&&": "_&&_",
+    "==": "_==_",
+    "!=": "_!=_",
+    "<": "_<_",
+    "<=": "_<=_",
+    ">": "_>_",
+    ">=": "_>=_",
+    "in": "@in",
+    "+": "_+_",
+    "-": "_-_",
+    "*": "_*_",
+    "/": "_/_",
+    "%": "_%_",
+}
 _LEVELS = (("||",), ("&&",), ("==", "!=", "<", "<=", ">", ">=", "in"), ("+", "-"), ("*", "/", "%"))
-_TOKEN = re.compile(r'\s*(?:("(?:[^"\\]|\\.)*")|(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|([A-Za-z_]\w*)|(&&|\|\||==|!=|<=|>=|[-+*/%!<>()\[\]{},.:?]))')
+_TOKEN = re.compile(
+    r'\s*(?:("(?:[^"\\]|\\.)*")|(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|([A-Za-z_]\w*)|(&&|\|\||==|!=|<=|>=|[-+*/%!<>()\[\]{},.:?]))'
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +116,7 @@ class _Parser:
         while pos < len(text.rstrip()):
             m = _TOKEN.match(text, pos)
             if m is None:
-                raise ValueError(f"unexpected character at {pos}: {text[pos:pos + 10]!r}")
+                raise ValueError(f"unexpected character at {pos}: {text[pos : pos + 10]!r}")
             kind = ("str", "num", "id", "op")[m.lastindex - 1] if m.lastindex else "op"
             value = m.group(m.lastindex or 0)
             self.tokens.append(("op" if kind == "id" and value == "in" else kind, value))

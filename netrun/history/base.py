@@ -61,7 +61,7 @@ def window(messages: list[Message], limit: Window | None) -> list[Message]:
     """The most recent messages within ``limit`` (all when there is none)."""
     if limit is None:
         return messages
-    kept = messages[-limit.messages:] if limit.messages else messages
+    kept = messages[-limit.messages :] if limit.messages else messages
     if limit.tokens:
         budget, start = limit.tokens, len(kept)
         while start > 0 and budget >= estimate_tokens(str(kept[start - 1].get("content") or "")):

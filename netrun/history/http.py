@@ -66,7 +66,9 @@ class HttpHistoryStore:
         if idempotency:
             headers.setdefault("Idempotency-Key", idempotency)
         try:
-            response = await self.client.request(endpoint.method, target, headers=headers, json=body if endpoint.body is not None else None)
+            response = await self.client.request(
+                endpoint.method, target, headers=headers, json=body if endpoint.body is not None else None
+            )
         except httpx.HTTPError as exc:
             raise HistoryError(env.redact(f"history {what}: {type(exc).__name__}: {exc}")) from None
         if response.status_code >= 400:

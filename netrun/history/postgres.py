@@ -72,7 +72,9 @@ class PostgresHistoryStore:
 
     async def create(self, thread_id: str, user: str | None) -> None:
         now = time.time()
-        await self._run("INSERT INTO netrun_threads VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", (thread_id, user, now, now))
+        await self._run(
+            "INSERT INTO netrun_threads VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", (thread_id, user, now, now)
+        )
 
     async def get(self, thread_id: str) -> list[Message]:
         rows = await self._run("SELECT message FROM netrun_messages WHERE thread_id = %s ORDER BY seq", (thread_id,))
@@ -85,10 +87,14 @@ class PostgresHistoryStore:
         now = time.time()
         try:
             async with conn.transaction(), conn.cursor() as cur:
-                await cur.execute("INSERT INTO netrun_threads VALUES (%s, NULL, %s, %s) ON CONFLICT (id) DO NOTHING", (thread_id, now, now))
+                await cur.execute(
+                    "INSERT INTO netrun_threads VALUES (%s, NULL, %s, %s) ON CONFLICT (id) DO NOTHING", (thread_id, now, now)
+                )
                 for m in messages:
-                    await cur.execute("INSERT INTO netrun_messages (thread_id, id, message) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                                      (thread_id, m["id"], json.dumps(m)))
+                    await cur.execute(
+                        "INSERT INTO netrun_messages (thread_id, id, message) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                        (thread_id, m["id"], json.dumps(m)),
+                    )
                 await cur.execute("UPDATE netrun_threads SET updated = %s WHERE id = %s", (now, thread_id))
         except psycopg.OperationalError as exc:
             await self.close()
@@ -100,9 +106,11 @@ class PostgresHistoryStore:
         return bool(await self._run("SELECT 1 FROM netrun_threads WHERE id = %s", (thread_id,)))
 
     async def threads(self, user: str | None, limit: int, before: float | None) -> list[dict[str, Any]]:
-        query = ("SELECT t.id, t.user_key, t.created, t.updated, (SELECT COUNT(*) FROM netrun_messages m WHERE m.thread_id = t.id) "
-                 "FROM netrun_threads t WHERE (%s::text IS NULL OR t.user_key = %s) AND (%s::float8 IS NULL OR t.updated < %s) "
-                 "ORDER BY t.updated DESC LIMIT %s")
+        query = (
+            "SELECT t.id, t.user_key, t.created, t.updated, (SELECT COUNT(*) FROM netrun_messages m WHERE m.thread_id = t.id) "
+            "FROM netrun_threads t WHERE (%s::text IS NULL OR t.user_key = %s) AND (%s::float8 IS NULL OR t.updated < %s) "
+            "ORDER BY t.updated DESC LIMIT %s"
+        )
         rows = await self._run(query, (user, user, before, before, limit))
         return [{"thread_id": r[0], "user": r[1], "created": r[2], "updated": r[3], "messages": r[4]} for r in rows]
 

@@ -51,7 +51,9 @@ class SqliteHistoryStore:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT OR IGNORE INTO threads VALUES (?,?,?,?)", (thread_id, None, now, now))
             for m in messages:
-                self.db.execute("INSERT OR IGNORE INTO messages (thread_id, id, message) VALUES (?,?,?)", (thread_id, m["id"], json.dumps(m)))
+                self.db.execute(
+                    "INSERT OR IGNORE INTO messages (thread_id, id, message) VALUES (?,?,?)", (thread_id, m["id"], json.dumps(m))
+                )
             self.db.execute("UPDATE threads SET updated = ? WHERE id = ?", (now, thread_id))
 
     async def exists(self, thread_id: str) -> bool:
@@ -59,7 +61,8 @@ class SqliteHistoryStore:
 
     async def threads(self, user: str | None, limit: int, before: float | None) -> list[dict[str, Any]]:
         query = "SELECT t.id, t.user_key, t.created, t.updated, (SELECT COUNT(*) FROM messages m WHERE m.thread_id = t.id) FROM threads t"
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | float] = []
         if user is not None:
             where.append("t.user_key = ?")
             args.append(user)

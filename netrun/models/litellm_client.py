@@ -62,7 +62,6 @@ class LitellmClient:
         self.spec = spec
         self.environ = environ
 
-
     def _resolve(self, text: str | None) -> str | None:
         if text is None:
             return None
@@ -83,7 +82,9 @@ class LitellmClient:
             kwargs["api_base"] = self._resolve(self.spec.api_base)
         if self.spec.api_key:
             kwargs["api_key"] = self._resolve(self.spec.api_key)
-        timeouts = [t for t in (request.timeout, parse_duration(self.spec.timeout).total_seconds() if self.spec.timeout else None) if t]
+        timeouts = [
+            t for t in (request.timeout, parse_duration(self.spec.timeout).total_seconds() if self.spec.timeout else None) if t
+        ]
         if timeouts:
             kwargs["timeout"] = min(timeouts)
         if self.spec.fallbacks:
@@ -155,16 +156,27 @@ class LitellmClient:
             asked = f", retry after {wait:g} s" if wait is not None else ""
             return ModelError(f"{model}: rate limited (HTTP 429{asked}): {reason}", retriable=True, retry_after=wait)
         if status in PERMANENT_STATUSES or name in PERMANENT_ERRORS:
-            return ModelError(f"{model}: {name} (HTTP {status}): {reason}" if status else f"{model}: {name}: {reason}", retriable=False)
+            return ModelError(
+                f"{model}: {name} (HTTP {status}): {reason}" if status else f"{model}: {name}: {reason}", retriable=False
+            )
         if name == "APIConnectionError" or "Connection" in name or "connection error" in text.lower():
             return ModelError(f"{model}: cannot reach the model ({text})", retriable=True)
-        return ModelError(f"{model}: {name} (HTTP {status}): {reason}" if status else f"{model}: {name}: {reason}", retriable=True)
+        return ModelError(
+            f"{model}: {name} (HTTP {status}): {reason}" if status else f"{model}: {name}: {reason}", retriable=True
+        )
 
 
 PERMANENT_STATUSES = (400, 401, 403, 404, 405, 413, 422)
 """HTTP statuses no retry can fix: a bad request, a rejected key, an unknown model."""
-PERMANENT_ERRORS = ("AuthenticationError", "BadRequestError", "NotFoundError", "PermissionDeniedError",
-                    "UnsupportedParamsError", "ContextWindowExceededError", "ContentPolicyViolationError")
+PERMANENT_ERRORS = (
+    "AuthenticationError",
+    "BadRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "UnsupportedParamsError",
+    "ContextWindowExceededError",
+    "ContentPolicyViolationError",
+)
 """litellm's names for those failures (for errors raised before any HTTP status is known)."""
 _PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+(?:Error|Exception)(?::|\s+-)\s*)+")
 

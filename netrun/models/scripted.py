@@ -110,7 +110,13 @@ class ScriptedClient:
         if text and on_text is not None:
             on_text(text)
         prompt = sum(_tokens(str(m.get("content") or "")) for m in request.messages)
-        return Completion(text=text, tool_calls=calls, prompt_tokens=prompt, completion_tokens=_tokens(text) + 8 * len(calls), model=f"scripted:{self.source}")
+        return Completion(
+            text=text,
+            tool_calls=calls,
+            prompt_tokens=prompt,
+            completion_tokens=_tokens(text) + 8 * len(calls),
+            model=f"scripted:{self.source}",
+        )
 
 
 class RecordingClient:
@@ -121,7 +127,12 @@ class RecordingClient:
     (the run's, :meth:`Secrets.for_definition`) before it is written."""
 
     def __init__(
-        self, inner: ModelClient, path: Path, replies: dict[str, list[dict[str, Any]]], prefix: str = "", secrets: Secrets | None = None
+        self,
+        inner: ModelClient,
+        path: Path,
+        replies: dict[str, list[dict[str, Any]]],
+        prefix: str = "",
+        secrets: Secrets | None = None,
     ) -> None:
         self.inner = inner
         self.path = path
@@ -139,7 +150,11 @@ class RecordingClient:
         calls = self.replies.setdefault(self.prefix + request.caller, [])
         calls.extend({} for _ in range(request.turn + 1 - len(calls)))
         calls[request.turn] = self.secrets.redact_value(reply)
-        self.path.write_text("# Recorded by `netrun run --record`; replay with --replay.\n" + yaml.safe_dump(self.replies, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        self.path.write_text(
+            "# Recorded by `netrun run --record`; replay with --replay.\n"
+            + yaml.safe_dump(self.replies, sort_keys=False, allow_unicode=True),
+            encoding="utf-8",
+        )
         return result
 
 

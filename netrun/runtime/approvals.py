@@ -21,9 +21,4 @@ def approval_id(run_id: str, step_id: str) -> str:
     return APPROVAL_PREFIX + hashlib.sha256(f"{run_id}\n{step_id}".encode()).hexdigest()[:24]
 
 
-def approval_step(step_id: str) -> str:
-    """The step that records the decision on the call ``step_id``."""
-    return f"{step_id}.approval"
-
-
-__all__ = ["APPROVAL_EVENT", "APPROVAL_PREFIX", "approval_id", "approval_step"]
+__all__ = ["APPROVAL_EVENT", "APPROVAL_PREFIX", "approval_id"]

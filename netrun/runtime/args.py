@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .jsonsafe import MAX_DEPTH, TOO_DEEP, json_problem
@@ -21,8 +21,10 @@ def parse_arguments(text: str) -> tuple[dict[str, Any] | None, str | None]:
         return {}, None
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return None, f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+    except ValueError as exc:  # valid JSON Python refuses, e.g. an integer of over 4,300 digits
+        return None, f"the arguments are not valid JSON ({exc})"
     except RecursionError:  # nested deeper than Python's parser goes: an answer, not a crash of the run
         return None, "the arguments are nested too deeply"
     if not isinstance(value, dict):
@@ -62,9 +64,12 @@ def parameters_schema(spec_parameters: Any) -> dict[str, Any]:
 
 
 def _dump(schema: Any) -> dict[str, Any]:
+    dumped: dict[str, Any]
     if hasattr(schema, "model_dump"):
-        return schema.model_dump(mode="json", exclude_none=True)
-    return json.loads(json.dumps(schema))  # a deep copy of a plain mapping
+        dumped = schema.model_dump(mode="json", exclude_none=True)
+    else:
+        dumped = json.loads(json.dumps(schema))  # a deep copy of a plain mapping
+    return dumped
 
 
 def _fields_set(schema: Any) -> set[str]:
@@ -98,10 +103,12 @@ def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> lis
         place = path + _suffix(where)
         if error.validator == "required":
             given = error.instance if isinstance(error.instance, Mapping) else {}
-            for name in error.validator_value:
+            # (the stubs allow jsonschema's Unset here; a `required` error always has its list)
+            names = error.validator_value if isinstance(error.validator_value, Iterable) else ()
+            for name in names:
                 if name not in given:
                     found.append((_order(value, where, _RANK["required"]), f"{place}.{name}: missing (it is required)"))
-        elif error.validator == "additionalProperties" and error.validator_value is False:
+        elif error.validator == "additionalProperties" and error.validator_value is False and isinstance(error.schema, Mapping):
             for name in _additional(error.instance, error.schema):
                 found.append((_order(value, (*where, name), -1), f"{place}.{name}: unexpected"))
         else:
@@ -112,11 +119,25 @@ def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> lis
 
 _RANK = {
     key: rank
-    for rank, keys in enumerate((
-        ("type",), ("enum",), ("const",), ("anyOf", "oneOf", "not"), ("minLength", "maxLength"), ("pattern",),
-        ("minimum",), ("maximum",), ("exclusiveMinimum",), ("exclusiveMaximum",), ("multipleOf",),
-        ("minItems", "maxItems"), ("uniqueItems",), ("minProperties", "maxProperties"), ("required",),
-    ))
+    for rank, keys in enumerate(
+        (
+            ("type",),
+            ("enum",),
+            ("const",),
+            ("anyOf", "oneOf", "not"),
+            ("minLength", "maxLength"),
+            ("pattern",),
+            ("minimum",),
+            ("maximum",),
+            ("exclusiveMinimum",),
+            ("exclusiveMaximum",),
+            ("multipleOf",),
+            ("minItems", "maxItems"),
+            ("uniqueItems",),
+            ("minProperties", "maxProperties"),
+            ("required",),
+        )
+    )
     for key in keys
 }
 """The order of a place's own messages (anything else comes after them)."""

@@ -87,11 +87,17 @@ def check_routing_headers(headers: Mapping[str, str]) -> None:
     """Refuse a templated header that servers and proxies route by (``Host``, ``X-Forwarded-Host``, ...)."""
     for name, value in headers.items():
         if name.lower() in ROUTING_HEADERS and ("{{" in value or "{%" in value):
-            raise UrlError(f"header {name} is a template: servers and proxies route by it, so a value there could change the destination")
+            raise UrlError(
+                f"header {name} is a template: servers and proxies route by it, so a value there could change the destination"
+            )
 
 
 def render_url(
-    url: str, variables: Mapping[str, Any], env: CallEnv, query: Sequence[tuple[str, str]] = (), allowed_origins: Sequence[str] = ()
+    url: str,
+    variables: Mapping[str, Any],
+    env: CallEnv,
+    query: Sequence[tuple[str, str]] = (),
+    allowed_origins: Sequence[str] = (),
 ) -> tuple[BuiltUrl, httpx.URL | None]:
     """Render a URL template the author's way (:mod:`netrun.urltemplate`): values encoded for
     the component they land in, the origin kept; the built URL and the parsed one to send

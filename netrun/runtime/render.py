@@ -67,7 +67,7 @@ class Renderer:
         if "{" not in source:
             return source
         try:
-            template = _cached(self._templates, source, self.env.from_string)
+            template: Template = _cached(self._templates, source, self.env.from_string)
             return template.render(variables)
         except Exception as exc:  # any failure inside a user's template is the user's to read
             raise _failed("template", source, _reason(exc), place) from None

@@ -113,8 +113,18 @@ async def llm_decision(
         problem = f"unknown agent '{name}'" if chosen.name == "select_agent" else f"unknown tool '{chosen.name}'"
         messages = [
             *messages,
-            {"role": "assistant", "content": completion.text or None, "tool_calls": [{"id": chosen.id, "type": "function", "function": {"name": chosen.name, "arguments": chosen.arguments}}]},
-            {"role": "tool", "tool_call_id": chosen.id, "content": f"error: {problem}; choose one of: {', '.join(agents)}, or call finish"},
+            {
+                "role": "assistant",
+                "content": completion.text or None,
+                "tool_calls": [
+                    {"id": chosen.id, "type": "function", "function": {"name": chosen.name, "arguments": chosen.arguments}}
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": chosen.id,
+                "content": f"error: {problem}; choose one of: {', '.join(agents)}, or call finish",
+            },
         ]
     return Decision(STOP, f"llm: no valid agent after {_ATTEMPTS} attempts"), made
 

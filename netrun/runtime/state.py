@@ -36,7 +36,11 @@ def state_problems(declared: Mapping[str, Any], given: Mapping[str, Any]) -> lis
             problems.append((key, "<key>", "a field name that is not valid Unicode (a lone surrogate such as \\ud800)"))
             continue
         if key not in declared:
-            tail = hint(key, list(declared), "state fields") if declared else ": this network declares no state (declare fields under 'state:')"
+            tail = (
+                hint(key, list(declared), "state fields")
+                if declared
+                else ": this network declares no state (declare fields under 'state:')"
+            )
             problems.append((key, key, f"not a declared state field{tail}"))
             continue
         unreadable = json_problem(value, key)
@@ -78,5 +82,5 @@ def _json_type(value: Any) -> str:
 def _split(key: str, message: str) -> tuple[str, str]:
     """``"key.sub: why"`` -> ``("key.sub", "why")`` (the path starts with ``key``, which may
     itself hold ``": "``)."""
-    rest, _, why = message[len(key):].partition(": ")
+    rest, _, why = message[len(key) :].partition(": ")
     return key + rest, why

@@ -73,7 +73,13 @@ class ToolContext:
     def variables(self, args: Mapping[str, Any], place: scopes.Place = scopes.TOOL_STATE) -> dict[str, Any]:
         """The variables the templates of a tool's ``place`` see (the scope table, which
         ``netrun validate`` checks them against; the tool places share one today)."""
-        values = {"args": dict(args), "state": dict(self.state), "input": self.input, "event": dict(self.event), "run": {"id": self.run_id}}
+        values = {
+            "args": dict(args),
+            "state": dict(self.state),
+            "input": self.input,
+            "event": dict(self.event),
+            "run": {"id": self.run_id},
+        }
         return scopes.variables(place, values)
 
 
@@ -105,8 +111,12 @@ class ToolOutcome:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ToolOutcome:
-        return cls(result=data.get("result"), error=data.get("error"), state_patch=dict(data.get("state_patch") or {}),
-                   seconds=float(data.get("seconds") or 0.0))
+        return cls(
+            result=data.get("result"),
+            error=data.get("error"),
+            state_patch=dict(data.get("state_patch") or {}),
+            seconds=float(data.get("seconds") or 0.0),
+        )
 
     @classmethod
     def failure(cls, message: str) -> ToolOutcome:

@@ -74,8 +74,15 @@ class Server:
             raise StartError(str(exc)) from None
         self.events.journal = self.journal  # a run's events are journaled with it (the SSE history)
         self.events.run_bytes = settings.events_max_bytes
-        self.engine = LocalEngine(self.journal, settings.environ, self.events.emit, models=models, stream=self.events.watched,
-                                  gate=ConcurrencyGate(), networks=self._served_network)
+        self.engine = LocalEngine(
+            self.journal,
+            settings.environ,
+            self.events.emit,
+            models=models,
+            stream=self.events.watched,
+            gate=ConcurrencyGate(),
+            networks=self._served_network,
+        )
         self.local = LocalRuns(self.engine, self.catalog)
         self.engine.on_event = self.local.deliver  # events sent by tools start networks too
         self.inngest_app: ASGIApp | None = None
@@ -85,8 +92,9 @@ class Server:
                 self.client = make_client(settings)
             except Exception as exc:  # the SDK's own checks of keys and URLs
                 raise StartError(f"cannot set up the Inngest client: {exc}") from None
-            self.functions = InngestEngine(self.client, self.catalog, self.journal, settings.environ, self.events.emit, once_key, models,
-                                           settings.data_dir)
+            self.functions = InngestEngine(
+                self.client, self.catalog, self.journal, settings.environ, self.events.emit, once_key, models, settings.data_dir
+            )
             self.functions.watched = self.events.watched
             self._serve_functions()
         self._background: list[asyncio.Task[Any]] = []
@@ -112,9 +120,15 @@ class Server:
         served = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         # The URL registered with Inngest is the configured one, never the request's Host;
         # in production an unsigned PUT syncs nothing (inngest 0.5 allows it by default).
-        inngest.fast_api.serve(served, self.client, self.functions.build(), serve_path=SERVE_PATH,
-                               serve_origin=self.settings.registered_origin, public_path=self.settings.registered_path,
-                               enable_unauthed_sync=self.settings.inngest_mode != "cloud")
+        inngest.fast_api.serve(
+            served,
+            self.client,
+            self.functions.build(),
+            serve_path=SERVE_PATH,
+            serve_origin=self.settings.registered_origin,
+            public_path=self.settings.registered_path,
+            enable_unauthed_sync=self.settings.inngest_mode != "cloud",
+        )
         self.inngest_app = served
 
     async def sync(self) -> None:
@@ -126,7 +140,10 @@ class Server:
         async with self._sync_lock:
             answer = await self._put_sync()
             if answer is None:
-                self.sync_state = {"status": "unreachable", "reason": f"could not reach {self.settings.local_url} to sync the functions"}
+                self.sync_state = {
+                    "status": "unreachable",
+                    "reason": f"could not reach {self.settings.local_url} to sync the functions",
+                }
                 log.warning("%s", self.sync_state["reason"])
                 return
             if not answer:
@@ -136,33 +153,48 @@ class Server:
                 return
             if self._synced is None:
                 self.sync_state = {"status": "refused", "reason": answer}
-                log.error("Inngest refused the functions, so no run can start: %s; fix the network files (the server reloads them)", answer)
+                log.error(
+                    "Inngest refused the functions, so no run can start: %s; fix the network files (the server reloads them)",
+                    answer,
+                )
                 return
             taken_back = sorted(n for n, v in self.catalog.current.items() if self._synced[0].get(n) is not v)
             gone = sorted(set(self._synced[0]) - set(self.catalog.current))
             self.catalog.restore(self._synced)
             self._serve_functions()
-            log.error("Inngest refused the reloaded functions (%s): %s; serving and syncing the versions it has", ", ".join(taken_back + gone), answer)
+            log.error(
+                "Inngest refused the reloaded functions (%s): %s; serving and syncing the versions it has",
+                ", ".join(taken_back + gone),
+                answer,
+            )
             self.sync_state = {"status": "refused", "reason": answer, "serving": "the last versions Inngest accepted"}
             again = await self._put_sync()
             if again:
                 log.error("Inngest refused the last accepted versions too: %s", again)
 
     async def _put_sync(self) -> str | None:
-        """One sync: ``""`` accepted, the reason when refused, None when unreachable."""
+        """One sync: ``""`` accepted, the reason when refused, None when unreachable (the
+        server is not listening yet: tried 20 times over about 20 s, backing off linearly)."""
         import httpx
+        from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
         url = self.settings.local_url  # this process; what Inngest is told is registered_url
-        for attempt in range(20):
-            # Signed as Inngest signs (production accepts signed syncs only), afresh each try.
-            headers = {SIGNATURE_HEADER: sign(b"", self.settings.signing_key)} if self.settings.inngest_mode == "cloud" and self.settings.signing_key else {}
-            try:
-                async with httpx.AsyncClient(timeout=10) as http:
-                    answer = await http.put(url, headers=headers)
-            except httpx.TransportError:
-                await asyncio.sleep(0.1 * (attempt + 1))  # the server is not listening yet
-                continue
-            return _sync_problem(answer) or ""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(20),
+            wait=wait_incrementing(start=0.1, increment=0.1),
+            retry=retry_if_exception_type(httpx.TransportError),
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    # Signed as Inngest signs (production accepts signed syncs only), afresh each try.
+                    key = self.settings.signing_key if self.settings.inngest_mode == "cloud" else None
+                    headers = {SIGNATURE_HEADER: sign(b"", key)} if key else {}
+                    async with httpx.AsyncClient(timeout=10) as http:
+                        answer = await http.put(url, headers=headers)
+                    return _sync_problem(answer) or ""
+        except RetryError:
+            return None
         return None
 
     @property
@@ -171,7 +203,9 @@ class Server:
 
     def unsynced(self, version: Version) -> str | None:
         """Why Inngest cannot start a run of ``version`` (it refused to sync it), or None."""
-        if self.sync_state.get("status") != "refused" or (self._synced is not None and self._synced[0].get(version.name) is version):
+        if self.sync_state.get("status") != "refused" or (
+            self._synced is not None and self._synced[0].get(version.name) is version
+        ):
             return None
         return f"Inngest does not have network '{version.name}' as served here: it refused the sync ({self.sync_state['reason']})"
 
@@ -207,20 +241,33 @@ class Server:
         log.info(self.settings.describe())
         if not is_loopback(self.settings.host):
             if self.settings.api_token is None:
-                log.warning("listening on %s without NETRUN_API_TOKEN: anyone who can reach it can start runs and send events", self.settings.host)
+                log.warning(
+                    "listening on %s without NETRUN_API_TOKEN: anyone who can reach it can start runs and send events",
+                    self.settings.host,
+                )
             if self.settings.inngest_mode == "dev":
-                log.warning("listening on %s in dev mode: /api/inngest accepts unsigned calls; anyone who can reach it can run "
-                            "these functions with the server's keys (use a signing key outside a trusted network)", self.settings.host)
+                log.warning(
+                    "listening on %s in dev mode: /api/inngest accepts unsigned calls; anyone who can reach it can run "
+                    "these functions with the server's keys (use a signing key outside a trusted network)",
+                    self.settings.host,
+                )
         if self.settings.inngest_mode == "cloud" and not (self.settings.public_url or self.settings.serve_origin):
-            log.warning("registering %s with Inngest: set NETRUN_PUBLIC_URL (or INNGEST_SERVE_ORIGIN) to the URL Inngest "
-                        "reaches this server at", self.settings.registered_url)
+            log.warning(
+                "registering %s with Inngest: set NETRUN_PUBLIC_URL (or INNGEST_SERVE_ORIGIN) to the URL Inngest "
+                "reaches this server at",
+                self.settings.registered_url,
+            )
         log.info("serving %s", ", ".join(f"{v.name}@{v.hash[:8]}" for v in self.catalog.current.values()))
         if self.settings.engine == "local":
             for version in self.catalog.current.values():
                 ignored = version.not_enforced_locally()
                 if ignored:
-                    log.warning("network %s declares %s: the embedded local engine does not apply %s (Inngest does)",
-                                version.name, ", ".join(ignored), "it" if len(ignored) == 1 else "them")
+                    log.warning(
+                        "network %s declares %s: the embedded local engine does not apply %s (Inngest does)",
+                        version.name,
+                        ", ".join(ignored),
+                        "it" if len(ignored) == 1 else "them",
+                    )
         recovered = self.local.open()
         if recovered:
             log.info("resuming %d run(s) left executing: %s", len(recovered), ", ".join(recovered))
@@ -257,8 +304,15 @@ class Server:
         for i, m in enumerate(body.history or []):
             if m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
                 raise HTTPException(422, f"history[{i}] needs role (user or assistant) and content (text)")
-        thread = {"thread_id": body.thread_id or new_thread_id(), **({"user": body.user} if body.user else {}),
-                  **({"history": [{**m, "id": m.get("id") or f"given:{i}"} for i, m in enumerate(body.history)]} if body.history is not None else {})}
+        thread = {
+            "thread_id": body.thread_id or new_thread_id(),
+            **({"user": body.user} if body.user else {}),
+            **(
+                {"history": [{**m, "id": m.get("id") or f"given:{i}"} for i, m in enumerate(body.history)]}
+                if body.history is not None
+                else {}
+            ),
+        }
         event_triggers = [t for t in triggers(version.spec) if isinstance(t, EventTrigger)]
         event_name = event_triggers[0].event if event_triggers else default_event(version.spec)
         data = dict(body.data)
@@ -278,11 +332,26 @@ class Server:
             except RenderError as exc:
                 raise HTTPException(400, f"the trigger's condition cannot be evaluated on this data: {exc}") from None
             if not accepted:
-                raise HTTPException(400, f"the trigger's condition ({trigger.if_}) is false for this data: Inngest would not start the run")
+                raise HTTPException(
+                    400, f"the trigger's condition ({trigger.if_}) is false for this data: Inngest would not start the run"
+                )
             run_id = new_run_id()
-            meta = {"run_id": run_id, "network": version.name, "state": body.state, **thread, **({"input": body.input} if body.input is not None else {})}
+            meta = {
+                "run_id": run_id,
+                "network": version.name,
+                "state": body.state,
+                **thread,
+                **({"input": body.input} if body.input is not None else {}),
+            }
             ids = await self.send(inngest.Event(name=event_name, data={**data, META: meta}))
-            return {"run_id": run_id, "status": "queued", "network": version.name, "thread_id": thread["thread_id"], "event": event_name, "event_ids": ids}
+            return {
+                "run_id": run_id,
+                "status": "queued",
+                "network": version.name,
+                "thread_id": thread["thread_id"],
+                "event": event_name,
+                "event_ids": ids,
+            }
         event = {"name": event_name, "data": data}
         if body.input is not None:
             text = body.input
@@ -295,8 +364,13 @@ class Server:
             record = self.local.start(version, input=text, state=body.state, event=event, options=thread)
         except SingletonSkipped as exc:
             return JSONResponse({"detail": str(exc), "run_id": exc.running, "status": "skipped"}, status_code=409)
-        return {"run_id": record.id, "status": record.status, "network": version.name, "definition_hash": record.definition_hash,
-                "thread_id": thread["thread_id"]}
+        return {
+            "run_id": record.id,
+            "status": record.status,
+            "network": version.name,
+            "definition_hash": record.definition_hash,
+            "thread_id": thread["thread_id"],
+        }
 
     # -- threads ---------------------------------------------------------------------------------
     def thread_store(self, network: str | None) -> Any:
@@ -310,7 +384,9 @@ class Server:
                 raise HTTPException(404, f"no network named '{network}'")
             spec = version.spec.history
             if spec is not None and spec.store == "http":
-                raise HTTPException(400, f"the threads of network '{network}' are kept by its {spec.store} store, not by this server")
+                raise HTTPException(
+                    400, f"the threads of network '{network}' are kept by its {spec.store} store, not by this server"
+                )
         return open_store(spec, self.settings.data_dir, self.settings.environ)
 
 
@@ -346,8 +422,11 @@ class _InngestRoute:
         self.app = app
         self.server = server
         client = getattr(server, "client", None)
-        self.guard = (SignatureGuard(server.settings.signing_key, getattr(client, "signing_key_fallback", None))
-                      if server.settings.inngest_mode == "cloud" else None)
+        self.guard = (
+            SignatureGuard(server.settings.signing_key, getattr(client, "signing_key_fallback", None))
+            if server.settings.inngest_mode == "cloud"
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = self.server.inngest_app
@@ -386,7 +465,8 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     server = Server(settings, models)
     # With a token, the API's description is served behind it like the API itself (below).
     open_docs = settings.api_token is None
-    app = FastAPI(title="netrun", lifespan=server.lifespan, default_response_class=SafeJSONResponse, **({} if open_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
+    hidden: dict[str, Any] = {} if open_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="netrun", lifespan=server.lifespan, default_response_class=SafeJSONResponse, **hidden)
     app.state.netrun = server
     app.add_middleware(_InngestRoute, server=server)
     # Outermost: nothing reads a body over the limit, or JSON that would not read back.

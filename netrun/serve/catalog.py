@@ -49,10 +49,15 @@ class Version:
         """The settings of this network that the embedded local engine does not apply
         (Inngest does): reported at start-up, so that nobody relies on them unknowingly."""
         fn = self.spec.function
-        found = [] if fn is None else [
-            key for key in ("throttle", "rate_limit", "debounce", "priority", "idempotency", "timeouts")
-            if getattr(fn, key, None)
-        ]
+        found = (
+            []
+            if fn is None
+            else [
+                key
+                for key in ("throttle", "rate_limit", "debounce", "priority", "idempotency", "timeouts")
+                if getattr(fn, key, None)
+            ]
+        )
         if any(not isinstance(t, EventTrigger) for t in triggers(self.spec)):
             found.append("cron triggers")
         return found
@@ -105,8 +110,9 @@ class Catalog:
         try:
             result = validate_paths(self.paths)
         except Exception as exc:  # validate reports per file; this is the last line of defence
-            kept = sorted(self.current)
-            return ReloadResult(False, f"reload failed ({type(exc).__name__}); the last good versions keep serving\n", 1, kept)
+            return ReloadResult(
+                False, f"reload failed ({type(exc).__name__}); the last good versions keep serving\n", 1, sorted(self.current)
+            )
         broken = {Path(f.file).resolve() for f in result.files if f.kind != "network" and f.errors}
         by_file: dict[Path, Version] = {}
         kept: list[str] = []
@@ -127,7 +133,9 @@ class Catalog:
         clashes = []
         for version in by_file.values():
             if version.name in current:
-                clashes.append(f"{version.file}: network '{version.name}' is also defined in {current[version.name].file}; serving the first")
+                clashes.append(
+                    f"{version.file}: network '{version.name}' is also defined in {current[version.name].file}; serving the first"
+                )
                 continue
             current[version.name] = version
         cycles = self._break_cycles(current, by_file, kept)
@@ -161,6 +169,12 @@ class Catalog:
             else:
                 by_file.pop(version.file, None)
             chain = next(c for c in chains if name in c)
-            problems.append(f"{version.file}: network tools would call each other in a cycle: {' -> '.join(chain)}; "
-                            + ("serving the last good version of" if previous is not None and current.get(name) is previous else "not serving")
-                            + f" '{name}'")
+            problems.append(
+                f"{version.file}: network tools would call each other in a cycle: {' -> '.join(chain)}; "
+                + (
+                    "serving the last good version of"
+                    if previous is not None and current.get(name) is previous
+                    else "not serving"
+                )
+                + f" '{name}'"
+            )

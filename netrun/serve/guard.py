@@ -85,8 +85,11 @@ class RequestGuard:
         except _ClientGoneError:
             return
         if body is None:
-            refusal = JSONResponse({"detail": f"the request body is larger than {limit} bytes, the limit ({setting})"},
-                                   status_code=413, headers={"Connection": "close"})
+            refusal = JSONResponse(
+                {"detail": f"the request body is larger than {limit} bytes, the limit ({setting})"},
+                status_code=413,
+                headers={"Connection": "close"},
+            )
             await refusal(scope, receive, send)
             return
         if body and not inngest:

@@ -58,8 +58,13 @@ class SignatureGuard:
     on (as stale: Inngest retries with a new signature), so a forgotten call is never
     run twice."""
 
-    def __init__(self, signing_key: str | None = None, signing_key_fallback: str | None = None,
-                 max_skew: float = MAX_SKEW_SECONDS, max_seen: int = _SEEN_MAX) -> None:
+    def __init__(
+        self,
+        signing_key: str | None = None,
+        signing_key_fallback: str | None = None,
+        max_skew: float = MAX_SKEW_SECONDS,
+        max_seen: int = _SEEN_MAX,
+    ) -> None:
         self.signing_key = signing_key
         self.signing_key_fallback = signing_key_fallback
         self.max_skew = max_skew
@@ -69,8 +74,9 @@ class SignatureGuard:
         """Timestamps up to this one are refused: calls of that age were forgotten."""
         self._lock = threading.Lock()
 
-    def refuse(self, method: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes,
-               now: float | None = None) -> str | None:
+    def refuse(
+        self, method: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes, now: float | None = None
+    ) -> str | None:
         """Why the request must not reach the SDK, or None when it may.
 
         ``query`` and ``headers`` as the SDK reads them (the last value of a repeated
@@ -96,7 +102,9 @@ class SignatureGuard:
         key = (None if step in (None, UNSPECIFIED_STEP) else step, stamp, mac)
         with self._lock:
             if stamp <= self._floor:
-                return "the signature's timestamp is older than the calls this server still remembers: a stale or replayed request"
+                return (
+                    "the signature's timestamp is older than the calls this server still remembers: a stale or replayed request"
+                )
             if key in self._seen:
                 return "this signed request was already received: a replayed request"
             if len(self._seen) >= self.max_seen:
@@ -115,6 +123,11 @@ class SignatureGuard:
 
         if self.signing_key is None:
             return False
-        outcome = net.validate_request_sig(body=body, headers=dict(headers), mode=server_lib.ServerKind.CLOUD,
-                                           signing_key=self.signing_key, signing_key_fallback=self.signing_key_fallback)
+        outcome = net.validate_request_sig(
+            body=body,
+            headers=dict(headers),
+            mode=server_lib.ServerKind.CLOUD,
+            signing_key=self.signing_key,
+            signing_key_fallback=self.signing_key_fallback,
+        )
         return not isinstance(outcome, Exception)

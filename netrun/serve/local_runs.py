@@ -46,8 +46,10 @@ class SingletonSkipped(Exception):  # noqa: N818 - an outcome the caller reports
     this one does not start."""
 
     def __init__(self, network: str, running: str) -> None:
-        super().__init__(f"network '{network}' runs one run at a time (function.singleton, mode skip) and run {running} "
-                         "has not ended: this run was skipped")
+        super().__init__(
+            f"network '{network}' runs one run at a time (function.singleton, mode skip) and run {running} "
+            "has not ended: this run was skipped"
+        )
         self.network, self.running = network, running
 
 
@@ -134,8 +136,16 @@ class LocalRuns:
                 self._spawn(self.engine.resume(run_id), run_id)
 
     # -- runs and events -----------------------------------------------------------------
-    def start(self, version: Version, *, input: str, state: Mapping[str, Any] | None, event: Mapping[str, Any],
-              options: Mapping[str, Any] | None = None, run_id: str | None = None) -> RunRecord:
+    def start(
+        self,
+        version: Version,
+        *,
+        input: str,
+        state: Mapping[str, Any] | None,
+        event: Mapping[str, Any],
+        options: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
         """Create a run and execute it in the background. With ``function.singleton``, a run
         whose key another unfinished run has is skipped (:class:`SingletonSkipped`) or
         cancels that run first (``mode: cancel``), as on Inngest."""
@@ -148,8 +158,9 @@ class LocalRuns:
             for holder in holders:
                 self.engine.cancel(holder, f"cancelled by a newer run of '{version.name}' (function.singleton, mode cancel)")
             options = {**(options or {}), "singleton": key}
-        record = self.engine.create(version.spec, version.base_dir, input=input, state=state, event=event, options=options, status="queued",
-                                    run_id=run_id)
+        record = self.engine.create(
+            version.spec, version.base_dir, input=input, state=state, event=event, options=options, status="queued", run_id=run_id
+        )
         self._spawn(self.engine.execute(record), record.id)
         return record
 
@@ -159,8 +170,16 @@ class LocalRuns:
         self._spawn(self.engine.execute(record), run_id)
         return record
 
-    def deliver(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, depth: int = 0,
-                from_run: bool = False, event_id: str | None = None) -> dict[str, Any]:
+    def deliver(
+        self,
+        name: str,
+        data: Mapping[str, Any],
+        run_id: str | None = None,
+        *,
+        depth: int = 0,
+        from_run: bool = False,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
         """An event: start the networks it triggers, resume the runs whose waits it answers.
 
         ``depth``: of the runs it starts (0 for an event from outside; a run's events pass
@@ -178,8 +197,16 @@ class LocalRuns:
                         run = _run_of(event_id, version.name)
                         if run is not None and self.engine.journal.run(run) is not None:
                             continue  # started by an earlier delivery of this event
-                        started.append(self.start(version, input=network_input(version.spec, event), state=None, event=event,
-                                                  options={"depth": depth} if depth else None, run_id=run).id)
+                        started.append(
+                            self.start(
+                                version,
+                                input=network_input(version.spec, event),
+                                state=None,
+                                event=event,
+                                options={"depth": depth} if depth else None,
+                                run_id=run,
+                            ).id
+                        )
                 except RenderError as exc:
                     problems.append(f"network {version.name}: {exc}")
                 except SingletonSkipped as exc:
@@ -187,8 +214,13 @@ class LocalRuns:
         resumed = self.engine.answer(name, data, run_id, from_run=from_run)
         for woken in resumed:
             self._spawn(self.engine.resume(woken), woken)
-        return {"started": started, "resumed": resumed, "problems": problems, **({"skipped": skipped} if skipped else {}),
-                **({"cancelled": cancelled} if cancelled else {})}
+        return {
+            "started": started,
+            "resumed": resumed,
+            "problems": problems,
+            **({"skipped": skipped} if skipped else {}),
+            **({"cancelled": cancelled} if cancelled else {}),
+        }
 
     def _cancel_on(self, event: Mapping[str, Any]) -> list[str]:
         """Cancel the unfinished runs that ``event`` cancels (``function.cancel``: its name, its
@@ -207,7 +239,9 @@ class LocalRuns:
                         continue
                     if entry.if_:
                         try:
-                            if not evaluate(entry.if_, scopes.variables(scopes.CANCEL_IF, {"event": record.event, "async": dict(event)})):
+                            if not evaluate(
+                                entry.if_, scopes.variables(scopes.CANCEL_IF, {"event": record.event, "async": dict(event)})
+                            ):
                                 continue
                         except RenderError:
                             continue  # a field the events lack: no match (Inngest's rule too)

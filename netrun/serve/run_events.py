@@ -24,33 +24,17 @@ import json
 import logging
 import sqlite3
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+# The protocol's definitions, re-exported for the server's routes (FINAL) and app (once_key).
+from ..runtime.events import FINAL, TEXT_DELTA, once_key
 
 if TYPE_CHECKING:
     from ..engines.local import Journal
 
 log = logging.getLogger("netrun.serve")
-
-FINAL = ("run.completed", "run.failed", "run.cancelled")
-
-ONCE: dict[str, str | None] = {
-    "run.started": None, "routed": "iteration", "agent.started": "iteration", "agent.finished": "iteration",
-    "tool.called": "step", "tool.result": "step", "waiting": "step", "approval.requested": "step",
-    "approval.resolved": "step",
-}
-"""Events reported once per run, told apart by this field."""
-
-
-def once_key(kind: str, data: Mapping[str, Any]) -> tuple[str, str] | None:
-    """What tells this once-only event apart from the run's others (None: not once-only)."""
-    if kind not in ONCE:
-        return None
-    field_name = ONCE[kind]
-    return kind, json.dumps(data.get(field_name) if field_name else None, default=str)
-
-DELTA = "text.delta"
 
 RUN_BYTES = 4_000_000
 """Default budget of one run's journaled events (``NETRUN_EVENTS_MAX_BYTES``)."""
@@ -69,6 +53,8 @@ KEEP_RUNS = 10_000
 
 Delivered = tuple[int | None, dict[str, Any]]
 """An event and its number (None for an end event made from the run's record)."""
+
+__all__ = ["FINAL", "Delivered", "RunEvents", "once_key", "shrink"]
 
 
 def _size(event: dict[str, Any]) -> tuple[str, int]:
@@ -160,7 +146,7 @@ class RunEvents:
         seq = run.next_seq
         run.next_seq += 1
         text, size = _size(event)
-        if kind == DELTA:
+        if kind == TEXT_DELTA:
             if run.stored + run.pending_bytes + size <= self.run_bytes:  # past the budget: live only
                 run.pending.append((run_id, seq, kind, None, text, size))
                 run.pending_bytes += size
@@ -198,7 +184,7 @@ class RunEvents:
     def flush(self, run_id: str | None = None) -> None:
         """Write the buffered ``text.delta`` events (of one run, or of all)."""
         for rid in [run_id] if run_id is not None else list(self._runs):
-            run = self._runs.get(rid)  # type: ignore[arg-type]
+            run = self._runs.get(rid)
             if run is not None and run.pending:
                 self._write(run, ())
 
@@ -212,9 +198,10 @@ class RunEvents:
     def held_bytes(self) -> int:
         """The event bytes this bus holds in memory (queued for subscribers, or not yet written)."""
         return sum(r.pending_bytes for r in self._runs.values()) + sum(
-            listener.bytes for listeners in self._listeners.values() for listener in listeners)
+            listener.bytes for listeners in self._listeners.values() for listener in listeners
+        )
 
-    def history(self, run_id: str, after: int = 0) -> list[Delivered]:
+    def history(self, run_id: str, after: int = 0) -> list[tuple[int, dict[str, Any]]]:
         """The run's journaled events numbered above ``after``, in order."""
         if self.journal is None:
             return []

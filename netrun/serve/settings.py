@@ -45,7 +45,7 @@ _SIGNING_KEY = re.compile(r"^(signkey-\w+-)?([0-9a-fA-F]{2})+$")
 
 
 def _truthy(value: str | None) -> bool:
-    return bool(value) and value.strip().lower() not in ("0", "false", "no", "off", "")
+    return value is not None and value.strip().lower() not in ("0", "false", "no", "off", "")
 
 
 @dataclass(frozen=True)
@@ -144,20 +144,32 @@ class ServeSettings:
                 "POST /networks/{name}/runs and POST /events send events); find it in the Inngest dashboard"
             )
         if signing_key is not None and not _SIGNING_KEY.match(signing_key):
-            raise SettingsError("INNGEST_SIGNING_KEY is not a signing key: expected signkey-<env>-<hex digits> (or the hex digits alone, for a self-hosted Inngest)")
-        for var in ("INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_EVENT_API_BASE_URL", "NETRUN_PUBLIC_URL", "INNGEST_SERVE_ORIGIN"):
+            raise SettingsError(
+                "INNGEST_SIGNING_KEY is not a signing key: expected signkey-<env>-<hex digits> (or the hex digits alone, for a self-hosted Inngest)"
+            )
+        for var in (
+            "INNGEST_BASE_URL",
+            "INNGEST_API_BASE_URL",
+            "INNGEST_EVENT_API_BASE_URL",
+            "NETRUN_PUBLIC_URL",
+            "INNGEST_SERVE_ORIGIN",
+        ):
             value = environ.get(var)
             if value and not _http_url(value):
                 raise SettingsError(f"{var} must be an http:// or https:// URL")  # the value may hold credentials
         for var in ("NETRUN_PUBLIC_URL", "INNGEST_SERVE_ORIGIN"):
             parts = urllib.parse.urlsplit(environ.get(var) or "")
             if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-                raise SettingsError(f"{var} must be a plain URL: no user or password, query or fragment (Inngest calls it as it is)")
+                raise SettingsError(
+                    f"{var} must be a plain URL: no user or password, query or fragment (Inngest calls it as it is)"
+                )
         events_max_bytes = _bytes(environ, "NETRUN_EVENTS_MAX_BYTES", RUN_EVENTS_BYTES, minimum=10_000)
         origin = urllib.parse.urlsplit(environ.get("INNGEST_SERVE_ORIGIN") or "")
         if origin.path.strip("/"):
-            raise SettingsError("INNGEST_SERVE_ORIGIN is an origin (scheme, host and port: https://netrun.example.com); "
-                                "a path prefix belongs in NETRUN_PUBLIC_URL")
+            raise SettingsError(
+                "INNGEST_SERVE_ORIGIN is an origin (scheme, host and port: https://netrun.example.com); "
+                "a path prefix belongs in NETRUN_PUBLIC_URL"
+            )
         return cls(
             paths=paths,
             data_dir=data_dir or Path(environ.get("NETRUN_DATA_DIR") or ".netrun"),

@@ -1,6 +1,5 @@
 """Agents: a system prompt template, a model and the tools the model may call."""
 
-
 from pydantic import Field
 
 from .base import Duration, Name, Spec, Template

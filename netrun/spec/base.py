@@ -5,13 +5,12 @@ puts it into the JSON Schema that editors show (reading it at import time would 
 every ``netrun validate`` down, so the models themselves do not carry it).
 """
 
-
 import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 
@@ -94,6 +93,7 @@ Template = str
 Expression = str
 """A Jinja2 expression (the inside of ``{{ }}``), evaluated in the same sandbox."""
 
+
 def _check_event(value: str) -> str:
     if not value or any(c.isspace() for c in value):
         raise PydanticCustomError(
@@ -110,25 +110,18 @@ EventName = Annotated[
 """An Inngest event name, conventionally ``prefix/noun.verb``."""
 
 
-def keyed_union(*members: tuple[str, type], error: str, pick: Callable[[Any], str | None]) -> Any:
-    """A union whose member is chosen by ``pick(value)``, with one clear error otherwise.
+def one_of(error: str, pick: Callable[[Any], str | None]) -> Discriminator:
+    """The discriminator of a union whose member is chosen by ``pick(value)``, with one
+    clear error otherwise.
 
     netrun's YAML selects kinds by the key present (``http:`` or ``state:``) or by shape
     (a string or a mapping); a callable discriminator keeps pydantic's errors to the one
-    member that applies instead of one error per member.
+    member that applies instead of one error per member. Each union is spelled out where
+    it is declared, ``Annotated[Annotated[A, Tag("a")] | Annotated[B, Tag("b")], one_of(...)]``,
+    so that type checkers see its members.
     """
-    tagged = tuple(Annotated[tp, Tag(tag)] for tag, tp in members)
     kind = error.split(":", 1)[0].replace(" ", "_")[:40]
-    return Annotated[
-        tagged[0] if len(tagged) == 1 else _union(tagged),
-        Discriminator(pick, custom_error_type="kind_" + kind, custom_error_message=error),
-    ]
-
-
-def _union(types: tuple[Any, ...]) -> Any:
-    from typing import Union
-
-    return Union[types]  # noqa: UP007 - built from a runtime tuple
+    return Discriminator(pick, custom_error_type="kind_" + kind, custom_error_message=error)
 
 
 def by_key(*keys: str) -> Callable[[Any], str | None]:

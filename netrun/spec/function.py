@@ -4,12 +4,11 @@ Keys and conditions are expressions over ``event`` (``event.data.user_id``); net
 translates them for Inngest, which evaluates them on its side.
 """
 
-
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, Tag
 
-from .base import Duration, EventName, Expression, Spec, by_shape, keyed_union
+from .base import Duration, EventName, Expression, Spec, by_shape, one_of
 
 
 class ConcurrencySpec(Spec):
@@ -94,12 +93,14 @@ class SingletonSpec(Spec):
     """One run at a time per value of this expression."""
 
 
-Concurrency = keyed_union(
-    ("int", Annotated[int, Field(gt=0)]),
-    ("list", Annotated[list[ConcurrencySpec], Field(min_length=1, max_length=2)]),
-    error="concurrency is a number (a limit) or a list of at most 2 mappings with 'limit', 'key' and 'scope'",
-    pick=lambda v: "int" if isinstance(v, int) and not isinstance(v, bool) else by_shape(v),
-)
+Concurrency = Annotated[
+    Annotated[Annotated[int, Field(gt=0)], Tag("int")]
+    | Annotated[Annotated[list[ConcurrencySpec], Field(min_length=1, max_length=2)], Tag("list")],
+    one_of(
+        "concurrency is a number (a limit) or a list of at most 2 mappings with 'limit', 'key' and 'scope'",
+        lambda v: "int" if isinstance(v, int) and not isinstance(v, bool) else by_shape(v),
+    ),
+]
 
 
 class FunctionSpec(Spec):

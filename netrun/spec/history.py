@@ -1,6 +1,5 @@
 """Conversations: where a thread's messages are kept, and how much of them agents see."""
 
-
 from typing import Any, Literal
 
 from pydantic import Field

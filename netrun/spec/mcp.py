@@ -1,6 +1,5 @@
 """MCP servers: where tools come from at run time, over one of four transports."""
 
-
 from typing import Annotated, Literal
 
 from pydantic import Field

@@ -1,9 +1,10 @@
 """Model references: a litellm model id, or a mapping with parameters."""
 
+from typing import Annotated, Any
 
-from typing import Any
+from pydantic import Tag
 
-from .base import Duration, Spec, by_shape, keyed_union
+from .base import Duration, Spec, by_shape, one_of
 
 
 class ModelSpec(Spec):
@@ -23,10 +24,8 @@ class ModelSpec(Spec):
     """How long one inference call may take."""
 
 
-ModelRef = keyed_union(
-    ("text", str),
-    ("map", ModelSpec),
-    error="a model is a litellm model id ('openai/gpt-4o-mini') or a mapping with 'id'",
-    pick=by_shape,
-)
+ModelRef = Annotated[
+    Annotated[str, Tag("text")] | Annotated[ModelSpec, Tag("map")],
+    one_of("a model is a litellm model id ('openai/gpt-4o-mini') or a mapping with 'id'", by_shape),
+]
 """A litellm model id, or a mapping with ``id`` and call settings."""

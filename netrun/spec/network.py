@@ -1,12 +1,11 @@
 """The network file: the top-level model, and the fragment files it may include."""
 
-
 from typing import Annotated
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, Tag
 
 from .agent import AgentSpec
-from .base import Duration, Name, Spec, Template, by_shape, keyed_union
+from .base import Duration, Name, Spec, Template, by_shape, one_of
 from .function import FunctionSpec
 from .history import HistorySpec
 from .mcp import McpServerSpec
@@ -55,6 +54,7 @@ DEFAULT_DEPTH = 3
 child calling its own child), while runs that start each other (a -> b -> a, an event that
 triggers its own network) stop after a few runs instead of multiplying without end."""
 
+
 def depth_of(value: object) -> int:
     """A depth as stored with a run or carried in an event: a positive whole number, else 0
     (outside input, or a run recorded before depths were)."""
@@ -67,12 +67,10 @@ DEFAULT_RUNS = 10
 depth alone bounds chains, not a run that starts k runs per turn: k^depth)."""
 
 
-Triggers = keyed_union(
-    ("map", TriggerSpec),
-    ("list", Annotated[list[TriggerSpec], Field(min_length=1)]),
-    error="trigger is a mapping with 'event' or 'cron', or a list of them",
-    pick=by_shape,
-)
+Triggers = Annotated[
+    Annotated[TriggerSpec, Tag("map")] | Annotated[Annotated[list[TriggerSpec], Field(min_length=1)], Tag("list")],
+    one_of("trigger is a mapping with 'event' or 'cron', or a list of them", by_shape),
+]
 
 
 class Shared(Spec):

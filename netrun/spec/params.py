@@ -5,12 +5,11 @@ The same subset declares state fields. Keywords keep their JSON Schema spelling
 misspelt keyword is an error instead of a constraint silently ignored.
 """
 
-
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, Tag
 
-from .base import Name, Spec, by_shape, keyed_union
+from .base import Name, Spec, by_shape, one_of
 
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object", "null"]
 
@@ -19,12 +18,10 @@ class JsonSchema(Spec):
     """A JSON Schema (the subset function-calling models understand)."""
 
     type: (
-        keyed_union(
-            ("text", JsonType),
-            ("list", list[JsonType]),
-            error="type is a JSON type name or a list of them: string, integer, number, boolean, array, object, null",
-            pick=by_shape,
-        )
+        Annotated[
+            Annotated[JsonType, Tag("text")] | Annotated[list[JsonType], Tag("list")],
+            one_of("type is a JSON type name or a list of them: string, integer, number, boolean, array, object, null", by_shape),
+        ]
         | None
     ) = None
     """The JSON type: string, integer, number, boolean, array, object or null."""
@@ -67,12 +64,13 @@ class JsonSchema(Spec):
     required: list[str] | None = None
     """The object properties that must be present."""
     additionalProperties: (  # noqa: N815
-        keyed_union(
-            ("bool", bool),
-            ("map", "JsonSchema"),
-            error="additionalProperties is true, false or a JSON Schema mapping",
-            pick=lambda v: "bool" if isinstance(v, bool) else by_shape(v),
-        )
+        Annotated[
+            Annotated[bool, Tag("bool")] | Annotated["JsonSchema", Tag("map")],
+            one_of(
+                "additionalProperties is true, false or a JSON Schema mapping",
+                lambda v: "bool" if isinstance(v, bool) else by_shape(v),
+            ),
+        ]
         | None
     ) = None
     """Whether (or how) properties not listed are allowed."""
@@ -103,19 +101,18 @@ def matches_type(value: Any, json_type: str) -> bool:
     return True if want is None else isinstance(value, want)
 
 
-StateField = keyed_union(
-    ("text", JsonType),
-    ("map", JsonSchema),
-    error="a state field is a type name (string, integer, number, boolean, array, object) or a JSON Schema mapping",
-    pick=by_shape,
-)
+StateField = Annotated[
+    Annotated[JsonType, Tag("text")] | Annotated[JsonSchema, Tag("map")],
+    one_of("a state field is a type name (string, integer, number, boolean, array, object) or a JSON Schema mapping", by_shape),
+]
 """A declared state field: a type name (``count: integer``) or a JSON Schema."""
 
-Parameters = keyed_union(
-    ("schema", JsonSchema),
-    ("properties", dict[Name, JsonSchema]),
-    error="parameters are a mapping: either a JSON Schema with 'type: object', or a mapping of parameter name to schema",
-    pick=lambda v: ("schema" if v.get("type") == "object" else "properties") if isinstance(v, dict) else None,
-)
+Parameters = Annotated[
+    Annotated[JsonSchema, Tag("schema")] | Annotated[dict[Name, JsonSchema], Tag("properties")],
+    one_of(
+        "parameters are a mapping: either a JSON Schema with 'type: object', or a mapping of parameter name to schema",
+        lambda v: ("schema" if v.get("type") == "object" else "properties") if isinstance(v, dict) else None,
+    ),
+]
 """Tool parameters: a JSON Schema with ``type: object``, or the shorthand mapping of
 parameter name to schema (every parameter without a ``default`` is required)."""

@@ -1,6 +1,5 @@
 """Routers: state rules, the LLM routing agent, or rules that fall back to it."""
 
-
 from typing import Literal
 
 from pydantic import Field, model_validator

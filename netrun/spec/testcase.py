@@ -7,7 +7,6 @@ approvals, and what must come out: the route, the tool calls, the state, the out
 stop reason, the iterations. ``netrun test`` runs them on the local engine.
 """
 
-
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -44,6 +43,7 @@ class Stub(Spec):
 
 class TestEvent(Spec):
     """An event: the one that starts the run, or one that answers a wait or an approval."""
+
     __test__ = False  # not a pytest test class
 
     name: EventName
@@ -107,6 +107,7 @@ class Expectations(Spec):
 
 class TestCase(Spec):
     """One run of the network, and what must come out of it."""
+
     __test__ = False  # not a pytest test class
 
     description: str | None = None
@@ -134,6 +135,7 @@ class TestCase(Spec):
 
 class TestFileSpec(Spec):
     """A network's test cases."""
+
     __test__ = False  # not a pytest test class
 
     network: str | None = None

@@ -3,12 +3,11 @@
 Tools from MCP servers are not declared here: agents name them as ``server.tool``.
 """
 
-
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, Tag
 
-from .base import Duration, EventName, Expression, Name, Spec, Template, by_key, by_shape, keyed_union
+from .base import Duration, EventName, Expression, Name, Spec, Template, by_key, by_shape, one_of
 from .params import Parameters
 
 
@@ -22,12 +21,10 @@ class ApprovalSpec(Spec):
     ``data.approved`` (true or false) and optional ``data.reason``."""
 
 
-Approval = keyed_union(
-    ("text", Literal["required", "none"]),
-    ("map", ApprovalSpec),
-    error="approval is 'required', 'none' or a mapping with 'timeout' and 'event'",
-    pick=by_shape,
-)
+Approval = Annotated[
+    Annotated[Literal["required", "none"], Tag("text")] | Annotated[ApprovalSpec, Tag("map")],
+    one_of("approval is 'required', 'none' or a mapping with 'timeout' and 'event'", by_shape),
+]
 
 
 class ToolBase(Spec):
@@ -111,9 +108,10 @@ class NetworkCall(Spec):
 class NetworkTool(ToolBase):
     """Runs another network and returns its output."""
 
-    network: keyed_union(  # type: ignore[valid-type]
-        ("text", Name), ("map", NetworkCall), error="network is a network name or a mapping with 'name'", pick=by_shape
-    )
+    network: Annotated[
+        Annotated[Name, Tag("text")] | Annotated[NetworkCall, Tag("map")],
+        one_of("network is a network name or a mapping with 'name'", by_shape),
+    ]
     """The network to run: its name, or a mapping with ``name`` and ``input``."""
 
 
@@ -136,13 +134,12 @@ class EventTool(ToolBase):
 
 TOOL_KINDS = ("state", "http", "wait_for_event", "network", "event")
 
-ToolSpec = keyed_union(
-    ("state", StateTool),
-    ("http", HttpTool),
-    ("wait_for_event", WaitTool),
-    ("network", NetworkTool),
-    ("event", EventTool),
-    error="a tool needs exactly one kind key: state, http, wait_for_event, network or event",
-    pick=by_key(*TOOL_KINDS),
-)
+ToolSpec = Annotated[
+    Annotated[StateTool, Tag("state")]
+    | Annotated[HttpTool, Tag("http")]
+    | Annotated[WaitTool, Tag("wait_for_event")]
+    | Annotated[NetworkTool, Tag("network")]
+    | Annotated[EventTool, Tag("event")],
+    one_of("a tool needs exactly one kind key: state, http, wait_for_event, network or event", by_key(*TOOL_KINDS)),
+]
 """A declared tool: exactly one of ``state``, ``http``, ``wait_for_event``, ``network``, ``event``."""

@@ -1,9 +1,10 @@
 """Triggers: the events or schedules that start a network."""
 
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, Tag
 
-from .base import EventName, Expression, Spec, Template, by_key, keyed_union
+from .base import EventName, Expression, Spec, Template, by_key, one_of
 
 
 class EventTrigger(Spec):
@@ -26,9 +27,7 @@ class CronTrigger(Spec):
     """The network input for scheduled runs."""
 
 
-TriggerSpec = keyed_union(
-    ("event", EventTrigger),
-    ("cron", CronTrigger),
-    error="a trigger needs exactly one of 'event' or 'cron'",
-    pick=by_key("event", "cron"),
-)
+TriggerSpec = Annotated[
+    Annotated[EventTrigger, Tag("event")] | Annotated[CronTrigger, Tag("cron")],
+    one_of("a trigger needs exactly one of 'event' or 'cron'", by_key("event", "cron")),
+]

@@ -41,15 +41,22 @@ def discover_tests(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and p.name.endswith(TEST_SUFFIXES)
-                         and not any(part.startswith(".") or part == "node_modules" for part in p.relative_to(path).parts))
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and p.name.endswith(TEST_SUFFIXES)
+                and not any(part.startswith(".") or part == "node_modules" for part in p.relative_to(path).parts)
+            )
         elif path.name.endswith(TEST_SUFFIXES) and path.exists():
             found.append(path)
         elif path.exists():
             stem, _, ext = path.name.rpartition(".")
             sibling = path.with_name(f"{stem}.test.{ext}")
             if not sibling.exists():
-                raise PathError(f"{path} has no test file beside it (expected {sibling.name}); create one with `netrun new` or by hand")
+                raise PathError(
+                    f"{path} has no test file beside it (expected {sibling.name}); create one with `netrun new` or by hand"
+                )
             found.append(sibling)
         else:
             raise PathError(f"no such file or directory: {path}")
@@ -80,7 +87,9 @@ def load_tests(paths: list[Path]) -> tuple[list[TestFile], Report]:
             continue
         sources.update(doc.lines)
         if not isinstance(doc.data, dict):
-            result.diagnostics.append(Diagnostic(doc.pos(()), "a test file is a mapping with 'cases' (and optionally 'network')", code="not-a-mapping"))
+            result.diagnostics.append(
+                Diagnostic(doc.pos(()), "a test file is a mapping with 'cases' (and optionally 'network')", code="not-a-mapping")
+            )
             continue
         spec, diags, _ = validate_model(TestFileSpec, doc)
         result.diagnostics.extend(diags)
@@ -88,16 +97,27 @@ def load_tests(paths: list[Path]) -> tuple[list[TestFile], Report]:
             continue
         network_path = network_for(path, spec)
         if not network_path.is_file():
-            result.diagnostics.append(Diagnostic(doc.pos(("network",)), f"no network file {display(network_path)} to test", path=("network",) if spec.network else (),
-                                                 code="missing-network"))
+            result.diagnostics.append(
+                Diagnostic(
+                    doc.pos(("network",)),
+                    f"no network file {display(network_path)} to test",
+                    path=("network",) if spec.network else (),
+                    code="missing-network",
+                )
+            )
             continue
         network_report = validate_paths([network_path])
         network_spec = network_report.files[0].spec if network_report.files else None
         if network_report.errors or network_spec is None:
             results.extend(f for f in network_report.files if f.diagnostics)
             sources.update(network_report.sources)
-            result.diagnostics.append(Diagnostic(doc.pos(("network",)), f"the network {display(network_path)} has errors (above): its tests cannot run",
-                                                 code="invalid-network"))
+            result.diagnostics.append(
+                Diagnostic(
+                    doc.pos(("network",)),
+                    f"the network {display(network_path)} has errors (above): its tests cannot run",
+                    code="invalid-network",
+                )
+            )
             continue
         result.diagnostics.extend(_references(spec, doc, network_spec, path))
         if not result.errors:
@@ -125,7 +145,11 @@ def _references(spec: TestFileSpec, doc: Document, network: NetworkSpec, path: P
             if "/" in caller:  # PREFIX/agent: an agent of a network used as a tool (as `netrun run --record` writes them)
                 continue
             if caller not in agents and caller != "router":
-                error((*at, "replies", caller), f"no agent '{caller}' in the network; callers are its agents ({', '.join(sorted(agents))}) and 'router'", key=True)
+                error(
+                    (*at, "replies", caller),
+                    f"no agent '{caller}' in the network; callers are its agents ({', '.join(sorted(agents))}) and 'router'",
+                    key=True,
+                )
         if case.replay is not None and not (path.parent / case.replay).exists():
             error((*at, "replay"), f"no replies file {case.replay} beside the test file")
         for tool in case.tools:
@@ -133,17 +157,31 @@ def _references(spec: TestFileSpec, doc: Document, network: NetworkSpec, path: P
             if tool in tools:
                 continue
             if not (dot and server in servers):
-                error((*at, "tools", tool), f"no tool '{tool}' in the network (declared: {', '.join(sorted(tools)) or 'none'}; MCP tools are written server.tool)", key=True)
+                error(
+                    (*at, "tools", tool),
+                    f"no tool '{tool}' in the network (declared: {', '.join(sorted(tools)) or 'none'}; MCP tools are written server.tool)",
+                    key=True,
+                )
                 continue
             listed = {t.split(".", 1)[1] for a in network.agents.values() for t in a.tools if t.startswith(server + ".")}
             whole = any(server in a.mcp_servers for a in network.agents.values())
             if not whole and name_ not in listed:
-                error((*at, "tools", tool), f"no agent uses the tool '{name_}' of the MCP server {server} (the agents use: {', '.join(sorted(listed)) or 'none'})", key=True)
+                error(
+                    (*at, "tools", tool),
+                    f"no agent uses the tool '{name_}' of the MCP server {server} (the agents use: {', '.join(sorted(listed)) or 'none'})",
+                    key=True,
+                )
         # A case's initial state is checked as `netrun run --state` and the REST API check it.
         for field, where, why in state_problems(network.state, case.state):
             declared = field in network.state
-            out.append(Diagnostic(doc.pos((*at, "state", field), key=not declared), why if where == field else f"{where}: {why}",
-                                  path=(*at, "state", field), code="invalid-state"))
+            out.append(
+                Diagnostic(
+                    doc.pos((*at, "state", field), key=not declared),
+                    why if where == field else f"{where}: {why}",
+                    path=(*at, "state", field),
+                    code="invalid-state",
+                )
+            )
         output = case.expect.output
         if output is not None and not isinstance(output, str) and output.regex is not None:
             try:

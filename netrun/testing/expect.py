@@ -41,7 +41,10 @@ class Failure:
             if len(left) <= 1 and len(right) <= 1:
                 return [f"expected: {self.expected!r}", f"actual:   {self.actual!r}"]
         else:
-            short = json.dumps(self.expected, ensure_ascii=False, default=str), json.dumps(self.actual, ensure_ascii=False, default=str)
+            short = (
+                json.dumps(self.expected, ensure_ascii=False, default=str),
+                json.dumps(self.actual, ensure_ascii=False, default=str),
+            )
             if max(map(len, short)) <= 100:
                 return [f"expected: {short[0]}", f"actual:   {short[1]}"]
             left, right = _pretty(self.expected).splitlines(), _pretty(self.actual).splitlines()
@@ -65,13 +68,24 @@ def check(expect: Expectations, record: RunRecord, at: YamlPath) -> list[Failure
         failures.append(Failure("status", f"the run ended {record.status}{detail}; expected {expect.status}", (*here, "status")))
         return failures
     if expect.error is not None and expect.error not in (record.error or ""):
-        failures.append(Failure("error", "the run's error does not contain the expected text", (*here, "error"), expect.error, record.error or "",
-                                has_values=True, pattern=True))
+        failures.append(
+            Failure(
+                "error",
+                "the run's error does not contain the expected text",
+                (*here, "error"),
+                expect.error,
+                record.error or "",
+                has_values=True,
+                pattern=True,
+            )
+        )
     result = record.result or {}
     if not result:
         unchecked = [f for f in _RESULT_FIELDS if getattr(expect, f) is not None]
         if unchecked:
-            failures.append(Failure("status", f"cannot check {', '.join(unchecked)}: the run failed ({record.error})", (*here, unchecked[0])))
+            failures.append(
+                Failure("status", f"cannot check {', '.join(unchecked)}: the run failed ({record.error})", (*here, unchecked[0]))
+            )
         return failures
     if expect.route is not None and result["route"] != expect.route:
         failures.append(compare("route", (*here, "route"), expect.route, result["route"], "the route differs"))
@@ -81,12 +95,21 @@ def check(expect: Expectations, record: RunRecord, at: YamlPath) -> list[Failure
         missing = _subsequence(expect.tool_calls, calls)
         if missing is not None:
             wanted = [_call(c) for c in expect.tool_calls]
-            failures.append(compare("tool_calls", (*here, "tool_calls", missing), wanted, calls,
-                                    f"expected call #{missing + 1} ({expect.tool_calls[missing].name}) was not made, in this order"))
+            failures.append(
+                compare(
+                    "tool_calls",
+                    (*here, "tool_calls", missing),
+                    wanted,
+                    calls,
+                    f"expected call #{missing + 1} ({expect.tool_calls[missing].name}) was not made, in this order",
+                )
+            )
     if expect.tool_calls_exact is not None:
         wanted = [_call(c) for c in expect.tool_calls_exact]
-        shown = [_shown(e, c) for e, c in zip(expect.tool_calls_exact, calls, strict=False)] + calls[len(wanted):]
-        if len(calls) != len(wanted) or not all(_matches(e, c, exact=True) for e, c in zip(expect.tool_calls_exact, calls, strict=False)):
+        shown = [_shown(e, c) for e, c in zip(expect.tool_calls_exact, calls, strict=False)] + calls[len(wanted) :]
+        if len(calls) != len(wanted) or not all(
+            _matches(e, c, exact=True) for e, c in zip(expect.tool_calls_exact, calls, strict=False)
+        ):
             failures.append(compare("tool_calls_exact", (*here, "tool_calls_exact"), wanted, shown, "the tool calls differ"))
     state = result["state"]
     if expect.state is not None:
@@ -98,9 +121,15 @@ def check(expect: Expectations, record: RunRecord, at: YamlPath) -> list[Failure
     if expect.output is not None:
         failures.extend(_output(expect.output, result["output"], (*here, "output")))
     if expect.stop_reason is not None and result["stop_reason"] != expect.stop_reason:
-        failures.append(compare("stop_reason", (*here, "stop_reason"), expect.stop_reason, result["stop_reason"], "the stop reason differs"))
+        failures.append(
+            compare("stop_reason", (*here, "stop_reason"), expect.stop_reason, result["stop_reason"], "the stop reason differs")
+        )
     if expect.iterations is not None and result["iterations"] != expect.iterations:
-        failures.append(compare("iterations", (*here, "iterations"), expect.iterations, result["iterations"], "the number of iterations differs"))
+        failures.append(
+            compare(
+                "iterations", (*here, "iterations"), expect.iterations, result["iterations"], "the number of iterations differs"
+            )
+        )
     return failures
 
 
@@ -109,7 +138,11 @@ _RESULT_FIELDS = ("route", "tool_calls", "tool_calls_exact", "state", "state_exa
 
 
 def _call(call: ExpectedCall) -> dict[str, Any]:
-    return {"name": model_name(call.name), **({"args": call.args} if call.args is not None else {}), **({"error": call.error} if call.error is not None else {})}
+    return {
+        "name": model_name(call.name),
+        **({"args": call.args} if call.args is not None else {}),
+        **({"error": call.error} if call.error is not None else {}),
+    }
 
 
 def _shown(expected: ExpectedCall, actual: dict[str, Any]) -> dict[str, Any]:
@@ -157,8 +190,16 @@ def _output(expect: str | ExpectedOutput, output: str, path: YamlPath) -> list[F
     texts = [spec.contains] if isinstance(spec.contains, str) else (spec.contains or [])
     for i, text in enumerate(texts):
         if text not in output:
-            where = (*path, "contains", i) if isinstance(spec.contains, list) else (*path,) if isinstance(expect, str) else (*path, "contains")
-            failures.append(Failure("output", f"the output does not contain {text!r}", where, text, output, has_values=True, pattern=True))
+            where = (
+                (*path, "contains", i)
+                if isinstance(spec.contains, list)
+                else (*path,)
+                if isinstance(expect, str)
+                else (*path, "contains")
+            )
+            failures.append(
+                Failure("output", f"the output does not contain {text!r}", where, text, output, has_values=True, pattern=True)
+            )
     if spec.regex is not None:
         try:
             found = re.search(spec.regex, output)
@@ -166,5 +207,15 @@ def _output(expect: str | ExpectedOutput, output: str, path: YamlPath) -> list[F
             failures.append(Failure("output", f"the regex {spec.regex!r} is not valid: {exc}", (*path, "regex")))
         else:
             if found is None:
-                failures.append(Failure("output", f"the output does not match /{spec.regex}/", (*path, "regex"), spec.regex, output, has_values=True, pattern=True))
+                failures.append(
+                    Failure(
+                        "output",
+                        f"the output does not match /{spec.regex}/",
+                        (*path, "regex"),
+                        spec.regex,
+                        output,
+                        has_values=True,
+                        pattern=True,
+                    )
+                )
     return failures

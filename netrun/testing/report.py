@@ -49,23 +49,40 @@ def human(results: list[CaseResult], seconds: float, style: Style = plain, broke
             title = f" {r.id} "
             out.append(style(title.center(max(80, len(title) + 10), "_"), fg="red", bold=True))
             for line in failure_lines(r):
-                colour = "red" if line.lstrip().startswith("+") and not line.lstrip().startswith("+++") else (
-                    "green" if line.lstrip().startswith("-") and not line.lstrip().startswith("---") else None)
+                colour = (
+                    "red"
+                    if line.lstrip().startswith("+") and not line.lstrip().startswith("+++")
+                    else ("green" if line.lstrip().startswith("-") and not line.lstrip().startswith("---") else None)
+                )
                 out.append(style(line, fg=colour) if colour else line)
     passed = len(results) - len(failed)
-    parts = ([f"{len(failed)} failed"] if failed else []) + [f"{passed} passed"] + ([f"{len(broken)} test file(s) with errors"] if broken else [])
+    parts = (
+        ([f"{len(failed)} failed"] if failed else [])
+        + [f"{passed} passed"]
+        + ([f"{len(broken)} test file(s) with errors"] if broken else [])
+    )
     bad = bool(failed or broken)
     out.append(style(f" {', '.join(parts)} in {seconds:.2f}s ".center(80, "="), fg="red" if bad else "green", bold=True))
     return "\n".join(out)
 
 
 def junit(results: list[CaseResult], seconds: float, broken: Broken = ()) -> str:
-    suites = ET.Element("testsuites", name="netrun", tests=str(len(results) + len(broken)), failures=str(sum(not r.passed for r in results)),
-                        errors=str(len(broken)), time=f"{seconds:.3f}")
+    suites = ET.Element(
+        "testsuites",
+        name="netrun",
+        tests=str(len(results) + len(broken)),
+        failures=str(sum(not r.passed for r in results)),
+        errors=str(len(broken)),
+        time=f"{seconds:.3f}",
+    )
     for file, problem in broken:
-        suite = ET.SubElement(suites, "testsuite", name=_xml(file), tests="1", failures="0", errors="1", file=_xml(file), time="0")
+        suite = ET.SubElement(
+            suites, "testsuite", name=_xml(file), tests="1", failures="0", errors="1", file=_xml(file), time="0"
+        )
         case = ET.SubElement(suite, "testcase", classname=_xml(file), name="(the test file)", time="0")
-        error = ET.SubElement(case, "error", message=_xml(problem.splitlines()[0] if problem else "invalid"), type="InvalidTestFile")
+        error = ET.SubElement(
+            case, "error", message=_xml(problem.splitlines()[0] if problem else "invalid"), type="InvalidTestFile"
+        )
         error.text = _xml(problem)
     by_file: dict[str, list[CaseResult]] = {}
     for r in results:
@@ -73,12 +90,22 @@ def junit(results: list[CaseResult], seconds: float, broken: Broken = ()) -> str
     for file, cases in by_file.items():
         # The attributes of Jenkins' junit-10.xsd, which CI servers read: a suite must say its
         # errors, and the file is the suite's (a case has no `file` there).
-        suite = ET.SubElement(suites, "testsuite", name=_xml(file), tests=str(len(cases)), failures=str(sum(not r.passed for r in cases)),
-                              errors="0", file=_xml(file), time=f"{sum(r.seconds for r in cases):.3f}")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=_xml(file),
+            tests=str(len(cases)),
+            failures=str(sum(not r.passed for r in cases)),
+            errors="0",
+            file=_xml(file),
+            time=f"{sum(r.seconds for r in cases):.3f}",
+        )
         for r in cases:
             case = ET.SubElement(suite, "testcase", classname=_xml(file), name=_xml(r.name), time=f"{r.seconds:.3f}")
             if not r.passed:
-                failure = ET.SubElement(case, "failure", message=_xml("; ".join(f.message for f in r.failures)), type="AssertionError")
+                failure = ET.SubElement(
+                    case, "failure", message=_xml("; ".join(f.message for f in r.failures)), type="AssertionError"
+                )
                 failure.text = _xml("\n".join(failure_lines(r)))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode")
@@ -91,7 +118,9 @@ def github(results: list[CaseResult], seconds: float) -> str:
         for f in r.failures:
             pos = r.file.doc.pos(f.path)
             body = "\n".join([f.message, *f.diff()])
-            out.append(f"::error file={escape_annotation(pos.file, True)},line={pos.line},col={pos.col},title={escape_annotation('netrun test: ' + r.name, True)}::{escape_annotation(body)}")
+            out.append(
+                f"::error file={escape_annotation(pos.file, True)},line={pos.line},col={pos.col},title={escape_annotation('netrun test: ' + r.name, True)}::{escape_annotation(body)}"
+            )
     failed = sum(not r.passed for r in results)
     out.append(f"{failed} failed, {len(results) - failed} passed in {seconds:.2f}s")
     return "\n".join(out)

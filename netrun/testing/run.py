@@ -8,7 +8,6 @@ tools are stand-ins. Cases run concurrently; each one's model and stubs are its 
 from __future__ import annotations
 
 import asyncio
-import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -22,9 +21,9 @@ from ..engines.runner import EngineError, LocalEngine
 from ..finder import find_network
 from ..includes import display
 from ..models.scripted import load_replies
-from ..runtime.approvals import approval_id
+from ..runtime import step_ids
+from ..runtime.approvals import APPROVAL_EVENT, approval_id
 from ..runtime.model import ModelError
-from ..runtime.network import APPROVAL_EVENT
 from ..spec import NetworkSpec
 from ..spec.testcase import TestCase
 from ..tools.naming import model_name
@@ -72,7 +71,9 @@ async def run_cases(files: list[TestFile], environ: Mapping[str, str], select: s
                 return await run_case(tf, name, case, journal, environ)
 
         try:
-            work = [one(tf, name, case) for tf in files for name, case in tf.spec.cases.items() if select is None or select in name]
+            work = [
+                one(tf, name, case) for tf in files for name, case in tf.spec.cases.items() if select is None or select in name
+            ]
             return list(await asyncio.gather(*work))
         finally:
             from ..models.litellm_client import close_clients
@@ -93,14 +94,22 @@ async def run_case(tf: TestFile, name: str, case: TestCase, journal: Journal, en
         result.record = record
         if record.status == "waiting":
             waits = [w[2] for w in journal.waits() if w[0] == record.id]
-            result.failures.append(Failure("events", f"the run waits for {', '.join(waits) or 'an event'}; the case has no more events to deliver", (*at, "events")))
+            result.failures.append(
+                Failure(
+                    "events",
+                    f"the run waits for {', '.join(waits) or 'an event'}; the case has no more events to deliver",
+                    (*at, "events"),
+                )
+            )
         else:
             result.failures.extend(check(case.expect, record, at))
     result.seconds = time.perf_counter() - started
     return result
 
 
-async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, environ: Mapping[str, str], result: CaseResult) -> RunRecord:
+async def _execute(
+    tf: TestFile, name: str, case: TestCase, journal: Journal, environ: Mapping[str, str], result: CaseResult
+) -> RunRecord:
     at = ("cases", name)
     if case.replay is not None:
         replies = load_replies(tf.path.parent / case.replay)
@@ -112,12 +121,18 @@ async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, en
         options["stubs"] = {k: v.model_dump() for k, v in case.tools.items()}
     engine = LocalEngine(journal, environ, stream=False, step_retries=0, backoff=0.0, networks=find_network)
     event = case.event.model_dump() if case.event else {}
-    record = await engine.start(tf.network, tf.network_path.parent.resolve(), input=case.input, state=case.state, event=event, options=options)
+    record = await engine.start(
+        tf.network, tf.network_path.parent.resolve(), input=case.input, state=case.state, event=event, options=options
+    )
     approvals = approval_events(tf.network)
     for i, incoming in enumerate(case.events):
         if record.status != "waiting":
             left = len(case.events) - i
-            result.failures.append(Failure("events", f"{left} event(s) were not delivered: the run ended before it waited for them", (*at, "events", i)))
+            result.failures.append(
+                Failure(
+                    "events", f"{left} event(s) were not delivered: the run ended before it waited for them", (*at, "events", i)
+                )
+            )
             break
         data = dict(incoming.data)
         if incoming.name in approvals:
@@ -128,12 +143,19 @@ async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, en
         try:
             delivered = await engine.deliver(incoming.name, data, run_id=record.id)
         except ApprovalError as exc:
-            result.failures.append(Failure("events", f"event {incoming.name} answered no approval: {exc.message}", (*at, "events", i)))
+            result.failures.append(
+                Failure("events", f"event {incoming.name} answered no approval: {exc.message}", (*at, "events", i))
+            )
             break
         if not delivered:
             waits = [w[2] for w in journal.waits() if w[0] == record.id]
-            result.failures.append(Failure("events", f"event {incoming.name} answered none of the run's waits (it waits for {', '.join(waits) or 'nothing'})",
-                                           (*at, "events", i)))
+            result.failures.append(
+                Failure(
+                    "events",
+                    f"event {incoming.name} answered none of the run's waits (it waits for {', '.join(waits) or 'nothing'})",
+                    (*at, "events", i),
+                )
+            )
             break
         record = journal.run(record.id) or record
     if case.replies is not None and record.status == "completed":
@@ -141,8 +163,13 @@ async def _execute(tf: TestFile, name: str, case: TestCase, journal: Journal, en
         for caller, script in replies.items():
             used = calls.get(caller, 0)
             if used < len(script):
-                result.failures.append(Failure("replies", f"{len(script) - used} of the {len(script)} replies for {caller} were not used: the run made fewer calls than scripted",
-                                               (*at, "replies", caller)))
+                result.failures.append(
+                    Failure(
+                        "replies",
+                        f"{len(script) - used} of the {len(script)} replies for {caller} were not used: the run made fewer calls than scripted",
+                        (*at, "replies", caller),
+                    )
+                )
     return record
 
 
@@ -153,10 +180,6 @@ def _reply(reply: Any) -> dict[str, Any]:
     return data
 
 
-_INFER = re.compile(r"^turn\.\d+\.(.+)\.infer$")
-_ROUTE = re.compile(r"^route\.\d+(\.\d+)?$")
-
-
 def model_calls(journal: Journal, run_id: str) -> dict[str, int]:
     """The model calls of a run and its child runs, per caller as replies name them
     (``agent``, ``router``, and ``PREFIX/agent`` for a network used as a tool)."""
@@ -165,8 +188,7 @@ def model_calls(journal: Journal, run_id: str) -> dict[str, int]:
         record = journal.run(rid)
         prefix = str(record.options.get("prefix") or "") if record is not None else ""
         for step in journal.step_ids(rid):
-            found = _INFER.match(step)
-            caller = found.group(1) if found else "router" if _ROUTE.match(step) else None
+            caller = step_ids.model_caller(step)
             if caller is not None:
                 counts[prefix + caller] = counts.get(prefix + caller, 0) + 1
     return counts

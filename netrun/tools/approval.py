@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..runtime.approvals import APPROVAL_EVENT, approval_id, approval_step
+from ..runtime import events, step_ids
+from ..runtime.approvals import APPROVAL_EVENT, approval_id
 from ..runtime.steps import Wait
 from ..runtime.tooling import Tool, ToolContext, ToolOutcome, run_tool, starts_runs
 from ..spec import scopes
@@ -24,8 +25,10 @@ from ..spec.tools import ApprovalSpec
 
 DEFAULT_TIMEOUT = "24h"
 
-DECISION_IF = ("async.data.run_id == run.id and async.data.approval_id == approval.id"
-               " and (async.data.tool is not defined or async.data.tool == approval.tool)")
+DECISION_IF = (
+    "async.data.run_id == run.id and async.data.approval_id == approval.id"
+    " and (async.data.tool is not defined or async.data.tool == approval.tool)"
+)
 """The id is required: an id-less approval is resolved to one id by whoever knows how many
 calls wait (`netrun serve`, `netrun send`), never by this condition."""
 
@@ -46,24 +49,45 @@ class Approved:
         assert ctx.steps is not None, "an approval waits in a run"
         step_id, run_id = ctx.step_id, ctx.run_id
         ident = approval_id(run_id, step_id)
-        wait_step = approval_step(step_id)
+        wait_step = step_ids.approval(step_id)
         wait = Wait(
             event=self.event,
             timeout=parse_duration(self.timeout),
             if_=DECISION_IF,
             # ``approval`` also tells the engines' journals which waits are approvals (the
             # pending list of `GET /runs/{id}`); its values are fixed when the wait starts.
-            variables=scopes.variables(scopes.APPROVAL_IF, {"run": {"id": run_id},
-                                       "approval": {"id": ident, "tool": self.name, "args": args, "step": step_id, "event": self.event}}),
+            variables=scopes.variables(
+                scopes.APPROVAL_IF,
+                {
+                    "run": {"id": run_id},
+                    "approval": {"id": ident, "tool": self.name, "args": args, "step": step_id, "event": self.event},
+                },
+            ),
         )
         emit = ctx.emit or _silent
-        emit("approval.requested", ctx.steps.replaying(wait_step), step=step_id, approval_id=ident, tool=self.name, args=args,
-             event=self.event, timeout=self.timeout)
+        emit(
+            events.APPROVAL_REQUESTED,
+            ctx.steps.replaying(wait_step),
+            step=step_id,
+            approval_id=ident,
+            tool=self.name,
+            args=args,
+            event=self.event,
+            timeout=self.timeout,
+        )
         decision = await ctx.steps.wait_for_event(wait_step, wait)
         data = (decision or {}).get("data") or {}
         resolution = "expired" if decision is None else "approved" if data.get("approved") is True else "denied"
-        emit("approval.resolved", not ctx.steps.fresh(wait_step), step=step_id, approval_id=ident, tool=self.name,
-             resolution=resolution, reason=data.get("reason"), by=data.get("by"))
+        emit(
+            events.APPROVAL_RESOLVED,
+            not ctx.steps.fresh(wait_step),
+            step=step_id,
+            approval_id=ident,
+            tool=self.name,
+            resolution=resolution,
+            reason=data.get("reason"),
+            by=data.get("by"),
+        )
         if resolution == "approved":
             return await run_tool(self.tool, args, ctx)
         if decision is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..runtime import step_ids
 from ..runtime.args import parameters_schema
 from ..runtime.render import RenderError
 from ..runtime.steps import StepFailed
@@ -46,13 +47,15 @@ class SendEventTool:
         if not isinstance(data, dict):
             data = {"value": data}
         if "approval_id" in data:  # every approval wait requires one: only people answer approvals
-            return ToolOutcome.failure("refused: approval_id is reserved for the people who answer approvals "
-                                       "(POST /events, netrun send); a run cannot approve tool calls; the event was not sent")
+            return ToolOutcome.failure(
+                "refused: approval_id is reserved for the people who answer approvals "
+                "(POST /events, netrun send); a run cannot approve tool calls; the event was not sent"
+            )
         # Its engine gives the runs the event starts depth + 1.
         refused = refusal(ctx, f"sending the event {event_name}", "the event was not sent")
         if refused is not None:
             return await recorded(ctx, refused)
-        event_id = f"{ctx.run_id}:{ctx.step_id}"
+        event_id = step_ids.sent_event(ctx.run_id, ctx.step_id)
         try:
             await ctx.steps.send_event(ctx.step_id, [{"name": event_name, "data": data, "id": event_id}])
         except StepFailed as exc:

@@ -46,6 +46,7 @@ RETRY_AFTER_MAX = 30.0
 
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
+
 class _AttemptFailedError(Exception):
     """A failed attempt worth repeating (429, 5xx, transport error); what to report if it was the last."""
 
@@ -99,7 +100,7 @@ class HttpToolImpl:
         (:meth:`~netrun.runtime.render.Renderer.render_typed`)."""
         check_routing_headers(self.http.headers)
         raw = {"query": dict(self.http.query), "headers": dict(self.http.headers)}
-        out = each_string(render_value(each_string(raw, env.protect), variables), env.reveal)
+        out: dict[str, Any] = each_string(render_value(each_string(raw, env.protect), variables), env.reveal)
         built, out["target"] = render_url(self.http.url, variables, env, list(out["query"].items()), self.http.allowed_origins)
         out["url"] = built.url
         out["body"] = each_string(render_typed(each_string(self.http.body, env.protect), variables), env.reveal)

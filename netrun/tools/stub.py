@@ -46,7 +46,9 @@ def server_stubs(stubs: Mapping[str, Mapping[str, Any]], declared: Container[str
             continue
         server, tool = stub_target(key)
         name = function_name(server, tool)
-        out.setdefault(server, {})[tool] = StubTool(name, f"{tool} (from the MCP server {server}; stubbed)", ANY_OBJECT, _outcome(stub))
+        out.setdefault(server, {})[tool] = StubTool(
+            name, f"{tool} (from the MCP server {server}; stubbed)", ANY_OBJECT, _outcome(stub)
+        )
     return out
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..runtime.args import parameters_schema
+from ..runtime.events import WAITING
 from ..runtime.steps import Wait, path_get
 from ..runtime.tooling import ToolContext, ToolOutcome
 from ..spec import NetworkSpec, scopes
@@ -37,10 +38,14 @@ class WaitForEventTool:
         spec = self.spec
         if spec.match and path_get(ctx.event, spec.match) is None:
             # Matching "no value" with "no value" would hand one answer to every such run.
-            return ToolOutcome.failure(f"cannot wait for {spec.event}: the event that started this run has no {spec.match} to match on")
+            return ToolOutcome.failure(
+                f"cannot wait for {spec.event}: the event that started this run has no {spec.match} to match on"
+            )
         # What `netrun validate` lets `if:` read, less `event` and `async`: the engine adds
         # them where the wait is matched (scopes.at_match; it knows the run's event).
-        variables = scopes.variables(scopes.WAIT_IF, {"args": args, "state": dict(ctx.state), "input": ctx.input, "run": {"id": ctx.run_id}})
+        variables = scopes.variables(
+            scopes.WAIT_IF, {"args": args, "state": dict(ctx.state), "input": ctx.input, "run": {"id": ctx.run_id}}
+        )
         wait = Wait(
             event=spec.event,
             timeout=parse_duration(spec.timeout) if spec.timeout else DEFAULT_TIMEOUT,
@@ -50,8 +55,16 @@ class WaitForEventTool:
             variables=variables,
         )
         if ctx.emit is not None:
-            ctx.emit("waiting", ctx.steps.replaying(ctx.step_id), step=ctx.step_id, tool=self.name, event=spec.event, match=spec.match,
-                     match_value=wait.match_value, args=args)
+            ctx.emit(
+                WAITING,
+                ctx.steps.replaying(ctx.step_id),
+                step=ctx.step_id,
+                tool=self.name,
+                event=spec.event,
+                match=spec.match,
+                match_value=wait.match_value,
+                args=args,
+            )
         received = await ctx.steps.wait_for_event(ctx.step_id, wait)
         if received is None:
             return ToolOutcome.failure(f"no answer: no {spec.event} event arrived within {spec.timeout}")

@@ -124,7 +124,11 @@ MAX_EVENT_NAME = 255
 DAY = 24 * 3600.0
 REQUEST_VERSION = 2
 FINISHED, FAILED, CANCELLED, INVOKED = (
-    "inngest/function.finished", "inngest/function.failed", "inngest/function.cancelled", "inngest/function.invoked")
+    "inngest/function.finished",
+    "inngest/function.failed",
+    "inngest/function.cancelled",
+    "inngest/function.invoked",
+)
 
 
 class SyncRefusedError(RuntimeError):
@@ -261,8 +265,17 @@ def policy_violations(expr: str) -> list[str]:
                 found.append(f"function calls are disallowed (uses '{name}')")
         elif kind == "member_dot_arg":
             name = str(node.children[1])
-            found.append(f"macros are disallowed (uses '{name}')" if name in _MACROS else f"function calls are disallowed (uses '{name}')")
-        elif kind in ("addition_add", "addition_sub", "multiplication_mul", "multiplication_div", "multiplication_mod", "unary_neg"):
+            found.append(
+                f"macros are disallowed (uses '{name}')" if name in _MACROS else f"function calls are disallowed (uses '{name}')"
+            )
+        elif kind in (
+            "addition_add",
+            "addition_sub",
+            "multiplication_mul",
+            "multiplication_div",
+            "multiplication_mod",
+            "unary_neg",
+        ):
             found.append(f"function calls are disallowed (uses '{kind}')")
         for child in node.children:
             walk(child)
@@ -334,7 +347,14 @@ def _compare(op: str, a: Any, b: Any) -> Any:
     return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
 
-_RELATIONS = {"relation_eq": "==", "relation_ne": "!=", "relation_lt": "<", "relation_le": "<=", "relation_gt": ">", "relation_ge": ">="}
+_RELATIONS = {
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_gt": ">",
+    "relation_ge": ">=",
+}
 
 
 class _Eval:
@@ -407,9 +427,13 @@ class _Eval:
             if target is UNKNOWN or any(a is UNKNOWN for a in args):
                 return 0 if name == "size" else False
             methods: dict[str, Callable[[], Any]] = {
-                "startsWith": lambda: target.startswith(args[0]), "endsWith": lambda: target.endswith(args[0]),
-                "contains": lambda: args[0] in target, "matches": lambda: re.search(args[0], target) is not None,
-                "size": lambda: len(target), "lowerAscii": lambda: target.lower(), "upperAscii": lambda: target.upper(),
+                "startsWith": lambda: target.startswith(args[0]),
+                "endsWith": lambda: target.endswith(args[0]),
+                "contains": lambda: args[0] in target,
+                "matches": lambda: re.search(args[0], target) is not None,
+                "size": lambda: len(target),
+                "lowerAscii": lambda: target.lower(),
+                "upperAscii": lambda: target.upper(),
             }
             if name not in methods or not isinstance(target, (str, list, dict)):
                 raise ExpressionError(f"no such overload: {name}")
@@ -685,8 +709,10 @@ class StandInExecutor:
             return 401, {"error": "bad signing key"}
         if method == "POST" and path == "/fn/register":
             payload = json.loads(body)
-            problems = {fn.get("id"): function_problems(fn) + [p for rule in self.newer_rules for p in rule(fn)]
-                        for fn in payload.get("functions") or []}
+            problems = {
+                fn.get("id"): function_problems(fn) + [p for rule in self.newer_rules for p in rule(fn)]
+                for fn in payload.get("functions") or []
+            }
             problems = {k: v for k, v in problems.items() if v}
             if problems:  # one invalid function refuses the whole app (pkg/devserver/api.go)
                 text = "; ".join(f"{k}: {', '.join(v)}" for k, v in problems.items())
@@ -839,16 +865,26 @@ class StandInExecutor:
             "disable_immediate_execution": run.force_plan,
             "use_api": False,
         }
-        body: JSON = {"event": run.event, "events": [run.event], "steps": {h: run.memos[h] for h in run.stack},
-                      "defers": {}, "ctx": ctx, "version": run.version, "use_api": False}
+        body: JSON = {
+            "event": run.event,
+            "events": [run.event],
+            "steps": {h: run.memos[h] for h in run.stack},
+            "defers": {},
+            "ctx": ctx,
+            "version": run.version,
+            "use_api": False,
+        }
         raw = jcs.canonicalize(body)
         if len(raw) > MAX_REQUEST:  # the SDK fetches them from /v0/runs/{id}/actions and /batch
             body = {**body, "events": [], "steps": {}, "use_api": True, "ctx": {**ctx, "use_api": True}}
             raw = jcs.canonicalize(body)
         url = urlsplit(fn["steps"]["step"]["runtime"]["url"])
         query = urlencode({**dict(parse_qsl(url.query)), "stepId": item.step_id})
-        headers = {"x-run-id": run.id, "x-inngest-req-version": str(run.version),
-                   "x-inngest-step-id": item.step_id if item.step_id != "step" else "step"}
+        headers = {
+            "x-run-id": run.id,
+            "x-inngest-req-version": str(run.version),
+            "x-inngest-step-id": item.step_id if item.step_id != "step" else "step",
+        }
         return urlunsplit(url._replace(query=query)), raw, headers, body
 
     def _dispatch(self, batch: list[_Item]) -> None:
@@ -876,8 +912,19 @@ class StandInExecutor:
 
     def _handle(self, run: Run, item: _Item, answer: tuple[int, dict[str, str], Any], body: JSON, sent: dict[str, str]) -> None:
         status, headers, reply = answer
-        self.requests.append(Call(run.fn_id, item.step_id, status, run.id, item.attempt, headers.get("retry-after"),
-                                  body["ctx"]["disable_immediate_execution"], body, sent))
+        self.requests.append(
+            Call(
+                run.fn_id,
+                item.step_id,
+                status,
+                run.id,
+                item.attempt,
+                headers.get("retry-after"),
+                body["ctx"]["disable_immediate_execution"],
+                body,
+                sent,
+            )
+        )
         if run.status not in ("running", "waiting"):  # ended meanwhile (cancelled, another item failed it)
             return
         if headers.get("x-inngest-req-version", "").lstrip("-").isdigit():
@@ -891,8 +938,16 @@ class StandInExecutor:
         elif status == 206:
             ops = [op for op in reply or [] if op and op.get("op") != "None"]
             if len(ops) > MAX_STEPS:
-                self._finish(run, "failed", error=_error({"name": "InngestErrFunctionOverflowed", "message":
-                             f"The function run exceeded the step limit of {MAX_STEPS} steps."}))
+                self._finish(
+                    run,
+                    "failed",
+                    error=_error(
+                        {
+                            "name": "InngestErrFunctionOverflowed",
+                            "message": f"The function run exceeded the step limit of {MAX_STEPS} steps.",
+                        }
+                    ),
+                )
                 return
             if len(ops) > 1:
                 run.force_plan = True
@@ -932,7 +987,11 @@ class StandInExecutor:
         if kind in ("StepRun", "Step"):
             data = op.get("data")
             if len(json.dumps(data)) > MAX_STEP_OUTPUT:
-                self._finish(run, "failed", error=_error({"name": "OutputTooLarge", "message": f"step output over {MAX_STEP_OUTPUT} bytes"}))
+                self._finish(
+                    run,
+                    "failed",
+                    error=_error({"name": "OutputTooLarge", "message": f"step output over {MAX_STEP_OUTPUT} bytes"}),
+                )
                 return
             if self._memo(run, h, {"data": data}):
                 self._discover(run, h, h)
@@ -970,8 +1029,16 @@ class StandInExecutor:
         if h in run.memos:  # already saved (ErrDuplicateResponse): keep the first
             return True
         if len(run.stack) >= MAX_STEPS:
-            self._finish(run, "failed", error=_error({"name": "InngestErrFunctionOverflowed", "message":
-                         f"The function run exceeded the step limit of {MAX_STEPS} steps."}))
+            self._finish(
+                run,
+                "failed",
+                error=_error(
+                    {
+                        "name": "InngestErrFunctionOverflowed",
+                        "message": f"The function run exceeded the step limit of {MAX_STEPS} steps.",
+                    }
+                ),
+            )
             return False
         run.memos[h] = memo
         run.stack.append(h)
@@ -991,8 +1058,14 @@ class StandInExecutor:
         correlation = f"{run.id}.{op['id']}"
         payload = opts.get("payload") or {}
         data = dict(payload.get("data") or {})
-        data["_inngest"] = {"fn_id": target, "correlation_id": correlation, "expire": int((time.time() + DAY * 365) * 1000),
-                            "source_fn_id": run.fn_id, "source_app_id": run.fn_id.split("-")[0], "source_fn_v": 0}
+        data["_inngest"] = {
+            "fn_id": target,
+            "correlation_id": correlation,
+            "expire": int((time.time() + DAY * 365) * 1000),
+            "source_fn_id": run.fn_id,
+            "source_app_id": run.fn_id.split("-")[0],
+            "source_fn_v": 0,
+        }
         if target not in self.functions:
             self._resume(run, op["id"], {"error": _error({"name": "FunctionNotFoundError", "message": f"no function {target}"})})
             return
@@ -1061,7 +1134,13 @@ class StandInExecutor:
                 if op["op"] == "InvokeFunction":
                     if correlation == f"{run.id}.{h}":  # HandleInvokeFinish
                         data = event["data"]
-                        memo = {"error": data["error"]} if "error" in data else {"data": data["result"]} if "result" in data else event
+                        memo = (
+                            {"error": data["error"]}
+                            if "error" in data
+                            else {"data": data["result"]}
+                            if "result" in data
+                            else event
+                        )
                         self._resume(run, h, memo)
                         touched.append(run.id)
                     continue
@@ -1069,14 +1148,23 @@ class StandInExecutor:
                 if op["name"] != event["name"] or seq <= run.wait_seq.get(h, 0):  # only events newer than the wait
                     continue
                 names = {"event": run.event, "async": event}
-                if opts.get("if") and not cel_true(opts["if"], names, interpolated=("event",) if opts.get("interpolated") else ()):
+                if opts.get("if") and not cel_true(
+                    opts["if"], names, interpolated=("event",) if opts.get("interpolated") else ()
+                ):
                     continue
                 self._resume(run, h, event)
                 touched.append(run.id)
             fn = self.functions.get(run.fn_id) or {}
             for cancel in fn.get("cancel") or []:
-                if run.status in ("running", "waiting") and cancel.get("event") == event["name"] and seq > run.created and (
-                        not cancel.get("if") or cel_true(cancel["if"], {"event": run.event, "async": event}, interpolated=("event",))):
+                if (
+                    run.status in ("running", "waiting")
+                    and cancel.get("event") == event["name"]
+                    and seq > run.created
+                    and (
+                        not cancel.get("if")
+                        or cel_true(cancel["if"], {"event": run.event, "async": event}, interpolated=("event",))
+                    )
+                ):
                     self._finish(run, "cancelled", error={"name": "FunctionCancelled", "message": "function cancelled"})
                     touched.append(run.id)
         for fn_id, fn in list(self.functions.items()):

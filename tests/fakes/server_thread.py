@@ -38,7 +38,9 @@ class ServerThread:
     """The app ``make_app(port)`` served on ``port`` (0: a free one) until :meth:`stop`; the
     app is made once the port is known (a netrun server must know its own URL)."""
 
-    def __init__(self, make_app: Callable[[int], Any], port: int = 0, *, name: str, lifespan: str = "auto", timeout: float = 20) -> None:
+    def __init__(
+        self, make_app: Callable[[int], Any], port: int = 0, *, name: str, lifespan: str = "auto", timeout: float = 20
+    ) -> None:
         self._sock = listen(port)
         self.port: int = self._sock.getsockname()[1]
         self.app = make_app(self.port)

@@ -20,7 +20,7 @@ def server(request: Request) -> Server:
     return request.app.state.netrun  # type: ignore[no-any-return]
 
 
-def authorized(request: Request, held: Server = Depends(server)) -> None:  # noqa: B008 - FastAPI's idiom
+def authorized(request: Request, held: Server = Depends(server)) -> None:
     """401 unless the request carries ``Authorization: Bearer $NETRUN_API_TOKEN`` (when set)."""
     token = held.settings.api_token
     if token is None:

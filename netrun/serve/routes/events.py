@@ -20,7 +20,7 @@ router = APIRouter(dependencies=API, tags=["events"])
 
 
 @router.post("/events", status_code=202, response_model=None)
-async def events(body: EventRequest, held: Server = Depends(server)) -> dict[str, Any] | JSONResponse:  # noqa: B008
+async def events(body: EventRequest, held: Server = Depends(server)) -> dict[str, Any] | JSONResponse:
     """Deliver an event. 202 ``{started, resumed, problems, matched[, approval_id, skipped,
     cancelled]}`` (Inngest: ``{event_ids, matched[, approval_id]}``). An approval, or an event
     for one run (``run_id``), that answers nothing is refused with the reason: 404 (no such
@@ -50,8 +50,15 @@ async def events(body: EventRequest, held: Server = Depends(server)) -> dict[str
         # Inngest's wait matches the id; marking the approval answered first makes a repeat
         # (or a concurrent second answer) a 409 here rather than an event that matches nothing.
         if named and run_id is not None and not journal.settle_approval(run_id, named["approval_id"]):
-            return JSONResponse(ApprovalError(409, f"approval {named['approval_id']} of run {run_id} was answered already", run_id,
-                                              journal.approvals(run_id)).body(), status_code=409)
+            return JSONResponse(
+                ApprovalError(
+                    409,
+                    f"approval {named['approval_id']} of run {run_id} was answered already",
+                    run_id,
+                    journal.approvals(run_id),
+                ).body(),
+                status_code=409,
+            )
         try:
             ids = await held.send(inngest.Event(name=body.name, data=data))
         except HTTPException:
@@ -74,6 +81,12 @@ async def events(body: EventRequest, held: Server = Depends(server)) -> dict[str
         return JSONResponse(refusal.body(), status_code=409)
     if not matched and run_id is not None:
         waits = sorted({w[2] for w in journal.waits(run_id=run_id)})
-        return JSONResponse({"detail": f"no wait of run {run_id} matches the event {body.name}; it waits for: {', '.join(waits) or 'nothing'}",
-                             "run_id": run_id, "pending": journal.approvals(run_id)}, status_code=404)
+        return JSONResponse(
+            {
+                "detail": f"no wait of run {run_id} matches the event {body.name}; it waits for: {', '.join(waits) or 'nothing'}",
+                "run_id": run_id,
+                "pending": journal.approvals(run_id),
+            },
+            status_code=404,
+        )
     return {**result, "matched": matched, **named}

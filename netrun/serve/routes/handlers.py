@@ -43,8 +43,9 @@ def install(app: FastAPI, *, open_docs: bool) -> None:
     async def storage_fault(request: Request, exc: StorageFault) -> JSONResponse:
         # Not the client's mistake, and it passes: the disk filled. Nothing was half-stored.
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": f"the server cannot store this now: {exc}; try again later"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": f"the server cannot store this now: {exc}; try again later"}, status_code=503, headers={"Retry-After": "5"}
+        )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -16,12 +16,17 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=None)
-async def healthz(held: Server = Depends(server)) -> dict[str, Any] | JSONResponse:  # noqa: B008
+async def healthz(held: Server = Depends(server)) -> dict[str, Any] | JSONResponse:
     """``{status, engine, inngest, networks}``, with ``sync`` in Inngest mode and ``storage``
     while a full disk holds runs back; 503 ``status: "error"`` when Inngest refused every
     version (nothing can run)."""
     settings = held.settings
-    health: dict[str, Any] = {"status": "ok", "engine": settings.engine, "inngest": settings.inngest_mode, "networks": len(held.catalog.current)}
+    health: dict[str, Any] = {
+        "status": "ok",
+        "engine": settings.engine,
+        "inngest": settings.inngest_mode,
+        "networks": len(held.catalog.current),
+    }
     if held.functions is not None:
         health["sync"] = held.sync_state
         if held.sync_state.get("status") == "refused" and not held.ever_synced:

@@ -19,12 +19,12 @@ router = APIRouter(dependencies=API, tags=["networks"])
 
 
 @router.get("/networks", response_model=NetworkList)
-async def networks(held: Server = Depends(server)) -> dict[str, Any]:  # noqa: B008
+async def networks(held: Server = Depends(server)) -> dict[str, Any]:
     return {"networks": [v.describe() for v in held.catalog.current.values()], "reloads": held.reloads}
 
 
 @router.post("/networks/{name}/runs", status_code=202, response_model=None)
-async def start(name: str, body: RunRequest, held: Server = Depends(server)) -> dict[str, Any] | JSONResponse:  # noqa: B008
+async def start(name: str, body: RunRequest, held: Server = Depends(server)) -> dict[str, Any] | JSONResponse:
     """Start a run: 202 ``{run_id, status, network, thread_id, ...}``; 404 for no such
     network, 422 for a state that does not fit, 409 for a run a singleton skips, 503 when
     Inngest refused the network's sync or the disk is full."""

@@ -22,7 +22,7 @@ router = APIRouter(dependencies=API, tags=["runs"])
 
 
 @router.get("/runs/{run_id}", response_model=RunSummary)
-async def run(run_id: str, held: Server = Depends(server)) -> dict[str, Any]:  # noqa: B008
+async def run(run_id: str, held: Server = Depends(server)) -> dict[str, Any]:
     record = held.journal.run(run_id, approvals=True)
     if record is None:
         raise HTTPException(404, f"no run {run_id}")
@@ -46,37 +46,48 @@ def _act(held: Server, run_id: str, verb: str, act: Callable[[str], RunRecord]) 
 
 
 @router.post("/runs/{run_id}/retry", status_code=202, response_model=RunAction)
-async def retry(run_id: str, held: Server = Depends(server)) -> dict[str, Any]:  # noqa: B008
+async def retry(run_id: str, held: Server = Depends(server)) -> dict[str, Any]:
     """Run a failed run again: completed steps stay memoized, the failed step runs again."""
     return _act(held, run_id, "retry", held.local.retry)
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunAction)
-async def cancel(run_id: str, held: Server = Depends(server)) -> dict[str, Any]:  # noqa: B008
+async def cancel(run_id: str, held: Server = Depends(server)) -> dict[str, Any]:
     """End a run that has not ended: ``cancelled``; a step in flight finishes, no further one starts."""
     return _act(held, run_id, "cancel", lambda rid: held.engine.cancel(rid, "cancelled through the REST API"))
 
 
 @router.get("/runs/{run_id}/events")
-async def run_events(run_id: str, request: Request, last_event_id: str | None = None,
-                     held: Server = Depends(server)) -> EventSourceResponse:  # noqa: B008
+async def run_events(
+    run_id: str, request: Request, last_event_id: str | None = None, held: Server = Depends(server)
+) -> EventSourceResponse:
     """The run's events from its start, or after the event numbered ``Last-Event-ID`` (the
     header an EventSource sends when it reconnects, or ``?last_event_id=``)."""
     resume = request.headers.get("last-event-id") or last_event_id or "0"
     try:
         after = int(resume.strip())
     except ValueError:
-        raise HTTPException(400, f"Last-Event-ID must be an event number (the id: of an event of this stream), not {resume[:40]!r}") from None
+        raise HTTPException(
+            400, f"Last-Event-ID must be an event number (the id: of an event of this stream), not {resume[:40]!r}"
+        ) from None
     record = held.journal.run(run_id)
     if record is None:
         raise HTTPException(404, f"no run {run_id}")
     final = None
     if record.status in FINAL_STATUSES:
-        final = {"type": f"run.{record.status}", "run_id": run_id, **({"result": record.result} if record.result else {"error": record.error})}
+        final = {
+            "type": f"run.{record.status}",
+            "run_id": run_id,
+            **({"result": record.result} if record.result else {"error": record.error}),
+        }
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         async for seq, event in held.events.stream(run_id, final, after=max(after, 0)):
-            yield {"event": event["type"], "data": json.dumps(event, default=str), **({"id": str(seq)} if seq is not None else {})}
+            yield {
+                "event": event["type"],
+                "data": json.dumps(event, default=str),
+                **({"id": str(seq)} if seq is not None else {}),
+            }
             if event["type"] in FINAL:
                 return
 

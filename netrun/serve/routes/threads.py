@@ -17,8 +17,13 @@ router = APIRouter(dependencies=API, tags=["threads"])
 
 
 @router.get("/threads", response_model=ThreadPage)
-async def threads(user: str | None = None, network: str | None = None, limit: int = 50, before: float | None = None,
-                  held: Server = Depends(server)) -> dict[str, Any]:  # noqa: B008
+async def threads(
+    user: str | None = None,
+    network: str | None = None,
+    limit: int = 50,
+    before: float | None = None,
+    held: Server = Depends(server),
+) -> dict[str, Any]:
     if not 0 < limit <= 500:
         raise HTTPException(422, "limit must be between 1 and 500")
     store = held.thread_store(network)
@@ -30,7 +35,7 @@ async def threads(user: str | None = None, network: str | None = None, limit: in
 
 
 @router.get("/threads/{thread_id}", response_model=ThreadMessages)
-async def thread(thread_id: str, network: str | None = None, held: Server = Depends(server)) -> dict[str, Any]:  # noqa: B008
+async def thread(thread_id: str, network: str | None = None, held: Server = Depends(server)) -> dict[str, Any]:
     store = held.thread_store(network)
     try:
         messages = await store.get(thread_id)
@@ -43,7 +48,7 @@ async def thread(thread_id: str, network: str | None = None, held: Server = Depe
 
 
 @router.delete("/threads/{thread_id}", response_model=ThreadDeleted)
-async def delete_thread(thread_id: str, network: str | None = None, held: Server = Depends(server)) -> dict[str, Any]:  # noqa: B008
+async def delete_thread(thread_id: str, network: str | None = None, held: Server = Depends(server)) -> dict[str, Any]:
     store = held.thread_store(network)
     try:
         deleted = await store.delete(thread_id)

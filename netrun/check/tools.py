@@ -1,0 +1,221 @@
+"""Check phase, what a run calls out to: the tools, the MCP servers and the HTTP history
+endpoints (which follow the HTTP tool's rules for URLs, origins and headers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import envrefs
+from ..diagnostics import Diagnostic, YamlPath
+from ..spec import scopes
+from ..spec.params import JsonSchema, matches_type
+from ..spec.tools import EventTool, HttpTool, NetworkCall, NetworkTool, StateTool, WaitTool
+from ..suggest import hint
+from ..urltemplate import ROUTING_HEADERS, origin_problem, template_origin_problem
+from .spec_errors import show
+from .templates import Scope, template_pieces
+
+if TYPE_CHECKING:
+    from .network import NetworkChecker
+
+_TOOL_PLACES: dict[type, scopes.Place] = {
+    StateTool: scopes.TOOL_STATE,
+    HttpTool: scopes.TOOL_HTTP,
+    EventTool: scopes.TOOL_EVENT,
+    NetworkTool: scopes.TOOL_NETWORK,
+    WaitTool: scopes.WAIT_IF,
+}
+"""The scope-table place of each tool kind's templates."""
+
+
+def _tool_scope(c: NetworkChecker, tool: Any, place: scopes.Place) -> Scope:
+    params = tool.parameters
+    if params is None:
+        # A network used as a tool takes one `input` unless it declares parameters.
+        names: frozenset[str] = frozenset({"input"}) if isinstance(tool, NetworkTool) else frozenset()
+    elif isinstance(params, JsonSchema):
+        names = frozenset(params.properties or {})
+    else:
+        names = frozenset(params)
+    return c.scope(place, names)
+
+
+def tools(c: NetworkChecker) -> None:
+    """Each declared tool: its parameters, templates, and what its kind names (state fields, URLs, networks)."""
+    for name, tool in c.spec.tools.items():
+        base: YamlPath = ("tools", name)
+        params = tool.parameters
+        if isinstance(params, JsonSchema):
+            c.schema_consistency((*base, "parameters"), params)
+        elif params is not None:
+            for pname, ps in params.items():
+                c.schema_consistency((*base, "parameters", pname), ps)
+        scope = _tool_scope(c, tool, _TOOL_PLACES[type(tool)])
+        if isinstance(tool, StateTool):
+            for key, value in tool.state.items():
+                if key not in c.spec.state:
+                    if not c.dropped("state", key):
+                        c.report(
+                            (*base, "state", key),
+                            f"state has no field '{key}'"
+                            + hint(key, list(c.spec.state), "state fields")
+                            + " (declare it under 'state:')",
+                            "unknown-state-field",
+                            key=True,
+                        )
+                elif not (isinstance(value, str) and ("{{" in value or "{%" in value)):
+                    _literal_fits(c, (*base, "state", key), value, c.spec.state[key])
+                c.walk_templates((*base, "state", key), value, scope)
+        elif isinstance(tool, HttpTool):
+            call = tool.http
+            p = (*base, "http")
+            c.template((*p, "url"), call.url, scope)
+            c.env((*p, "url"), call.url)
+            if not call.url.lstrip().startswith(("http://", "https://", "{{", "${")):
+                c.report((*p, "url"), f"url must start with http:// or https://, got {show(call.url)}", "bad-url")
+            for section in ("query", "headers"):
+                for key, value in getattr(call, section).items():
+                    c.template((*p, section, key), value, scope)
+                    c.env((*p, section, key), value)
+            _url_destination(c, p, call.url, call.headers, call.allowed_origins)
+            c.walk_templates((*p, "body"), call.body, scope)
+        elif isinstance(tool, EventTool):
+            c.template((*base, "event", "name"), tool.event.name, scope)
+            literal = "{{" not in tool.event.name and "{%" not in tool.event.name
+            if literal and (not tool.event.name or any(ch.isspace() for ch in tool.event.name)):
+                c.report(
+                    (*base, "event", "name"),
+                    f"{show(tool.event.name)} is not an event name (like app/memory.write)",
+                    "bad-event-name",
+                )
+            c.walk_templates((*base, "event", "data"), tool.event.data, scope)
+        elif isinstance(tool, WaitTool):
+            wait = tool.wait_for_event
+            c.template((*base, "wait_for_event", "if"), wait.if_, scope, expression=True)
+        elif isinstance(tool, NetworkTool):
+            ref = tool.network
+            target = ref.name if isinstance(ref, NetworkCall) else ref
+            where: YamlPath = (*base, "network", "name") if isinstance(ref, NetworkCall) else (*base, "network")
+            if isinstance(ref, NetworkCall):
+                c.template((*base, "network", "input"), ref.input, scope)
+            if target == c.spec.name:
+                c.report(
+                    where,
+                    f"network '{target}' calls itself as a tool: {target} -> {target} (each run would start the next without end)",
+                    "recursive-network",
+                )
+            elif c.networks is not None and target not in c.networks:
+                wider = c.more_networks() if c.more_networks else c.networks
+                if target in wider:
+                    continue
+                c.report(where, f"unknown network '{target}'" + hint(target, sorted(wider), "networks"), "unknown-network")
+
+
+def _url_destination(
+    c: NetworkChecker, p: YamlPath, url: str, headers: Mapping[str, str], allowed_origins: Sequence[str] | None
+) -> None:
+    """What the runtime would refuse on every call (netrun.urltemplate): a template in the
+    url's origin without allowed_origins, a malformed allowed origin, a templated routing header.
+    ``allowed_origins`` is None where there is no such setting (history endpoints)."""
+    pieces = template_pieces(url)
+    problem = None if pieces is None or allowed_origins else template_origin_problem(pieces, allowed_origins is not None)
+    if problem:
+        c.out.append(Diagnostic(pos=c.doc.text_pos((*p, "url"), 0, url.find("{{"), "{{"), message=problem,
+                                   path=(*p, "url"), code="templated-origin"))  # fmt: skip
+    for i, origin in enumerate(allowed_origins or ()):
+        c.env((*p, "allowed_origins", i), origin)
+        bad = None if "${" in origin else origin_problem(origin)
+        if bad:
+            c.report((*p, "allowed_origins", i), bad, "bad-origin")
+    for key, value in headers.items():
+        if key.lower() in ROUTING_HEADERS and ("{{" in value or "{%" in value):
+            c.report(
+                (*p, "headers", key),
+                f"header {key} must not be a template: servers and proxies route by it, so a value there could "
+                "change where the request goes (write it literally or from ${ENV})",
+                "templated-routing-header",
+            )
+
+
+def _literal_fits(c: NetworkChecker, path: YamlPath, value: Any, field: Any) -> None:
+    """A literal (non-template) value a state tool writes must fit the field's schema."""
+    schema = field if isinstance(field, JsonSchema) else JsonSchema.model_construct(type=field)
+    if schema.enum is not None and value not in schema.enum:
+        c.report(
+            path,
+            f"{show(value)} is not one of the values state field '{path[-1]}' allows: {', '.join(map(show, schema.enum))}",
+            "bad-value",
+        )
+    elif isinstance(schema.type, str) and not matches_type(value, schema.type):
+        c.report(path, f"{show(value)} is not of type {schema.type}, as state field '{path[-1]}' is declared", "bad-value")
+
+
+def mcp_servers(c: NetworkChecker) -> None:
+    """Each MCP server: include/exclude, ``${ENV}`` references, the URL scheme of its transport."""
+    for name, server in c.spec.mcp_servers.items():
+        base: YamlPath = ("mcp_servers", name)
+        for i, tool in enumerate(server.exclude):
+            if tool in (server.include or []):
+                c.report((*base, "exclude", i), f"tool '{tool}' is both included and excluded", "include-exclude")
+        if server.transport == "stdio":
+            c.env((*base, "command"), server.command)
+            for i, arg in enumerate(server.args):
+                c.env((*base, "args", i), arg)
+            for key, value in server.env.items():
+                c.env((*base, "env", key), value)
+            c.env((*base, "cwd"), server.cwd)
+        else:
+            c.env((*base, "url"), server.url)
+            schemes = ("ws://", "wss://") if server.transport == "ws" else ("http://", "https://")
+            if not server.url.startswith((*schemes, "${")):
+                article = "an" if server.transport[0] in "aeios" else "a"
+                c.report(
+                    (*base, "url"),
+                    f"{article} {server.transport} server url starts with {' or '.join(schemes)}, got {show(server.url)}",
+                    "bad-url",
+                )
+            for key, value in server.headers.items():
+                c.env((*base, "headers", key), value)
+
+
+def history(c: NetworkChecker) -> None:
+    """The thread store: the settings its kind needs, and its HTTP endpoints as the HTTP tool's."""
+    history = c.spec.history
+    if history is None:
+        return
+    if history.store == "postgres":
+        if history.url is None:
+            c.report(
+                ("history", "store"), "store: postgres needs 'url', an ${ENV} reference such as ${DATABASE_URL}", "missing-url"
+            )
+        elif not envrefs.is_reference(history.url):
+            c.report(
+                ("history", "url"),
+                "url must be an ${ENV} reference such as ${DATABASE_URL}: a connection URL holds a password",
+                "literal-secret",
+            )
+    elif history.url is not None:
+        c.report(("history", "url"), f"'url' is only used with store: postgres (this store is {history.store})", "unused-url")
+    if history.store == "http" and history.http is None:
+        c.report(
+            ("history", "store"),
+            "store: http needs 'http' with the get and append endpoints of your history service",
+            "missing-http",
+        )
+    elif history.store != "http" and history.http is not None:
+        c.report(("history", "http"), f"'http' is only used with store: http (this store is {history.store})", "unused-http")
+    if history.http is not None:
+        for what in ("create", "get", "append"):
+            endpoint = getattr(history.http, what)
+            if endpoint is None:
+                continue
+            path: YamlPath = ("history", "http", what)
+            scope = c.scope(scopes.HISTORY_APPEND if what == "append" else scopes.HISTORY)
+            c.template((*path, "url"), endpoint.url, scope)
+            c.env((*path, "url"), endpoint.url)
+            for key, value in endpoint.headers.items():
+                c.template((*path, "headers", key), value, scope)
+                c.env((*path, "headers", key), value)
+            _url_destination(c, path, endpoint.url, endpoint.headers, None)
+            c.walk_templates((*path, "body"), endpoint.body, scope)

@@ -1,0 +1,81 @@
+"""``netrun serve``: networks served as Inngest functions and a REST API, on uvicorn.
+
+The server's settings come from the options and the environment
+(:class:`netrun.serve.settings.ServeSettings`); a server that cannot start says why, as a
+report, and exits 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .group import _Command, _Reported
+
+
+@click.command(cls=_Command)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The interface to listen on (127.0.0.1: this machine only).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="The port to listen on.")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "local", "inngest"]),
+    default="auto",
+    show_default=True,
+    help="Where runs execute: auto = Inngest when INNGEST_DEV or INNGEST_SIGNING_KEY is set, else the local engine.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The local engine's journal directory (default: .netrun, or $NETRUN_DATA_DIR).",
+)
+@click.option("--no-watch", is_flag=True, help="Do not reload the network files when they change.")
+@click.option("--app-id", help="The Inngest app id (default: netrun, or $NETRUN_APP_ID).")
+def serve(
+    paths: tuple[Path, ...], host: str, port: int, engine: str, data_dir: Path | None, no_watch: bool, app_id: str | None
+) -> None:
+    """Serve networks: Inngest functions at /api/inngest and a REST API to start runs,
+    stream their events and deliver events. PATHS default to networks/.
+
+    Edits to the files are picked up while serving; an invalid edit is reported and the
+    last good version keeps serving. Runs in flight keep the definition they started on.
+    """
+    import logging
+
+    from ..validate import discover
+
+    targets = tuple(paths) or (Path("networks"),)
+    discover(targets)
+    # netrun's own log only: the root logger at INFO would print every litellm call.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("netrun: %(message)s"))
+    logger = logging.getLogger("netrun")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    from ..serve.settings import ServeSettings
+
+    settings = ServeSettings.from_env(
+        dict(os.environ),
+        targets,
+        engine=engine,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        watch=not no_watch,
+        app_id=app_id,
+    )
+    import uvicorn
+
+    from ..serve.app import StartError, create_app
+
+    try:
+        app = create_app(settings)
+    except StartError as exc:  # its message is the report of what is wrong: shown as it is
+        raise _Reported(str(exc)) from None
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+__all__ = ["serve"]

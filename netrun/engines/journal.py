@@ -1,0 +1,399 @@
+"""The run journal: a SQLite file holding runs, their step outputs, waits, approvals and events.
+
+Every step's output is committed before the run moves on, and a process executes a run
+only while it holds the run's lease, so a run survives a crash and is never executed by two
+processes at once. Its tables and records: :mod:`netrun.engines.journal_schema`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import NetrunError
+from ..runtime import step_ids
+from ..runtime.approvals import approval_id as make_approval_id
+from ..runtime.steps import Json, Wait
+from ..sqlite_file import StorageFault, open_sqlite
+from .journal_schema import FINAL_STATUSES, SCHEMA, RunRecord
+
+
+class JournalError(NetrunError, phase="engine"):
+    """The journal cannot be used (not a database, unreadable, a corrupt record)."""
+
+
+LEASE_SECONDS = 60.0
+"""How long a process owns a run without renewing: a crashed owner's runs free up after it."""
+
+
+def _alive(owner: str) -> bool:
+    """Whether a lease's owner may still run: a process of this machine that is gone (killed,
+    crashed) holds nothing; another machine's lease is trusted until it expires."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+class Journal:
+    """The SQLite file holding runs, their step outputs and their pending waits.
+
+    A process executes a run only while it holds the run's lease (renewed with every step),
+    so two processes resuming the same run (two `netrun send`, a `--resume` while the
+    first process still runs) cannot both execute its steps.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.db = open_sqlite(path, SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"cannot use the run journal {path}: {exc}") from None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renewed: dict[str, float] = {}
+
+    # -- leases ------------------------------------------------------------------------
+    def claim(self, run_id: str) -> bool:
+        """Own ``run_id`` for LEASE_SECONDS unless another live process owns it."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT owner, until FROM leases WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and row[0] != self.owner and row[1] > now and _alive(row[0]):
+                return False
+            self.db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?)", (run_id, self.owner, now + LEASE_SECONDS))
+        self._renewed[run_id] = now
+        return True
+
+    def renew(self, run_id: str) -> None:
+        """Extend the lease, at most every quarter lease (not a write per step)."""
+        now = time.time()
+        if now - self._renewed.get(run_id, 0.0) < LEASE_SECONDS / 4:
+            return
+        self._renewed[run_id] = now
+        self.db.execute("UPDATE leases SET until = ? WHERE run_id = ? AND owner = ?", (now + LEASE_SECONDS, run_id, self.owner))
+
+    def release(self, run_id: str) -> None:
+        with contextlib.suppress(StorageFault):  # a full disk: the lease is this process's, and it lapses by itself
+            self.db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, self.owner))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def create_run(self, record: RunRecord) -> None:
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                record.id,
+                record.network,
+                record.definition_hash,
+                json.dumps(record.definition),
+                record.base_dir,
+                record.input,
+                json.dumps(record.state),
+                json.dumps(record.event),
+                json.dumps(record.options),
+                record.status,
+                None,
+                None,
+                now,
+                now,
+            ),
+        )
+
+    def run(self, run_id: str, *, approvals: bool = False) -> RunRecord | None:
+        """A run; with ``approvals``, its pending approvals too (what its summary shows: two
+        more queries, so only where they are shown or answered)."""
+        row = self.db.execute(
+            "SELECT id, network, definition_hash, definition, base_dir, input, state, event, options, status, result, error, created FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        record = RunRecord(
+            row[0],
+            row[1],
+            row[2],
+            json.loads(row[3]),
+            row[4],
+            row[5],
+            json.loads(row[6]),
+            json.loads(row[7]),
+            json.loads(row[8]),
+            row[9],
+            json.loads(row[10]) if row[10] else None,
+            row[11],
+            created=row[12],
+        )
+        if approvals and record.status not in FINAL_STATUSES:
+            record.approvals = self.approvals(run_id)
+        return record
+
+    # -- approvals -----------------------------------------------------------------------
+    def approvals(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's pending approvals, oldest first: its approval waits (a run of this
+        engine) and the approvals tracked for a run Inngest executes; none past its expiry."""
+        now = time.time()
+        found = []
+        for _, _, event, spec, deadline in self.waits(run_id=run_id):
+            detail = (spec.get("variables") or {}).get("approval")
+            if isinstance(detail, dict) and detail.get("id") and deadline > now:
+                found.append((deadline, {**detail, "event": event, "expires_at": _iso(deadline)}))
+        rows = self.db.execute(
+            "SELECT event, detail, expires FROM approvals WHERE run_id = ? AND status = 'pending' AND expires > ?", (run_id, now)
+        )
+        found += [(r[2], {**json.loads(r[1]), "event": r[0], "expires_at": _iso(r[2])}) for r in rows]
+        return [a for _, a in sorted(found, key=lambda pair: pair[0])]
+
+    def awaits_approval(self, event: str) -> bool:
+        """Whether any run waits for an approval answered by ``event`` (now, pending)."""
+        now = time.time()
+        if any(
+            isinstance((spec.get("variables") or {}).get("approval"), dict) and deadline > now
+            for *_, spec, deadline in self.waits(event)
+        ):
+            return True
+        return (
+            self.db.execute(
+                "SELECT 1 FROM approvals WHERE event = ? AND status = 'pending' AND expires > ? LIMIT 1", (event, now)
+            ).fetchone()
+            is not None
+        )
+
+    def approval_outcome(self, run_id: str, approval_id: str) -> str | None:
+        """What became of an approval that is not pending: ``answered``, ``expired`` (its
+        timeout passed), or None when the run never had it."""
+        row = self.db.execute(
+            "SELECT status, expires FROM approvals WHERE run_id = ? AND id = ?", (run_id, approval_id)
+        ).fetchone()
+        if row is not None:
+            return "expired" if row[0] == "expired" or (row[0] == "pending" and row[1] <= time.time()) else "answered"
+        for *_, spec, deadline in self.waits(run_id=run_id):
+            detail = (spec.get("variables") or {}).get("approval")
+            if isinstance(detail, dict) and detail.get("id") == approval_id:
+                return "expired" if deadline <= time.time() else None
+        for step_id in self.step_ids(run_id):
+            call = step_ids.approved_call(step_id)
+            if call is not None and make_approval_id(run_id, call) == approval_id:
+                return "answered" if self.step(run_id, step_id)[1] is not None else "expired"
+        return None
+
+    def track_approval(self, run_id: str, detail: Mapping[str, Any], expires: float) -> None:
+        """Record an approval a run executed by Inngest waits for (the journal tracks those
+        runs for the REST API); a repeated report of the same approval changes nothing."""
+        body = {k: detail.get(k) for k in ("id", "tool", "args", "step")}
+        self.db.execute(
+            "INSERT OR IGNORE INTO approvals VALUES (?,?,?,?,?,?)",
+            (run_id, str(detail["id"]), str(detail.get("event")), json.dumps(body, default=str), expires, "pending"),
+        )
+
+    def settle_approval(self, run_id: str, approval_id: str, status: str = "answered", *, was: str = "pending") -> bool:
+        """Move a tracked approval from ``was`` to ``status``; False when it was not ``was``
+        (another request answered it first: only one answer is sent on)."""
+        return (
+            self.db.execute(
+                "UPDATE approvals SET status = ? WHERE run_id = ? AND id = ? AND status = ?", (status, run_id, approval_id, was)
+            ).rowcount
+            == 1
+        )
+
+    # -- run events (the SSE history, netrun/serve/run_events.py) ------------------------------
+    def add_events(self, rows: Sequence[tuple[str, int, str, str | None, str, int]]) -> None:
+        """Write events ``(run_id, seq, kind, key, data JSON, bytes)`` in one transaction; a
+        number already written (another process reported it) keeps its first event."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?)", rows)
+
+    def events(self, run_id: str, after: int = 0) -> list[tuple[int, dict[str, Any]]]:
+        """The run's events numbered above ``after``, in order: ``(seq, event)`` each."""
+        rows = self.db.execute("SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after))
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def event_marks(self, run_id: str) -> tuple[int, int, set[tuple[str, str]]]:
+        """The run's last event number, its events' bytes and the ``(kind, key)`` of its
+        once-only events, for a process that reports more of its events."""
+        last, size = self.db.execute(
+            "SELECT coalesce(max(seq), 0), coalesce(sum(bytes), 0) FROM run_events WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        keys = {
+            (r[0], r[1])
+            for r in self.db.execute("SELECT kind, key FROM run_events WHERE run_id = ? AND key IS NOT NULL", (run_id,))
+        }
+        return int(last), int(size), keys
+
+    def last_event(self, run_id: str, kinds: Sequence[str]) -> int | None:
+        """The number of the run's last event of one of ``kinds``, None when it has none."""
+        row = self.db.execute(
+            f"SELECT max(seq) FROM run_events WHERE run_id = ? AND kind IN ({','.join('?' * len(kinds))})", (run_id, *kinds)
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def events_bytes(self, run_id: str | None = None) -> int:
+        """The bytes of the journaled events (of one run, or of all)."""
+        query = "SELECT coalesce(sum(bytes), 0) FROM run_events" + (" WHERE run_id = ?" if run_id is not None else "")
+        return int(self.db.execute(query, (run_id,) if run_id is not None else ()).fetchone()[0])
+
+    def family(self, run_id: str) -> list[str]:
+        """The run and its child runs (networks used as tools: ``RUN.step``, and theirs)."""
+        children = step_ids.child_runs_prefix(run_id)
+        rows = self.db.execute(
+            "SELECT id FROM runs WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY created", (run_id, len(children), children)
+        )
+        return [r[0] for r in rows]
+
+    def runs(self, status: str | None = None) -> list[str]:
+        if status is None:
+            return [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY created")]
+        return [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created", (status,))]
+
+    def set_status(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+        # A finished run stays finished, whatever a slower process says afterwards.
+        self.db.execute(
+            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
+            (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
+        )
+
+    def reopen(self, run_id: str) -> str | None:
+        """Make a failed run ``running`` again, for a retry: its completed steps stay recorded
+        (a retry repeats none of them); the step whose failure ended it, its newest record
+        when that is an error, is forgotten so that it runs again. Returns that step's id
+        (None when the run failed between steps: a limit, a definition that did not compile)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row[0] != "failed":
+                return None
+            newest = self.db.execute(
+                "SELECT step_id, error FROM steps WHERE run_id = ? ORDER BY created DESC, rowid DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+            cleared = None
+            if newest is not None and newest[1] is not None:
+                cleared = str(newest[0])
+                self.db.execute("DELETE FROM steps WHERE run_id = ? AND step_id = ?", (run_id, cleared))
+            self.db.execute(
+                "UPDATE runs SET status = 'running', result = NULL, error = NULL, updated = ? WHERE id = ?", (time.time(), run_id)
+            )
+        return cleared
+
+    def step(self, run_id: str, step_id: str) -> tuple[bool, Json, str | None]:
+        row = self.db.execute("SELECT output, error FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)).fetchone()
+        if row is None:
+            return False, None, None
+        try:
+            return True, json.loads(row[0]) if row[0] is not None else None, row[1]
+        except ValueError:
+            raise JournalError(f"the journal {self.path} holds a corrupt record for run {run_id}, step {step_id}") from None
+
+    def step_ids(self, run_id: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT step_id FROM steps WHERE run_id = ?", (run_id,))}
+
+    def record(self, run_id: str, step_id: str, output: Json = None, error: str | None = None) -> tuple[Json, str | None]:
+        """Record a step's outcome; the first one recorded wins and is returned, so a
+        process never goes on with an outcome the journal does not hold."""
+        try:
+            self.db.execute(
+                "INSERT INTO steps VALUES (?,?,?,?,?)",
+                (run_id, step_id, json.dumps(output) if error is None else None, error, time.time()),
+            )
+        except sqlite3.IntegrityError:
+            _, output, error = self.step(run_id, step_id)
+        self.renew(run_id)
+        return output, error
+
+    def add_wait(self, run_id: str, step_id: str, wait: Wait) -> None:
+        spec = {
+            "match": wait.match,
+            "if": wait.if_,
+            "match_value": wait.match_value,
+            "variables": wait.variables,
+            "timeout": wait.timeout.total_seconds(),
+        }
+        self.db.execute(
+            "INSERT OR IGNORE INTO waits VALUES (?,?,?,?,?)",
+            (run_id, step_id, wait.event, json.dumps(spec, default=str), time.time() + wait.timeout.total_seconds()),
+        )
+
+    def due_waits(self, now: float) -> list[str]:
+        """Runs with a wait whose timeout has passed (they resume to see it time out)."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT run_id FROM waits WHERE deadline <= ?", (now,))]
+
+    def waits(self, event: str | None = None, *, run_id: str | None = None) -> list[tuple[str, str, str, dict[str, Any], float]]:
+        where = [(c, v) for c, v in (("event", event), ("run_id", run_id)) if v]
+        query = "SELECT run_id, step_id, event, spec, deadline FROM waits" + (
+            " WHERE " + " AND ".join(f"{c} = ?" for c, _ in where) if where else ""
+        )
+        rows = self.db.execute(query, tuple(v for _, v in where))
+        return [(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    def news(self, run_id: str) -> set[str]:
+        """Waits of a waiting run answered since it went waiting: outcomes no execution has
+        seen yet. Normally its resume follows at once; after a crash in between, start-up
+        finds them here (the run may still wait for other calls of the same turn)."""
+        rows = self.db.execute(
+            "SELECT s.step_id FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = ? AND r.status = 'waiting' AND s.created > r.updated",
+            (run_id,),
+        )
+        return {r[0] for r in rows}
+
+    def cancel(self, run_id: str, reason: str) -> bool:
+        """End an unfinished run as ``cancelled`` with ``reason``, and drop its waits (no event
+        resumes it), atomically; False if it had ended already."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            ended = (
+                self.db.execute(
+                    "UPDATE runs SET status = 'cancelled', error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
+                    (reason, time.time(), run_id),
+                ).rowcount
+                == 0
+            )
+            if ended:
+                return False
+            self.db.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
+        return True
+
+    def unfinished(self, network: str) -> list[RunRecord]:
+        """The runs of ``network`` that have not ended (queued, running, waiting), oldest first."""
+        rows = self.db.execute(
+            "SELECT id FROM runs WHERE network = ? AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY created",
+            (network,),
+        ).fetchall()
+        return [r for r in (self.run(row[0]) for row in rows) if r is not None]
+
+    def resolve_wait(self, run_id: str, step_id: str, output: Json) -> bool:
+        """Record the wait's outcome and drop the wait, atomically; False if already resolved."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            gone = self.db.execute("DELETE FROM waits WHERE run_id = ? AND step_id = ?", (run_id, step_id)).rowcount == 0
+            if gone:
+                return False
+            self.db.execute(
+                "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?)", (run_id, step_id, json.dumps(output), None, time.time())
+            )
+        return True
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+__all__ = ["LEASE_SECONDS", "Journal", "JournalError"]

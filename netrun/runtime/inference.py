@@ -1,0 +1,83 @@
+"""One model call as a step: the messages an agent is sent, the call, what is recorded.
+
+Everything that leaves the machine or reaches the journal is redacted against the run's
+secrets: the request (a thread's history, an MCP server's tool descriptions), the streamed
+text, the completion and a provider's error text. A replayed inference reads its recorded
+completion: it renders no prompt and streams nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from ..history.store import window
+from . import events
+from .model import Completion, ModelError, Request
+from .results import RunError
+from .steps import StepFailed
+from .thread_steps import window_of
+
+if TYPE_CHECKING:
+    from .network import NetworkRun
+
+
+def messages(run: NetworkRun, system: str, agent: str) -> list[dict[str, Any]]:
+    """What ``agent`` is sent: its system prompt, the thread as its window shows it, the
+    run's input and the turns of this run so far."""
+    sent: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    if run.history:
+        sent += [{"role": m["role"], "content": m["content"]} for m in window(run.history, window_of(run.p, agent))]
+    sent.append({"role": "user", "content": run.input})
+    sent += [{"role": "assistant", "content": text} for text in run.results_text]
+    return sent
+
+
+async def infer(run: NetworkRun, step_id: str, model: Any, request: Request | None) -> Completion:
+    """One inference as a step; ``request`` is None only when the step is replayed."""
+    replay = run.steps.replaying(step_id)
+    secrets = run.secrets
+
+    async def call() -> dict[str, Any]:
+        if request is None:
+            raise StepFailed(step_id, "internal error: an inference to run has no request")
+        streaming = run.stream() if callable(run.stream) else run.stream
+        # A secret may be split across two deltas: the stream redactor holds back a tail.
+        # What it passes on is clean already: straight out (a delta is made per token).
+        sink, run_id = run.sink, run.steps.run_id
+        deltas = (
+            None
+            if replay or sink is None or not streaming
+            else secrets.stream(
+                lambda t: sink(events.TEXT_DELTA, {"run_id": run_id, "replayed": False, "caller": request.caller, "text": t})
+            )
+        )
+        # What the model is sent is redacted too (a thread's history, an MCP server's tool
+        # descriptions): the request body leaves the machine.
+        clean = dataclasses.replace(
+            request, messages=secrets.redact_value(request.messages), tools=secrets.redact_value(request.tools)
+        )
+        try:
+            completion = (await model.complete(clean, None if deltas is None else deltas.write)).to_json()
+        except ModelError as exc:
+            secrets.scrub(exc)  # a provider's error may quote the key or the URL
+            if exc.retriable:
+                raise
+            raise StepFailed(step_id, str(exc)) from None
+        except Exception as exc:  # recorded as the step's error text: redacted first
+            raise secrets.scrub(exc) from None
+        finally:
+            if deltas is not None:
+                deltas.flush()
+        return secrets.redact_value(completion)  # type: ignore[no-any-return]
+
+    try:
+        data = await run.steps.run(step_id, call)
+    except StepFailed as exc:
+        raise RunError(exc.message) from None
+    except ModelError as exc:
+        raise RunError(str(exc)) from None
+    return Completion.from_json(data)
+
+
+__all__ = ["infer", "messages"]

@@ -1,0 +1,210 @@
+"""One agent turn: an inference, then the tool calls it asked for, side by side.
+
+Each call is a step under the turn's ids (:class:`netrun.runtime.step_ids.Turn`) and every
+kind of tool is run the same way (:func:`netrun.runtime.tooling.run_tool`); a call the
+runtime refuses (over the turn's ``tool_calls`` limit, an unknown tool, arguments that do
+not fit the schema) is an outcome for the model, attributed to the turn's inference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from ..spec import scopes
+from ..spec.base import parse_duration
+from . import events, step_ids
+from .args import check_args, parse_arguments
+from .inference import infer, messages
+from .model import Request
+from .render import RenderError
+from .results import AgentResult, RunError, ToolRecord, Usage, result_text
+from .thread_steps import append_reply
+from .tooling import Tool, ToolContext, ToolOutcome, run_tool, starts_runs
+
+if TYPE_CHECKING:
+    from .network import NetworkRun
+
+
+async def offered(run: NetworkRun, name: str, with_mcp: bool = True) -> dict[str, Tool]:
+    """The tools an agent offers, by the function name the model sees. MCP tools only
+    ``with_mcp``: listing them connects servers."""
+    return await run.tools.offered(run.p.agents[name], run.mcp if with_mcp else None)
+
+
+def tool_schema(tool: Tool) -> dict[str, Any]:
+    """A tool as the model is shown it."""
+    return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}}
+
+
+async def run_turn(run: NetworkRun, n: int, name: str) -> None:
+    """Turn ``n``, taken by the agent ``name``: its result is appended to ``run.results``."""
+    agent = run.p.agents[name]
+    run.route.append(name)
+    turn = step_ids.Turn(n, name)
+    replayed = run.steps.replaying(turn.infer)
+    run.emit(events.AGENT_STARTED, replayed, iteration=n, agent=name)
+    tools_offered = await offered(run, name, with_mcp=not replayed)
+    schemas = {k: tool_schema(v) for k, v in tools_offered.items()}
+    tools = list(schemas.values())
+    choice = agent.spec.tool_choice
+    tool_choice: Any = None
+    if choice in ("auto", "required", "none"):
+        tool_choice = choice
+    elif choice:
+        tool_choice = {"type": "function", "function": {"name": choice}}
+    count = run.turns.get(name, 0)
+    run.turns[name] = count + 1
+    turn_time = agent.spec.limits.time if agent.spec.limits else None
+    request = None  # a replayed inference needs no prompt: rendering it would cost every replay
+    if not replayed:
+        try:
+            variables = scopes.variables(
+                scopes.AGENT_SYSTEM, run.variables() | {"agent": {"name": name, "description": agent.spec.description}}
+            )
+            system = run.p.renderer.render(agent.spec.system, variables)
+        except RenderError as exc:
+            raise RunError(f"agent {name}: system prompt: {exc}") from None
+        request = Request(
+            name,
+            count,
+            messages(run, system, name),
+            tools,
+            tool_choice if tools else None,
+            timeout=parse_duration(turn_time).total_seconds() if turn_time else None,
+        )
+    completion = await infer(run, turn.infer, agent.model, request)
+    run.usage.add(completion)
+    run.agent_usage.setdefault(name, Usage()).add(completion)
+    if (
+        replayed
+        and agent.mcp_refs
+        and any(not run.steps.replaying(turn.tool(i, c.name)) for i, c in enumerate(completion.tool_calls))
+    ):
+        tools_offered = await offered(run, name)  # a tool call to run again may need an MCP server
+        schemas = {k: tool_schema(v) for k, v in tools_offered.items()}
+    result = AgentResult(name, completion.text)
+    limit = agent.spec.limits.tool_calls if agent.spec.limits and agent.spec.limits.tool_calls else None
+    calls = completion.tool_calls
+    # Each call that may start a run takes the next number (limits.runs) before any runs:
+    # parallel calls (and their approvals) finish in any order, a replay numbers the same.
+    starts: list[int | None] = []
+    for i, c in enumerate(calls):
+        starting = starts_runs(tools_offered.get(c.name)) and not (limit is not None and i >= limit)
+        starts.append(run.starts if starting else None)
+        run.starts += int(starting)
+    outcomes = (
+        await run.steps.parallel(
+            [
+                functools.partial(
+                    call_tool,
+                    run,
+                    turn.tool(i, c.name),
+                    c.name,
+                    c.arguments,
+                    tools_offered,
+                    schemas,
+                    refused=limit is not None and i >= limit,
+                    start=starts[i],
+                )
+                for i, c in enumerate(calls)
+            ]
+        )
+        if calls
+        else []
+    )
+    sources = [turn.infer]
+    for c, (args, outcome, source) in zip(calls, outcomes, strict=True):
+        run.state.update(outcome.state_patch)
+        result.tool_calls.append(ToolRecord(c.id, c.name, args, outcome.result, outcome.error))
+        sources.append(source)
+    run.results.append(result)
+    run.results_view.append(asdict(result))
+    run.results_text.append(result_text(result))
+    if run.thread is not None:
+        await append_reply(run, run.thread, turn, run.results_text[-1])
+    seen = not any(run.steps.fresh(step) for step in sources)
+    run.emit(events.AGENT_FINISHED, seen, iteration=n, agent=name, text=completion.text)
+
+
+async def call_tool(
+    run: NetworkRun,
+    step_id: str,
+    name: str,
+    arguments: str,
+    offered: dict[str, Tool],
+    schemas: dict[str, dict[str, Any]],
+    refused: bool,
+    start: int | None = None,
+) -> tuple[Any, ToolOutcome, str]:
+    """Run one tool call; returns the arguments (as shown), the outcome, and the id of the
+    step the outcome comes from (the turn's inference for an outcome no step produced)."""
+    args, problem = parse_arguments(arguments)
+    shown = args if args is not None else arguments
+    replayed = run.steps.replaying(step_id)
+    run.emit(events.TOOL_CALLED, replayed, step=step_id, tool=name, args=shown)
+    tool = offered.get(name)
+    source = step_id
+    if tool is None and replayed:
+        # Recorded in the journal: its outcome stands, even though the tool itself (an
+        # MCP server's, not connected on a replayed turn) is not at hand now.
+        outcome = await run_tool(None, args or {}, context(run, step_id))
+    elif refused:
+        outcome, source = (
+            ToolOutcome.failure("refused: this agent's tool_calls limit for one turn is reached"),
+            step_ids.inference_of(step_id),
+        )
+    elif tool is None:
+        outcome, source = (
+            ToolOutcome.failure(f"unknown tool '{name}'; offered: {', '.join(offered) or 'none'}"),
+            step_ids.inference_of(step_id),
+        )
+    elif problem is not None or args is None:
+        outcome, source = ToolOutcome.failure(problem or "invalid arguments"), step_ids.inference_of(step_id)
+    else:
+        schema = schemas[name]["function"]["parameters"]  # as the model was shown it
+        problems = check_args(args, schema)
+        bad = "; ".join(problems) if problems else None
+        if bad is not None:
+            outcome, source = ToolOutcome.failure(bad), step_ids.inference_of(step_id)
+        else:
+            # Every kind the same way (an approval, a wait, a child run are the tool's own
+            # steps); an outcome from another step than the call's says which.
+            outcome = await run_tool(tool, args, context(run, step_id, start))
+            source = outcome.step or step_id
+    # The time the call ran in its step counts toward limits.time (as recorded: a replay counts the same).
+    run.usage.seconds += outcome.seconds
+    # Outcomes no step made (or that a step of an older version recorded) are cleaned here.
+    outcome = ToolOutcome(**run.secrets.redact_value(dataclasses.asdict(outcome)))
+    # Reported by the first execution to see the outcome (on Inngest, the call after the
+    # one that ran the step: that call ended when the step did).
+    run.emit(events.TOOL_RESULT, not run.steps.fresh(source), step=step_id, tool=name, result=outcome.result, error=outcome.error)
+    return shown, outcome, source
+
+
+def context(run: NetworkRun, step_id: str, start: int | None = None) -> ToolContext:
+    """The one context every tool is called with (``start``: the call's number under
+    ``limits.runs``, for the tools that start runs)."""
+    spec = run.p.spec
+    return ToolContext(
+        run.steps.run_id,
+        step_id,
+        run.input,
+        dict(run.state),
+        run.event,
+        run.environ,
+        run.p.base_dir,
+        steps=run.steps,
+        secrets=run.secrets,
+        renderer=run.p.renderer,
+        emit=run.emit,
+        network=spec.name,
+        limits=spec.limits,
+        depth=run.depth,
+        start=start,
+    )
+
+
+__all__ = ["call_tool", "context", "offered", "run_turn", "tool_schema"]
