@@ -15,17 +15,18 @@ if TYPE_CHECKING:
         Network,
         RunResult,
         Runs,
-        asgi_app,
         default_db,
         load_network,
-        mount,
         run,
         run_sync,
     )
+    from .asgi import asgi_app, mount
     from .errors import NetrunError
     from .runtime.model import Completion, ModelError, Request, ToolRequest
 
 _LAZY = {
+    "asgi_app": "asgi",
+    "mount": "asgi",
     "NetrunError": "errors",
     "Completion": "runtime.model",
     "ModelError": "runtime.model",

@@ -6,8 +6,9 @@
   injectable model client or a replies file; it resumes runs, delivers the events that
   answer their waits, retries and cancels them. :func:`run` / :func:`run_sync` are the
   one-call forms.
-- :func:`asgi_app` is the ``netrun serve`` application, to mount in an existing FastAPI
-  application with :func:`mount`.
+- :func:`~netrun.asgi.asgi_app` is the ``netrun serve`` application, to mount in an
+  existing FastAPI application with :func:`~netrun.asgi.mount` (in :mod:`netrun.asgi`;
+  both are re-exported by ``netrun``).
 
 ``import netrun`` must stay cheap (``netrun validate`` starts with it): this module imports
 only the standard library and :mod:`netrun.errors` at import time; pydantic, litellm,
@@ -16,11 +17,9 @@ fastapi and the engine are imported by the functions that use them.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -28,8 +27,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from .errors import NetrunError
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from .diagnostics import Diagnostic
     from .engines.local import Journal, RunRecord
     from .engines.runner import LocalEngine
@@ -355,53 +352,6 @@ def run_sync(network: Network | PathLike, input: str = "", **options: Any) -> Ru
     return asyncio.run(run(network, input, **options))
 
 
-def asgi_app(
-    paths: Iterable[PathLike],
-    *,
-    data_dir: PathLike | None = None,
-    model: Model | None = None,
-    environ: Mapping[str, str] | None = None,
-    engine: str = "local",
-    watch: bool = False,
-    api_token: str | None = None,
-) -> FastAPI:
-    """The ``netrun serve`` application (REST API, SSE, ``/api/inngest``) serving the network
-    files under ``paths``, to run with any ASGI server or :func:`mount` in a FastAPI app.
-
-    ``engine``: ``local`` (the embedded engine; the default), ``inngest`` or ``auto`` (as
-    ``netrun serve`` picks from the ``INNGEST_*`` variables of ``environ``). ``data_dir``:
-    where its journal is (default ``$NETRUN_DATA_DIR``, else ``.netrun``). ``watch``: reload
-    the files when they change. ``api_token``: the bearer token the REST API requires
-    (default ``NETRUN_API_TOKEN``). Raises ``SettingsError`` for settings it cannot start
-    with and ``StartError`` for files with errors (both :class:`~netrun.errors.NetrunError`).
-    """
-    from .serve.app import create_app
-    from .serve.settings import ServeSettings
-
-    env = dict(os.environ if environ is None else environ)
-    settings = ServeSettings.from_env(
-        env, tuple(Path(p) for p in paths), engine=engine, data_dir=Path(data_dir) if data_dir is not None else None, watch=watch
-    )
-    if api_token is not None:
-        settings = dataclasses.replace(settings, api_token=api_token)
-    return create_app(settings, models=_factory(model))
-
-
-def mount(parent: FastAPI, app: FastAPI, path: str = "/netrun") -> None:
-    """Mount the :func:`asgi_app` ``app`` at ``path`` of ``parent``, and run its lifespan
-    inside ``parent``'s: Starlette runs no lifespan of a mounted application, and netrun's
-    opens the journal, resumes the runs left executing and closes them at shutdown."""
-    parent.mount(path, app)
-    outer = parent.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def both(started: Any) -> AsyncIterator[Any]:
-        async with app.router.lifespan_context(app), outer(started) as state:
-            yield state
-
-    parent.router.lifespan_context = both
-
-
 __all__ = [
     "InvalidInputError",
     "InvalidNetworkError",
@@ -410,10 +360,8 @@ __all__ = [
     "Network",
     "RunResult",
     "Runs",
-    "asgi_app",
     "default_db",
     "load_network",
-    "mount",
     "run",
     "run_sync",
 ]

@@ -21,16 +21,13 @@ What counts as a secret, and why:
   ``GITHUB_TOKEN``, ``DB_PASSWORD``...), 8 characters or more: litellm and SDKs read
   provider keys from the environment without a reference, and quote them in errors.
 - Values shorter than :data:`MIN_LENGTH` characters are not redacted: replacing ``on`` or
-  ``80`` in every text would corrupt results (numbers, words) while hiding next to nothing,
-  as a value that short is guessed in a few thousand tries anyway. Don't use one as a secret.
+  ``80`` everywhere would corrupt results and hide nothing (a value that short is guessed).
 
 Each value is searched in every form it may be echoed in (:func:`encodings`): plain,
 percent-encoded (as ``quote``, ``quote_plus``, httpx's path and query encoders, lower-case
 hex too), JSON-escaped, as a Python bytes repr (h11 quotes a bad header that way), and
 base64 (HTTP Basic auth, at any offset inside a longer encoded string). Overlapping
-occurrences of several secrets are merged before replacement, so no piece of one survives
-next to another. This module imports the standard library and :mod:`netrun.envrefs` only:
-every layer may use it.
+occurrences are merged before replacement, so no piece of one survives next to another.
 """
 
 from __future__ import annotations
@@ -54,9 +51,8 @@ MASK = "***"
 """What a secret is replaced with."""
 MIN_LENGTH = 4
 """Values shorter than this are not redacted (see the module docstring)."""
-_MEMO_FROM = 256
-"""Texts this long or longer have their redaction remembered (shorter ones cost less to redact again)."""
-_MEMO_MAX = 2048
+_MEMO_FROM, _MEMO_MAX = 256, 2048
+"""Texts this long or longer have their redaction remembered (up to this many texts)."""
 _NAMED_MIN_LENGTH = 8
 """Unreferenced variables named like credentials are redacted from this length on (``AUTH=on`` is a switch)."""
 _SECRET_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH)(?:$|_)", re.I)

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..compile import ModelFactory, Program
-from ..errors import NetrunError
 from ..redact import Secrets
 from ..runtime import step_ids
-from ..runtime.events import RUN_CANCELLED, RUN_STARTED, RUN_WAITING
+from ..runtime.events import RUN_STARTED, RUN_WAITING
 from ..runtime.network import Emit, RunError
 from ..runtime.steps import RunSuspended
 from ..runtime.tooling import ToolOutcome
 from ..spec import NetworkSpec
 from ..spec.network import depth_of
 from ..sqlite_file import StorageFault
-from .approvals import ApprovalError, resolve_approval
+from .approvals import ApprovalError
 from .concurrency import ConcurrencyGate, Slot, slots
 from .execution import (
     THREAD_OPTIONS,
@@ -33,21 +31,14 @@ from .execution import (
     model_factory,
     step_retries,
 )
-from .local import FINAL_STATUSES, Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id, wait_matches
+from .local import FINAL_STATUSES, Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id
+from .run_control import EngineError, RunBusyError, RunControl
 
 NetworkFinder = Callable[[Path, str], NetworkSpec | None]
 """Finds a network used as a tool, by the folder of the run that calls it and its name."""
 
 
-class EngineError(NetrunError, phase="engine"):
-    """A request the engine cannot honour (an unknown run, a run that cannot resume)."""
-
-
-class RunBusyError(EngineError):
-    """The run is being executed by another process right now."""
-
-
-class LocalEngine:
+class LocalEngine(RunControl):
     def __init__(
         self,
         journal: Journal,
@@ -180,111 +171,6 @@ class LocalEngine:
         self._answered.setdefault(run_id, set()).update(news)
         record.options = {**record.options, "resumed": True}
         return await self._execute(record)
-
-    async def retry(self, run_id: str) -> RunRecord:
-        """Run a failed run again once its cause is fixed (a key set, a server back, a
-        replies file completed): see :meth:`reopen`; then it executes from there."""
-        return await self._execute(self.reopen(run_id))
-
-    def reopen(self, run_id: str) -> RunRecord:
-        """Make a failed run ``running`` again without executing it: its completed steps stay
-        memoized and are not repeated, the step that failed will run again, and the run keeps
-        the definition it started with. Raises :class:`EngineError` for a run that did not fail."""
-        record = self.journal.run(run_id)
-        if record is None:
-            raise EngineError(f"no run {run_id} in {self.journal.path}")
-        if record.options.get("engine") == "inngest":
-            raise EngineError(
-                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); retry it from Inngest"
-            )
-        if record.status != "failed":
-            raise EngineError(
-                f"run {run_id} is {record.status}, not failed: only a failed run can be retried"
-                + ("" if record.status == "completed" else f" (resume it with: netrun run --resume {run_id})")
-            )
-        if run_id in self._active or not self.journal.claim(run_id):
-            raise RunBusyError(f"run {run_id} is being retried already")
-        try:
-            self.journal.reopen(run_id)
-        finally:
-            self.journal.release(run_id)
-        reopened = self.journal.run(run_id)
-        assert reopened is not None
-        reopened.options = {**reopened.options, "resumed": True}
-        return reopened
-
-    def cancel(self, run_id: str, reason: str) -> RunRecord:
-        """End an unfinished run as ``cancelled`` (and its child runs): no event resumes it,
-        and if it executes now, the step in flight finishes and no further one starts (as on
-        Inngest). Raises :class:`EngineError` for a run that ended or does not exist."""
-        record = self.journal.run(run_id)
-        if record is None:
-            raise EngineError(f"no run {run_id} in {self.journal.path}")
-        if record.options.get("engine") == "inngest":
-            raise EngineError(
-                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); cancel it from Inngest"
-            )
-        for member in reversed(self.journal.family(run_id)):  # children first: their parent's call then ends
-            if self.journal.cancel(member, reason):
-                if member in self._active:
-                    self._cancelled.add(member)
-                if self.emit:
-                    self.emit(RUN_CANCELLED, {"run_id": member, "error": reason, "replayed": False})
-            elif member == run_id:
-                ended = self.journal.run(run_id)
-                raise EngineError(
-                    f"run {run_id} is {ended.status if ended else 'gone'}: only a run that has not ended can be cancelled"
-                )
-        cancelled = self.journal.run(run_id)
-        assert cancelled is not None
-        return cancelled
-
-    async def deliver(
-        self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False
-    ) -> list[RunRecord]:
-        """Deliver an event: resolve the waits it answers, then resume those runs."""
-        woken = self.answer(name, data, run_id, from_run=from_run)
-        resumed = []
-        for run_id_ in woken:
-            try:
-                resumed.append(await self.resume(run_id_))
-            except RunBusyError:  # its owner finds the answer in the journal and goes on
-                record = self.journal.run(run_id_, approvals=True)
-                if record is not None:
-                    resumed.append(record)
-        return resumed
-
-    def answer(self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False) -> list[str]:
-        """Record an event as the outcome of the waits it answers; the runs to resume.
-
-        An approval answers one call by its id: one without an id is given the id of the
-        single approval its run waits for; raises :class:`ApprovalError` when it can answer
-        none (no such run or approval, several pending, answered already, ...).
-
-        ``from_run``: the event was sent by a run (an event tool). It answers no approval: a
-        model must not approve its own calls, or another run's."""
-        if not from_run:
-            approval = resolve_approval(self.journal, name, data, run_id)
-            if approval is not None:
-                data, run_id = approval, str(approval["run_id"])
-        incoming = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
-        woken: list[str] = []
-        for wait_run, step_id, _, spec, deadline in self.journal.waits(name):
-            if run_id is not None and wait_run != run_id:
-                continue
-            record = self.journal.run(wait_run)
-            if record is None or time.time() >= deadline or (from_run and "approval" in (spec.get("variables") or {})):
-                continue
-            if wait_matches(spec, record.event, incoming) and self.journal.resolve_wait(wait_run, step_id, incoming):
-                woken.append(wait_run)
-                self._answered.setdefault(wait_run, set()).add(step_id)
-        return list(dict.fromkeys(woken))
-
-    def _expire_waits(self, run_id: str) -> None:
-        now = time.time()
-        for _, step_id, *_, deadline in self.journal.waits(run_id=run_id):
-            if now >= deadline and self.journal.resolve_wait(run_id, step_id, None):
-                self._answered.setdefault(run_id, set()).add(step_id)
 
     async def _execute(self, record: RunRecord) -> RunRecord:
         """Execute (or replay) a run while owning it; another process's run is left to it."""

@@ -20,8 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers, QueryParams
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from ..compile import ModelFactory
 from ..engines.concurrency import ConcurrencyGate
@@ -40,8 +39,9 @@ from ..spec.trigger import EventTrigger
 from . import routes
 from .catalog import Catalog, ReloadResult, Version
 from .functions import make_client
-from .guard import RequestGuard, SafeJSONResponse, replay_body
-from .inngest_guard import SIGNATURE_HEADER, SignatureGuard, sign
+from .guard import RequestGuard, SafeJSONResponse
+from .inngest_route import InngestRoute
+from .inngest_sync import InngestSync
 from .local_runs import LocalRuns, SingletonSkipped
 from .routes.models import RunRequest
 from .run_events import RunEvents, once_key
@@ -54,7 +54,7 @@ class StartError(NetrunError, phase="serve"):
     """The server cannot start (invalid network files, an unusable data directory)."""
 
 
-class Server:
+class Server(InngestSync):
     """Everything one ``netrun serve`` process holds."""
 
     def __init__(self, settings: ServeSettings, models: ModelFactory | None = None) -> None:
@@ -130,84 +130,6 @@ class Server:
             enable_unauthed_sync=self.settings.inngest_mode != "cloud",
         )
         self.inngest_app = served
-
-    async def sync(self) -> None:
-        """Register the functions with the Inngest server (a PUT to ourselves, as the Inngest
-        dev server or a deploy hook would), and read its answer: the SDK answers 200 with
-        ``{"error": ...}`` when Inngest refuses the app (it refuses it as a whole). A refused
-        reload goes back to the versions Inngest has (served and synced again); a refused
-        start-up leaves nothing to run, which ``/healthz`` and the REST API say."""
-        async with self._sync_lock:
-            answer = await self._put_sync()
-            if answer is None:
-                self.sync_state = {
-                    "status": "unreachable",
-                    "reason": f"could not reach {self.settings.local_url} to sync the functions",
-                }
-                log.warning("%s", self.sync_state["reason"])
-                return
-            if not answer:
-                self._synced = self.catalog.snapshot()
-                self.sync_state = {"status": "synced", "functions": len(self.catalog.current)}
-                log.info("synced %d function(s) with Inngest as %s", len(self.catalog.current), self.settings.registered_url)
-                return
-            if self._synced is None:
-                self.sync_state = {"status": "refused", "reason": answer}
-                log.error(
-                    "Inngest refused the functions, so no run can start: %s; fix the network files (the server reloads them)",
-                    answer,
-                )
-                return
-            taken_back = sorted(n for n, v in self.catalog.current.items() if self._synced[0].get(n) is not v)
-            gone = sorted(set(self._synced[0]) - set(self.catalog.current))
-            self.catalog.restore(self._synced)
-            self._serve_functions()
-            log.error(
-                "Inngest refused the reloaded functions (%s): %s; serving and syncing the versions it has",
-                ", ".join(taken_back + gone),
-                answer,
-            )
-            self.sync_state = {"status": "refused", "reason": answer, "serving": "the last versions Inngest accepted"}
-            again = await self._put_sync()
-            if again:
-                log.error("Inngest refused the last accepted versions too: %s", again)
-
-    async def _put_sync(self) -> str | None:
-        """One sync: ``""`` accepted, the reason when refused, None when unreachable (the
-        server is not listening yet: tried 20 times over about 20 s, backing off linearly)."""
-        import httpx
-        from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt, wait_incrementing
-
-        url = self.settings.local_url  # this process; what Inngest is told is registered_url
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(20),
-            wait=wait_incrementing(start=0.1, increment=0.1),
-            retry=retry_if_exception_type(httpx.TransportError),
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    # Signed as Inngest signs (production accepts signed syncs only), afresh each try.
-                    key = self.settings.signing_key if self.settings.inngest_mode == "cloud" else None
-                    headers = {SIGNATURE_HEADER: sign(b"", key)} if key else {}
-                    async with httpx.AsyncClient(timeout=10) as http:
-                        answer = await http.put(url, headers=headers)
-                    return _sync_problem(answer) or ""
-        except RetryError:
-            return None
-        return None
-
-    @property
-    def ever_synced(self) -> bool:
-        return self._synced is not None
-
-    def unsynced(self, version: Version) -> str | None:
-        """Why Inngest cannot start a run of ``version`` (it refused to sync it), or None."""
-        if self.sync_state.get("status") != "refused" or (
-            self._synced is not None and self._synced[0].get(version.name) is version
-        ):
-            return None
-        return f"Inngest does not have network '{version.name}' as served here: it refused the sync ({self.sync_state['reason']})"
 
     # -- reloads -----------------------------------------------------------------------------
     def reload(self) -> ReloadResult:
@@ -390,19 +312,6 @@ class Server:
         return open_store(spec, self.settings.data_dir, self.settings.environ)
 
 
-def _sync_problem(answer: Any) -> str | None:
-    """What went wrong with a sync PUT, or None. The SDK answers 200 with ``{"error": ...}``
-    when Inngest refused the registration."""
-    try:
-        body = answer.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if answer.status_code < 300 and not error:
-        return None
-    return f"HTTP {answer.status_code} {str(error or answer.text)[:300]}"
-
-
 def _describe_send_error(exc: Exception, event_key: str | None) -> str:
     text = str(exc).strip().partition("\n")[0] or type(exc).__name__
     cause = exc.__cause__ or exc.__context__
@@ -410,54 +319,6 @@ def _describe_send_error(exc: Exception, event_key: str | None) -> str:
         text += f" ({type(cause).__name__}: {str(cause).partition(chr(10))[0]})"
     # The key in every form a URL or an error may quote it in (percent-encoded, ...).
     return Secrets([event_key] if event_key else []).head(text, 500)
-
-
-class _InngestRoute:
-    """Sends ``/api/inngest`` to the functions app of the current reload, the rest on.
-
-    In production mode a request reaches the SDK only when it is signed with a fresh
-    timestamp and not seen before (:class:`SignatureGuard`); the SDK then checks the HMAC."""
-
-    def __init__(self, app: ASGIApp, server: Server) -> None:
-        self.app = app
-        self.server = server
-        client = getattr(server, "client", None)
-        self.guard = (
-            SignatureGuard(server.settings.signing_key, getattr(client, "signing_key_fallback", None))
-            if server.settings.inngest_mode == "cloud"
-            else None
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target = self.server.inngest_app
-        if scope["type"] == "http" and target is not None and scope["path"].rstrip("/") == SERVE_PATH:
-            if self.guard is not None:
-                # Read as the SDK reads them (the last of a repeated header or parameter).
-                headers = dict(Headers(scope=scope).items())
-                query = dict(QueryParams(scope.get("query_string", b"")).items())
-                body, receive = await _buffered(receive)  # the HMAC covers it; the SDK reads it again
-                refused = self.guard.refuse(scope["method"], query, headers, body)
-                if refused is not None:
-                    log.warning("refused %s %s: %s", scope["method"], SERVE_PATH, refused)
-                    await JSONResponse({"detail": refused}, status_code=401)(scope, receive, send)
-                    return
-            await target(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
-    """The request body, and a ``receive`` that gives it again to the app behind."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            return b"".join(chunks), receive
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    body = b"".join(chunks)
-    return body, replay_body(body, receive)
 
 
 def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -> FastAPI:
@@ -468,7 +329,7 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     hidden: dict[str, Any] = {} if open_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="netrun", lifespan=server.lifespan, default_response_class=SafeJSONResponse, **hidden)
     app.state.netrun = server
-    app.add_middleware(_InngestRoute, server=server)
+    app.add_middleware(InngestRoute, server=server)
     # Outermost: nothing reads a body over the limit, or JSON that would not read back.
     app.add_middleware(RequestGuard, max_body=settings.max_body, max_inngest_body=settings.max_inngest_body)
 
