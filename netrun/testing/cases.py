@@ -21,6 +21,7 @@ from ..runtime.state import state_problems
 from ..spec import NetworkSpec
 from ..spec.testcase import TestFileSpec
 from ..validate import FileResult, PathError, Report, validate_model, validate_paths
+from ..validate.files import files_under
 
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 
@@ -41,13 +42,7 @@ def discover_tests(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and p.name.endswith(TEST_SUFFIXES)
-                and not any(part.startswith(".") or part == "node_modules" for part in p.relative_to(path).parts)
-            )
+            found.extend(files_under(path, TEST_SUFFIXES))
         elif path.name.endswith(TEST_SUFFIXES) and path.exists():
             found.append(path)
         elif path.exists():

@@ -64,19 +64,25 @@ class PathError(UsageError, phase="load"):
     """A path given on the command line that does not exist (a usage error)."""
 
 
+def files_under(folder: Path, suffixes: tuple[str, ...], skipped: tuple[str, ...] = ()) -> list[Path]:
+    """The files below ``folder`` whose names end with one of ``suffixes`` (and none of
+    ``skipped``), sorted; hidden folders and ``node_modules`` are not searched."""
+    return [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+        and p.name.endswith(suffixes)
+        and not p.name.endswith(skipped)
+        and not any(part.startswith(".") or part == "node_modules" for part in p.relative_to(folder).parts)
+    ]
+
+
 def discover(paths: Iterable[Path]) -> list[Path]:
     """The network and fragment files named by ``paths`` (directories are searched)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and p.name.endswith(YAML_SUFFIXES)
-                and not p.name.endswith(SKIPPED_SUFFIXES)
-                and not any(part.startswith(".") or part == "node_modules" for part in p.relative_to(path).parts)
-            )
+            found.extend(files_under(path, YAML_SUFFIXES, SKIPPED_SUFFIXES))
         elif path.exists():
             found.append(path)
         else:
