@@ -19,6 +19,7 @@ import httpx
 from ..envrefs import MissingEnvError
 from ..runtime.outbound import CallEnv, check_routing_headers, render_url
 from ..runtime.render import Renderer, RenderError
+from ..spec import scopes
 from ..spec.base import parse_duration
 from ..spec.history import HttpEndpoint, HttpHistory
 from ..urltemplate import UrlError
@@ -36,10 +37,10 @@ class HttpHistoryStore:
 
     async def create(self, thread_id: str, user: str | None) -> None:
         if self.spec.create is not None:
-            await self._call("create", self.spec.create, {"thread_id": thread_id, "user": user})
+            await self._call("create", self.spec.create, scopes.variables(scopes.HISTORY, {"thread_id": thread_id, "user": user}))
 
     async def get(self, thread_id: str) -> list[Message]:
-        answer = await self._call("get", self.spec.get, {"thread_id": thread_id, "user": None})
+        answer = await self._call("get", self.spec.get, scopes.variables(scopes.HISTORY, {"thread_id": thread_id, "user": None}))
         messages = answer.get("messages") if isinstance(answer, dict) else answer
         if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages):
             raise PermanentHistoryError("the history service's get answered no list of messages with 'role' and 'content'")
@@ -47,7 +48,8 @@ class HttpHistoryStore:
 
     async def append(self, thread_id: str, messages: list[Message]) -> None:
         key = hashlib.sha256("/".join([thread_id, *(m["id"] for m in messages)]).encode()).hexdigest()[:32]
-        await self._call("append", self.spec.append, {"thread_id": thread_id, "user": None, "messages": messages}, key)
+        variables = scopes.variables(scopes.HISTORY_APPEND, {"thread_id": thread_id, "user": None, "messages": messages})
+        await self._call("append", self.spec.append, variables, key)
 
     async def _call(self, what: str, endpoint: HttpEndpoint, variables: dict[str, Any], idempotency: str | None = None) -> Any:
         env = CallEnv(self.environ)
