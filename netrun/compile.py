@@ -12,17 +12,18 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .models.scripted import ScriptedClient, load_replies
-from .runtime.model import ModelClient
-from .runtime.render import Renderer, renderer_for
 from .spec import NetworkSpec
 from .spec.agent import AgentSpec
 from .spec.model import ModelSpec
 from .spec.params import JsonSchema
 
-ModelFactory = Callable[[ModelSpec], ModelClient]
+if TYPE_CHECKING:  # compile plans; the runtime binds (the layers point down: see pyproject.toml)
+    from .runtime.model import ModelClient
+
+ModelFactory: TypeAlias = "Callable[[ModelSpec], ModelClient]"
+"""Makes the client for a model spec (engines/execution.py picks replies files or litellm)."""
 
 
 @dataclass
@@ -54,8 +55,6 @@ class Program:
     base_dir: Path
     agents: dict[str, AgentProgram]
     router_model: ModelClient | None = None
-    renderer: Renderer = field(default_factory=Renderer)
-    """Renders this network's templates (with its prompt fragments)."""
     env_names: tuple[str, ...] = ()
     """The variables the definition references as ``${NAME}``: their values are the run's
     secrets (:meth:`netrun.redact.Secrets.for_names`)."""
@@ -95,22 +94,6 @@ def model_spec(ref: str | ModelSpec | None) -> ModelSpec | None:
     return ModelSpec(id=ref)
 
 
-def default_model_factory(base_dir: Path, environ: Mapping[str, str], prefix: str = "") -> ModelFactory:
-    """Clients for real models (litellm) and ``scripted/FILE`` ones; ``prefix`` keeps a
-    child run's scripted callers apart from its parent's."""
-
-    def make(spec: ModelSpec) -> ModelClient:
-        provider, _, rest = spec.id.partition("/")
-        if provider == "scripted":
-            path = base_dir / rest
-            return ScriptedClient(load_replies(path), str(path), prefix)
-        from .models.litellm_client import LitellmClient
-
-        return LitellmClient(spec, environ)
-
-    return make
-
-
 def compile_network(
     spec: NetworkSpec,
     base_dir: Path,
@@ -145,7 +128,6 @@ def compile_network(
         base_dir,
         _agents(spec, models_of, {}),
         router_model=router_model,
-        renderer=renderer_for(spec.prompts),
         env_names=references(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
         tools=dict(tools or {}),
     )

@@ -26,9 +26,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..compile import ModelFactory, Program, compile_network, default_model_factory
+from ..compile import ModelFactory, Program, compile_network
 from ..history.store import HistoryError, open_store
 from ..history.thread import Thread
+from ..models.factory import default_model_factory
 from ..models.scripted import RecordingClient, ScriptedClient, load_replies
 from ..redact import Secrets
 from ..runtime.events import RUN_COMPLETED, RUN_FAILED

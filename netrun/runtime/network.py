@@ -22,7 +22,7 @@ from ..tools.registry import build_tools
 from . import events, step_ids
 from .inference import infer
 from .model import Completion, Request
-from .render import RenderError
+from .render import RenderError, renderer_for
 from .results import AgentResult, RunError, RunResult, Usage
 from .router import DEFAULT_ROUTER_PROMPT, Decision, llm_decision, rule_decision
 from .steps import Steps
@@ -51,6 +51,8 @@ class NetworkRun:
         depth: int = 0,
     ) -> None:
         self.p = program
+        self.renderer = renderer_for(program.spec.prompts)
+        """Renders this network's templates with its prompt fragments (shared by its runs)."""
         self.steps = steps
         self.input = input
         self.state: dict[str, Any] = program.initial_state(state)
@@ -179,7 +181,7 @@ class NetworkRun:
         variables = self.variables()
         if router is not None and router.rules:
             try:
-                found = rule_decision(router.rules, variables, self.p.renderer)
+                found = rule_decision(router.rules, variables, self.renderer)
             except RenderError as exc:
                 raise RunError(f"router rule: {exc}") from None
             if found is not None:
@@ -202,7 +204,7 @@ class NetworkRun:
 
         try:
             decision, made = await llm_decision(
-                renderer=self.p.renderer,
+                renderer=self.renderer,
                 call=call,
                 turn=self.turns.get("router", 0),
                 system=system,

@@ -64,7 +64,7 @@ async def run_turn(run: NetworkRun, n: int, name: str) -> None:
             variables = scopes.variables(
                 scopes.AGENT_SYSTEM, run.variables() | {"agent": {"name": name, "description": agent.spec.description}}
             )
-            system = run.p.renderer.render(agent.spec.system, variables)
+            system = run.renderer.render(agent.spec.system, variables)
         except RenderError as exc:
             raise RunError(f"agent {name}: system prompt: {exc}") from None
         request = Request(
@@ -198,7 +198,7 @@ def context(run: NetworkRun, step_id: str, start: int | None = None) -> ToolCont
         run.p.base_dir,
         steps=run.steps,
         secrets=run.secrets,
-        renderer=run.p.renderer,
+        renderer=run.renderer,
         emit=run.emit,
         network=spec.name,
         limits=spec.limits,
