@@ -105,9 +105,6 @@ class ConcurrencyGate:
             else:
                 blocked |= names
 
-    def in_use(self) -> dict[Slot, int]:
-        return dict(self._used)
-
 
 def key_value(key: str | None, event: Mapping[str, Any]) -> str:
     """The value a flow-control ``key`` (of a concurrency limit, of ``singleton``) gives a
