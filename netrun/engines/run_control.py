@@ -12,7 +12,7 @@ from ..errors import NetrunError
 from ..runtime.events import RUN_CANCELLED
 from ..runtime.network import Emit
 from .approvals import resolve_approval
-from .local import Journal, RunRecord, wait_matches
+from .local import FINAL_STATUSES, Journal, RunRecord, wait_matches
 
 
 class EngineError(NetrunError, phase="engine"):
@@ -38,6 +38,19 @@ class RunControl:
     async def _execute(self, record: RunRecord) -> RunRecord:
         raise NotImplementedError  # LocalEngine's
 
+    def local_run(self, run_id: str, on_inngest: str, *, approvals: bool = False, ended_ok: bool = False) -> RunRecord:
+        """The journaled run ``run_id``, one this engine executes (with ``ended_ok``, an ended
+        run whichever engine ran it); :class:`EngineError` for no such run, or a run Inngest
+        executes (``on_inngest`` says what to do instead)."""
+        record = self.journal.run(run_id, approvals=approvals)
+        if record is None:
+            raise EngineError(f"no run {run_id} in {self.journal.path}")
+        if record.options.get("engine") == "inngest" and not (ended_ok and record.status in FINAL_STATUSES):
+            raise EngineError(
+                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); {on_inngest}"
+            )
+        return record
+
     async def retry(self, run_id: str) -> RunRecord:
         """Run a failed run again once its cause is fixed (a key set, a server back, a
         replies file completed): see :meth:`reopen`; then it executes from there."""
@@ -47,13 +60,7 @@ class RunControl:
         """Make a failed run ``running`` again without executing it: its completed steps stay
         memoized and are not repeated, the step that failed will run again, and the run keeps
         the definition it started with. Raises :class:`EngineError` for a run that did not fail."""
-        record = self.journal.run(run_id)
-        if record is None:
-            raise EngineError(f"no run {run_id} in {self.journal.path}")
-        if record.options.get("engine") == "inngest":
-            raise EngineError(
-                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); retry it from Inngest"
-            )
+        record = self.local_run(run_id, "retry it from Inngest")
         if record.status != "failed":
             raise EngineError(
                 f"run {run_id} is {record.status}, not failed: only a failed run can be retried"
@@ -74,13 +81,7 @@ class RunControl:
         """End an unfinished run as ``cancelled`` (and its child runs): no event resumes it,
         and if it executes now, the step in flight finishes and no further one starts (as on
         Inngest). Raises :class:`EngineError` for a run that ended or does not exist."""
-        record = self.journal.run(run_id)
-        if record is None:
-            raise EngineError(f"no run {run_id} in {self.journal.path}")
-        if record.options.get("engine") == "inngest":
-            raise EngineError(
-                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); cancel it from Inngest"
-            )
+        self.local_run(run_id, "cancel it from Inngest")
         for member in reversed(self.journal.family(run_id)):  # children first: their parent's call then ends
             if self.journal.cancel(member, reason):
                 if member in self._active:

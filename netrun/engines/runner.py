@@ -152,15 +152,11 @@ class LocalEngine(RunControl):
         return await self._execute(record)
 
     async def resume(self, run_id: str) -> RunRecord:
-        record = self.journal.run(run_id, approvals=True)  # returned as it is while it still waits
-        if record is None:
-            raise EngineError(f"no run {run_id} in {self.journal.path}")
+        record = self.local_run(
+            run_id, "Inngest resumes it", approvals=True, ended_ok=True
+        )  # returned as it is while it still waits
         if record.status in FINAL_STATUSES:
             return record
-        if record.options.get("engine") == "inngest":
-            raise EngineError(
-                f"run {run_id} executes on Inngest (it was started by `netrun serve` in Inngest mode); Inngest resumes it"
-            )
         self._expire_waits(run_id)
         # Still waiting for its event, unless one of its waits was just answered: the tool
         # calls of a turn wait in parallel (one approval each), and an answered call goes on
