@@ -168,3 +168,29 @@ def test_resume_of_a_cancelled_run_says_so_and_fails(
     assert f"run {run_id} was cancelled (not needed any more); a cancelled run does not go on" in resumed.output
     retried = netrun_cli("run", "--retry", run_id, "--db", str(db))
     assert retried.exit_code == 1 and "is cancelled, not failed" in retried.output
+
+
+def test_an_approval_for_a_cancelled_run_is_refused_as_for_an_ended_run(
+    netrun_cli: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    from netrun.engines.approvals import ApprovalError, resolve_approval
+    from netrun.engines.local import Journal
+    from netrun.engines.runner import LocalEngine
+    from netrun.runtime.approvals import APPROVAL_EVENT
+
+    network = write("asking.yaml", ASKING)
+    write("asking.replies.yaml", yaml.safe_dump({"a": [{"tool_calls": [{"name": "ask", "args": {"question": "ok?"}}]}]}))
+    db = tmp_path / "runs.db"
+    run_id = run_id_of(netrun_cli("run", str(network), "-i", "x", "--db", str(db)))
+    journal = Journal(db)
+    try:
+        LocalEngine(journal, {}).cancel(run_id, "not needed any more")
+        try:
+            resolve_approval(journal, APPROVAL_EVENT, {"approved": True}, run_id)
+        except ApprovalError as exc:
+            refused = exc
+        else:
+            raise AssertionError("an approval for a cancelled run was accepted")
+    finally:
+        journal.close()
+    assert refused.status == 409 and f"run {run_id} has ended (cancelled)" in str(refused)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import NetrunError
 from ..runtime.approvals import APPROVAL_EVENT, APPROVAL_PREFIX
-from .local import Journal
+from .local import FINAL_STATUSES, Journal
 
 
 class ApprovalError(NetrunError, phase="engine"):
@@ -67,7 +67,7 @@ def resolve_approval(journal: Journal, name: str, data: Mapping[str, Any], run_i
     record = journal.run(target, approvals=True)
     if record is None:
         raise ApprovalError(404, f"no run {target}", target)
-    if record.status in ("completed", "failed"):
+    if record.status in FINAL_STATUSES:
         raise ApprovalError(409, f"run {target} has ended ({record.status}); it waits for no approval", target)
     approved = data.get("approved")
     if not isinstance(approved, bool):

@@ -33,7 +33,7 @@ from ..spec.base import parse_duration
 from .execution import Errors, Failed, Outcomes, RunStart, compile_definition, execute, model_factory
 from .inngest_function import function_options
 from .inngest_steps import META, InngestSteps, event_depth, event_json
-from .local import Journal, RunRecord
+from .local import FINAL_STATUSES, Journal, RunRecord
 from .triggers import network_input
 
 log = logging.getLogger("netrun.serve")
@@ -141,7 +141,7 @@ class InngestEngine:
             meta = (original.get("data") or {}).get(META) if isinstance(original.get("data"), dict) else None
             run_id = str((meta or {}).get("run_id") or data.get("run_id") or "")
             record = self.journal.run(run_id) if run_id else None
-            if record is None or record.status in ("completed", "failed"):
+            if record is None or record.status in FINAL_STATUSES:
                 return
             error = data["error"] if isinstance(data.get("error"), dict) else {}
             how = "cancelled" if ctx.event.name == "inngest/function.cancelled" else "failed"

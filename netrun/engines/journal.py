@@ -24,7 +24,7 @@ from ..runtime import step_ids
 from ..runtime.approvals import approval_id as make_approval_id
 from ..runtime.steps import Json, Wait
 from ..sqlite_file import StorageFault, open_sqlite
-from .journal_schema import FINAL_STATUSES, SCHEMA, RunRecord
+from .journal_schema import FINAL_STATUSES, NOT_FINAL_SQL, SCHEMA, RunRecord
 
 
 class JournalError(NetrunError, phase="engine"):
@@ -267,7 +267,7 @@ class Journal:
     def set_status(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
         # A finished run stays finished, whatever a slower process says afterwards.
         self.db.execute(
-            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
+            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND " + NOT_FINAL_SQL,
             (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
         )
 
@@ -361,7 +361,7 @@ class Journal:
             self.db.execute("BEGIN IMMEDIATE")
             ended = (
                 self.db.execute(
-                    "UPDATE runs SET status = 'cancelled', error = ?, updated = ? WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
+                    "UPDATE runs SET status = 'cancelled', error = ?, updated = ? WHERE id = ? AND " + NOT_FINAL_SQL,
                     (reason, time.time(), run_id),
                 ).rowcount
                 == 0
@@ -374,7 +374,7 @@ class Journal:
     def unfinished(self, network: str) -> list[RunRecord]:
         """The runs of ``network`` that have not ended (queued, running, waiting), oldest first."""
         rows = self.db.execute(
-            "SELECT id FROM runs WHERE network = ? AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY created",
+            "SELECT id FROM runs WHERE network = ? AND " + NOT_FINAL_SQL + " ORDER BY created",
             (network,),
         ).fetchall()
         return [r for r in (self.run(row[0]) for row in rows) if r is not None]

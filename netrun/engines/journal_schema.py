@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS run_events (
 
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 """A run in one of these has ended for good: nothing changes its status again."""
+NOT_FINAL_SQL = "status NOT IN (" + ", ".join(f"'{status}'" for status in FINAL_STATUSES) + ")"
+"""The same, as a SQL condition on the ``runs`` table."""
 
 
 @dataclass
@@ -118,4 +120,4 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):013x}{uuid.uuid4().hex[:12]}"
 
 
-__all__ = ["FINAL_STATUSES", "SCHEMA", "RunRecord", "new_run_id"]
+__all__ = ["FINAL_STATUSES", "NOT_FINAL_SQL", "SCHEMA", "RunRecord", "new_run_id"]
