@@ -19,32 +19,14 @@ import pytest
 from netrun.serve.app import create_app
 from netrun.serve.settings import ServeSettings
 
+from . import test_serve_local as serve_local
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .fakes.served import Served
 
-NETWORK = """\
-name: helper
-model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
-max_iter: 4
-trigger: {{event: app/helper.asked, input: "{{{{ event.data.question }}}}"}}
-function: {function}
-state:
-  done: {{type: boolean, default: false}}
-agents:
-  helper: {{description: helps, system: "Help with {{{{ input }}}}", tools: [ask_human, finish]}}
-router:
-  rules: [{{if: state.done, stop: true}}, {{if: "true", agent: helper}}]
-tools:
-  ask_human:
-    wait_for_event: {{event: app/human.answered, match: data.user, timeout: 1h}}
-    parameters: {{question: {{type: string}}}}
-  finish:
-    state: {{done: true}}
-"""
-
-ENV = {"FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-ASK = Reply(text="Let me ask.", tool_calls=[ToolCall("ask_human", {"question": "which?"})])
-FINISH = Reply(text="Done.", tool_calls=[ToolCall("finish", {})])
+# The network of tests/test_serve_local.py, with the flow control each test declares.
+NETWORK = serve_local.NETWORK.replace("function: {{concurrency: [{{limit: 1, key: event.data.user}}]}}", "function: {function}")
+assert "function: {function}" in NETWORK
+ENV, ASK, FINISH = serve_local.ENV, serve_local.ASK, serve_local.FINISH
 
 
 def _answer(body: dict[str, Any]) -> Reply:
@@ -63,7 +45,7 @@ def serve(tmp_path: Path, llm: FakeLLM) -> Iterator[Callable[[str], Served]]:
     started: list[Served] = []
 
     def start(function: str) -> Served:
-        (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, function=function))
+        (tmp_path / "helper.yaml").write_text(NETWORK.format(base=llm.base_url, function=function, prompt="Help with"))
         settings = ServeSettings.from_env({**os.environ, **ENV}, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=0)
         server = Served(lambda port: create_app(settings)).start()
         started.append(server)

@@ -318,3 +318,17 @@ def test_the_wait_a_provider_asks_for_is_read_from_either_header() -> None:
     assert 25 <= (retry_after_headers({"retry-after": later}) or 0) <= 30
     assert retry_after_headers({"retry-after-ms": "soon", "retry-after": "2"}) == 2.0
     assert retry_after_headers({"retry-after": "whenever"}) is None and retry_after_headers({}) is None
+
+
+def test_a_zone_less_retry_after_date_is_read_as_utc() -> None:
+    """HTTP dates are GMT: one written without a zone is not local time (the litellm client's
+    own parser read it so, off by the machine's UTC offset)."""
+    import email.utils
+    from datetime import UTC, datetime, timedelta
+
+    from netrun.runtime.retry_after import retry_after_seconds
+
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    zoneless = email.utils.format_datetime(when.replace(tzinfo=None))  # "Wed, 02 Dec 2026 03:40:00 -0000"
+    seconds = retry_after_seconds(zoneless.replace(" -0000", ""))
+    assert seconds is not None and 25 <= seconds <= 31, seconds

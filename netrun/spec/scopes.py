@@ -13,6 +13,7 @@ tables are :func:`markdown`'s output (a test compares them).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -80,9 +81,9 @@ class Place:
     """The names the engine adds when it evaluates the place (a wait's ``event`` and
     ``async``, known only where the awaited event arrives): the run builds the rest."""
 
-    @property
+    @functools.cached_property
     def built(self) -> frozenset[str]:
-        """The names the run itself provides."""
+        """The names the run itself provides (checked on every call of :func:`variables`)."""
         return self.names - self.later
 
 
