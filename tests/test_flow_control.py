@@ -128,7 +128,7 @@ def test_cancel_over_rest_lets_the_step_in_flight_finish_and_starts_no_other(
     run_id = _start(url, "ann").json()["run_id"]
     llm.wait_for(1, timeout=30)  # the inference is in flight
     cancelled = httpx.post(f"{url}/runs/{run_id}/cancel")
-    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.status_code == 202 and cancelled.json() == {"run_id": run_id, "status": "cancelled", "network": "helper"}
     run = httpx.get(f"{url}/runs/{run_id}").json()
     assert run["status"] == "cancelled" and run["error"] == "cancelled through the REST API"
     again = httpx.post(f"{url}/runs/{run_id}/cancel")

@@ -59,18 +59,15 @@ class ConcurrencyGate:
         return any(slots_.intersection(s for s, _ in other) for other, _ in self._waiting)
 
     @contextlib.asynccontextmanager
-    async def hold(self, wanted: list[tuple[Slot, int]], on_wait: Any = None) -> AsyncIterator[None]:
+    async def hold(self, wanted: list[tuple[Slot, int]]) -> AsyncIterator[None]:
         """Take one slot of every limit in ``wanted`` at once (never some of them, so two
-        steps cannot each hold half of what the other needs), for the duration; ``on_wait()``
-        is called when the step has to queue first."""
+        steps cannot each hold half of what the other needs), for the duration."""
         if not wanted:
             yield
             return
         if self._free(wanted) and not self._queued_ahead(wanted):
             self._take(wanted)
         else:
-            if on_wait is not None:
-                on_wait()
             granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             entry = (wanted, granted)
             self._waiting.append(entry)
