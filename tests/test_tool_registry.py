@@ -10,9 +10,9 @@ from netrun.compile import compile_network, with_stubs
 from netrun.models.scripted import ScriptedClient
 from netrun.runtime.tooling import owns_steps, starts_runs
 from netrun.spec import NetworkSpec
-from netrun.spec.tools import TOOL_KINDS
+from netrun.spec.tools import TOOL_KINDS, kind_key
 from netrun.tools.approval import Approved
-from netrun.tools.registry import KINDS, build_tools, kind_key
+from netrun.tools.registry import KINDS, build_tools
 from netrun.tools.stub import StubTool
 
 SPEC: dict[str, Any] = {
@@ -67,3 +67,16 @@ def test_stubs_replace_tools_where_they_are_built_and_leave_the_program_as_it_wa
 def test_a_given_tool_takes_the_place_of_the_registrys() -> None:
     given = StubTool("s", "mine", {"type": "object", "properties": {}}, None)  # type: ignore[arg-type]
     assert build_tools(program(tools={"s": given})).declared["s"] is given
+
+
+def test_each_kind_s_templates_are_found_from_the_scope_table_alone() -> None:
+    """validate checks a kind's templates at its scope-table place's paths: every place under
+    ``tools.*`` belongs to exactly one registered kind, so a new kind adds its place and no
+    code in the checker."""
+    from netrun.check.tools import _tool_place
+    from netrun.spec import scopes
+
+    tool_places = {p.key for p in scopes.PLACES if any(path.startswith("tools.") for path in p.paths)}
+    found = {kind_key(t): _tool_place(kind_key(t)) for t in KINDS}
+    assert {p.key for p in found.values() if p is not None} == tool_places
+    assert all(p is not None for p in found.values())  # every kind today has templates

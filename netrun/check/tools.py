@@ -10,7 +10,7 @@ from .. import envrefs
 from ..diagnostics import Diagnostic, YamlPath
 from ..spec import scopes
 from ..spec.params import JsonSchema, matches_type
-from ..spec.tools import EventTool, HttpTool, NetworkCall, NetworkTool, StateTool, WaitTool
+from ..spec.tools import EventTool, HttpTool, NetworkCall, NetworkTool, StateTool, kind_key
 from ..suggest import hint
 from ..urltemplate import ROUTING_HEADERS, origin_problem, template_origin_problem
 from .spec_errors import show
@@ -19,14 +19,32 @@ from .templates import Scope, template_pieces
 if TYPE_CHECKING:
     from .network import NetworkChecker
 
-_TOOL_PLACES: dict[type, scopes.Place] = {
-    StateTool: scopes.TOOL_STATE,
-    HttpTool: scopes.TOOL_HTTP,
-    EventTool: scopes.TOOL_EVENT,
-    NetworkTool: scopes.TOOL_NETWORK,
-    WaitTool: scopes.WAIT_IF,
-}
-"""The scope-table place of each tool kind's templates."""
+
+def _tool_place(kind: str) -> scopes.Place | None:
+    """The scope-table place of a tool kind's templates: the one whose paths are under
+    ``tools.*.<kind>`` (a kind with templates adds its place to :mod:`netrun.spec.scopes`;
+    nothing here names it), or None for a kind without templates."""
+    under = [p for p in scopes.PLACES if p.paths and all(f"{path}.".startswith(f"tools.*.{kind}.") for path in p.paths)]
+    assert len(under) <= 1, f"tool kind {kind} has {len(under)} places in the scope table"
+    return under[0] if under else None
+
+
+def _place_templates(c: NetworkChecker, base: YamlPath, tool: Any, place: scopes.Place, scope: Scope) -> None:
+    """Check every template (or expression) of ``tool`` at ``place``'s paths, walking the
+    tool as the file spells it (aliases: ``wait_for_event.if``)."""
+    data = tool.model_dump(by_alias=True, exclude_none=True, warnings=False)
+    for pattern in place.paths:
+        value: Any = data
+        segments = pattern.split(".")[2:]  # after "tools.*"
+        for segment in segments:
+            value = value.get(segment) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        path: YamlPath = (*base, *segments)
+        if place.kind == "expression":
+            c.template(path, value, scope, expression=True)
+        else:
+            c.walk_templates(path, value, scope)
 
 
 def _tool_scope(c: NetworkChecker, tool: Any, place: scopes.Place) -> Scope:
@@ -51,7 +69,9 @@ def tools(c: NetworkChecker) -> None:
         elif params is not None:
             for pname, ps in params.items():
                 c.schema_consistency((*base, "parameters", pname), ps)
-        scope = _tool_scope(c, tool, _TOOL_PLACES[type(tool)])
+        place = _tool_place(kind_key(type(tool)))
+        if place is not None:
+            _place_templates(c, base, tool, place, _tool_scope(c, tool, place))
         if isinstance(tool, StateTool):
             for key, value in tool.state.items():
                 if key not in c.spec.state:
@@ -66,22 +86,13 @@ def tools(c: NetworkChecker) -> None:
                         )
                 elif not (isinstance(value, str) and ("{{" in value or "{%" in value)):
                     _literal_fits(c, (*base, "state", key), value, c.spec.state[key])
-                c.walk_templates((*base, "state", key), value, scope)
         elif isinstance(tool, HttpTool):
             call = tool.http
             p = (*base, "http")
-            c.template((*p, "url"), call.url, scope)
-            c.env((*p, "url"), call.url)
             if not call.url.lstrip().startswith(("http://", "https://", "{{", "${")):
                 c.report((*p, "url"), f"url must start with http:// or https://, got {show(call.url)}", "bad-url")
-            for section in ("query", "headers"):
-                for key, value in getattr(call, section).items():
-                    c.template((*p, section, key), value, scope)
-                    c.env((*p, section, key), value)
             _url_destination(c, p, call.url, call.headers, call.allowed_origins)
-            c.walk_templates((*p, "body"), call.body, scope)
         elif isinstance(tool, EventTool):
-            c.template((*base, "event", "name"), tool.event.name, scope)
             literal = "{{" not in tool.event.name and "{%" not in tool.event.name
             if literal and (not tool.event.name or any(ch.isspace() for ch in tool.event.name)):
                 c.report(
@@ -89,16 +100,10 @@ def tools(c: NetworkChecker) -> None:
                     f"{show(tool.event.name)} is not an event name (like app/memory.write)",
                     "bad-event-name",
                 )
-            c.walk_templates((*base, "event", "data"), tool.event.data, scope)
-        elif isinstance(tool, WaitTool):
-            wait = tool.wait_for_event
-            c.template((*base, "wait_for_event", "if"), wait.if_, scope, expression=True)
         elif isinstance(tool, NetworkTool):
             ref = tool.network
             target = ref.name if isinstance(ref, NetworkCall) else ref
             where: YamlPath = (*base, "network", "name") if isinstance(ref, NetworkCall) else (*base, "network")
-            if isinstance(ref, NetworkCall):
-                c.template((*base, "network", "input"), ref.input, scope)
             if target == c.spec.name:
                 c.report(
                     where,

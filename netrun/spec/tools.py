@@ -132,6 +132,13 @@ class EventTool(ToolBase):
     """The event to send."""
 
 
+def kind_key(spec_type: type[ToolBase]) -> str:
+    """The key that selects a kind in the file (``http`` for :class:`HttpTool`): the one
+    field a kind adds to what every tool has."""
+    (key,) = (f.alias or name for name, f in spec_type.model_fields.items() if name not in ToolBase.model_fields)
+    return key
+
+
 TOOL_KINDS = ("state", "http", "wait_for_event", "network", "event")
 
 ToolSpec = Annotated[

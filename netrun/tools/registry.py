@@ -5,8 +5,9 @@ tools each agent offers, and builds none (it stays below the runtime and the too
 
 Adding a kind touches three files: its spec model in ``netrun/spec/tools.py`` (a member of
 ``ToolSpec``, its key in ``TOOL_KINDS``), its module in ``netrun/tools/`` with a
-``build(name, spec, network) -> Tool`` function, and one entry in :data:`KINDS`. Nothing
-else names kinds: the loop reads what a tool does from the tool (``owns_steps``,
+``build(name, spec, network) -> Tool`` function, and one entry in :data:`KINDS` (a kind
+with templates also adds its place to :mod:`netrun.spec.scopes`, where validate finds
+them). Nothing else names kinds: the loop reads what a tool does from the tool (``owns_steps``,
 ``starts_runs``), approval wraps any kind (:mod:`netrun.tools.approval`), stubs replace any
 kind (:mod:`netrun.tools.stub`), and ``netrun validate`` reads the kind keys from the spec.
 
@@ -37,13 +38,6 @@ KINDS: dict[type[ToolBase], str] = {
 }
 """Spec type -> the module that builds its tools. Modules are imported when a network
 declares such a tool: a network without http tools never imports httpx."""
-
-
-def kind_key(spec_type: type[ToolBase]) -> str:
-    """The key that selects a kind in the file (``http`` for :class:`HttpTool`): the one
-    field a kind adds to what every tool has."""
-    (key,) = (f.alias or name for name, f in spec_type.model_fields.items() if name not in ToolBase.model_fields)
-    return key
 
 
 def build_tool(name: str, spec: ToolBase, network: NetworkSpec) -> Tool:
