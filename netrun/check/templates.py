@@ -20,9 +20,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ..expressions.jinja import parse_expression, sandbox
 from ..suggest import hint
 
-ANY = None
-"""A variable whose attributes are not known in advance (``event``, ``input``)."""
-
 Fields = frozenset[str]
 Scope = Mapping[str, Fields | None]
 """Variable name -> its known attributes (None: any attribute)."""

@@ -77,5 +77,3 @@ McpServerSpec = Annotated[
     Field(discriminator="transport"),
 ]
 """An MCP server; ``transport`` selects stdio, sse, streamable-http or ws."""
-
-TRANSPORTS = ("stdio", "sse", "streamable-http", "ws")
