@@ -205,6 +205,55 @@ def test_an_initial_state_the_network_refuses_records_no_run(tmp_path: Path, gre
     ]
 
 
+def test_a_failed_run_is_retried_from_the_step_that_failed(tmp_path: Path, greeter: Path) -> None:
+    """``Runs.retry`` (as ``netrun run --retry``): the failed inference is made again; the
+    run completes, under the same id, without a second run in the journal."""
+    calls: list[int] = []
+
+    def model(request: Request) -> Completion:
+        calls.append(request.turn)
+        if len(calls) == 1:
+            raise ModelError("the model is busy", retriable=True)
+        return Completion(text="Hello!", tool_calls=[call("save", request.turn, text="hello again")])
+
+    async def scenario() -> tuple[netrun.RunResult, netrun.RunResult, int]:
+        async with Runs(tmp_path / "runs.db", model=model, retries=0) as runs:
+            failed = await runs.start(greeter, "Gus")
+            return failed, await runs.retry(failed.run_id), len(runs.journal.runs())
+
+    failed, retried, count = asyncio.run(scenario())
+    assert failed.status == "failed" and "the model is busy" in (failed.error or "")
+    assert retried.run_id == failed.run_id and retried.status == "completed", retried.error
+    assert retried.state is not None and retried.state["greeting"] == "hello again"
+    assert calls == [0, 0] and count == 1
+
+
+def test_a_cancelled_run_ends_and_no_event_resumes_it(tmp_path: Path, greeter: Path) -> None:
+    """``Runs.cancel``: a waiting run ends as cancelled; the event it waited for then wakes
+    nothing, a second cancel is refused (the run has ended), and ``resume`` leaves it ended."""
+    from netrun.errors import NetrunError
+
+    client = Greeting(ask=True)
+
+    async def scenario() -> tuple[netrun.RunResult, netrun.RunResult, list[netrun.RunResult], str, netrun.RunResult | None]:
+        async with Runs(tmp_path / "runs.db", model=client) as runs:
+            waiting = await runs.start(greeter, "Hal")
+            cancelled = runs.cancel(waiting.run_id, "not needed")
+            woken = await runs.send("app/human.answered", {"name": "Hally"}, run_id=waiting.run_id)
+            with pytest.raises(NetrunError) as again:
+                runs.cancel(waiting.run_id)
+            with contextlib.suppress(NetrunError):
+                await runs.resume(waiting.run_id)
+            return cancelled, waiting, woken, str(again.value), runs.get(waiting.run_id)
+
+    cancelled, waiting, woken, again, stored = asyncio.run(scenario())
+    assert waiting.status == "waiting"
+    assert cancelled.status == "cancelled" and "not needed" in (cancelled.error or "")
+    assert woken == [] and "only a run that has not ended can be cancelled" in again
+    assert stored is not None and stored.status == "cancelled"
+    assert [r.turn for r in client.requests] == [0]  # nothing ran after the cancel
+
+
 def test_model_and_replies_exclude_each_other(tmp_path: Path, greeter: Path) -> None:
     with pytest.raises(ValueError, match="not both"):
         netrun.run_sync(greeter, "x", model=Greeting(), replies={"greeter": []}, db=tmp_path / "runs.db")
