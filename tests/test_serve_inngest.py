@@ -281,6 +281,12 @@ def test_rest_api_starts_runs_through_inngest(
     assert record["result"]["state"] == {"count": 3}  # started from the given state
     assert record["input"] == "via rest"
     assert llm.count == 2 and llm.requests[0]["messages"][0]["content"] == "Step 1 of via rest"
+    # Retry and cancel act on local runs only: Inngest owns this run's execution.
+    for verb in ("cancel", "retry"):
+        refused = httpx.post(f"{server.url}/runs/{run_id}/{verb}")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"] == f"run {run_id} executes on Inngest: {verb} it from Inngest's dashboard"
+    assert httpx.get(f"{server.url}/runs/{run_id}").json()["status"] == "completed"
 
 
 def test_production_mode_accepts_signed_calls_only(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
