@@ -8,7 +8,9 @@ human waits, so that it is unfinished while the next one starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from netrun.serve.app import create_app
 from netrun.serve.settings import ServeSettings
 
 from . import test_serve_local as serve_local
+from .conftest import until
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .fakes.served import Served
 
@@ -139,3 +142,63 @@ def test_cancel_over_rest_lets_the_step_in_flight_finish_and_starts_no_other(
     assert answered["resumed"] == []
     assert llm.count == 1
     assert httpx.get(f"{url}/runs/{run_id}").json()["status"] == "cancelled"
+
+
+KID = """\
+name: kid
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+agents:
+  kid: {{description: works, system: "Work on {{{{ input }}}}", tools: [note]}}
+router:
+  rules: [{{if: "call_count >= 2", stop: true}}, {{if: "true", agent: kid}}]
+state:
+  notes: {{type: string}}
+tools:
+  note: {{description: notes, parameters: {{text: {{type: string}}}}, state: {{notes: "{{{{ args.text }}}}"}}}}
+"""
+BOSS = """\
+name: boss
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_LLM_KEY}}"}}
+agents:
+  boss: {{description: delegates, system: "Do {{{{ input }}}}", tools: [kid]}}
+router:
+  rules: [{{if: "call_count >= 1", stop: true}}, {{if: "true", agent: boss}}]
+tools:
+  kid: {{description: delegates, parameters: {{input: {{type: string}}}}, network: kid}}
+"""
+
+
+def test_cancelling_a_run_ends_the_child_run_its_tool_started(tmp_path: Path, llm: FakeLLM) -> None:
+    """``POST /runs/{id}/cancel`` on a parent whose network tool is running a child: both end
+    as cancelled; the child's inference in flight finishes and no step of either follows."""
+    llm.set_script(
+        [
+            Reply(text="delegating", tool_calls=[ToolCall("kid", {"input": "x"})]),
+            Reply(text="working", tool_calls=[ToolCall("note", {"text": "a"})], delay=1.0),
+        ]
+    )
+    (tmp_path / "kid.yaml").write_text(KID.format(base=llm.base_url))
+    (tmp_path / "boss.yaml").write_text(BOSS.format(base=llm.base_url))
+    settings = ServeSettings.from_env({**os.environ, **ENV}, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=0)
+    with Served(lambda port: create_app(settings)) as server:
+        parent = httpx.post(f"{server.url}/networks/boss/runs", json={"input": "x"}).json()["run_id"]
+        llm.wait_for(2, timeout=30)  # the child's first inference is in flight
+        child = f"{parent}.turn.0.boss.tool.0.kid"
+        assert httpx.get(f"{server.url}/runs/{child}").json()["status"] == "running"
+        cancelled = httpx.post(f"{server.url}/runs/{parent}/cancel")
+        assert cancelled.status_code == 202, cancelled.text
+        for run_id in (parent, child):
+            until(
+                f"run {run_id} to be cancelled",
+                lambda run_id=run_id: httpx.get(f"{server.url}/runs/{run_id}").json()["status"] == "cancelled",
+            )
+
+        # The child's inference in flight ends and is journaled; then no step of either run follows.
+        def journal(sql: str) -> list[Any]:
+            with contextlib.closing(sqlite3.connect(tmp_path / "data" / "runs.db", timeout=10)) as db:
+                return db.execute(sql, (child,)).fetchall()
+
+        until("the child's inference in flight to be journaled", lambda: journal("SELECT 1 FROM steps WHERE run_id = ?"))
+        until("the child to stop executing", lambda: not journal("SELECT 1 FROM leases WHERE run_id = ?"))
+        assert [step for (step,) in journal("SELECT step_id FROM steps WHERE run_id = ?")] == ["turn.0.kid.infer"]
+        assert llm.count == 2
