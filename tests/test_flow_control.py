@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,20 @@ def test_a_cancel_event_ends_only_the_runs_its_if_matches(serve: Callable[[str],
     assert httpx.get(f"{url}/runs/{bob}").json()["status"] == "waiting"
     nothing = httpx.post(f"{url}/events", json={"name": "app/helper.cancelled", "data": {"user": "carl"}}).json()
     assert "cancelled" not in nothing
+
+
+def test_a_cancel_listens_only_for_its_timeout_after_the_run_starts(serve: Callable[[str], Served]) -> None:
+    """``cancel[].timeout``: after that long from a run's start, the event no longer cancels it."""
+    url = serve("{cancel: [{event: app/helper.cancelled, timeout: 1s}]}").url
+    old = _start(url, "ann").json()["run_id"]
+    _status(url, old, "waiting")
+    created_before = time.time()  # the run was created before this
+    until("the cancel's 1 s to pass for the first run", lambda: time.time() - created_before > 1.2, timeout=10)
+    young = _start(url, "bob").json()["run_id"]
+    _status(url, young, "waiting")
+    sent = httpx.post(f"{url}/events", json={"name": "app/helper.cancelled", "data": {}}).json()
+    assert sent["cancelled"] == [young]
+    assert httpx.get(f"{url}/runs/{old}").json()["status"] == "waiting"
 
 
 def test_cancel_over_rest_lets_the_step_in_flight_finish_and_starts_no_other(
