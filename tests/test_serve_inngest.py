@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -742,3 +743,29 @@ def test_a_run_stops_before_its_step_1001_with_netruns_reason() -> None:
         steps._within_limits("turn.500.worker.infer")
     assert "run run-1 stops before step 1001 (turn.500.worker.infer)" in str(refused.value)
     assert "at most 1,000 steps per run" in str(refused.value)
+
+
+def test_an_inngest_server_that_is_not_running_is_unreachable_not_a_refusal(
+    tmp_path: Path, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK answers a sync with a 500 when it cannot reach Inngest: that is not Inngest
+    refusing the files (which would tell the user to fix them); /healthz says unreachable."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    caplog.set_level("INFO", logger="netrun.serve")
+
+    class Nowhere:
+        url = nowhere
+
+    server = serve(tmp_path, Nowhere())  # type: ignore[arg-type]
+    try:
+        _until(lambda: httpx.get(f"{server.url}/healthz").json()["sync"]["status"] != "pending")
+        health = httpx.get(f"{server.url}/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert health.json()["sync"]["status"] == "unreachable", health.json()
+        assert f"could not reach Inngest ({nowhere})" in health.json()["sync"]["reason"]
+        assert not any("fix the network files" in r.getMessage() for r in caplog.records)
+    finally:
+        server.stop()

@@ -40,13 +40,12 @@ class InngestSync:
         reload goes back to the versions Inngest has (served and synced again); a refused
         start-up leaves nothing to run, which ``/healthz`` and the REST API say."""
         async with self._sync_lock:
-            answer = await self._put_sync()
-            if answer is None:
-                self.sync_state = {
-                    "status": "unreachable",
-                    "reason": f"could not reach {self.settings.local_url} to sync the functions",
-                }
-                log.warning("%s", self.sync_state["reason"])
+            try:
+                answer = await self._put_sync()
+            except SyncUnreachableError as exc:
+                # Not a refusal: the files are fine, and the last good versions stay as they are.
+                self.sync_state = {"status": "unreachable", "reason": str(exc)}
+                log.warning("%s", exc)
                 return
             if not answer:
                 self._synced = self.catalog.snapshot()
@@ -70,21 +69,27 @@ class InngestSync:
                 answer,
             )
             self.sync_state = {"status": "refused", "reason": answer, "serving": "the last versions Inngest accepted"}
-            again = await self._put_sync()
+            try:
+                again = await self._put_sync()
+            except SyncUnreachableError as exc:
+                log.warning("%s", exc)
+                return
             if again:
                 log.error("Inngest refused the last accepted versions too: %s", again)
 
-    async def _put_sync(self) -> str | None:
-        """One sync: ``""`` accepted, the reason when refused, None when unreachable (the
-        server is not listening yet: tried 20 times over about 20 s, backing off linearly)."""
+    async def _put_sync(self) -> str:
+        """One sync: ``""`` accepted, else the reason Inngest refused it. Raises
+        :class:`SyncUnreachableError` when this server (tried 20 times over about 20 s,
+        backing off linearly: it may still be starting) or Inngest (5 times) cannot be reached."""
         import httpx
         from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
         url = self.settings.local_url  # this process; what Inngest is told is registered_url
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(20),
+            # Inngest down is told sooner (5 tries, about 1 s): it is not this process starting up.
+            stop=stop_after_attempt(20) | (stop_after_attempt(5) & _last_failed_with(_InngestDownError)),
             wait=wait_incrementing(start=0.1, increment=0.1),
-            retry=retry_if_exception_type(httpx.TransportError),
+            retry=retry_if_exception_type((httpx.TransportError, _InngestDownError)),
         )
         try:
             async for attempt in retrying:
@@ -94,10 +99,21 @@ class InngestSync:
                     headers = {SIGNATURE_HEADER: sign(b"", key)} if key else {}
                     async with httpx.AsyncClient(timeout=10) as http:
                         answer = await http.put(url, headers=headers)
-                    return _sync_problem(answer) or ""
-        except RetryError:
-            return None
-        return None
+                    problem = _sync_problem(answer)
+                    if problem is not None and _inngest_unreachable(answer):
+                        raise _InngestDownError(problem)
+                    return problem or ""
+        except RetryError as exc:
+            if isinstance(exc.last_attempt.exception(), _InngestDownError):
+                where = self.settings.api_base_url or "the Inngest server"
+                raise SyncUnreachableError(
+                    f"could not reach Inngest ({where}) to sync the functions; netrun syncs again when a "
+                    "network file changes, and Inngest's dev server syncs from its side once it runs"
+                ) from None
+            raise SyncUnreachableError(f"could not reach {url} to sync the functions") from None
+        raise SyncUnreachableError(
+            f"could not reach {url} to sync the functions"
+        )  # pragma: no cover - tenacity returns or raises
 
     @property
     def ever_synced(self) -> bool:
@@ -110,6 +126,30 @@ class InngestSync:
         ):
             return None
         return f"Inngest does not have network '{version.name}' as served here: it refused the sync ({self.sync_state['reason']})"
+
+
+class SyncUnreachableError(Exception):
+    """A sync that reached no answer: this server, or the Inngest server behind it, did not answer."""
+
+
+class _InngestDownError(Exception):
+    """The SDK answered the sync, but could not reach Inngest to register (a retry may help)."""
+
+
+def _last_failed_with(kind: type[Exception]) -> Any:
+    """A tenacity stop condition: the last attempt raised ``kind``."""
+
+    def stop(state: Any) -> bool:
+        return isinstance(state.outcome.exception() if state.outcome else None, kind)
+
+    return stop
+
+
+def _inngest_unreachable(answer: Any) -> bool:
+    """The SDK's answer when Inngest itself is not reachable: a 5xx saying its request to
+    Inngest's ``/fn/register`` failed (inngest-py 0.5: ``Failed request to ...``), as
+    opposed to Inngest refusing the functions (200 with ``{"error": ...}``)."""
+    return bool(answer.status_code >= 500 and "Failed request to" in answer.text)
 
 
 def _sync_problem(answer: Any) -> str | None:
