@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -252,6 +253,30 @@ def test_a_cancelled_run_ends_and_no_event_resumes_it(tmp_path: Path, greeter: P
     assert woken == [] and "only a run that has not ended can be cancelled" in again
     assert stored is not None and stored.status == "cancelled"
     assert [r.turn for r in client.requests] == [0]  # nothing ran after the cancel
+
+
+def test_a_resume_times_out_only_its_own_run_s_waits(tmp_path: Path) -> None:
+    """Two runs wait with a 1 s timeout; once it has passed, resuming one times out its wait
+    and it goes on; the other's wait stays in the journal until that run is resumed."""
+    path = tmp_path / "greeter.yaml"
+    path.write_text(GREETER.replace("timeout: 1h", "timeout: 1s"), encoding="utf-8")
+
+    async def scenario() -> tuple[list[str], netrun.RunResult, int, netrun.RunResult | None, netrun.RunResult]:
+        async with Runs(tmp_path / "runs.db", model=Greeting(ask=True)) as runs:
+            first, second = [await runs.start(path, name) for name in ("Ida", "Jo")]
+            statuses = [first.status, second.status]
+            begun = time.time()  # both waits began before this
+            await asyncio.to_thread(until, "the waits' 1 s to pass", lambda: time.time() - begun > 1.2)
+            resumed = await runs.resume(first.run_id)
+            left = len(runs.journal.waits(run_id=second.run_id))
+            untouched = runs.get(second.run_id)
+            return statuses, resumed, left, untouched, await runs.resume(second.run_id)
+
+    statuses, resumed, left, untouched, later = asyncio.run(scenario())
+    assert statuses == ["waiting", "waiting"]
+    assert resumed.status == "completed", resumed.error
+    assert left == 1 and untouched is not None and untouched.status == "waiting"
+    assert later.status == "completed", later.error
 
 
 def test_model_and_replies_exclude_each_other(tmp_path: Path, greeter: Path) -> None:
