@@ -10,9 +10,12 @@ limit of the running process with prlimit(2), as freeing space would.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import resource
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -173,3 +176,37 @@ def test_netrun_run_on_a_full_disk_says_so_without_a_traceback(tmp_path: Path) -
         timeout=120,
     )
     assert again.returncode == 0, again.stderr
+
+
+def test_a_run_stopped_by_a_full_disk_is_named_with_the_command_that_resumes_it(tmp_path: Path) -> None:
+    """When the disk fills after the run was created, `netrun run` names the run and the
+    `--resume` command; with space back, that command completes it. The file size limit that
+    stops a run midway depends on the journal's layout: the test raises it until one does."""
+    root = Path(__file__).resolve().parent.parent
+    network, replies = root / "networks/quickstart.yaml", root / "networks/quickstart.replies.yaml"
+    env = {**os.environ, **ENV}
+    for limit in range(100_000, 1_000_001, 25_000):
+        db = tmp_path / f"runs-{limit}.db"
+        done = subprocess.run(
+            [NETRUN, "run", str(network), "-i", "y" * 20_000, "--replay", str(replies), "--db", str(db)],
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=_limited(limit),
+            timeout=120,
+        )
+        assert "Traceback" not in done.stderr
+        if done.returncode == 0:
+            raise AssertionError(f"no limit up to {limit} bytes stopped the run midway")
+        with contextlib.closing(sqlite3.connect(db)) as journal:
+            created = [row[0] for row in journal.execute("SELECT id FROM runs")]
+        if created:
+            break
+        assert "--resume" not in done.stderr  # no run to resume: no such hint
+    (run_id,) = created
+    assert f"once there is space, go on with: netrun run --resume {run_id}" in done.stderr, done.stderr
+    resumed = subprocess.run(
+        [NETRUN, "run", "--resume", run_id, "--db", str(db), "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "completed"
