@@ -72,8 +72,9 @@ class Greeting:
             return Completion(
                 text="Asking.", tool_calls=[call("ask_human", 0, question="which name?")], prompt_tokens=5, completion_tokens=3
             )
-        # The human's answer reaches the next turn in the conversation so far: `ask_human(...) -> {"name": ...}`.
-        heard = re.search(r'-> \{"name": "(\w+)"', " ".join(str(m.get("content")) for m in request.messages))
+        # The human's answer reaches the next turn as the tool's result: `{"name": ...}`.
+        results = [str(m.get("content")) for m in request.messages if m["role"] in ("tool", "assistant")]
+        heard = re.search(r'"name": "(\w+)"', " ".join(results))
         return Completion(
             text="Hello!",
             tool_calls=[call("save", request.turn, text=f"hello {heard[1] if heard else 'there'}")],
