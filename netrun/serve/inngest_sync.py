@@ -42,7 +42,7 @@ class InngestSync:
         async with self._sync_lock:
             try:
                 answer = await self._put_sync()
-            except SyncUnreachableError as exc:
+            except _SyncUnreachableError as exc:
                 # Not a refusal: the files are fine, and the last good versions stay as they are.
                 self.sync_state = {"status": "unreachable", "reason": str(exc)}
                 log.warning("%s", exc)
@@ -71,7 +71,7 @@ class InngestSync:
             self.sync_state = {"status": "refused", "reason": answer, "serving": "the last versions Inngest accepted"}
             try:
                 again = await self._put_sync()
-            except SyncUnreachableError as exc:
+            except _SyncUnreachableError as exc:
                 log.warning("%s", exc)
                 return
             if again:
@@ -79,7 +79,7 @@ class InngestSync:
 
     async def _put_sync(self) -> str:
         """One sync: ``""`` accepted, else the reason Inngest refused it. Raises
-        :class:`SyncUnreachableError` when this server (tried 20 times over about 20 s,
+        :class:`_SyncUnreachableError` when this server (tried 20 times over about 20 s,
         backing off linearly: it may still be starting) or Inngest (5 times) cannot be reached."""
         import httpx
         from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt, wait_incrementing
@@ -106,12 +106,12 @@ class InngestSync:
         except RetryError as exc:
             if isinstance(exc.last_attempt.exception(), _InngestDownError):
                 where = self.settings.api_base_url or "the Inngest server"
-                raise SyncUnreachableError(
+                raise _SyncUnreachableError(
                     f"could not reach Inngest ({where}) to sync the functions; netrun syncs again when a "
                     "network file changes, and Inngest's dev server syncs from its side once it runs"
                 ) from None
-            raise SyncUnreachableError(f"could not reach {url} to sync the functions") from None
-        raise SyncUnreachableError(
+            raise _SyncUnreachableError(f"could not reach {url} to sync the functions") from None
+        raise _SyncUnreachableError(
             f"could not reach {url} to sync the functions"
         )  # pragma: no cover - tenacity returns or raises
 
@@ -128,7 +128,7 @@ class InngestSync:
         return f"Inngest does not have network '{version.name}' as served here: it refused the sync ({self.sync_state['reason']})"
 
 
-class SyncUnreachableError(Exception):
+class _SyncUnreachableError(Exception):
     """A sync that reached no answer: this server, or the Inngest server behind it, did not answer."""
 
 
