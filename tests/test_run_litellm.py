@@ -1,4 +1,6 @@
-"""`netrun run` through litellm against the fake OpenAI-compatible server over HTTP."""
+"""`netrun run` against the fake OpenAI-compatible server over HTTP, through each model
+client: litellm (``api: litellm``) and the direct OpenAI-compatible one (the default for
+``openai/``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from .fakes.llm_server import FakeLLM, Reply, ToolCall
 
 NETWORK = """\
 name: answers
-model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_KEY}}"}}
+model: {{id: openai/fake, api_base: "{base}", api_key: "${{FAKE_KEY}}", api: {api}}}
 state: {{answer: string}}
 agents:
   helper: {{description: answers, system: "Answer {{{{ input }}}}", tools: [save]}}
@@ -34,12 +36,17 @@ def llm():
         yield server
 
 
+@pytest.fixture(params=["litellm", "openai"])
+def api(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def network(tmp_path: Path, llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> Path:
+def network(tmp_path: Path, llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, api: str) -> Path:
     monkeypatch.setenv("FAKE_KEY", "sk-test-123")
     monkeypatch.setenv("NETRUN_DATA_DIR", str(tmp_path / "data"))
     path = tmp_path / "answers.yaml"
-    path.write_text(NETWORK.format(base=llm.base_url))
+    path.write_text(NETWORK.format(base=llm.base_url, api=api))
     return path
 
 
@@ -61,11 +68,11 @@ def test_a_failing_inference_is_retried_as_a_step(netrun_cli, network, llm) -> N
     assert llm.count == 3  # one failure, then the two calls: the SDK's own retries are off
 
 
-def test_an_unreachable_model_fails_clearly(netrun_cli, tmp_path, monkeypatch) -> None:
+def test_an_unreachable_model_fails_clearly(netrun_cli, tmp_path, monkeypatch, api) -> None:
     monkeypatch.setenv("FAKE_KEY", "sk-test")
     monkeypatch.setenv("NETRUN_DATA_DIR", str(tmp_path / "data"))
     path = tmp_path / "answers.yaml"
-    path.write_text(NETWORK.format(base="http://127.0.0.1:9/v1"))  # nothing listens on port 9
+    path.write_text(NETWORK.format(base="http://127.0.0.1:9/v1", api=api))  # nothing listens on port 9
     result = netrun_cli("run", str(path), "-i", "owls?")
     assert result.exit_code == 1
     assert "failed: model openai/fake: cannot reach the model" in result.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -12,9 +11,9 @@ from typing import Any
 from .. import envrefs
 from ..redact import Secrets
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
-from ..runtime.retry_after import retry_after_headers
 from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
+from .errors import classify
 
 _litellm: Any = None
 _PRICED: dict[str, bool] = {}
@@ -45,6 +44,14 @@ def _lib() -> Any:
 
 
 async def close_clients() -> None:
+    """Close every model client of this event loop, direct and litellm's: the name callers
+    used before :func:`netrun.models.close_clients` existed."""
+    from . import close_clients as close_all
+
+    await close_all()
+
+
+async def close_litellm_clients() -> None:
     """Close the HTTP clients litellm caches per event loop (call before the loop ends)."""
     if _litellm is None:
         return
@@ -56,7 +63,7 @@ async def close_clients() -> None:
 
 
 class LitellmClient:
-    """Calls one model (with fallbacks) through ``litellm.acompletion``."""
+    """Calls one model through ``litellm.acompletion`` (fallbacks: :mod:`.fallbacks`)."""
 
     def __init__(self, spec: ModelSpec, environ: Mapping[str, str]) -> None:
         self.spec = spec
@@ -87,8 +94,6 @@ class LitellmClient:
         ]
         if timeouts:
             kwargs["timeout"] = min(timeouts)
-        if self.spec.fallbacks:
-            kwargs["fallbacks"] = list(self.spec.fallbacks)
         started = time.perf_counter()
         try:
             if on_text is None:
@@ -130,72 +135,18 @@ class LitellmClient:
         )
 
     def _error(self, exc: Exception) -> ModelError:
-        """The provider's failure as a :class:`ModelError`: permanent ones (a missing or
-        rejected key, an unknown model, a request the provider refuses) fail at once with the
-        provider's reason; a rate limit carries its ``Retry-After``; the rest may be retried."""
-        name = type(exc).__name__
+        """The provider's failure as a :class:`ModelError` (:func:`.errors.classify`)."""
         # Redacted before it is cut: a key crossing the cut would leak its first half. The
         # spec's references and the provider keys litellm reads from the environment count.
         text = Secrets.for_definition(self.spec.model_dump(mode="json"), self.environ).redact(str(exc))
-        text = text.splitlines()[0][:300] if text else name
-        reason = _reason(text) or name
         status = getattr(exc, "status_code", None)
         status = status if isinstance(status, int) and not isinstance(status, bool) else None
-        model = f"model {self.spec.id}"
-        provider = self.spec.id.split("/", 1)[0]
-        key_hint = f"set model.api_key, or the provider's environment variable such as {provider.upper()}_API_KEY"
-        if "api_key" in text.lower() and "must be set" in text.lower():
-            return ModelError(f"{model}: missing API key for {provider} ({key_hint})", retriable=False)
-        if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
-            what = "the API key was rejected" if status != 403 and name != "PermissionDeniedError" else "access was denied"
-            return ModelError(f"{model}: {what} (HTTP {status or 401}): {reason} ({key_hint})", retriable=False)
-        if status == 429 or name == "RateLimitError":
-            if "insufficient_quota" in text or "exceeded your current quota" in text.lower():  # billing: waiting does not help
-                return ModelError(f"{model}: quota exhausted (HTTP 429): {reason}", retriable=False)
-            wait = retry_after(exc)
-            asked = f", retry after {wait:g} s" if wait is not None else ""
-            return ModelError(f"{model}: rate limited (HTTP 429{asked}): {reason}", retriable=True, retry_after=wait)
-        if status in PERMANENT_STATUSES or name in PERMANENT_ERRORS:
-            return ModelError(
-                f"{model}: {name} (HTTP {status}): {reason}" if status else f"{model}: {name}: {reason}", retriable=False
-            )
-        if name == "APIConnectionError" or "Connection" in name or "connection error" in text.lower():
-            return ModelError(f"{model}: cannot reach the model ({text})", retriable=True)
-        return ModelError(
-            f"{model}: {name} (HTTP {status}): {reason}" if status else f"{model}: {name}: {reason}", retriable=True
-        )
+        return classify(self.spec.id, type(exc).__name__, status, text, _headers(exc))
 
 
-PERMANENT_STATUSES = (400, 401, 403, 404, 405, 413, 422)
-"""HTTP statuses no retry can fix: a bad request, a rejected key, an unknown model."""
-PERMANENT_ERRORS = (
-    "AuthenticationError",
-    "BadRequestError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "UnsupportedParamsError",
-    "ContextWindowExceededError",
-    "ContentPolicyViolationError",
-)
-"""litellm's names for those failures (for errors raised before any HTTP status is known)."""
-_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+(?:Error|Exception)(?::|\s+-)\s*)+")
-
-
-def _reason(text: str) -> str:
-    """The provider's own words: litellm's message without its ``litellm.XError: XError:
-    OpenAIException -`` prefixes."""
-    return _PREFIX.sub("", text).strip()
-
-
-def retry_after(exc: Exception) -> float | None:
-    """Seconds a provider asked to wait (``retry-after-ms``, ``retry-after`` in seconds or as
-    an HTTP date) in the response headers litellm keeps on its exception, if any."""
+def _headers(exc: Exception) -> Any:
+    """The response headers litellm keeps on its exception, if any (for ``Retry-After``)."""
     headers: Any = getattr(exc, "litellm_response_headers", None)
     if headers is None:
         headers = getattr(getattr(exc, "response", None), "headers", None)
-    if headers is None:
-        return None
-    try:
-        return retry_after_headers(dict(headers))
-    except (TypeError, ValueError):
-        return None
+    return headers

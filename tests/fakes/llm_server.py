@@ -102,13 +102,15 @@ class FakeLLMState:
         self._lock = threading.Condition()
         self._script: deque[ScriptItem] = deque(script)
         self._log: list[Json] = []
+        self._headers: list[dict[str, str]] = []
         self.delay = delay
         self.fallback = fallback
 
-    def take(self, body: Json) -> tuple[int, ScriptItem | None]:
+    def take(self, body: Json, headers: dict[str, str] | None = None) -> tuple[int, ScriptItem | None]:
         """Log a request; return its number (from 1) and its script item (None: exhausted)."""
         with self._lock:
             self._log.append(body)
+            self._headers.append(headers or {})
             self._lock.notify_all()
             item = self._script.popleft() if self._script else self.fallback
             return len(self._log), item
@@ -130,11 +132,13 @@ class FakeLLMState:
     def clear_log(self) -> None:
         with self._lock:
             self._log.clear()
+            self._headers.clear()
 
     def reset(self, *items: ScriptItem) -> None:
         """Forget the log (request numbers restart at 1) and set a new script: reuse one server across tests."""
         with self._lock:
             self._log.clear()
+            self._headers.clear()
             self._script = deque(items)
 
     @property
@@ -142,6 +146,12 @@ class FakeLLMState:
         """A copy of every chat completion request body received, in order."""
         with self._lock:
             return list(self._log)
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        """The HTTP headers of each request (lower-case names), in the order of :attr:`requests`."""
+        with self._lock:
+            return list(self._headers)
 
     @property
     def models(self) -> list[str]:
@@ -253,7 +263,7 @@ def create_app(state: FakeLLMState) -> FastAPI:
             body = await request.json()
         except ValueError as exc:
             return _error(400, f"fake LLM: request body is not JSON: {exc}", final=True)
-        n, item = state.take(body)
+        n, item = state.take(body, dict(request.headers))
         if item is None:  # a test bug, not a transient fault: no retries
             return _error(500, f"fake LLM: script exhausted (request #{n} has no scripted reply)", final=True)
         try:
