@@ -32,95 +32,25 @@ occurrences are merged before replacement, so no piece of one survives next to a
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 from .envrefs import REF
+from .secret_forms import MIN_LENGTH, encodings
 
 __all__ = ["MASK", "MIN_LENGTH", "Secrets", "StreamRedactor", "encodings", "redact_logs"]
 
 MASK = "***"
 """What a secret is replaced with."""
-MIN_LENGTH = 4
-"""Values shorter than this are not redacted (see the module docstring)."""
 _MEMO_FROM, _MEMO_MAX = 256, 2048
 """Texts this long or longer have their redaction remembered (up to this many texts)."""
 _NAMED_MIN_LENGTH = 8
 """Unreferenced variables named like credentials are redacted from this length on (``AUTH=on`` is a switch)."""
 _SECRET_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH)(?:$|_)", re.I)
-# The WHATWG URL standard's percent-encode sets (httpx's ``_urlparse`` follows them): the
-# printable ASCII characters each URL part encodes; every other one is kept as it is.
-_QUERY_SET = ' "#<>'
-_URL_SETS = (_QUERY_SET, _QUERY_SET + "?`{}", _QUERY_SET + "?`{}/:;=@[\\]^|", ' "<>`')  # query, path, userinfo, fragment
-_PERCENT = re.compile(r"%[0-9A-F]{2}")
-_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-
-
-def _whatwg_quote(text: str, encoded: str) -> str:
-    """``text`` percent-encoded as a WHATWG URL part with the set ``encoded`` (controls and
-    non-ASCII always); an existing ``%XX`` escape is kept, as httpx keeps it."""
-
-    def part(piece: str) -> str:
-        return "".join(c if " " < c < "\x7f" and c not in encoded else quote(c, safe="") for c in piece)
-
-    out, pos = [], 0
-    for m in _ESCAPE.finditer(text):
-        out += [part(text[pos : m.start()]), m.group()]
-        pos = m.end()
-    out.append(part(text[pos:]))
-    return "".join(out)
-
-
-def encodings(secret: str) -> set[str]:
-    """A secret as it may be echoed back (see the module docstring); forms shorter than
-    :data:`MIN_LENGTH` are left out. A service may normalize Unicode (macOS file names are
-    NFD, many stores NFC): a non-ASCII secret is searched in each normal form too."""
-    if secret.isascii():
-        return _encodings(secret)
-    return set().union(
-        *(_encodings(unicodedata.normalize(n, secret)) for n in ("NFC", "NFD", "NFKC", "NFKD")), _encodings(secret)
-    )
-
-
-def _encodings(secret: str) -> set[str]:
-    forms = {
-        secret,
-        quote(secret),
-        quote(secret, safe=""),
-        quote_plus(secret),
-        quote_plus(secret, safe="/"),
-        *(_whatwg_quote(secret, encoded) for encoded in _URL_SETS),
-        repr(secret.encode())[2:-1],
-        repr(secret)[1:-1],
-        json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-    }
-    forms |= {html.escape(secret), html.escape(secret, quote=False)}
-    forms |= {_PERCENT.sub(lambda m: m.group().lower(), f) for f in forms if "%" in f}
-    forms |= _base64_forms(secret.encode())
-    return {f for f in forms if len(f) >= MIN_LENGTH}
-
-
-def _base64_forms(raw: bytes) -> set[str]:
-    """The base64 characters that depend on ``raw`` only, for each of the three offsets it
-    may start at inside a longer encoded value (``user:secret`` in a Basic auth header)."""
-    forms = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + raw).decode()
-        start = -(-8 * offset // 6)  # the first character made of secret bits only
-        end = 8 * (offset + len(raw)) // 6  # past the last one
-        inner = encoded[start:end]
-        if len(inner) >= MIN_LENGTH:  # as short as the shortest secret form: a 4-character password in Basic auth
-            forms |= {inner, inner.replace("+", "-").replace("/", "_")}
-    return forms
 
 
 class Secrets:
@@ -129,6 +59,8 @@ class Secrets:
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
         self._forms: list[str] = []
+        self._json_forms: list[str] = []
+        """Each form as it reads inside a JSON dump (see :meth:`_clean`)."""
         self._memo: dict[str, str] = {}
         """Long texts redacted lately, and their redaction: a run sends the model its whole
         history on every inference, the same strings each time (their hash is cached too)."""
@@ -163,6 +95,8 @@ class Secrets:
             return
         self._values.add(value)
         self._forms = sorted(set(self._forms) | encodings(value), key=len, reverse=True)
+        # JSON escapes character by character, so a form inside a string is this inside its dump.
+        self._json_forms = [json.dumps(f, ensure_ascii=False)[1:-1] for f in self._forms]
         self._memo = {}
 
     def __bool__(self) -> bool:
@@ -217,15 +151,35 @@ class Secrets:
         return "".join(out)
 
     def redact_value(self, value: Any) -> Any:
-        """A JSON-like value with every string (keys included) redacted; other values as they are."""
+        """A JSON-like value with every string (keys included) redacted; other values as they
+        are. A value holding no secret is returned itself, not a copy."""
         if not self._forms:
             return value
         if isinstance(value, str):
             return self.redact(value)
+        if isinstance(value, dict | list | tuple) and self._clean(value):
+            return value
+        return self._redact_value(value)
+
+    def _clean(self, value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
+        """Whether no string of ``value`` (keys included) holds a secret, told from one dump
+        of it: a model request carries the run's whole history, and walking it string by
+        string on every inference made each iteration cost more than the one before. JSON
+        escapes each character on its own, so a form inside a string is its JSON form inside
+        the dump (a match across two strings only sends the value the slow way)."""
+        try:
+            text = json.dumps(value, ensure_ascii=False, check_circular=False)
+        except (TypeError, ValueError, RecursionError):  # not JSON (a set, bytes; a cycle): walked instead
+            return False
+        return not any(form in text for form in self._json_forms)
+
+    def _redact_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
         if isinstance(value, dict):
-            return {self.redact(k) if isinstance(k, str) else k: self.redact_value(v) for k, v in value.items()}
+            return {self.redact(k) if isinstance(k, str) else k: self._redact_value(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return type(value)(self.redact_value(v) for v in value)
+            return type(value)(self._redact_value(v) for v in value)
         return value
 
     def tail(self, text: str, limit: int, *, starts_cut: bool = False) -> str:

@@ -135,6 +135,39 @@ def test_values_keys_and_exceptions() -> None:
     assert isinstance(exc, ValueError) and str(exc) == "bad ***"
 
 
+@pytest.mark.parametrize("secret", AWKWARD)
+def test_a_secret_anywhere_in_a_long_history_is_found_in_every_form(secret: str) -> None:
+    # A model request carries the whole history: each form (quotes, backslashes, newlines,
+    # non-ASCII included) must be found inside one message among many, as a key too.
+    secrets = Secrets([secret])
+    history = [{"role": "assistant", "content": f"turn {i}"} for i in range(300)]
+    for form in sorted(encodings(secret)):
+        for where in ("value", "key"):
+            leaky = [dict(m) for m in history]
+            if where == "value":
+                leaky[150]["content"] = f"echo {form} back"
+            else:
+                leaky[150][f"x{form}"] = "v"
+            out = secrets.redact_value(leaky)
+            assert form not in json.dumps(out, ensure_ascii=False), (form, where)
+            assert out[149] == history[149] and len(out) == 300
+
+
+def test_a_value_holding_no_secret_is_returned_itself() -> None:
+    # Not a copy: a request's history is sent every iteration, and copying it made each
+    # iteration cost more than the one before.
+    secrets = Secrets([SECRET])
+    history = [{"role": "assistant", "content": f"turn {i}", "calls": [{"id": i}]} for i in range(200)]
+    assert secrets.redact_value(history) is history
+    # Only strings are redacted: a number that reads as a secret in the dump stays.
+    digits = Secrets(["12345678"])
+    numbers = {12345678: [12345678, "a 12345678"]}
+    assert digits.redact_value(numbers) == {12345678: [12345678, "a ***"]}
+    # Not JSON (a set inside): walked as before, its strings left as they are.
+    odd = {"tags": {SECRET}, "text": SECRET}
+    assert secrets.redact_value(odd) == {"tags": {SECRET}, "text": "***"}
+
+
 def test_log_records_are_redacted_whoever_logs_them(caplog: pytest.LogCaptureFixture) -> None:
     secret = "log-secret-value-77"
     redact_logs(Secrets([secret]))

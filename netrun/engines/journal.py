@@ -306,14 +306,15 @@ class Journal:
     def step_ids(self, run_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT step_id FROM steps WHERE run_id = ?", (run_id,))}
 
-    def record(self, run_id: str, step_id: str, output: Json = None, error: str | None = None) -> tuple[Json, str | None]:
-        """Record a step's outcome; the first one recorded wins and is returned, so a
-        process never goes on with an outcome the journal does not hold."""
+    def record(
+        self, run_id: str, step_id: str, output: Json = None, error: str | None = None, *, encoded: str | None = None
+    ) -> tuple[Json, str | None]:
+        """Record a step's outcome (``encoded``: ``output`` as JSON, when the caller made it
+        already); the first one recorded wins and is returned, so a process never goes on
+        with an outcome the journal does not hold."""
+        text = None if error is not None else encoded if encoded is not None else json.dumps(output)
         try:
-            self.db.execute(
-                "INSERT INTO steps VALUES (?,?,?,?,?)",
-                (run_id, step_id, json.dumps(output) if error is None else None, error, time.time()),
-            )
+            self.db.execute("INSERT INTO steps VALUES (?,?,?,?,?)", (run_id, step_id, text, error, time.time()))
         except sqlite3.IntegrityError:
             _, output, error = self.step(run_id, step_id)
         self.renew(run_id)

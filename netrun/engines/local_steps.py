@@ -13,14 +13,15 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, NoReturn
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..runtime import step_ids
 from ..runtime.steps import Json, RunSuspended, StepFailed, Wait
 from ..sqlite_file import StorageFault
 from .journal import Journal
+
+if TYPE_CHECKING:  # tenacity loads on a step's first failure: most runs never need it
+    from tenacity import RetryCallState
 
 
 class RunStopped(Exception):  # noqa: N818 - control flow, not an error
@@ -109,11 +110,11 @@ class LocalSteps:
         except Exception as exc:  # not worth another attempt: a bug or a bad input fails the same way every time
             self._finish(step_id, None, f"{type(exc).__name__}: {exc}")
         try:
-            json.dumps(output)  # a step's output must survive the journal (as on Inngest)
+            encoded = json.dumps(output)  # a step's output must survive the journal (as on Inngest)
         except (TypeError, ValueError) as exc:
             # The side effect happened; running it again would not make its output savable.
             self._finish(step_id, None, f"the step's output cannot be saved as JSON: {exc}")
-        return self._finish(step_id, output, None)
+        return self._finish(step_id, output, None, encoded)
 
     async def _attempts(self, fn: Callable[[], Awaitable[Json]], slot: bool) -> Json:
         """The step's attempts, retried by tenacity (:meth:`_spent`, :meth:`_delay`, :meth:`_give_up`).
@@ -131,6 +132,8 @@ class LocalSteps:
             if first:
                 raise first.pop()
             return await self._attempt(fn, slot)
+
+        from tenacity import AsyncRetrying, retry_if_exception
 
         retrying = AsyncRetrying(
             stop=self._spent, wait=self._delay, retry=retry_if_exception(_worth_retrying), retry_error_callback=self._give_up
@@ -155,6 +158,8 @@ class LocalSteps:
         """The wait before the next attempt: what the provider asked for (a 429's
         ``Retry-After``), else ``backoff`` doubling with each attempt."""
         asked = _retry_after(state)
+        from tenacity import wait_exponential
+
         return wait_exponential(multiplier=self.backoff)(state) if asked is None else max(asked, 0.0)
 
     def _give_up(self, state: RetryCallState) -> NoReturn:
@@ -168,10 +173,10 @@ class LocalSteps:
             f"{exc} (the provider asks to wait {asked:g} s before retrying, longer than netrun waits: {self.retry_after_cap:g} s)"
         )
 
-    def _finish(self, step_id: str, output: Json, error: str | None) -> Json:
-        """Record the outcome; go on with what the journal holds (it may be another
-        process's, recorded first), raising StepFailed for an error."""
-        output, error = self.journal.record(self.run_id, step_id, output, error)
+    def _finish(self, step_id: str, output: Json, error: str | None, encoded: str | None = None) -> Json:
+        """Record the outcome (``encoded``: its JSON, when made already); go on with what the
+        journal holds (it may be another process's, recorded first), raising StepFailed for an error."""
+        output, error = self.journal.record(self.run_id, step_id, output, error, encoded=encoded)
         self._done.add(step_id)
         if error is not None:
             raise StepFailed(step_id, error)

@@ -88,8 +88,7 @@ def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> lis
     from referencing.exceptions import Unresolvable
 
     try:
-        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        errors = list(validator_class(schema).iter_errors(value))
+        errors = list(_validator(schema, jsonschema).iter_errors(value))
     except (jsonschema.exceptions.UnknownType, Unresolvable, re.error, TypeError):
         # A schema the library cannot apply (an MCP server's unknown type name or dangling
         # $ref): the arguments go to the tool unchecked, and the tool's server judges them.
@@ -115,6 +114,22 @@ def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> lis
             found.append((_order(value, where, _RANK.get(str(error.validator), len(_RANK))), f"{place}: {_why(error)}"))
     found.sort(key=lambda pair: pair[0])
     return list(dict.fromkeys(message for _, message in found))  # one message per problem (missing names repeat)
+
+
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+"""Validators by their schema's id (the schema kept, so that its id is not reused): a tool's
+schema is the same object on every call, and building a validator costs as much as a check."""
+
+
+def _validator(schema: Mapping[str, Any], jsonschema: Any) -> Any:
+    found = _VALIDATORS.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+    if len(_VALIDATORS) >= 1024:  # MCP servers' schemas are new objects per connection: bounded
+        _VALIDATORS.pop(next(iter(_VALIDATORS)))
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
 
 
 _RANK = {
