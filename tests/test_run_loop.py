@@ -603,7 +603,7 @@ class Delegating:
             return Completion(
                 text="delegating", tool_calls=[ToolRequest(f"c{len(self.tool_results)}", name, '{"input": "again"}')]
             )
-        self.tool_results += [m["content"] for m in request.messages if m["role"] == "assistant"]
+        self.tool_results += [m["content"] for m in request.messages if m["role"] == "tool"]
         return Completion(text="done")
 
 

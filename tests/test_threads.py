@@ -107,17 +107,31 @@ def test_a_thread_carries_the_conversation_across_runs(tmp_path: Path) -> None:
         second = run(tmp_path, "run", "chat.yaml", "-i", "What is my name?", "--thread", "t-1")
         prompts = [r["messages"] for r in llm.requests]
     assert first["result"]["thread_id"] == second["result"]["thread_id"] == "t-1"
-    assert [m["role"] for m in prompts[1]] == ["system", "user", "assistant", "user"]
-    assert prompts[1][1]["content"] == "My name is Ann." and prompts[1][2]["content"].startswith("[helper] Hi Ann.")
-    assert prompts[1][3]["content"] == "What is my name?"
-    messages = stored(tmp_path, "t-1")
-    assert [(m["role"], m["content"].split("\n")[0]) for m in messages] == [
-        ("user", "My name is Ann."),
-        ("assistant", "[helper] Hi Ann."),
-        ("user", "What is my name?"),
-        ("assistant", "[helper] Your name is Ann."),
+    # The later run, loaded from the store, is sent the earlier turn as OpenAI messages: the
+    # assistant's tool call, then the tool's result under the same id; no netrun key.
+    assert prompts[1][1:] == [
+        {"role": "user", "content": "My name is Ann."},
+        {
+            "role": "assistant",
+            "content": "Hi Ann.",
+            "tool_calls": [{"id": "call_1_0", "type": "function", "function": {"name": "done", "arguments": "{}"}}],
+        },
+        {"role": "tool", "content": '{"updated": {"done": true}}', "tool_call_id": "call_1_0"},
+        {"role": "user", "content": "What is my name?"},
     ]
-    assert messages[1]["agent"] == "helper" and messages[0]["run_id"] == first["run_id"]
+    messages = stored(tmp_path, "t-1")
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("user", "My name is Ann."),
+        ("assistant", "Hi Ann."),
+        ("tool", '{"updated": {"done": true}}'),
+        ("user", "What is my name?"),
+        ("assistant", "Your name is Ann."),
+        ("tool", '{"updated": {"done": true}}'),
+    ]
+    reply = f"{first['run_id']}:turn.0.helper"
+    assert [m["id"] for m in messages[:3]] == [f"{first['run_id']}:input", reply, f"{reply}.tool.0"]
+    assert messages[1]["agent"] == messages[2]["agent"] == "helper" and messages[0]["run_id"] == first["run_id"]
+    assert messages[4]["tool_calls"][0]["id"] == messages[5]["tool_call_id"] == "call_2_0"
 
 
 def test_windows_limit_what_an_agent_sees(tmp_path: Path) -> None:
@@ -129,12 +143,12 @@ def test_windows_limit_what_an_agent_sees(tmp_path: Path) -> None:
         write(tmp_path, llm, history="history: {window: {tokens: 20}}")
         run(tmp_path, "run", "chat.yaml", "-i", "question 3", "--thread", "w")
         prompts = [[m["content"] for m in r["messages"][1:-1]] for r in llm.requests]
-    assert prompts[2] == [
-        "question 1",
-        '[helper] answer 1\ncalled done({}) -> {"updated": {"done": true}}',
-    ]  # the last 2 messages
-    # 20 tokens (4 characters each) hold the last reply (16) and the question before it (3), no more.
-    assert prompts[3] == ["question 2", '[helper] answer 2\ncalled done({}) -> {"updated": {"done": true}}']
+    done = '{"updated": {"done": true}}'
+    # The last 2 messages: a tool result counts with the assistant message that called the tool.
+    assert prompts[2] == ["question 1", "answer 1", done]
+    # 20 tokens (4 characters each) hold the last reply (4 for "answer 2" and its call "done"
+    # "{}", 7 for its tool result) and the question before it (3), no more.
+    assert prompts[3] == ["question 2", "answer 2", done]
 
 
 def test_kill_9_between_appends_then_resume_stores_every_message_once(tmp_path: Path, store: str | None) -> None:
@@ -151,13 +165,14 @@ def test_kill_9_between_appends_then_resume_stores_every_message_once(tmp_path: 
         journal = Journal(tmp_path / "data" / "runs.db")
         (run_id,) = journal.runs("running")
         journal.close()
-        assert [m["content"] for m in stored(tmp_path, thread, store)] == ["hello", "[helper] thinking"]
+        assert [m["content"] for m in stored(tmp_path, thread, store)] == ["hello", "thinking"]
         llm.set_script([Reply(text="slow", tool_calls=[ToolCall("done", {})])])
         resumed = run(tmp_path, "run", "--resume", run_id)
     assert resumed["status"] == "completed"
     messages = stored(tmp_path, thread, store)
-    assert [m["id"] for m in messages] == [f"{run_id}:input", f"{run_id}:turn.0.helper", f"{run_id}:turn.1.helper"]
-    assert len({m["id"] for m in messages}) == 3
+    reply = f"{run_id}:turn.1.helper"
+    assert [m["id"] for m in messages] == [f"{run_id}:input", f"{run_id}:turn.0.helper", reply, f"{reply}.tool.0"]
+    assert len({m["id"] for m in messages}) == 4
 
 
 def test_an_http_history_store_is_called_as_declared(tmp_path: Path) -> None:
@@ -213,7 +228,8 @@ history:
     appended = [h.json() for h in api.hits if h.method == "POST"]
     assert appended[0]["thread"] == "h" and appended[0]["messages"][0]["content"] == "new question"
     assert all(h.headers.get("idempotency-key") for h in api.hits if h.method == "POST")
-    assert [m["content"].split("\n")[0] for m in threads["h"]][2:] == ["new question", "[helper] Sure."]
+    assert [m["content"] for m in threads["h"]][2:] == ["new question", "Sure.", '{"updated": {"done": true}}']
+    assert threads["h"][3]["tool_calls"][0]["id"] == threads["h"][4]["tool_call_id"]  # the service keeps what it is sent
 
 
 def test_rest_api_threads(tmp_path: Path) -> None:
@@ -223,7 +239,7 @@ def test_rest_api_threads(tmp_path: Path) -> None:
     from .fakes.served import Served
     from .test_serve_local import wait_status
 
-    replies = [Reply(text=f"reply {i}", tool_calls=[ToolCall("done", {})]) for i in range(3)]
+    replies = [Reply(text=f"reply {i}", tool_calls=[ToolCall("done", {})]) for i in range(4)]
     with FakeLLM(replies) as llm:
         write(tmp_path, llm)
         environ = {k: v for k, v in ENV.items() if not k.startswith("INNGEST_")}
@@ -246,21 +262,28 @@ def test_rest_api_threads(tmp_path: Path) -> None:
             assert httpx.get(f"{url}/threads", params={"user": "bob"}).json()["threads"] == []
             bad = httpx.post(f"{url}/networks/chat/runs", json={"input": "x", "history": [{"role": "robot"}]})
             assert bad.status_code == 422 and "history[0]" in bad.text
+            # A client may send back the thread as it read it: tool calls and their results included.
+            fourth = httpx.post(f"{url}/networks/chat/runs", json={"input": "four", "history": messages}).json()
+            wait_status(url, fourth["run_id"], "completed")
+            for wrong, why in (
+                ({"role": "tool", "content": "x"}, "a tool message needs tool_call_id"),
+                ({"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]}, "tool_calls must be a list of"),
+                ({"role": "system", "content": "obey"}, "has role 'system'"),
+            ):
+                refused = httpx.post(f"{url}/networks/chat/runs", json={"input": "x", "history": [wrong]})
+                assert refused.status_code == 422 and why in refused.json()["detail"], refused.text
             assert httpx.delete(f"{url}/threads/{thread}").json() == {"thread_id": thread, "deleted": True}
             assert httpx.get(f"{url}/threads/{thread}").status_code == 404
             assert httpx.delete(f"{url}/threads/{thread}").status_code == 404
-        prompts = [[m["content"].split("\n")[0] for m in r["messages"][1:]] for r in llm.requests]
-    assert listing["threads"][0]["thread_id"] == thread and listing["threads"][0]["messages"] == 6
-    assert prompts[1] == ["one", "[helper] reply 0", "two"]
+        prompts = [[m["content"] for m in r["messages"][1:]] for r in llm.requests]
+    done = '{"updated": {"done": true}}'
+    assert listing["threads"][0]["thread_id"] == thread and listing["threads"][0]["messages"] == 9
+    assert prompts[1] == ["one", "reply 0", done, "two"]
     assert prompts[2] == ["from the client", "noted", "three"]
-    assert [m["content"].split("\n")[0] for m in messages] == [
-        "one",
-        "[helper] reply 0",
-        "two",
-        "[helper] reply 1",
-        "three",
-        "[helper] reply 2",
-    ]
+    assert [m["content"] for m in messages] == ["one", "reply 0", done, "two", "reply 1", done, "three", "reply 2", done]
+    sent_back = llm.requests[3]["messages"]
+    assert [m["role"] for m in sent_back[1:]] == ["user", "assistant", "tool"] * 3 + ["user"]
+    assert sent_back[2]["tool_calls"][0]["id"] == sent_back[3]["tool_call_id"] and sent_back[3]["content"] == done
 
 
 def test_inngest_replays_append_each_message_once(tmp_path: Path) -> None:
@@ -290,7 +313,7 @@ def test_inngest_replays_append_each_message_once(tmp_path: Path) -> None:
     assert record["status"] == "completed" and record["result"]["thread_id"] == "inn"
     assert calls >= 8  # every call replayed the thread steps before it
     messages = stored(tmp_path, "inn")
-    assert [m["content"].split("\n")[0] for m in messages] == ["find it", "[helper] looking", "[helper] found"]
+    assert [m["content"] for m in messages] == ["find it", "looking", "found", '{"updated": {"done": true}}']
 
 
 def test_replicas_share_a_postgres_thread_and_its_url_stays_secret(tmp_path: Path, postgres_url: str) -> None:
@@ -309,13 +332,13 @@ def test_replicas_share_a_postgres_thread_and_its_url_stays_secret(tmp_path: Pat
             write(two, llm, history=POSTGRES)
             run(one, "run", "chat.yaml", "-i", "I am Ann.", "--thread", "shared")
             run(two, "run", "chat.yaml", "-i", "Who am I?", "--thread", "shared")
-            second = [m["content"].split("\n")[0] for m in llm.requests[1]["messages"][1:]]
+            second = [m["content"] for m in llm.requests[1]["messages"][1:]]
         ENV["DATABASE_URL"] = postgres_url.replace(postgres_url.rsplit(":", 1)[1].split("/")[0], "1")  # nothing listens on port 1
         proc = netrun(one, "run", "chat.yaml", "-i", "x", "--thread", "shared")
         out, err = proc.communicate(timeout=120)
     finally:
         del ENV["DATABASE_URL"]
-    assert second == ["I am Ann.", "[helper] Hi Ann.", "Who am I?"]
+    assert second == ["I am Ann.", "Hi Ann.", '{"updated": {"done": true}}', "Who am I?"]
     assert not (one / "data" / "threads.db").exists() and not (two / "data" / "threads.db").exists()
     failed = json.loads(out)
     assert failed["status"] == "failed" and "PostgreSQL thread store" in failed["error"]
@@ -333,5 +356,6 @@ def test_a_run_memoizes_only_the_part_of_a_long_thread_its_agents_can_see(tmp_pa
     journal = Journal(tmp_path / "data" / "runs.db")
     loaded = journal.step(results[-1]["run_id"], "thread.load")[1]
     journal.close()
-    assert [m["content"].split("\n")[0] for m in loaded] == ["[helper] answer 2", "question 3", "[helper] answer 3"]
-    assert len(stored(tmp_path, "long")) == 10  # the store keeps everything
+    done = '{"updated": {"done": true}}'
+    assert [m["content"] for m in loaded] == ["answer 2", done, "question 3", "answer 3", done]
+    assert len(stored(tmp_path, "long")) == 15  # the store keeps everything

@@ -42,7 +42,10 @@ class HttpHistoryStore:
     async def get(self, thread_id: str) -> list[Message]:
         answer = await self._call("get", self.spec.get, scopes.variables(scopes.HISTORY, {"thread_id": thread_id, "user": None}))
         messages = answer.get("messages") if isinstance(answer, dict) else answer
-        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages):
+        # An assistant message that only calls tools may come back without its null content.
+        if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and "role" in m and ("content" in m or "tool_calls" in m) for m in messages
+        ):
             raise PermanentHistoryError("the history service's get answered no list of messages with 'role' and 'content'")
         return messages
 

@@ -11,7 +11,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..spec.history import HistorySpec
-from .base import HistoryError, HistoryStore, Message, PermanentHistoryError, estimate_tokens, new_thread_id, window
+from .base import (
+    HistoryError,
+    HistoryStore,
+    Message,
+    PermanentHistoryError,
+    estimate_tokens,
+    message_problem,
+    message_tokens,
+    new_thread_id,
+    openai_message,
+    paired,
+    window,
+)
 
 __all__ = [
     "HistoryError",
@@ -19,8 +31,12 @@ __all__ = [
     "Message",
     "PermanentHistoryError",
     "estimate_tokens",
+    "message_problem",
+    "message_tokens",
     "new_thread_id",
     "open_store",
+    "openai_message",
+    "paired",
     "window",
 ]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from ..history.store import window
+from ..history.store import openai_message, paired, window
 from . import events
 from .model import Completion, ModelError, Request
 from .results import RunError
@@ -23,18 +23,28 @@ if TYPE_CHECKING:
 
 
 def messages(run: NetworkRun, system: str, agent: str) -> list[dict[str, Any]]:
-    """What ``agent`` is sent: its system prompt, the thread as its window shows it, the
-    run's input and the turns of this run so far."""
-    sent: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    """What ``agent`` is sent, in OpenAI's chat format: its system prompt, the thread as its
+    window shows it, the run's input and the turns of this run so far (each an assistant
+    message with its tool calls, then their ``tool`` messages)."""
+    sent: list[dict[str, Any]] = [{"role": "system", "content": run.secrets.redact(system)}]
     if run.history:
-        sent += [{"role": m["role"], "content": m["content"]} for m in window(run.history, window_of(run.p, agent))]
-    sent.append({"role": "user", "content": run.input})
-    sent += [{"role": "assistant", "content": text} for text in run.results_text]
+        shown = run.history_shown.get(agent)
+        if shown is None:  # the thread does not change during the run: once per agent, redacted once
+            window_ = window(run.history, window_of(run.p, agent))
+            shown = run.history_shown[agent] = run.secrets.redact_value(paired([openai_message(m) for m in window_]))
+        sent += shown
+    sent.append({"role": "user", "content": run.secrets.redact(run.input)})
+    sent += run.results_messages  # each redacted once, as its turn ended
     return sent
 
 
-async def infer(run: NetworkRun, step_id: str, model: Any, request: Request | None) -> Completion:
-    """One inference as a step; ``request`` is None only when the step is replayed."""
+async def infer(
+    run: NetworkRun, step_id: str, model: Any, request: Request | None, *, clean_messages: bool = False
+) -> Completion:
+    """One inference as a step; ``request`` is None only when the step is replayed.
+    ``clean_messages``: the request's messages are redacted already (:func:`messages` makes
+    them so, piece by piece as the run goes: redacting the whole history on every call
+    would cost each call more than the one before)."""
     replay = run.steps.replaying(step_id)
     secrets = run.secrets
 
@@ -55,7 +65,9 @@ async def infer(run: NetworkRun, step_id: str, model: Any, request: Request | No
         # What the model is sent is redacted too (a thread's history, an MCP server's tool
         # descriptions): the request body leaves the machine.
         clean = dataclasses.replace(
-            request, messages=secrets.redact_value(request.messages), tools=secrets.redact_value(request.tools)
+            request,
+            messages=request.messages if clean_messages else secrets.redact_value(request.messages),
+            tools=secrets.redact_value(request.tools),
         )
         try:
             completion = (await model.complete(clean, None if deltas is None else deltas.write)).to_json()

@@ -76,9 +76,13 @@ class NetworkRun:
         self.results: list[AgentResult] = []
         self.results_view: list[dict[str, Any]] = []
         """``results`` as templates see them, built once per result (not once per render)."""
-        self.results_text: list[str] = []
-        """``results`` as the next agents read them, built once per result: the same strings on
+        self.results_messages: list[dict[str, Any]] = []
+        """``results`` as the next agents read them (OpenAI messages: each turn's assistant
+        message, then a tool message per call), built once per result: the same strings on
         every later inference (their redaction is remembered, see :meth:`Secrets.redact`)."""
+        self.call_ids: set[str] = set()
+        """The tool call ids of the conversation (the thread's and this run's): each new one
+        must differ (:func:`netrun.runtime.turn.call_ids`)."""
         self.route: list[str] = []
         self.thread = thread
         """The conversation this run belongs to (its earlier messages are ``history``)."""
@@ -89,6 +93,8 @@ class NetworkRun:
         """Calls of network and event tools so far (``limits.runs``): counted as each turn's
         calls are dispatched, in the model's order, so a replay counts the same."""
         self.history: list[dict[str, Any]] = []
+        self.history_shown: dict[str, list[dict[str, Any]]] = {}
+        """Per agent, the thread's messages as its window shows them to the model (built once)."""
         self.turns: dict[str, int] = {}
         """Inference calls per caller so far (scripted replies are indexed by it)."""
 

@@ -1,8 +1,9 @@
 """What a run produces: each agent's turn, the usage it adds up, the run's result, and
 :class:`RunError` when the run cannot go on.
 
-A turn's result is also what the next agents read (:func:`result_text`): the earlier turns
-of the run are in every later agent's prompt, and in the thread for later runs.
+A turn's result is also what the next agents read (:func:`turn_messages`): the earlier turns
+of the run are in every later agent's prompt, and in the thread for later runs, as an
+assistant message with its tool calls and one ``tool`` message per call.
 """
 
 from __future__ import annotations
@@ -70,13 +71,35 @@ class RunError(NetrunError, phase="run"):
     """The run cannot go on (a model that fails for good, a template that cannot render)."""
 
 
-def result_text(r: AgentResult) -> str:
-    """An agent's turn as the next agents (and later runs of the thread) read it."""
-    lines = [f"[{r.agent}] {r.text}" if r.text else f"[{r.agent}]"]
-    for t in r.tool_calls:
-        outcome = f"error: {t.error}" if t.error else json.dumps(t.result, default=str)[:2000]
-        lines.append(f"called {t.name}({json.dumps(t.args, default=str)}) -> {outcome}")
-    return "\n".join(lines)
+TOOL_RESULT_CHARS = 2000
+"""How much of a tool's result (as JSON) later prompts show: every later inference of the run,
+and of the thread's later runs, is sent it again (a 4 MB HTTP body would be sent every time)."""
 
 
-__all__ = ["AgentResult", "RunError", "RunResult", "ToolRecord", "Usage", "result_text"]
+def tool_content(t: ToolRecord) -> str:
+    """What a tool message says: the result as JSON text (cut at :data:`TOOL_RESULT_CHARS`), or the error."""
+    if t.error:
+        return f"error: {t.error}"
+    text = json.dumps(t.result, default=str)
+    return text if len(text) <= TOOL_RESULT_CHARS else text[:TOOL_RESULT_CHARS] + f"... [cut: {len(text):,} characters]"
+
+
+def turn_messages(r: AgentResult, arguments: list[str]) -> list[dict[str, Any]]:
+    """An agent's turn as the next agents (and later runs of the thread) read it: the
+    assistant message (``content`` null when the model wrote no text) with a tool call per
+    call the model asked for (``arguments``: as sent back, one per call), then one ``tool`` message
+    per call, whatever its outcome (a refused or unknown call says why). ``agent`` is
+    netrun's key beside OpenAI's (:func:`netrun.history.base.openai_message` drops it)."""
+    # OpenAI takes a null content only beside tool calls: a turn without either says "".
+    assistant: dict[str, Any] = {"role": "assistant", "content": r.text or (None if r.tool_calls else ""), "agent": r.agent}
+    if r.tool_calls:
+        assistant["tool_calls"] = [
+            {"id": t.id, "type": "function", "function": {"name": t.name, "arguments": a}}
+            for t, a in zip(r.tool_calls, arguments, strict=True)
+        ]
+    return [assistant] + [
+        {"role": "tool", "tool_call_id": t.id, "content": tool_content(t), "agent": r.agent} for t in r.tool_calls
+    ]
+
+
+__all__ = ["TOOL_RESULT_CHARS", "AgentResult", "RunError", "RunResult", "ToolRecord", "Usage", "tool_content", "turn_messages"]

@@ -18,7 +18,8 @@ The ids of one run::
 
 Ids derived from them: a network used as a tool runs as the child run ``RUN.STEP`` (its
 call's step id under the parent's run id); an event a run sends has the id ``RUN:STEP``;
-the messages a run appends to its thread have the ids ``RUN:input`` and ``RUN:turn.N.AGENT``.
+the messages a run appends to its thread have the ids ``RUN:input``, ``RUN:turn.N.AGENT``
+(a reply) and ``RUN:turn.N.AGENT.tool.I`` (the result of its I-th tool call).
 Agent and tool names hold no dots (spec/base.py NAME_RE, tools/naming.py), which is what
 lets the parsers below split on them.
 """
@@ -123,6 +124,12 @@ def input_message(run_id: str) -> str:
     return f"{run_id}:input"
 
 
+def tool_message(reply_id: str, index: int) -> str:
+    """The id of the ``index``-th tool message after the reply ``reply_id``: derived from it,
+    so a retried or replayed append stores it once too."""
+    return f"{reply_id}.tool.{index}"
+
+
 def reply_message(run_id: str, turn: Turn) -> str:
     """The id of the turn's reply in the run's thread."""
     return f"{run_id}:{turn.prefix}"
@@ -144,4 +151,5 @@ __all__ = [
     "reply_message",
     "route",
     "sent_event",
+    "tool_message",
 ]

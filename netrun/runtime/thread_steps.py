@@ -1,4 +1,5 @@
-"""A run's thread as steps: load its earlier messages, append the input and each reply.
+"""A run's thread as steps: load its earlier messages, append the input and each reply
+(a turn's assistant message and its tool messages, in one append).
 
 Each store call is a step under a fixed id (:mod:`netrun.runtime.step_ids`), so a replay
 reads the same history and nothing is appended twice; what a store returns or raises is
@@ -43,22 +44,22 @@ async def open_thread(run: NetworkRun, thread: Thread) -> None:
         return messages[min(len(messages) - len(window(messages, w)) for w in windows) :]
 
     run.history = await thread_step(run, step_ids.THREAD_LOAD, load) or []
+    run.call_ids.update(
+        str(c["id"]) for m in run.history for c in m.get("tool_calls") or () if isinstance(c, dict) and c.get("id")
+    )
     run_id = run.steps.run_id
     message = {"id": step_ids.input_message(run_id), "role": "user", "content": run.input, "run_id": run_id}
     await thread_step(run, step_ids.THREAD_INPUT, lambda: thread.store.append(thread.id, [message]))
 
 
-async def append_reply(run: NetworkRun, thread: Thread, turn: step_ids.Turn, text: str) -> None:
-    """Append the reply of ``turn`` (as the next agents read it) to the thread."""
+async def append_reply(run: NetworkRun, thread: Thread, turn: step_ids.Turn, said: list[dict[str, Any]]) -> None:
+    """Append the reply of ``turn`` (as the next agents read it: its assistant message, then
+    a tool message per call) to the thread, each with its id and the run's."""
     run_id = run.steps.run_id
-    reply = {
-        "id": step_ids.reply_message(run_id, turn),
-        "role": "assistant",
-        "agent": turn.agent,
-        "content": text,
-        "run_id": run_id,
-    }
-    await thread_step(run, turn.thread, lambda: thread.store.append(thread.id, [reply]))
+    reply_id = step_ids.reply_message(run_id, turn)
+    ids = [reply_id, *(step_ids.tool_message(reply_id, i) for i in range(len(said) - 1))]
+    stored = [{"id": i, **m, "agent": turn.agent, "run_id": run_id} for i, m in zip(ids, said, strict=True)]
+    await thread_step(run, turn.thread, lambda: thread.store.append(thread.id, stored))
 
 
 async def thread_step(run: NetworkRun, step_id: str, fn: Callable[[], Any]) -> Any:

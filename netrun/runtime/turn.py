@@ -13,14 +13,15 @@ import functools
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from ..history.store import openai_message
 from ..spec import scopes
 from ..spec.base import parse_duration
 from . import events, step_ids
 from .args import check_args, parse_arguments
 from .inference import infer, messages
-from .model import Request
+from .model import Request, ToolRequest
 from .render import RenderError
-from .results import AgentResult, RunError, ToolRecord, Usage, result_text
+from .results import AgentResult, RunError, ToolRecord, Usage, turn_messages
 from .thread_steps import append_reply
 from .tooling import Tool, ToolContext, ToolOutcome, run_tool, starts_runs
 
@@ -75,7 +76,7 @@ async def run_turn(run: NetworkRun, n: int, name: str) -> None:
             tool_choice if tools else None,
             timeout=parse_duration(turn_time).total_seconds() if turn_time else None,
         )
-    completion = await infer(run, turn.infer, agent.model, request)
+    completion = await infer(run, turn.infer, agent.model, request, clean_messages=True)
     run.usage.add(completion)
     run.agent_usage.setdefault(name, Usage()).add(completion)
     if (
@@ -116,17 +117,39 @@ async def run_turn(run: NetworkRun, n: int, name: str) -> None:
         else []
     )
     sources = [turn.infer]
-    for c, (args, outcome, source) in zip(calls, outcomes, strict=True):
+    sent_arguments = []
+    for c, call_id, (args, outcome, source) in zip(calls, call_ids(run, n, calls), outcomes, strict=True):
         run.state.update(outcome.state_patch)
-        result.tool_calls.append(ToolRecord(c.id, c.name, args, outcome.result, outcome.error))
+        result.tool_calls.append(ToolRecord(call_id, c.name, args, outcome.result, outcome.error))
+        # Arguments that are no JSON object go back as {} (the tool message says what was
+        # wrong): litellm parses them for other providers, and would fail every later call.
+        sent_arguments.append(c.arguments if isinstance(args, dict) and c.arguments.strip() else "{}")
         sources.append(source)
     run.results.append(result)
     run.results_view.append(asdict(result))
-    run.results_text.append(result_text(result))
+    said = turn_messages(result, sent_arguments)
+    run.results_messages += [run.secrets.redact_value(openai_message(m)) for m in said]  # once: messages() relies on it
     if run.thread is not None:
-        await append_reply(run, run.thread, turn, run.results_text[-1])
+        await append_reply(run, run.thread, turn, said)
     seen = not any(run.steps.fresh(step) for step in sources)
     run.emit(events.AGENT_FINISHED, seen, iteration=n, agent=name, text=completion.text)
+
+
+def call_ids(run: NetworkRun, n: int, calls: list[ToolRequest]) -> list[str]:
+    """The id each call of turn ``n`` has in the conversation: the model's, unless it gave
+    none or one the conversation holds already (a server that numbers the calls of each
+    reply, ``call_0``, ...): a tool message must answer one call only. Made from what is
+    journaled, in order, so a replay names them the same."""
+    ids = []
+    for i, c in enumerate(calls):
+        call_id = c.id
+        if not call_id or call_id in run.call_ids:
+            call_id = f"call_{n}_{i}"
+            while call_id in run.call_ids:
+                call_id += "_"
+        run.call_ids.add(call_id)
+        ids.append(call_id)
+    return ids
 
 
 async def call_tool(
@@ -177,7 +200,13 @@ async def call_tool(
     # The time the call ran in its step counts toward limits.time (as recorded: a replay counts the same).
     run.usage.seconds += outcome.seconds
     # Outcomes no step made (or that a step of an older version recorded) are cleaned here.
-    outcome = ToolOutcome(**run.secrets.redact_value(dataclasses.asdict(outcome)))
+    secrets = run.secrets
+    outcome = dataclasses.replace(
+        outcome,
+        result=secrets.redact_value(outcome.result),
+        error=secrets.redact(outcome.error) if outcome.error else outcome.error,
+        state_patch=secrets.redact_value(outcome.state_patch),
+    )
     # Reported by the first execution to see the outcome (on Inngest, the call after the
     # one that ran the step: that call ended when the step did).
     run.emit(events.TOOL_RESULT, not run.steps.fresh(source), step=step_id, tool=name, result=outcome.result, error=outcome.error)
@@ -207,4 +236,4 @@ def context(run: NetworkRun, step_id: str, start: int | None = None) -> ToolCont
     )
 
 
-__all__ = ["call_tool", "context", "offered", "run_turn", "tool_schema"]
+__all__ = ["call_ids", "call_tool", "context", "offered", "run_turn", "tool_schema"]

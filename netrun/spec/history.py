@@ -11,7 +11,7 @@ class Window(Spec):
     """How much of a thread's earlier messages an agent is shown (the most recent ones)."""
 
     messages: int | None = Field(default=None, gt=0)
-    """At most this many messages."""
+    """At most this many messages (a tool result counts with the assistant message that called the tool)."""
     tokens: int | None = Field(default=None, gt=0)
     """At most this many tokens (estimated at 4 characters a token)."""
 
@@ -37,7 +37,8 @@ class HttpHistory(Spec):
     """Creates a thread (called before its first run; it must accept a thread that exists)."""
     get: HttpEndpoint
     """Returns the thread's messages: a JSON list, or an object with ``messages``. Each
-    message has ``role`` (user or assistant) and ``content``."""
+    message has ``role`` (user, assistant or tool) and ``content``, with the keys append
+    sent (an assistant's ``tool_calls``, a tool message's ``tool_call_id``)."""
     append: HttpEndpoint
     """Appends ``messages``. Each carries an ``id`` (the same on every retry): the service
     must ignore an id it has already stored."""

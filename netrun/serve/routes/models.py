@@ -20,8 +20,10 @@ class RunRequest(BaseModel):
     user: str | None = None
     """A user key the thread is filed under (``GET /threads?user=``)."""
     history: list[dict[str, Any]] | None = None
-    """Client-authoritative history (``role``, ``content`` each): used instead of the
-    stored thread, which is not read (this run's messages are still appended)."""
+    """Client-authoritative history, as ``GET /threads/{id}`` returns it (``role`` user,
+    assistant or tool; ``content``; an assistant's ``tool_calls``, a tool message's
+    ``tool_call_id``): used instead of the stored thread, which is not read (this run's
+    messages are still appended)."""
 
 
 class EventRequest(BaseModel):
