@@ -18,7 +18,6 @@ fastapi and the engine are imported by the functions that use them.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,10 +309,9 @@ class Runs:
 
     async def aclose(self) -> None:
         """Close the journal and the model clients' connections of this event loop."""
-        if "netrun.models.litellm_client" in sys.modules:  # never import litellm just to close nothing
-            from .models.litellm_client import close_clients
+        from .models import close_clients  # the direct client's and litellm's, of those used only
 
-            await close_clients()
+        await close_clients()
         self.close()
 
     def close(self) -> None:

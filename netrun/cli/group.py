@@ -63,6 +63,9 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="netrun")
 def main() -> None:
     """netrun runs AI agent networks declared in YAML."""
+    from .._fast_start import fast_start
+
+    fast_start()  # before any command loads pydantic or httpx: what they import eagerly and netrun never uses
 
 
 def load_network(file: Path) -> Any:

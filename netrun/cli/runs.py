@@ -251,7 +251,7 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any, stopp
 
     from ..engines.runner import LocalEngine
     from ..finder import find_network
-    from ..models.litellm_client import close_clients
+    from ..models import close_clients  # of the clients used only: imports no litellm
     from ..sqlite_file import StorageFault
 
     journal = _journal(db)

@@ -32,9 +32,9 @@ from ..spec import NetworkSpec
 from ..spec.base import parse_duration
 from .execution import Errors, Failed, Outcomes, RunStart, compile_definition, execute, model_factory
 from .inngest_function import function_options
-from .inngest_steps import META, InngestSteps, event_depth, event_json
+from .inngest_steps import InngestSteps, event_depth, event_json
 from .local import FINAL_STATUSES, Journal, RunRecord
-from .triggers import network_input
+from .triggers import META, network_input
 
 log = logging.getLogger("netrun.serve")
 

@@ -30,11 +30,7 @@ from ..runtime.steps import Json, StepFailed, Wait
 from ..runtime.tooling import ToolOutcome
 from ..spec.function import MAX_STEP_OUTPUT, MAX_STEPS
 from ..spec.network import depth_of
-
-META = "_netrun"
-"""The key in an event's data under which netrun passes what it knows of a run to the
-function the event starts: from ``POST /networks/{name}/runs`` the run id, input and state;
-from a run (an event it sent, a network it invokes) the depth of the runs it starts."""
+from .triggers import META
 
 Invokable = Callable[[str], "inngest.Function[Any] | None"]
 """The served function of a network, by network name (None when it is not served)."""

@@ -19,6 +19,10 @@ from ..spec.trigger import CronTrigger, EventTrigger
 DEFAULT_INPUT = "{{ event.data.input }}"
 """The network input when a trigger names none: ``event.data.input``, as AgentKit does."""
 
+META = "_netrun"
+"""The key of netrun's own metadata in an event's data (the run it starts, its depth). Here,
+not in :mod:`.inngest_steps`, so the REST API can refuse it without importing the Inngest SDK."""
+
 CRON_EVENT = "inngest/scheduled.timer"
 """The event a cron trigger's runs start with (Inngest's name for it)."""
 

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
@@ -24,21 +24,18 @@ from starlette.types import ASGIApp
 
 from ..compile import ModelFactory
 from ..engines.concurrency import ConcurrencyGate
-from ..engines.inngest import InngestEngine
-from ..engines.inngest_steps import META
 from ..engines.local import Journal, new_run_id
 from ..engines.runner import LocalEngine
-from ..engines.triggers import accepts, default_event, network_input, triggers
+from ..engines.triggers import META, accepts, default_event, network_input, triggers
 from ..errors import NetrunError
 from ..finder import find_network
-from ..history.store import new_thread_id
+from ..history.store import message_problem, new_thread_id
 from ..redact import Secrets
 from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
 from . import routes
 from .catalog import Catalog, ReloadResult, Version
-from .functions import make_client
 from .guard import RequestGuard, SafeJSONResponse
 from .inngest_route import InngestRoute
 from .inngest_sync import InngestSync
@@ -46,6 +43,9 @@ from .local_runs import LocalRuns, SingletonSkipped
 from .routes.models import RunRequest
 from .run_events import RunEvents, once_key
 from .settings import SERVE_PATH, ServeSettings, is_loopback
+
+if TYPE_CHECKING:  # the Inngest SDK (~0.4 s) is imported only when an Inngest server is configured
+    from ..engines.inngest import InngestEngine
 
 log = logging.getLogger("netrun.serve")
 
@@ -88,6 +88,9 @@ class Server(InngestSync):
         self.inngest_app: ASGIApp | None = None
         self.functions: InngestEngine | None = None
         if settings.inngest_mode is not None:
+            from ..engines.inngest import InngestEngine
+            from .functions import make_client
+
             try:
                 self.client = make_client(settings)
             except Exception as exc:  # the SDK's own checks of keys and URLs
@@ -205,7 +208,7 @@ class Server(InngestSync):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
             await self.local.close()
-            from ..models.litellm_client import close_clients
+            from ..models import close_clients
 
             await close_clients()
             self.events.flush()
@@ -224,8 +227,9 @@ class Server(InngestSync):
     # -- runs ------------------------------------------------------------------------------------
     async def start_run(self, version: Version, body: RunRequest) -> dict[str, Any] | JSONResponse:
         for i, m in enumerate(body.history or []):
-            if m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
-                raise HTTPException(422, f"history[{i}] needs role (user or assistant) and content (text)")
+            problem = message_problem(m)
+            if problem is not None:
+                raise HTTPException(422, f"history[{i}] {problem}")
         thread = {
             "thread_id": body.thread_id or new_thread_id(),
             **({"user": body.user} if body.user else {}),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
 
 from ...engines.approvals import ApprovalError, resolve_approval
-from ...engines.inngest_steps import META
+from ...engines.triggers import META
 from .deps import API, server
 from .models import EventRequest
 
