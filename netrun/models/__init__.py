@@ -9,8 +9,8 @@ import sys
 async def close_clients() -> None:
     """Close the HTTP clients this event loop's model calls opened, direct and litellm's
     (call before the loop ends). Imports nothing that was not used."""
-    if "netrun.models.openai_client" in sys.modules:
-        from .openai_client import close_clients as close_direct
+    if "netrun.models.http_pool" in sys.modules:
+        from .http_pool import close_clients as close_direct
 
         await close_direct()
     if "netrun.models.litellm_client" in sys.modules:

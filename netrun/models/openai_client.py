@@ -9,10 +9,8 @@ as litellm's do (:func:`.errors.classify`), and :mod:`.prices` prices the call.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -25,34 +23,8 @@ from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
 from . import prices
 from .errors import classify, status_name
+from .http_pool import DEFAULT_TIMEOUT, lease
 from .openai_compat import Endpoint, endpoint
-
-DEFAULT_TIMEOUT = 600.0
-"""litellm's default for a call with no timeout of its own."""
-_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-"""The openai SDK's pool limits: many concurrent runs share one client per event loop."""
-_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, httpx.AsyncClient]] = weakref.WeakKeyDictionary()
-"""Pooled clients per event loop (a client's connections belong to the loop that opened
-them), kept across calls: keep-alive saves a TCP handshake per call. One for ``https``
-endpoints, one for plain ``http`` ones (a model on this machine or the local network)."""
-
-
-def _client(url: str) -> httpx.AsyncClient:
-    loop = asyncio.get_running_loop()
-    secure = not url.startswith("http://")
-    clients = _CLIENTS.setdefault(loop, {})
-    client = clients.get(secure)
-    if client is None or client.is_closed:
-        # A plain-http client never makes a TLS connection (it follows no redirects): it
-        # needs no certificate store, whose loading costs about 60 ms at the start of a run.
-        client = clients[secure] = httpx.AsyncClient(limits=_LIMITS, timeout=DEFAULT_TIMEOUT, verify=secure)
-    return client
-
-
-async def close_clients() -> None:
-    """Close this event loop's HTTP clients (call before the loop ends)."""
-    for client in _CLIENTS.pop(asyncio.get_running_loop(), {}).values():
-        await client.aclose()
 
 
 class _CallError(NetrunError, phase="run"):
@@ -102,7 +74,8 @@ class OpenAIClient:
         return self._completion(data, time.perf_counter() - started)
 
     async def _post(self, where: Endpoint, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-        response = await _client(where.url).post(where.url, json=body, headers=_headers(where), timeout=timeout)
+        async with lease(where.url) as http:
+            response = await http.post(where.url, json=body, headers=_headers(where), timeout=timeout)
         if response.status_code >= 400:
             raise _http_error(response.status_code, response.content, response.headers)
         try:
@@ -120,7 +93,10 @@ class OpenAIClient:
         calls: dict[int, dict[str, str]] = {}
         usage: dict[str, Any] | None = None
         model = where.model
-        async with _client(where.url).stream("POST", where.url, json=body, headers=_headers(where), timeout=timeout) as response:
+        async with (
+            lease(where.url) as http,
+            http.stream("POST", where.url, json=body, headers=_headers(where), timeout=timeout) as response,
+        ):
             if response.status_code >= 400:
                 raise _http_error(response.status_code, await response.aread(), response.headers)
             async for chunk in _events(response.aiter_lines()):
