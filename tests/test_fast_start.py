@@ -104,7 +104,7 @@ def test_a_run_of_an_openai_compatible_model_imports_no_sdk_server_or_mcp(llm: F
     before = llm.count
     imported = _run_imports(network, tmp_path)
     assert llm.count == before + 1  # the run did call the model, over HTTP
-    assert "httpx" in imported  # the log is complete: the direct client's own dependency is in it
+    assert "aiohttp" in imported  # the log is complete: the direct client's own dependency is in it
     assert not imported & set(RUN_NEVER), sorted(imported & set(RUN_NEVER))
 
 
@@ -114,7 +114,9 @@ def test_a_run_of_scripted_models_imports_no_http_client_at_all(tmp_path: Path) 
     (tmp_path / "offline.replies.yaml").write_text("helper:\n  - text: ok\n")
     imported = _run_imports(network, tmp_path)
     assert "pydantic" in imported
-    assert not imported & {*RUN_NEVER, "httpx", "httpcore"}, sorted(imported & {*RUN_NEVER, "httpx", "httpcore"})
+    assert not imported & {*RUN_NEVER, "httpx", "httpcore", "aiohttp"}, sorted(
+        imported & {*RUN_NEVER, "httpx", "httpcore", "aiohttp"}
+    )
 
 
 def _healthy(url: str) -> bool:

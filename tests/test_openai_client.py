@@ -24,6 +24,8 @@ from netrun.providers import LITELLM_PROVIDERS
 from netrun.runtime.model import Completion, ModelClient, ModelError, Request
 from netrun.spec.model import ModelSpec
 
+from .fakes.http_server import FakeHttpServer
+from .fakes.http_server import Reply as HttpReply
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,28 +162,129 @@ def test_netrun_run_calls_an_openai_model_without_importing_litellm_and_stops_at
     assert not {m for m in imported if m.split(".")[0] in ("litellm", "openai")}
 
 
-def test_concurrent_calls_spread_over_clients_of_at_most_per_client_calls() -> None:
-    """httpcore's pool costs O(N^2) in the calls one client carries at once (200 concurrent
-    runs burned 12 s of CPU on 1,000 calls): a lease takes a client with room, else opens one;
-    a client that went idle is leased again (its connections kept alive)."""
-    import contextlib
+def _answered_by(*replies: HttpReply, stream: bool = False, key: str = "sk-abcdefghijklmnop") -> tuple[Any, list[Any]]:
+    """One call of the direct client against a scripted server: the completion or the
+    ModelError it raised, and the requests the server saw (on every path)."""
+    with FakeHttpServer() as server:
+        server.script("/v1/chat/completions", *replies)
+        server.script("*", HttpReply(200, {"choices": [{"message": {"content": "elsewhere"}}]}))
+        spec = ModelSpec(id="openai/m", api_base=f"{server.url}/v1", api_key="${K}")
+        client = OpenAIClient(spec, {"K": key})
 
-    from netrun.models import close_clients
-    from netrun.models.http_pool import PER_CLIENT, lease
+        async def call() -> Any:
+            try:
+                return await client.complete(
+                    Request("a", 0, [{"role": "user", "content": "hi"}], []), (lambda t: None) if stream else None
+                )
+            except ModelError as exc:
+                return exc
+            finally:
+                await close_clients()
 
-    async def scenario() -> tuple[list[int], bool, bool]:
-        async with contextlib.AsyncExitStack() as stack:
-            held = [await stack.enter_async_context(lease("http://127.0.0.1:9/v1")) for _ in range(2 * PER_CLIENT + 3)]
-            first = held[0]
-        async with lease("http://127.0.0.1:9/v1") as again:
-            reused = again is first
-        async with lease("https://example.invalid/v1") as secure:
-            apart = secure is not first  # TLS endpoints have their own clients
-        await close_clients()
-        counts: dict[int, int] = {}
-        for client in held:
-            counts[id(client)] = counts.get(id(client), 0) + 1
-        return sorted(counts.values()), reused, apart
+        return asyncio.run(call()), list(server.hits)
 
-    counts, reused, apart = asyncio.run(scenario())
-    assert counts == [3, PER_CLIENT, PER_CLIENT] and reused and apart
+
+def _sse(*events: Any) -> HttpReply:
+    body = "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
+    return HttpReply(200, body.encode(), headers={"Content-Type": "text/event-stream"})
+
+
+def test_a_redirect_is_not_followed_with_the_key() -> None:
+    """A 3xx from the endpoint is an error: following it would send the Authorization
+    header (the key) wherever the answer points."""
+    answer, hits = _answered_by(HttpReply(307, b"", headers={"Location": "/elsewhere"}))
+    assert isinstance(answer, ModelError) and not answer.retriable
+    assert [h.path for h in hits] == ["/v1/chat/completions"]
+
+
+def test_an_error_text_is_redacted_before_it_is_cut() -> None:
+    key = "sk-" + "k" * 40
+    answer, _ = _answered_by(HttpReply(200, ("x" * 190 + key).encode()), key=key)
+    assert isinstance(answer, ModelError) and "sk-k" not in str(answer) and "***" in str(answer)
+
+
+@pytest.mark.parametrize(
+    ("reply", "stream"),
+    [
+        (HttpReply(200, {"choices": ["oops"]}), False),
+        (HttpReply(200, {"choices": [{"message": {"content": "x", "tool_calls": [{"function": 3}]}}]}), False),
+        (_sse({"choices": [{"delta": {"tool_calls": "nope"}}]}, "[DONE]"), True),
+        (HttpReply(200, {"choices": [{"message": {"content": "not streamed"}}]}), True),  # ignored `stream`
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_a_model_error(reply: HttpReply, stream: bool) -> None:
+    """Not a Python error out of the client: a ModelError, so a fallback may answer and the
+    run's error names the model."""
+    answer, _ = _answered_by(reply, stream=stream)
+    assert isinstance(answer, ModelError), answer
+    assert "model openai/m" in str(answer)
+
+
+def test_a_streamed_tool_call_takes_its_last_name_and_a_missing_index_is_0() -> None:
+    """Some servers repeat the name in every delta (litellm's chunk builder keeps the last)."""
+    answer, _ = _answered_by(
+        _sse(
+            {"choices": [{"delta": {"tool_calls": [{"id": "c1", "function": {"name": "lookup", "arguments": '{"q"'}}]}}]},
+            {"choices": [{"delta": {"tool_calls": [{"function": {"name": "lookup", "arguments": ": 1}"}}]}}]},
+            "[DONE]",
+        ),
+        stream=True,
+    )
+    assert not isinstance(answer, ModelError), answer
+    (call,) = answer.tool_calls
+    assert (call.id, call.name, call.arguments) == ("c1", "lookup", '{"q": 1}')
+
+
+def test_a_fallback_of_another_provider_gets_its_own_endpoint_and_key() -> None:
+    """The model's key and api_base stay with its provider: a groq fallback of an openai
+    model is sent to groq's endpoint with groq's key (the model's would leak to it)."""
+    from netrun.models.factory import default_model_factory
+
+    with FakeHttpServer() as first, FakeHttpServer() as second:
+        first.script("/v1/chat/completions", HttpReply(500, {"error": {"message": "down"}}))
+        second.script("/v1/chat/completions", HttpReply(200, {"choices": [{"message": {"content": "from groq"}}]}))
+        environ = {"K": "sk-openai-secret", "GROQ_API_KEY": "gsk-groq", "GROQ_API_BASE": f"{second.url}/v1"}
+        spec = ModelSpec(
+            id="openai/a", api_base=f"{first.url}/v1", api_key="${K}", fallbacks=["groq/b"], params={"temperature": 0}
+        )
+        client = default_model_factory(Path("."), environ)(spec)
+
+        async def call() -> Completion:
+            try:
+                return await client.complete(Request("a", 0, [{"role": "user", "content": "hi"}], []))
+            finally:
+                await close_clients()
+
+        assert asyncio.run(call()).text == "from groq"
+        (hit,) = second.hits
+    assert hit.headers["authorization"] == "Bearer gsk-groq"
+    assert hit.json()["model"] == "b" and hit.json()["temperature"] == 0  # its parameters go along
+
+
+def test_params_reach_the_endpoint_as_openai_s_api_takes_them() -> None:
+    """max_tokens is max_completion_tokens for OpenAI's reasoning models (they refuse the
+    former; litellm renames it too); extra_headers and extra_body are merged in, not sent."""
+    with FakeHttpServer() as server:
+        server.script("/v1/chat/completions", HttpReply(200, {"choices": [{"message": {"content": "ok"}}]}))
+        for model in ("o3-mini", "gpt-4o"):
+            spec = ModelSpec(
+                id=f"openai/{model}",
+                api_base=f"{server.url}/v1",
+                params={"max_tokens": 5, "extra_headers": {"X-Team": "ops"}, "extra_body": {"user": "u1"}},
+            )
+
+            async def call(spec: ModelSpec = spec) -> Completion:
+                try:
+                    return await OpenAIClient(spec, {"OPENAI_API_KEY": "sk-x"}).complete(
+                        Request("a", 0, [{"role": "user", "content": "hi"}], [])
+                    )
+                finally:
+                    await close_clients()
+
+            assert asyncio.run(call()).text == "ok"
+        reasoning, chat = (h.json() for h in server.hits)
+        headers = server.hits[0].headers
+    assert reasoning["max_completion_tokens"] == 5 and "max_tokens" not in reasoning
+    assert chat["max_tokens"] == 5 and "max_completion_tokens" not in chat
+    assert reasoning["user"] == "u1" and "extra_body" not in reasoning and "extra_headers" not in reasoning
+    assert headers["x-team"] == "ops"

@@ -26,15 +26,19 @@ def default_model_factory(base_dir: Path, environ: Mapping[str, str], prefix: st
             return model_client(spec, environ)
         from .fallbacks import Fallbacks
 
-        # A fallback keeps the model's settings, as litellm's did; how it is called is its own
-        # provider's unless it is of the same provider as the model.
-        chain = [spec.model_copy(update={"fallbacks": []})] + [
-            spec.model_copy(update={"id": fb, "fallbacks": [], "api": spec.api if fb.split("/")[0] == provider else None})
-            for fb in spec.fallbacks
-        ]
+        chain = [spec.model_copy(update={"fallbacks": []})] + [fallback(spec, fb) for fb in spec.fallbacks]
         return Fallbacks([model_client(s, environ) for s in chain])
 
     return make
+
+
+def fallback(spec: ModelSpec, model_id: str) -> ModelSpec:
+    """The fallback ``model_id`` of ``spec``: its call parameters and timeout, and, for a
+    model of the same provider, its endpoint, key and ``api``. Another provider's model
+    gets its own provider's endpoint and key: the model's key must never reach it."""
+    same = model_id.split("/", 1)[0] == spec.id.split("/", 1)[0]
+    kept = {} if same else {"api": None, "api_base": None, "api_key": None}
+    return spec.model_copy(update={"id": model_id, "fallbacks": [], **kept})
 
 
 def model_client(spec: ModelSpec, environ: Mapping[str, str]) -> ModelClient:

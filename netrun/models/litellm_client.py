@@ -38,6 +38,9 @@ def _lib() -> Any:
         import litellm
 
         litellm.suppress_debug_info = True
+        # Tool-call history sent to an agent with no tools: Anthropic and Bedrock need a tool
+        # declared for it, which litellm adds (and merges same-role turns) when allowed to.
+        litellm.modify_params = True
         litellm.telemetry = False
         _litellm = litellm
     return _litellm

@@ -1,4 +1,4 @@
-"""Models whose API is OpenAI's chat completions, called directly over httpx.
+"""Models whose API is OpenAI's chat completions, called directly over HTTP (aiohttp: see :mod:`.http_pool`).
 
 litellm costs about 4 ms of CPU per call and 2 s to import, and the openai SDK under it
 walks the whole history on every call; a plain POST of the messages as they are costs
@@ -10,11 +10,12 @@ as litellm's do (:func:`.errors.classify`), and :mod:`.prices` prices the call.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ..errors import NetrunError
 from ..redact import Secrets
@@ -23,7 +24,7 @@ from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
 from . import prices
 from .errors import classify, status_name
-from .http_pool import DEFAULT_TIMEOUT, lease
+from .http_pool import DEFAULT_TIMEOUT, session
 from .openai_compat import Endpoint, endpoint
 
 
@@ -33,6 +34,10 @@ class _CallError(NetrunError, phase="run"):
     def __init__(self, name: str, text: str, status: int | None = None, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(text)
         self.name, self.text, self.status, self.headers = name, text, status, headers
+
+
+_REASONING = re.compile(r"^(o\d|gpt-5)")
+"""OpenAI's models that take ``max_completion_tokens`` instead of ``max_tokens``."""
 
 
 class OpenAIClient:
@@ -47,7 +52,14 @@ class OpenAIClient:
         where = endpoint(self.spec, self.environ)
         if where.key is None and where.needs_key:  # as litellm says it, before any request
             raise classify(self.spec.id, "AuthenticationError", None, "the api_key must be set")
-        body: dict[str, Any] = {"model": where.model, "messages": request.messages, **self.spec.params}
+        params = dict(self.spec.params)
+        # The openai SDK's (and litellm's) ways to add headers and body fields of one's own.
+        headers = {**_headers(where), **(params.pop("extra_headers", None) or {})}
+        extra_body = params.pop("extra_body", None) or {}
+        body: dict[str, Any] = {"model": where.model, "messages": request.messages, **params, **extra_body}
+        if self.spec.id.startswith("openai/") and _REASONING.match(where.model) and "max_tokens" in body:
+            # OpenAI's reasoning models refuse max_tokens; litellm renames it for them too.
+            body.setdefault("max_completion_tokens", body.pop("max_tokens"))
         if request.tools:
             body["tools"] = request.tools
             if request.tool_choice is not None:
@@ -60,61 +72,85 @@ class OpenAIClient:
         started = time.perf_counter()
         try:
             if on_text is None:
-                data = await self._post(where, body, timeout)
+                data = await self._post(where, body, timeout, headers)
             else:
-                data = await self._stream(where, body, timeout, on_text)
+                data = await self._stream(where, body, timeout, on_text, headers)
+            return self._completion(data, time.perf_counter() - started)
         except _CallError as exc:
             raise self._error(exc) from None
-        except httpx.TimeoutException:
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors
             raise self._error(_CallError("Timeout", f"Request timed out after {timeout:g} s.", 408)) from None
-        except httpx.TransportError:  # refused, reset, DNS: the model may be back soon (litellm's words)
+        except aiohttp.ClientConnectionError:  # refused, reset, DNS: the model may be back soon (litellm's words)
             raise self._error(_CallError("APIConnectionError", "Connection error.")) from None
-        except httpx.HTTPError as exc:  # a garbled answer (bad encoding, a broken stream)
+        except aiohttp.ClientError as exc:  # a garbled answer (bad encoding, a broken stream)
             raise self._error(_CallError("APIError", f"{type(exc).__name__}: {exc}")) from None
-        return self._completion(data, time.perf_counter() - started)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            # An answer of the wrong shape (a list where an object belongs, a null index):
+            # the provider's fault, classified as such (a fallback may answer instead).
+            raise self._error(
+                _CallError("APIError", f"the model's answer has the wrong shape ({type(exc).__name__}: {exc})")
+            ) from None
 
-    async def _post(self, where: Endpoint, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-        async with lease(where.url) as http:
-            response = await http.post(where.url, json=body, headers=_headers(where), timeout=timeout)
-        if response.status_code >= 400:
-            raise _http_error(response.status_code, response.content, response.headers)
+    async def _post(self, where: Endpoint, body: dict[str, Any], timeout: float, headers: dict[str, str]) -> dict[str, Any]:
+        async with session().post(
+            where.url,
+            data=json.dumps(body).encode(),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,  # a redirect must not carry the key elsewhere
+        ) as response:
+            content = await response.read()
+            if response.status >= 300:
+                raise _http_error(response.status, content, response.headers)
+        text = content.decode("utf-8", "replace")
         try:
-            data = response.json()
+            data = json.loads(text)
         except ValueError:
-            raise _CallError("APIError", f"the model's answer is not JSON: {response.text[:200]}", response.status_code) from None
+            raise _CallError("APIError", f"the model's answer is not JSON: {text}", response.status) from None
         if not isinstance(data, dict) or not data.get("choices"):
-            raise _CallError("APIError", f"the model's answer has no choices: {response.text[:200]}", response.status_code)
+            raise _CallError("APIError", f"the model's answer has no choices: {text}", response.status)
         return data
 
     async def _stream(
-        self, where: Endpoint, body: dict[str, Any], timeout: float, on_text: Callable[[str], None]
+        self, where: Endpoint, body: dict[str, Any], timeout: float, on_text: Callable[[str], None], headers: dict[str, str]
     ) -> dict[str, Any]:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         usage: dict[str, Any] | None = None
         model = where.model
-        async with (
-            lease(where.url) as http,
-            http.stream("POST", where.url, json=body, headers=_headers(where), timeout=timeout) as response,
-        ):
-            if response.status_code >= 400:
-                raise _http_error(response.status_code, await response.aread(), response.headers)
-            async for chunk in _events(response.aiter_lines()):
+        answered = False
+        async with session().post(
+            where.url,
+            data=json.dumps(body).encode(),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
+        ) as response:
+            if response.status >= 300:
+                raise _http_error(response.status, await response.read(), response.headers)
+            async for chunk in _events(_lines(response.content.iter_any())):
                 if isinstance(chunk.get("error"), dict):  # a failure after the stream began
                     raise _CallError("APIError", str(chunk["error"].get("message") or chunk["error"]))
                 model = chunk.get("model") or model
                 usage = chunk.get("usage") or usage
                 for choice in chunk.get("choices") or []:
+                    answered = True
                     delta = choice.get("delta") or {}
-                    if delta.get("content"):
-                        text.append(delta["content"])
-                        on_text(delta["content"])
+                    content = delta.get("content")
+                    if isinstance(content, str) and content:
+                        text.append(content)
+                        on_text(content)
                     for part in delta.get("tool_calls") or []:
-                        call = calls.setdefault(int(part.get("index", len(calls))), {"id": "", "name": "", "arguments": ""})
+                        index = part.get("index")
+                        call = calls.setdefault(index if isinstance(index, int) else 0, {"id": "", "name": "", "arguments": ""})
                         call["id"] = part.get("id") or call["id"]
                         function = part.get("function") or {}
-                        call["name"] += function.get("name") or ""
+                        # The name is the last one given (some servers repeat it in every
+                        # delta, as litellm's chunk builder allows); arguments accumulate.
+                        call["name"] = function.get("name") or call["name"]
                         call["arguments"] += function.get("arguments") or ""
+        if not answered:  # a server that ignored `stream` (or sent nothing): no answer at all
+            raise _CallError("APIError", "the model streamed no answer (no event with choices)", response.status)
         tool_calls = [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for _, c in sorted(calls.items())
@@ -151,11 +187,23 @@ class OpenAIClient:
 
 
 def _headers(where: Endpoint) -> dict[str, str]:
-    return {"Authorization": f"Bearer {where.key}"} if where.key else {}
+    headers = {"Content-Type": "application/json"}
+    if where.key:
+        headers["Authorization"] = f"Bearer {where.key}"
+    return headers
 
 
 def _http_error(status: int, content: bytes, headers: Mapping[str, str]) -> _CallError:
-    """The provider's own message: ``error.message`` of an OpenAI-style body, else the body."""
+    """The provider's own message: ``error.message`` of an OpenAI-style body, else the body.
+    A redirect is refused for good: followed, it would carry the key wherever it points."""
+    if status < 400:
+        where = headers.get("Location") or "elsewhere"
+        return _CallError(
+            "BadRequestError",
+            f"the endpoint redirects (HTTP {status}) to {where}: set api_base to the address it points to "
+            "(netrun follows no redirect with the key)",
+            status,
+        )
     text = content.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
@@ -172,6 +220,19 @@ def _http_error(status: int, content: bytes, headers: Mapping[str, str]) -> _Cal
         elif isinstance(data.get("message"), str):
             text = data["message"]
     return _CallError(status_name(status), text or f"HTTP {status}", status, headers)
+
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """The lines of a byte stream, however the network cut it (no limit on a line's length:
+    one event may carry a long tool call's arguments)."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *whole, pending = pending.split(b"\n")
+        for line in whole:
+            yield line.removesuffix(b"\r").decode("utf-8", "replace")
+    if pending:
+        yield pending.removesuffix(b"\r").decode("utf-8", "replace")
 
 
 async def _events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
@@ -199,5 +260,5 @@ def _chunk(data: list[str]) -> dict[str, Any] | None:
     try:
         chunk = json.loads(payload)
     except ValueError:
-        raise _CallError("APIError", f"the model streamed text that is not JSON: {payload[:200]}") from None
+        raise _CallError("APIError", f"the model streamed text that is not JSON: {payload}") from None
     return chunk if isinstance(chunk, dict) else {}
