@@ -1,10 +1,13 @@
 """The model providers litellm knows, so that validation can check model ids without
 importing litellm (which takes over 2 s). ``tests/test_providers.py`` fails when this list
 drifts from the installed litellm's ``provider_list``; regenerate it with
-``python -m netrun.providers``.
+``python -m netrun.providers``. Also the providers whose API is OpenAI's (:data:`PROVIDERS`),
+called directly rather than through litellm.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 LITELLM_PROVIDERS: frozenset[str] = frozenset(
     {
@@ -176,6 +179,51 @@ LITELLM_PROVIDERS: frozenset[str] = frozenset(
         "zai",
     }
 )
+
+
+# -- the providers whose API is OpenAI's chat completions -------------------------------------
+# Called directly (netrun.models.openai_client), with the default endpoint and the key
+# variables litellm uses for each (read from litellm 1.106's get_llm_provider_logic.py and
+# llms/<provider>/chat), so a model reaches the same place with the same key as through
+# litellm. Kept here, with the names, so that validation can tell them apart cheaply.
+
+
+@dataclass(frozen=True)
+class Provider:
+    base_envs: tuple[str, ...]
+    """Variables that override the endpoint, in litellm's order."""
+    base: str | None
+    """The default endpoint; None: the model must name one (``api_base`` or a variable)."""
+    key_envs: tuple[str, ...]
+    """Variables holding the key, in litellm's order."""
+    default_key: str | None = None
+    """The key sent when none is set (local servers: litellm sends ``fake-api-key``)."""
+
+
+PROVIDERS: dict[str, Provider] = {
+    "openai": Provider(("OPENAI_BASE_URL", "OPENAI_API_BASE"), "https://api.openai.com/v1", ("OPENAI_API_KEY",)),
+    "openrouter": Provider(("OPENROUTER_API_BASE",), "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY", "OR_API_KEY")),
+    "groq": Provider(("GROQ_API_BASE",), "https://api.groq.com/openai/v1", ("GROQ_API_KEY",)),
+    "together_ai": Provider(
+        ("TOGETHER_AI_API_BASE",),
+        "https://api.together.ai/v1",
+        ("TOGETHER_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_TOKEN"),
+    ),
+    "deepseek": Provider(("DEEPSEEK_API_BASE",), "https://api.deepseek.com/beta", ("DEEPSEEK_API_KEY",)),
+    "xai": Provider(("XAI_API_BASE",), "https://api.x.ai/v1", ("XAI_API_KEY",)),
+    "fireworks_ai": Provider(
+        ("FIREWORKS_API_BASE",),
+        "https://api.fireworks.ai/inference/v1",
+        ("FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY", "FIREWORKSAI_API_KEY", "FIREWORKS_AI_TOKEN"),
+    ),
+    "cerebras": Provider(("CEREBRAS_API_BASE",), "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",)),
+    "nebius": Provider(("NEBIUS_API_BASE",), "https://api.studio.nebius.ai/v1", ("NEBIUS_API_KEY",)),
+    "hosted_vllm": Provider(("HOSTED_VLLM_API_BASE",), None, ("HOSTED_VLLM_API_KEY",), "fake-api-key"),
+    "lm_studio": Provider(("LM_STUDIO_API_BASE",), None, ("LM_STUDIO_API_KEY",), "fake-api-key"),
+}
+"""Providers called directly by default. Ollama's and other servers' ``/v1`` endpoints are
+reached as ``openai/<model>`` with their ``api_base`` (litellm's ``ollama/`` speaks Ollama's
+own API, so it stays with litellm)."""
 
 
 def _regenerate() -> None:  # pragma: no cover - a maintenance helper

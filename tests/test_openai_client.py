@@ -288,3 +288,20 @@ def test_params_reach_the_endpoint_as_openai_s_api_takes_them() -> None:
     assert chat["max_tokens"] == 5 and "max_completion_tokens" not in chat
     assert reasoning["user"] == "u1" and "extra_body" not in reasoning and "extra_headers" not in reasoning
     assert headers["x-team"] == "ops"
+
+
+def test_openai_s_organization_and_project_are_sent_as_the_sdk_sends_them() -> None:
+    with FakeHttpServer() as server:
+        server.script("/v1/chat/completions", HttpReply(200, {"choices": [{"message": {"content": "ok"}}]}))
+        environ = {"OPENAI_API_KEY": "sk-x", "OPENAI_ORG_ID": "org-1", "OPENAI_PROJECT_ID": "proj-2"}
+
+        async def call() -> Completion:
+            try:
+                spec = ModelSpec(id="openai/gpt-4o", api_base=f"{server.url}/v1")
+                return await OpenAIClient(spec, environ).complete(Request("a", 0, [{"role": "user", "content": "hi"}], []))
+            finally:
+                await close_clients()
+
+        assert asyncio.run(call()).text == "ok"
+        (hit,) = server.hits
+    assert hit.headers["openai-organization"] == "org-1" and hit.headers["openai-project"] == "proj-2"

@@ -345,3 +345,20 @@ def test_unanswered_calls_and_stray_answers_are_not_sent() -> None:
     assert paired([first, question, second]) == [question]  # answers to no call right before them
     twice = paired([question, assistant, first, first, second])
     assert [m.get("tool_call_id") for m in twice] == [None, None, "c0.0", "c0.1"]
+
+
+def test_an_empty_tool_call_list_is_not_sent() -> None:
+    """OpenAI refuses ``tool_calls: []`` and a null content without tool calls (a 400): a
+    message from a client or a store that has them is sent without."""
+    from netrun.history.base import openai_message
+
+    assert openai_message({"role": "assistant", "content": None, "tool_calls": [], "agent": "a"}) == {
+        "role": "assistant",
+        "content": "",
+    }
+    kept = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+    }
+    assert openai_message(kept) == kept

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .. import envrefs
 from ..diagnostics import YamlPath
-from ..providers import LITELLM_PROVIDERS
+from ..providers import LITELLM_PROVIDERS, PROVIDERS
 from ..spec.model import ModelSpec
 from ..suggest import did_you_mean, hint
 
@@ -55,6 +55,15 @@ def _model(c: NetworkChecker, path: YamlPath, ref: str | ModelSpec | None) -> No
     for i, fb in enumerate(ref.fallbacks):
         _model_id(c, (*path, "fallbacks", i), fb)
     c.env((*path, "api_base"), ref.api_base)
+    provider = ref.id.partition("/")[0]
+    if ref.api == "openai" and ref.api_base is None and provider not in PROVIDERS and provider not in NETRUN_PROVIDERS:
+        c.report(
+            (*path, "api"),
+            f"api: openai calls '{ref.id}' as OpenAI chat completions, but netrun knows no endpoint of "
+            f"'{provider}': set api_base to its OpenAI-compatible URL (e.g. http://localhost:11434/v1 for "
+            f"Ollama); known OpenAI-compatible providers: {', '.join(sorted(PROVIDERS))}",
+            "no-endpoint",
+        )
     if ref.api_key is not None:
         if envrefs.is_reference(ref.api_key):
             c.env((*path, "api_key"), ref.api_key)

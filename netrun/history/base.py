@@ -100,7 +100,12 @@ OPENAI_KEYS = ("role", "content", "tool_calls", "tool_call_id")
 def openai_message(message: Message) -> Message:
     """A stored (or a run's own) message as the model is sent it: OpenAI's chat format,
     which litellm converts for other providers and the direct client sends as it is."""
-    return {k: message[k] for k in OPENAI_KEYS if k in message}
+    sent = {k: message[k] for k in OPENAI_KEYS if k in message}
+    if "tool_calls" in sent and not sent["tool_calls"]:  # OpenAI refuses an empty list (a 400)
+        del sent["tool_calls"]
+    if sent.get("role") == "assistant" and sent.get("content") is None and "tool_calls" not in sent:
+        sent["content"] = ""  # and null content without tool calls
+    return sent
 
 
 def paired(messages: list[Message]) -> list[Message]:

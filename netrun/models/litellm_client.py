@@ -8,12 +8,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import envrefs
 from ..redact import Secrets
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
-from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
 from .errors import classify
+from .settings import call_timeout, resolved
 
 _litellm: Any = None
 _PRICED: dict[str, bool] = {}
@@ -72,31 +71,23 @@ class LitellmClient:
         self.spec = spec
         self.environ = environ
 
-    def _resolve(self, text: str | None) -> str | None:
-        if text is None:
-            return None
-        try:
-            return envrefs.resolve(text, self.environ)
-        except envrefs.MissingEnvError as exc:
-            raise ModelError(f"model {self.spec.id}: {exc}", retriable=False) from None
-
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         lib = _lib()
         # One retry policy: the step's. The SDK's own retries would repeat calls unseen.
-        kwargs: dict[str, Any] = {"model": self.spec.id, "messages": request.messages, "max_retries": 0, **self.spec.params}
+        # Copies: litellm rewrites messages in place for some providers, and these are the run's own.
+        messages = [dict(m) for m in request.messages]
+        kwargs: dict[str, Any] = {"model": self.spec.id, "messages": messages, "max_retries": 0, **self.spec.params}
         if request.tools:
             kwargs["tools"] = request.tools
             if request.tool_choice is not None:
                 kwargs["tool_choice"] = request.tool_choice
         if self.spec.api_base:
-            kwargs["api_base"] = self._resolve(self.spec.api_base)
+            kwargs["api_base"] = resolved(self.spec, self.spec.api_base, self.environ)
         if self.spec.api_key:
-            kwargs["api_key"] = self._resolve(self.spec.api_key)
-        timeouts = [
-            t for t in (request.timeout, parse_duration(self.spec.timeout).total_seconds() if self.spec.timeout else None) if t
-        ]
-        if timeouts:
-            kwargs["timeout"] = min(timeouts)
+            kwargs["api_key"] = resolved(self.spec, self.spec.api_key, self.environ)
+        timeout = call_timeout(self.spec, request)
+        if timeout is not None:
+            kwargs["timeout"] = timeout
         started = time.perf_counter()
         try:
             if on_text is None:
@@ -109,7 +100,7 @@ class LitellmClient:
                     delta = chunk.choices[0].delta.content if chunk.choices else None
                     if delta:
                         on_text(delta)
-                response = lib.stream_chunk_builder(chunks, messages=request.messages)
+                response = lib.stream_chunk_builder(chunks, messages=messages)
         except Exception as exc:  # litellm maps every provider's errors onto its own classes
             raise self._error(exc) from None
         return self._completion(lib, response, time.perf_counter() - started)

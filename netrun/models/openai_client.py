@@ -20,12 +20,12 @@ import aiohttp
 from ..errors import NetrunError
 from ..redact import Secrets
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
-from ..spec.base import parse_duration
 from ..spec.model import ModelSpec
 from . import prices
 from .errors import classify, status_name
 from .http_pool import DEFAULT_TIMEOUT, session
 from .openai_compat import Endpoint, endpoint
+from .settings import call_timeout
 
 
 class _CallError(NetrunError, phase="run"):
@@ -46,7 +46,6 @@ class OpenAIClient:
     def __init__(self, spec: ModelSpec, environ: Mapping[str, str]) -> None:
         self.spec = spec
         self.environ = environ
-        self._spec_timeout = parse_duration(spec.timeout).total_seconds() if spec.timeout else None
 
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         where = endpoint(self.spec, self.environ)
@@ -67,8 +66,7 @@ class OpenAIClient:
         if on_text is not None:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        timeouts = [t for t in (request.timeout, self._spec_timeout) if t]
-        timeout = min(timeouts) if timeouts else DEFAULT_TIMEOUT
+        timeout = call_timeout(self.spec, request) or DEFAULT_TIMEOUT
         started = time.perf_counter()
         try:
             if on_text is None:
@@ -187,7 +185,7 @@ class OpenAIClient:
 
 
 def _headers(where: Endpoint) -> dict[str, str]:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **where.headers}
     if where.key:
         headers["Authorization"] = f"Bearer {where.key}"
     return headers

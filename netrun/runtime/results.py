@@ -84,6 +84,16 @@ def tool_content(t: ToolRecord) -> str:
     return text if len(text) <= TOOL_RESULT_CHARS else text[:TOOL_RESULT_CHARS] + f"... [cut: {len(text):,} characters]"
 
 
+def sent_arguments(raw: str) -> str:
+    """A tool call's arguments as the conversation sends them back: as the model wrote them
+    when they are a JSON object, else ``{}`` (the call's result says what was wrong): litellm
+    parses them for other providers and would fail every later call on the model's typo."""
+    try:
+        return raw if isinstance(json.loads(raw), dict) else "{}"
+    except ValueError:
+        return "{}"
+
+
 def turn_messages(r: AgentResult, arguments: list[str]) -> list[dict[str, Any]]:
     """An agent's turn as the next agents (and later runs of the thread) read it: the
     assistant message (``content`` null when the model wrote no text) with a tool call per
@@ -102,4 +112,14 @@ def turn_messages(r: AgentResult, arguments: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["TOOL_RESULT_CHARS", "AgentResult", "RunError", "RunResult", "ToolRecord", "Usage", "tool_content", "turn_messages"]
+__all__ = [
+    "TOOL_RESULT_CHARS",
+    "AgentResult",
+    "RunError",
+    "RunResult",
+    "ToolRecord",
+    "Usage",
+    "sent_arguments",
+    "tool_content",
+    "turn_messages",
+]

@@ -16,6 +16,7 @@ from ..diagnostics import YamlPath
 from ..spec import scopes
 from .model import Completion, Request
 from .render import Renderer
+from .results import sent_arguments
 
 STOP = None
 _ATTEMPTS = 3  # an unknown agent name is fed back to the routing agent this many times
@@ -117,7 +118,11 @@ async def llm_decision(
                 "role": "assistant",
                 "content": completion.text or None,
                 "tool_calls": [
-                    {"id": chosen.id, "type": "function", "function": {"name": chosen.name, "arguments": chosen.arguments}}
+                    {
+                        "id": chosen.id,
+                        "type": "function",
+                        "function": {"name": chosen.name, "arguments": sent_arguments(chosen.arguments)},
+                    }
                 ],
             },
             {

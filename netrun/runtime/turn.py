@@ -21,7 +21,7 @@ from .args import check_args, parse_arguments
 from .inference import infer, messages
 from .model import Request, ToolRequest
 from .render import RenderError
-from .results import AgentResult, RunError, ToolRecord, Usage, turn_messages
+from .results import AgentResult, RunError, ToolRecord, Usage, sent_arguments, turn_messages
 from .thread_steps import append_reply
 from .tooling import Tool, ToolContext, ToolOutcome, run_tool, starts_runs
 
@@ -117,17 +117,15 @@ async def run_turn(run: NetworkRun, n: int, name: str) -> None:
         else []
     )
     sources = [turn.infer]
-    sent_arguments = []
+    sent: list[str] = []
     for c, call_id, (args, outcome, source) in zip(calls, call_ids(run, n, calls), outcomes, strict=True):
         run.state.update(outcome.state_patch)
         result.tool_calls.append(ToolRecord(call_id, c.name, args, outcome.result, outcome.error))
-        # Arguments that are no JSON object go back as {} (the tool message says what was
-        # wrong): litellm parses them for other providers, and would fail every later call.
-        sent_arguments.append(c.arguments if isinstance(args, dict) and c.arguments.strip() else "{}")
+        sent.append(sent_arguments(c.arguments))
         sources.append(source)
     run.results.append(result)
     run.results_view.append(asdict(result))
-    said = turn_messages(result, sent_arguments)
+    said = turn_messages(result, sent)
     run.results_messages += [run.secrets.redact_value(openai_message(m)) for m in said]  # once: messages() relies on it
     if run.thread is not None:
         await append_reply(run, run.thread, turn, said)
