@@ -50,29 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.llm_server import FakeLLM, Reply  # noqa: E402
 from tests.fakes.server_thread import free_port  # noqa: E402
+from tests.fakes.small_networks import DIRECT, OFFLINE, REPLIES  # noqa: E402
 
 HEAVY = ("litellm", "openai", "mcp", "inngest", "fastapi", "starlette", "uvicorn", "sse_starlette", "rich", "tenacity")
 """Packages whose presence in a process says what it paid for at start."""
-
-OPENAI = """\
-name: direct
-model: {{id: openai/x, api_base: "{base}", api_key: "${{FAKE_KEY}}"}}
-agents:
-  helper: {{description: answers, system: "Answer briefly."}}
-router:
-  rules: [{{if: "call_count < 1", agent: helper}}]
-"""
-
-SCRIPTED = """\
-name: offline
-model: scripted/offline.replies.yaml
-agents:
-  helper: {description: answers, system: "Answer briefly."}
-router:
-  rules: [{if: "call_count < 1", agent: helper}]
-"""
-
-REPLIES = "helper:\n  - text: ok\n"
 
 
 class Arrivals:
@@ -190,9 +171,9 @@ def main(argv: list[str] | None = None) -> None:
         (root / "direct").mkdir()
         (root / "offline").mkdir()
         direct = root / "direct" / "direct.yaml"
-        direct.write_text(OPENAI.format(base=llm.base_url))
+        direct.write_text(DIRECT.format(base=llm.base_url))
         offline = root / "offline" / "offline.yaml"
-        offline.write_text(SCRIPTED)
+        offline.write_text(OFFLINE)
         (root / "offline" / "offline.replies.yaml").write_text(REPLIES)
         data = root / "data"
         first: list[float] = []

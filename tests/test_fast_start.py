@@ -17,6 +17,7 @@ import pytest
 from .conftest import REPO, until
 from .fakes.llm_server import FakeLLM, Reply
 from .fakes.server_thread import free_port
+from .fakes.small_networks import DIRECT, OFFLINE, REPLIES
 
 
 def _run(code: str) -> str:
@@ -51,24 +52,6 @@ RUN_NEVER = ("litellm", "openai", "mcp", "inngest", "fastapi", "starlette", "uvi
 
 SERVE_NEVER = ("litellm", "openai", "mcp", "inngest", "rich")
 """Packages `netrun serve` on the local engine has no use for when no network declares MCP."""
-
-DIRECT = """\
-name: direct
-model: {{id: openai/x, api_base: "{base}", api_key: "${{FAKE_KEY}}"}}
-agents:
-  helper: {{description: answers, system: "Answer briefly."}}
-router:
-  rules: [{{if: "call_count < 1", agent: helper}}]
-"""
-
-OFFLINE = """\
-name: offline
-model: scripted/offline.replies.yaml
-agents:
-  helper: {description: answers, system: "Answer briefly."}
-router:
-  rules: [{if: "call_count < 1", agent: helper}]
-"""
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -111,7 +94,7 @@ def test_a_run_of_an_openai_compatible_model_imports_no_sdk_server_or_mcp(llm: F
 def test_a_run_of_scripted_models_imports_no_http_client_at_all(tmp_path: Path) -> None:
     network = tmp_path / "offline.yaml"
     network.write_text(OFFLINE)
-    (tmp_path / "offline.replies.yaml").write_text("helper:\n  - text: ok\n")
+    (tmp_path / "offline.replies.yaml").write_text(REPLIES)
     imported = _run_imports(network, tmp_path)
     assert "pydantic" in imported
     assert not imported & {*RUN_NEVER, "httpx", "httpcore", "aiohttp"}, sorted(
