@@ -224,7 +224,7 @@ def bench_load(runs: int, delay: float, iterations: int) -> None:
     report_load("polled with GET /runs/{id}, nobody streaming (plain model calls)", runs, iterations, *polled)
     print(
         f"   (ideal run latency {iterations * delay * 1000:.0f} ms: {iterations} sequential model calls; "
-        f"litellm's CPU per call on 2 cores is the bound)"
+        f"the CPU of netrun's loop and model calls on 2 cores is the bound)"
     )
 
 
