@@ -120,3 +120,20 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared_llm() -> Iterator[Any]:
+    """One fake OpenAI-compatible server per test module (starting one takes ~0.1 s)."""
+    from .fakes.llm_server import FakeLLM
+
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(shared_llm: Any) -> Any:
+    """The module's fake model server, with an empty script and log (a module may define
+    its own ``llm`` instead)."""
+    shared_llm.reset()
+    return shared_llm

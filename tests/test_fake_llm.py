@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,19 +49,6 @@ def litellm() -> ModuleType:
 
     litellm.suppress_debug_info = True
     return litellm
-
-
-@pytest.fixture(scope="module")
-def shared_llm() -> Iterator[FakeLLM]:
-    with fake_llm() as server:
-        yield server
-
-
-@pytest.fixture
-def llm(shared_llm: FakeLLM) -> FakeLLM:
-    """The module's server, with an empty script and log (stopping a server takes ~0.1 s)."""
-    shared_llm.reset()
-    return shared_llm
 
 
 def run(litellm: ModuleType, coro: Coroutine[Any, Any, Any]) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +40,6 @@ HISTORY: list[dict[str, Any]] = [
     },
     {"role": "tool", "tool_call_id": "call_9", "content": '{"found": "they hoot"}'},
 ]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLM]:
-    with FakeLLM() as llm:
-        yield llm
-
-
-@pytest.fixture
-def llm(server: FakeLLM) -> FakeLLM:
-    server.reset()
-    return server
 
 
 def spec(base: str, **extra: Any) -> ModelSpec:

@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +30,6 @@ from .fakes.llm_server import FakeLLM, Reply, ToolCall
 
 REPO = Path(__file__).resolve().parents[1]
 REQUEST = Request("helper", 0, [{"role": "user", "content": "hi"}], [])
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLM]:
-    with FakeLLM() as llm:
-        yield llm
-
-
-@pytest.fixture
-def llm(server: FakeLLM) -> FakeLLM:
-    server.reset()
-    return server
 
 
 def call(model: ModelClient) -> Completion | ModelError:

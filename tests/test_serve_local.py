@@ -292,16 +292,7 @@ def test_kill_9_of_the_server_mid_run_then_restart_resumes_the_run(tmp_path: Pat
         port = free_port()
 
         def serve() -> subprocess.Popen[str]:
-            proc = subprocess.Popen(
-                [NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
-            _await_up(f"http://127.0.0.1:{port}", proc)
-            return proc
+            return _serve_process(tmp_path, port, env)
 
         proc = serve()
         url = f"http://127.0.0.1:{port}"
@@ -321,6 +312,20 @@ def test_kill_9_of_the_server_mid_run_then_restart_resumes_the_run(tmp_path: Pat
     assert "resuming 1 run(s)" in err
     assert len(contents) == 3  # call 1 once; call 2 in flight at the kill, so made again
     assert contents[1] == contents[2] != contents[0]
+
+
+def _serve_process(folder: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``netrun serve FOLDER`` as a process of its own session (a test may kill the group), up."""
+    proc = subprocess.Popen(
+        [NETRUN, "serve", str(folder), "--port", str(port), "--data-dir", str(folder / "data"), "--no-watch"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _await_up(f"http://127.0.0.1:{port}", proc)
+    return proc
 
 
 def _await_up(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
@@ -511,16 +516,7 @@ def test_a_graceful_stop_lets_the_step_in_flight_finish_so_nothing_is_asked_twic
         url = f"http://127.0.0.1:{port}"
 
         def serve() -> subprocess.Popen[str]:
-            proc = subprocess.Popen(
-                [NETRUN, "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-watch"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
-            _await_up(url, proc)
-            return proc
+            return _serve_process(tmp_path, port, env)
 
         proc = serve()
         run_id = httpx.post(f"{url}/networks/helper/runs", json={"input": "q", "data": {"user": "ann"}}).json()["run_id"]

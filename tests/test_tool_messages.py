@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,9 @@ from netrun.history.base import message_tokens, openai_message, paired, window
 from netrun.runtime.model import Completion, Request, ToolRequest
 from netrun.spec.history import Window
 
-from .conftest import NETRUN
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .test_run_loop import APPROVAL, Counting, call, engine, start
-
-ENV = {**os.environ, "FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+from .test_threads import netrun, run
 
 NETWORK = """\
 name: notes
@@ -39,25 +36,6 @@ tools:
   note: {{parameters: {{text: {{type: string}}}}, state: {{note: "{{{{ args.text }}}}"}}}}
   finish: {{state: {{done: true}}}}
 """
-
-
-def netrun(folder: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [NETRUN, *args, "--db", str(folder / "data" / "runs.db"), "--json"],
-        cwd=folder,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def run(folder: Path, *args: str) -> dict[str, Any]:
-    proc = netrun(folder, *args)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    return json.loads(out)  # type: ignore[no-any-return]
 
 
 def test_every_call_of_a_turn_is_answered_by_its_own_tool_message(tmp_path: Path) -> None:
