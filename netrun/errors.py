@@ -23,7 +23,7 @@ place (file:line:col and YAML path) where one is known::
     │   └── McpServerMissingError        run      tools/mcp/servers.py: a server's program is not installed
     ├── HistoryError                     run      history/base.py: the thread store failed (``retriable``)
     │   └── PermanentHistoryError        run      ... and a retry cannot fix it
-    ├── EngineError                      engine   engines/runner.py: an unknown run, one that cannot resume
+    ├── EngineError                      engine   engines/run_control.py: an unknown run, one that cannot resume
     │   └── RunBusyError                 engine   ... another process is running it
     ├── ApprovalError                    engine   engines/approvals.py: an approval that answers nothing
     ├── JournalError                     engine   engines/journal.py: the journal cannot be used
@@ -39,9 +39,11 @@ Outside the tree, on purpose: exceptions that are control flow or outcomes, not 
 unwind a run that is doing what it should; an ``except NetrunError`` meant for failures
 must never swallow them. Private signals caught inside their own module
 (``_AttemptFailedError`` in tools/http.py, ``_SuspectError`` in tools/mcp/connection.py,
-``_GaveUpError`` in engines/local_steps.py, ``_ClientGoneError`` in serve/guard.py) never reach a
+``_GaveUpError`` in engines/local_steps.py, ``_ClientGoneError`` in serve/guard.py,
+``_SyncUnreachableError`` and ``_InngestDownError`` in serve/inngest_sync.py) never reach a
 caller and stay outside too, as does ``ScopeError`` (spec/scopes.py, a ``RuntimeError``):
-it reports a bug in netrun, not a mistake a user can fix.
+it reports a bug in netrun, not a mistake a user can fix. So does the CLI's ``_Reported`` (cli/group.py), a
+click exception that carries a message already shown.
 
 The command line turns these into exit codes in one place (:func:`netrun.cli.exit_code`
 and the group that calls it): a :class:`UsageError` exits 2, any other NetrunError 1.

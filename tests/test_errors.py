@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -125,3 +126,18 @@ def test_a_path_that_does_not_exist_is_a_usage_error_of_its_command(netrun_cli: 
     assert result.exit_code == 2
     assert "validate [OPTIONS] [PATHS]..." in result.output  # the command's usage line, not the group's
     assert "Error: no such file or directory: " in result.output
+
+
+def test_the_tree_in_the_errors_docstring_names_each_class_where_it_is_defined() -> None:
+    """netrun/errors.py draws the tree with each class's module; a class that moves must
+    move in the drawing too, and every exception kept outside the tree is named there."""
+    import netrun.errors
+
+    classes = _exception_classes()
+    rows = re.findall(r"[├└]── (\w+).*?(?:engine|run|load|check|serve|cli)\s+([\w/]+\.py):", netrun.errors.__doc__ or "")
+    assert len(rows) >= 15
+    for name, module in rows:
+        defined = classes[name].__module__.replace(".", "/").removeprefix("netrun/") + ".py"
+        assert defined == module, f"{name}: the docstring says {module}, it is defined in {defined}"
+    missing = sorted(name for name in OUTSIDE if f"``{name}``" not in (netrun.errors.__doc__ or ""))
+    assert missing == [], f"kept outside the tree but not named in netrun/errors.py: {missing}"

@@ -58,7 +58,7 @@ def _steps(c: NetworkChecker) -> None:
     limits = spec.limits
     turns = spec.turn_limit
     thread = spec.history is not None
-    routing = 1 if c._llm_routing() else 0
+    routing = 1 if c.llm_routing() else 0
     costs = sorted((_turn(c, name, agent, routing, thread) for name, agent in spec.agents.items()), key=lambda t: -t.steps)
     fixed = 1 + (2 if thread else 0)
     total, left, terms = fixed, turns, []

@@ -204,5 +204,3 @@ class NetworkChecker:
                 "duplicate-limit",
                 key=True,
             )
-
-    _llm_routing = llm_routing  # the name inngest_limits reads it by

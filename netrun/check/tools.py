@@ -3,6 +3,7 @@ endpoints (which follow the HTTP tool's rules for URLs, origins and headers)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from .network import NetworkChecker
 
 
+@functools.cache
 def _tool_place(kind: str) -> scopes.Place | None:
     """The scope-table place of a tool kind's templates: the one whose paths are under
     ``tools.*.<kind>`` (a kind with templates adds its place to :mod:`netrun.spec.scopes`;

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from .jsonsafe import MAX_DEPTH, TOO_DEEP, json_problem
 
@@ -64,12 +64,9 @@ def parameters_schema(spec_parameters: Any) -> dict[str, Any]:
 
 
 def _dump(schema: Any) -> dict[str, Any]:
-    dumped: dict[str, Any]
     if hasattr(schema, "model_dump"):
-        dumped = schema.model_dump(mode="json", exclude_none=True)
-    else:
-        dumped = json.loads(json.dumps(schema))  # a deep copy of a plain mapping
-    return dumped
+        return cast(dict[str, Any], schema.model_dump(mode="json", exclude_none=True))
+    return cast(dict[str, Any], json.loads(json.dumps(schema)))  # a deep copy of a plain mapping
 
 
 def _fields_set(schema: Any) -> set[str]:
@@ -116,19 +113,20 @@ def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> lis
     return list(dict.fromkeys(message for _, message in found))  # one message per problem (missing names repeat)
 
 
-_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
-"""Validators by their schema's id (the schema kept, so that its id is not reused): a tool's
-schema is the same object on every call, and building a validator costs as much as a check."""
+_VALIDATORS: dict[str, Any] = {}
+"""Validators by their schema's JSON text: building one costs as much as a check, and a
+tool's schema is rebuilt (equal) for every run, so it is its content that repeats."""
 
 
 def _validator(schema: Mapping[str, Any], jsonschema: Any) -> Any:
-    found = _VALIDATORS.get(id(schema))
-    if found is not None and found[0] is schema:
-        return found[1]
+    key = json.dumps(schema, sort_keys=True, default=str)
+    found = _VALIDATORS.get(key)
+    if found is not None:
+        return found
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
-    if len(_VALIDATORS) >= 1024:  # MCP servers' schemas are new objects per connection: bounded
+    if len(_VALIDATORS) >= 1024:  # bounded: MCP servers may offer many schemas
         _VALIDATORS.pop(next(iter(_VALIDATORS)))
-    _VALIDATORS[id(schema)] = (schema, validator)
+    _VALIDATORS[key] = validator
     return validator
 
 
