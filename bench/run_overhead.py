@@ -115,7 +115,8 @@ def child(mode: str, base: str, iterations: int, runs: int) -> None:
     os.environ.setdefault("BENCH_API_KEY", "sk-bench-0123456789abcdef")
     import litellm
 
-    from netrun.models.litellm_client import _lib, close_clients
+    from netrun.models import close_clients
+    from netrun.models.litellm_client import _lib
 
     _lib()  # the same warning filters and settings in both modes
 

@@ -169,6 +169,18 @@ def test_a_model_function_may_answer_with_text(tmp_path: Path, greeter: Path) ->
     assert seen == ["greeter"] * len(seen) and result.route == ["greeter"] * len(seen)
 
 
+def test_an_async_model_function_answers_with_a_completion(tmp_path: Path, greeter: Path) -> None:
+    """The README's "a function of the request (sync or async ...)": an ``async def`` too."""
+
+    async def model(request: Request) -> Completion:
+        await asyncio.sleep(0)
+        return Completion(text="Hi!", tool_calls=[call("save", request.turn, text="hello async")])
+
+    result = netrun.run_sync(greeter, "Al", model=model, db=tmp_path / "runs.db")
+    assert result.status == "completed", result.error
+    assert result.state is not None and result.state["greeting"] == "hello async"
+
+
 def test_a_wait_is_answered_with_send(tmp_path: Path, greeter: Path) -> None:
     client = Greeting(ask=True)
 

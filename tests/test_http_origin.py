@@ -283,6 +283,9 @@ def test_arguments_nested_past_the_parser_are_an_error_not_a_crash(a: FakeHttpSe
 
     deep = "[" * 100_000 + "]" * 100_000
     assert parse_arguments('{"v": ' + deep + "}") == (None, "the arguments are nested too deeply")
+    # Valid JSON Python refuses (an integer of over 4,300 digits) is an answer for the model too.
+    args_, why = parse_arguments('{"n": ' + "9" * 5000 + "}")
+    assert args_ is None and why is not None and why.startswith("the arguments are not valid JSON (")
     # Deeper than the tools walk (checks, templates, redaction recurse): refused at the door.
     below = MAX_NESTING - 1  # the object itself is one level
     assert parse_arguments('{"v": ' + "[" * (below + 1) + "]" * (below + 1) + "}")[1] == (

@@ -293,3 +293,11 @@ def test_openai_s_organization_and_project_are_sent_as_the_sdk_sends_them() -> N
         assert asyncio.run(call()).text == "ok"
         (hit,) = server.hits
     assert hit.headers["openai-organization"] == "org-1" and hit.headers["openai-project"] == "proj-2"
+
+
+def test_a_429_whose_code_says_insufficient_quota_is_permanent() -> None:
+    """OpenAI marks billing 429s by ``code`` (the message may say nothing of quota): waiting
+    does not help, so the run is not retried."""
+    body = {"error": {"message": "Request limit reached", "type": "insufficient_quota", "code": "insufficient_quota"}}
+    answer, _ = _answered_by(HttpReply(429, body, headers={"retry-after": "1"}))
+    assert isinstance(answer, ModelError) and not answer.retriable and "quota exhausted" in str(answer)

@@ -31,7 +31,7 @@ from pydantic import TypeAdapter
 
 from netrun.engines.local import Journal
 from netrun.engines.runner import LocalEngine
-from netrun.models.litellm_client import close_clients
+from netrun.models import close_clients
 from netrun.spec import NetworkSpec
 from netrun.spec.mcp import McpServerSpec
 from netrun.tools.mcp import McpServerMissingError, McpServers

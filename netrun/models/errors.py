@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ..redact import Secrets
 from ..runtime.model import ModelError
 from ..runtime.retry_after import retry_after_headers
+from ..spec.model import ModelSpec
 
 PERMANENT_STATUSES = (400, 401, 403, 404, 405, 413, 422)
 """HTTP statuses no retry can fix: a bad request, a rejected key, an unknown model."""
@@ -61,11 +63,21 @@ def classify(model_id: str, name: str, status: int | None, text: str, headers: M
     return ModelError(f"{model}: {name} (HTTP {status}): {why}" if status else f"{model}: {name}: {why}", retriable=True)
 
 
+def model_error(
+    spec: ModelSpec, environ: Mapping[str, str], name: str, status: int | None, text: str, headers: Mapping[str, str] | None
+) -> ModelError:
+    """:func:`classify` a failure of ``spec``'s call, its ``text`` redacted first (the spec's
+    ``${ENV}`` values and the provider keys the environment holds): classify cuts it, and a
+    key crossing the cut would leak its first half."""
+    clean = Secrets.for_definition(spec.model_dump(mode="json"), environ).redact(text)
+    return classify(spec.id, name, status, clean, headers)
+
+
 def _wait(headers: Mapping[str, str] | None) -> float | None:
     if headers is None:
         return None
     try:
-        return retry_after_headers(dict(headers))
+        return retry_after_headers(headers)
     except (TypeError, ValueError):
         return None
 

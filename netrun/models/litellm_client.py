@@ -8,10 +8,9 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..redact import Secrets
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
 from ..spec.model import ModelSpec
-from .errors import classify
+from .errors import model_error
 from .settings import call_timeout, resolved
 
 _litellm: Any = None
@@ -43,14 +42,6 @@ def _lib() -> Any:
         litellm.telemetry = False
         _litellm = litellm
     return _litellm
-
-
-async def close_clients() -> None:
-    """Close every model client of this event loop, direct and litellm's: the name callers
-    used before :func:`netrun.models.close_clients` existed."""
-    from . import close_clients as close_all
-
-    await close_all()
 
 
 async def close_litellm_clients() -> None:
@@ -130,12 +121,9 @@ class LitellmClient:
 
     def _error(self, exc: Exception) -> ModelError:
         """The provider's failure as a :class:`ModelError` (:func:`.errors.classify`)."""
-        # Redacted before it is cut: a key crossing the cut would leak its first half. The
-        # spec's references and the provider keys litellm reads from the environment count.
-        text = Secrets.for_definition(self.spec.model_dump(mode="json"), self.environ).redact(str(exc))
         status = getattr(exc, "status_code", None)
         status = status if isinstance(status, int) and not isinstance(status, bool) else None
-        return classify(self.spec.id, type(exc).__name__, status, text, _headers(exc))
+        return model_error(self.spec, self.environ, type(exc).__name__, status, str(exc), _headers(exc))
 
 
 def _headers(exc: Exception) -> Any:

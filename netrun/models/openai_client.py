@@ -18,11 +18,10 @@ from typing import Any
 import aiohttp
 
 from ..errors import NetrunError
-from ..redact import Secrets
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
 from ..spec.model import ModelSpec
 from . import prices
-from .errors import classify, status_name
+from .errors import classify, model_error, status_name
 from .http_pool import DEFAULT_TIMEOUT, session
 from .openai_compat import Endpoint, endpoint
 from .settings import call_timeout
@@ -90,13 +89,7 @@ class OpenAIClient:
             ) from None
 
     async def _post(self, where: Endpoint, body: dict[str, Any], timeout: float, headers: dict[str, str]) -> dict[str, Any]:
-        async with session().post(
-            where.url,
-            data=json.dumps(body).encode(),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            allow_redirects=False,  # a redirect must not carry the key elsewhere
-        ) as response:
+        async with _send(where, body, timeout, headers) as response:
             content = await response.read()
             if response.status >= 300:
                 raise _http_error(response.status, content, response.headers)
@@ -117,13 +110,7 @@ class OpenAIClient:
         usage: dict[str, Any] | None = None
         model = where.model
         answered = False
-        async with session().post(
-            where.url,
-            data=json.dumps(body).encode(),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            allow_redirects=False,
-        ) as response:
+        async with _send(where, body, timeout, headers) as response:
             if response.status >= 300:
                 raise _http_error(response.status, await response.read(), response.headers)
             async for chunk in _events(_lines(response.content.iter_any())):
@@ -179,9 +166,18 @@ class OpenAIClient:
         )
 
     def _error(self, exc: _CallError) -> ModelError:
-        # Redacted before classify cuts it: the spec's references and the provider keys count.
-        text = Secrets.for_definition(self.spec.model_dump(mode="json"), self.environ).redact(exc.text)
-        return classify(self.spec.id, exc.name, exc.status, text, exc.headers)
+        return model_error(self.spec, self.environ, exc.name, exc.status, exc.text, exc.headers)
+
+
+def _send(where: Endpoint, body: dict[str, Any], timeout: float, headers: dict[str, str]) -> Any:
+    """The POST of one call (``async with``): plain or streamed, the same request."""
+    return session().post(
+        where.url,
+        data=json.dumps(body).encode(),
+        headers=headers,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        allow_redirects=False,  # a redirect must not carry the key elsewhere (it is an error)
+    )
 
 
 def _headers(where: Endpoint) -> dict[str, str]:

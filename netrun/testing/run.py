@@ -76,7 +76,7 @@ async def run_cases(files: list[TestFile], environ: Mapping[str, str], select: s
             ]
             return list(await asyncio.gather(*work))
         finally:
-            from ..models.litellm_client import close_clients
+            from ..models import close_clients
 
             await close_clients()
             journal.close()
