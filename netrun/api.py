@@ -188,7 +188,9 @@ def _factory(model: Any) -> Callable[[ModelSpec], ModelClient] | None:
 
 def default_db(environ: Mapping[str, str] | None = None) -> Path:
     """The journal ``netrun run`` uses: ``$NETRUN_DATA_DIR/runs.db``, else ``.netrun/runs.db``."""
-    return Path((os.environ if environ is None else environ).get("NETRUN_DATA_DIR") or ".netrun") / "runs.db"
+    from .engines.journal_schema import data_dir
+
+    return data_dir(os.environ if environ is None else environ) / "runs.db"
 
 
 class Runs:

@@ -194,3 +194,37 @@ def test_an_approval_for_a_cancelled_run_is_refused_as_for_an_ended_run(
     finally:
         journal.close()
     assert refused.status == 409 and f"run {run_id} has ended (cancelled)" in str(refused)
+
+
+def test_an_empty_netrun_data_dir_means_the_default_for_run_serve_and_the_api(tmp_path: Path) -> None:
+    """``NETRUN_DATA_DIR=`` (set, empty) is unset for every entry point: the journal is
+    ``.netrun/runs.db`` (the CLI alone read it as the current folder once)."""
+    import os
+    import subprocess
+
+    from netrun.api import default_db
+    from netrun.serve.settings import ServeSettings
+
+    from .conftest import NETRUN, REPO
+
+    env = {**os.environ, "NETRUN_DATA_DIR": ""}
+    done = subprocess.run(
+        [
+            NETRUN,
+            "run",
+            str(REPO / "networks/quickstart.yaml"),
+            "-i",
+            "x",
+            "--replay",
+            str(REPO / "networks/quickstart.replies.yaml"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / ".netrun" / "runs.db").exists() and not (tmp_path / "runs.db").exists()
+    assert default_db({"NETRUN_DATA_DIR": ""}) == Path(".netrun/runs.db")
+    assert ServeSettings.from_env({"NETRUN_DATA_DIR": ""}, (tmp_path,), engine="local").data_dir == Path(".netrun")

@@ -28,9 +28,6 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> in
     PATHS are files or directories (default: networks/). Every problem in every file is
     reported; the exit code is 1 if there is any error (or any warning with --strict).
     """
-    from .._fast_start import skip_pydantic_plugins
-
-    skip_pydantic_plugins()  # before pydantic loads: no plugin applies, discovery is slow
     from .. import report
     from ..validate import validate_paths
 
@@ -95,9 +92,6 @@ def schema(output: Path, check: bool) -> int:
 def graph(file: Path, fmt: str) -> None:
     """Print a network's topology: agents, the router's rules and LLM routes, tools, MCP
     servers, waits and approvals (paste Mermaid into Markdown; render dot with Graphviz)."""
-    from .._fast_start import skip_pydantic_plugins
-
-    skip_pydantic_plugins()
     from .. import graph as graphs
 
     spec = load_network(file)

@@ -20,7 +20,9 @@ from .group import _Command, load_network
 
 
 def _journal_path(db: Path | None) -> Path:
-    return db or Path(os.environ.get("NETRUN_DATA_DIR", ".netrun")) / "runs.db"
+    from ..engines.journal_schema import data_dir
+
+    return db or data_dir(os.environ) / "runs.db"
 
 
 def _journal(db: Path | None) -> Any:

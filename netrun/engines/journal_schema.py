@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SCHEMA = """
@@ -120,4 +122,10 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):013x}{uuid.uuid4().hex[:12]}"
 
 
-__all__ = ["FINAL_STATUSES", "NOT_FINAL_SQL", "SCHEMA", "RunRecord", "new_run_id"]
+def data_dir(environ: Mapping[str, str]) -> Path:
+    """Where netrun keeps its journal by default: ``$NETRUN_DATA_DIR`` (when set and not
+    empty), else ``.netrun`` (``netrun run``, ``netrun serve`` and the Python API alike)."""
+    return Path(environ.get("NETRUN_DATA_DIR") or ".netrun")
+
+
+__all__ = ["FINAL_STATUSES", "NOT_FINAL_SQL", "SCHEMA", "RunRecord", "data_dir", "new_run_id"]

@@ -31,6 +31,7 @@ from ..errors import NetrunError
 from ..finder import find_network
 from ..history.store import message_problem, new_thread_id
 from ..redact import Secrets
+from ..runtime.events import once_key
 from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from ..spec.trigger import EventTrigger
@@ -41,7 +42,7 @@ from .inngest_route import InngestRoute
 from .inngest_sync import InngestSync
 from .local_runs import LocalRuns, SingletonSkipped
 from .routes.models import RunRequest
-from .run_events import RunEvents, once_key
+from .run_events import RunEvents
 from .settings import SERVE_PATH, ServeSettings, is_loopback
 
 if TYPE_CHECKING:  # the Inngest SDK (~0.4 s) is imported only when an Inngest server is configured

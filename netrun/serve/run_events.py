@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-# The protocol's definitions, re-exported for the server's routes (FINAL) and app (once_key).
 from ..runtime.events import FINAL, TEXT_DELTA, once_key
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ KEEP_RUNS = 10_000
 Delivered = tuple[int | None, dict[str, Any]]
 """An event and its number (None for an end event made from the run's record)."""
 
-__all__ = ["FINAL", "Delivered", "RunEvents", "once_key", "shrink"]
+__all__ = ["Delivered", "RunEvents", "shrink"]
 
 
 def _size(event: dict[str, Any]) -> tuple[str, int]:

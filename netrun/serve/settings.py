@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..engines.journal_schema import data_dir as default_data_dir
 from ..errors import NetrunError
 from .run_events import RUN_BYTES as RUN_EVENTS_BYTES
 
@@ -172,7 +173,7 @@ class ServeSettings:
             )
         return cls(
             paths=paths,
-            data_dir=data_dir or Path(environ.get("NETRUN_DATA_DIR") or ".netrun"),
+            data_dir=data_dir or default_data_dir(environ),
             engine=engine,  # type: ignore[arg-type]
             inngest_mode=mode,
             host=host,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from sse_starlette.sse import EventSourceResponse
 
 from ...engines.local import FINAL_STATUSES, RunRecord
-from ..run_events import FINAL
+from ...runtime.events import FINAL
 from .deps import API, server
 from .models import RunAction, RunSummary
 
