@@ -150,6 +150,18 @@ def test_a_run_that_takes_another_path_fails_clearly(netrun_cli: Callable[..., A
     )
     result = netrun_cli("test", str(short))
     assert "the run ended failed" in result.output and "no reply for closer call #2" in result.output
+    # One reply too many: the case fails, naming the caller whose replies were left over.
+    extra = write(
+        tmp_path,
+        CASES.replace(
+            "          tool_calls: [{name: finish, args: {}}]\n",
+            "          tool_calls: [{name: finish, args: {}}]\n        - text: never asked\n",
+            1,
+        ),
+    )
+    result = netrun_cli("test", str(extra))
+    assert result.exit_code == 1
+    assert "1 of the 3 replies for closer were not used: the run made fewer calls than scripted" in result.output
 
 
 def test_invalid_test_files_are_reported_where_they_are_wrong(netrun_cli: Callable[..., Any], tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .catalog import Catalog, Version
 from .inngest_guard import SIGNATURE_HEADER, sign
@@ -85,6 +85,16 @@ class InngestSync:
         from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
         url = self.settings.local_url  # this process; what Inngest is told is registered_url
+        key = self.settings.signing_key if self.settings.inngest_mode == "cloud" else None
+
+        async def once(http: httpx.AsyncClient) -> str:
+            # Signed as Inngest signs (production accepts signed syncs only), afresh each try.
+            answer = await http.put(url, headers={SIGNATURE_HEADER: sign(b"", key)} if key else {})
+            problem = _sync_problem(answer)
+            if problem is not None and _inngest_unreachable(answer):
+                raise _InngestDownError(problem)
+            return problem or ""
+
         retrying = AsyncRetrying(
             # Inngest down is told sooner (5 tries, about 1 s): it is not this process starting up.
             stop=stop_after_attempt(20) | (stop_after_attempt(5) & _last_failed_with(_InngestDownError)),
@@ -92,17 +102,8 @@ class InngestSync:
             retry=retry_if_exception_type((httpx.TransportError, _InngestDownError)),
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    # Signed as Inngest signs (production accepts signed syncs only), afresh each try.
-                    key = self.settings.signing_key if self.settings.inngest_mode == "cloud" else None
-                    headers = {SIGNATURE_HEADER: sign(b"", key)} if key else {}
-                    async with httpx.AsyncClient(timeout=10) as http:
-                        answer = await http.put(url, headers=headers)
-                    problem = _sync_problem(answer)
-                    if problem is not None and _inngest_unreachable(answer):
-                        raise _InngestDownError(problem)
-                    return problem or ""
+            async with httpx.AsyncClient(timeout=10) as http:
+                return cast(str, await retrying(once, http))
         except RetryError as exc:
             if isinstance(exc.last_attempt.exception(), _InngestDownError):
                 where = self.settings.api_base_url or "the Inngest server"
@@ -111,9 +112,6 @@ class InngestSync:
                     "network file changes, and Inngest's dev server syncs from its side once it runs"
                 ) from None
             raise _SyncUnreachableError(f"could not reach {url} to sync the functions") from None
-        raise _SyncUnreachableError(
-            f"could not reach {url} to sync the functions"
-        )  # pragma: no cover - tenacity returns or raises
 
     @property
     def ever_synced(self) -> bool:
