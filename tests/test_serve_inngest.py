@@ -140,6 +140,15 @@ def test_sync_registers_each_network_with_the_settings_of_its_yaml(
     assert steps["steps"]["step"]["retries"] == {"attempts": 2}
 
 
+def test_netrun_app_id_names_the_app_and_its_functions(
+    tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
+) -> None:
+    (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
+    server = served(NETRUN_APP_ID="acme")
+    functions = executor.sync(f"{server.url}/api/inngest")
+    assert sorted(functions) == ["acme-netrun-run-ended", "acme-steps"]
+
+
 def test_a_run_goes_step_by_step_and_replays_repeat_nothing(
     tmp_path: Path, llm: FakeLLM, executor: StandInExecutor, served: Callable[..., Served]
 ) -> None:
