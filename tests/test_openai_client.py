@@ -301,3 +301,23 @@ def test_a_429_whose_code_says_insufficient_quota_is_permanent() -> None:
     body = {"error": {"message": "Request limit reached", "type": "insufficient_quota", "code": "insufficient_quota"}}
     answer, _ = _answered_by(HttpReply(429, body, headers={"retry-after": "1"}))
     assert isinstance(answer, ModelError) and not answer.retriable and "quota exhausted" in str(answer)
+
+
+def test_the_direct_client_goes_through_the_environment_s_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``HTTP_PROXY`` and ``NO_PROXY`` are honoured as httpx and the openai SDK honour them
+    (netrun looks them up itself, once per endpoint and environment, instead of aiohttp's
+    thread hop per request): the proxy here answers for an endpoint that does not resolve,
+    so the call succeeds only through it; with ``NO_PROXY`` naming that host it goes direct."""
+    answer = {"choices": [{"message": {"role": "assistant", "content": "via the proxy"}, "finish_reason": "stop"}]}
+    with FakeHttpServer() as proxy:
+        proxy.script("*", HttpReply(200, answer))
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        spec = {"id": "openai/fake", "api_base": "http://model.invalid/v1", "api_key": "${K}"}
+        done = call(make(spec, tmp_path, {"K": "sk-test"}))
+        assert isinstance(done, Completion) and done.text == "via the proxy"
+        assert [h.target for h in proxy.hits] == ["http://model.invalid/v1/chat/completions"]
+        monkeypatch.setenv("NO_PROXY", "model.invalid")
+        assert isinstance(call(make(spec, tmp_path, {"K": "sk-test"})), ModelError)  # direct: the host does not resolve
+        assert len(proxy.hits) == 1

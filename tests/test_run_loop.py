@@ -700,3 +700,20 @@ def test_a_run_that_fans_out_starts_at_most_limits_runs_runs_counted_the_same_af
         "and each event sent counts one) and this is call 8; nothing was started"
     )
     assert calls[-1]["error"].endswith("and this is call 12; the event was not sent")
+
+
+def test_a_run_result_s_json_holds_every_field_of_the_result() -> None:
+    """``RunResult.to_json`` is written by hand (``asdict`` deep-copied every argument and
+    result on every turn): it must still say what ``asdict`` would, plus ``usage.tokens``,
+    so a field added to a result and not to its JSON fails here."""
+    import dataclasses
+
+    from netrun.runtime.results import AgentResult, RunResult, ToolRecord, Usage
+
+    turn = AgentResult("triage", "done", [ToolRecord("call_1", "lookup", {"q": [1, {"a": None}]}, {"rows": [1]}, None)])
+    failed = AgentResult("triage", "", [ToolRecord("call_2", "lookup", {}, None, "timeout")])
+    result = RunResult("done", {"n": 1}, ["triage", "triage"], Usage(3, 4, 0.5, 1.25), "router", 2, [turn, failed], "t-1")
+    expected = dataclasses.asdict(result)
+    expected["usage"]["tokens"] = 7
+    assert result.to_json() == expected
+    assert [r.to_json() for r in result.results] == expected["results"]

@@ -22,7 +22,7 @@ from ..runtime.model import Completion, ModelError, Request, ToolRequest
 from ..spec.model import ModelSpec
 from . import prices
 from .errors import classify, model_error, status_name
-from .http_pool import DEFAULT_TIMEOUT, session
+from .http_pool import DEFAULT_TIMEOUT, proxy_for, session
 from .openai_compat import Endpoint, endpoint
 from .settings import call_timeout
 
@@ -171,9 +171,12 @@ class OpenAIClient:
 
 def _send(where: Endpoint, body: dict[str, Any], timeout: float, headers: dict[str, str]) -> Any:
     """The POST of one call (``async with``): plain or streamed, the same request."""
+    proxy, proxy_auth = proxy_for(where.url)
     return session().post(
         where.url,
         data=json.dumps(body).encode(),
+        proxy=proxy,
+        proxy_auth=proxy_auth,
         headers=headers,
         timeout=aiohttp.ClientTimeout(total=timeout),
         allow_redirects=False,  # a redirect must not carry the key elsewhere (it is an error)

@@ -9,7 +9,7 @@ assistant message with its tool calls and one ``tool`` message per call.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NetrunError
@@ -30,6 +30,18 @@ class AgentResult:
     agent: str
     text: str
     tool_calls: list[ToolRecord] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The turn as templates (``results``) and the run's result see it. Built by hand:
+        ``dataclasses.asdict`` deep-copies every argument and result, which cost a run of
+        five turns more than its journal did; the values are JSON that nothing changes."""
+        return {
+            "agent": self.agent,
+            "text": self.text,
+            "tool_calls": [
+                {"id": t.id, "name": t.name, "args": t.args, "result": t.result, "error": t.error} for t in self.tool_calls
+            ],
+        }
 
 
 @dataclass
@@ -62,9 +74,23 @@ class RunResult:
     thread_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["usage"]["tokens"] = self.usage.tokens
-        return data
+        u = self.usage
+        return {
+            "output": self.output,
+            "state": dict(self.state),
+            "route": list(self.route),
+            "usage": {
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "cost": u.cost,
+                "seconds": u.seconds,
+                "tokens": u.tokens,
+            },
+            "stop_reason": self.stop_reason,
+            "iterations": self.iterations,
+            "results": [r.to_json() for r in self.results],
+            "thread_id": self.thread_id,
+        }
 
 
 class RunError(NetrunError, phase="run"):
