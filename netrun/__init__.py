@@ -21,13 +21,17 @@ if TYPE_CHECKING:
         run_sync,
     )
     from .asgi import asgi_app, mount
-    from .errors import NetrunError
+    from .errors import FailRun, NetrunError, RetryStep
     from .runtime.model import Completion, ModelError, Request, ToolRequest
+    from .tools.python import CallContext
 
 _LAZY = {
     "asgi_app": "asgi",
     "mount": "asgi",
     "NetrunError": "errors",
+    "RetryStep": "errors",
+    "FailRun": "errors",
+    "CallContext": "tools.python",
     "Completion": "runtime.model",
     "ModelError": "runtime.model",
     "Request": "runtime.model",
@@ -51,7 +55,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CallContext",
     "Completion",
+    "FailRun",
     "InvalidInputError",
     "InvalidNetworkError",
     "Model",
@@ -60,6 +66,7 @@ __all__ = [
     "NetrunError",
     "Network",
     "Request",
+    "RetryStep",
     "RunResult",
     "Runs",
     "ToolRequest",

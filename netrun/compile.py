@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from .errors import NetrunError
 from .spec import NetworkSpec
 from .spec.agent import AgentSpec
-from .spec.model import ModelSpec
+from .spec.model import ModelChoice, ModelSpec
 from .spec.params import JsonSchema
 
 if TYPE_CHECKING:  # compile plans; the runtime binds (the layers point down: see pyproject.toml)
@@ -39,6 +40,24 @@ class AgentProgram:
     stub_refs: list[tuple[str, str]] = field(default_factory=list)
     """(server, tool or '*') references to servers a ``netrun test`` case stubs: answered by
     its stubs, so that a case never connects a server it stubs."""
+
+
+ROUTER = ""
+"""The key of the LLM router's model in :attr:`Program.choices`."""
+
+
+@dataclass(frozen=True)
+class ChosenModel:
+    """A model choice compiled: a client per allowed id, and the template that picks one."""
+
+    spec: ModelChoice
+    clients: Mapping[str, ModelClient]
+    path: tuple[str | int, ...]
+    """Where the choice is written (``agents.triage.model``), for the run's refusal."""
+
+
+class ModelRefused(NetrunError, phase="run"):  # noqa: N818 - a run's outcome, like a failed step
+    """The event named a model outside a choice's ``allowed`` list: the run fails."""
 
 
 @dataclass
@@ -64,6 +83,10 @@ class Program:
     tools: Mapping[str, Any] = field(default_factory=dict)
     """Tool objects (:class:`netrun.runtime.tooling.Tool`) given by name in place of the ones
     the registry would build for declared tools: an embedding application's or a test's own."""
+    choices: Mapping[str, ChosenModel] = field(default_factory=dict)
+    """The models chosen per run from event data (``model: {from, allowed}``), by agent name
+    (:data:`ROUTER` for the LLM router): the program's clients are the defaults until
+    :func:`with_models` picks them for a run."""
 
     @property
     def name(self) -> str:
@@ -106,20 +129,30 @@ def compile_network(
     a model spec; ``stubs`` (``netrun test``) and ``tools`` replace tools by name when the
     run builds them (see :class:`Program`)."""
     clients: dict[str, ModelClient] = {}
+    choices: dict[str, ChosenModel] = {}
 
     def client(ref: str | ModelSpec | None) -> ModelClient:
-        ms = model_spec(ref) or model_spec(spec.model)
+        ms = model_spec(ref)
         assert ms is not None, "validate guarantees a model for every agent"
         key = ms.model_dump_json()
         if key not in clients:
             clients[key] = models(ms)
         return clients[key]
 
-    models_of = {name: client(agent.model) for name, agent in spec.agents.items()}
+    def bind(key: str, ref: str | ModelSpec | ModelChoice | None, path: tuple[str | int, ...]) -> ModelClient:
+        if ref is None:
+            ref, path = spec.model, ("model",)
+        if not isinstance(ref, ModelChoice):
+            return client(ref)
+        chosen = ChosenModel(ref, {model_id(m): client(m) for m in ref.allowed}, path)
+        choices[key] = chosen
+        return chosen.clients[ref.default_id()]
+
+    models_of = {name: bind(name, agent.model, ("agents", name, "model")) for name, agent in spec.agents.items()}
     router_model = None
     if spec.router is None or spec.router.fallback() == "llm":
         llm = spec.router.llm if spec.router else None
-        router_model = client(llm.model if llm else None)
+        router_model = bind(ROUTER, llm.model if llm else None, ("router", "llm", "model"))
     from .redact import references
 
     program = Program(
@@ -130,8 +163,42 @@ def compile_network(
         router_model=router_model,
         env_names=references(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
         tools=dict(tools or {}),
+        choices=choices,
     )
     return with_stubs(program, stubs) if stubs else program
+
+
+def model_id(ref: str | ModelSpec) -> str:
+    return ref if isinstance(ref, str) else ref.id
+
+
+def with_models(program: Program, picked: Mapping[str, str | None]) -> Program:
+    """``program`` with the models a run's event picked (a new program when any choice
+    differs from its default; the given one, which engines cache, is left as it is).
+
+    ``picked``: per key of :attr:`Program.choices`, the id the ``from`` template made (None or
+    empty: the default). An id outside ``allowed`` raises :class:`ModelRefused`; only the
+    id is taken from the event, the endpoint and key are the allowed entry's own."""
+    if not program.choices:
+        return program
+    agents = dict(program.agents)
+    router_model = program.router_model
+    changed = False
+    for key, chosen in program.choices.items():
+        wanted = (picked.get(key) or "").strip() or chosen.spec.default_id()
+        client = chosen.clients.get(wanted)
+        if client is None:
+            where = ".".join(str(p) for p in chosen.path)
+            raise ModelRefused(
+                f"{where}: the event asks for the model {wanted[:100]!r}, which is not allowed; allowed: {', '.join(chosen.spec.ids())}"
+            )
+        if key == ROUTER:
+            changed = changed or client is not router_model
+            router_model = client
+        elif client is not agents[key].model:
+            agents[key] = dataclasses.replace(agents[key], model=client)
+            changed = True
+    return dataclasses.replace(program, agents=agents, router_model=router_model) if changed else program
 
 
 def with_stubs(program: Program, stubs: Mapping[str, Mapping[str, Any]]) -> Program:

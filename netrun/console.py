@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import click
 
-from .runtime import events
+from .runtime import events, step_ids
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -63,7 +63,9 @@ class Progress:
                 self._line(f"  │ {_short(data['text'])}", **dim)
             self._end_stream()
         elif kind == events.TOOL_CALLED:
-            self._line(f"  ⚙ {data['tool']}({_short(data['args'], 120)})", fg="magenta", **dim)
+            where = step_ids.lifecycle_of(str(data.get("step", "")))  # a step of setup/before/after/finally
+            label = f"{where} step: " if where else ""
+            self._line(f"  ⚙ {label}{data['tool']}({_short(data['args'], 120)})", fg="magenta", **dim)
         elif kind == events.TOOL_RESULT:
             if data.get("error"):
                 self._line(f"    ✗ {_short(data['error'])}", fg="red", **dim)

@@ -19,8 +19,12 @@ place (file:line:col and YAML path) where one is known::
     ├── RenderError                      run      runtime/render.py: a template or expression failed (names its place)
     ├── ModelError                       run      runtime/model.py: a model call failed (``retriable``)
     ├── StepFailed                       run      runtime/steps.py: a step failed for good
+    ├── RetryStep                        run      errors.py: a python tool asks for its step to be tried again
+    ├── FailRun                          run      errors.py: a python tool fails the run
+    ├── ModelRefused                     run      compile.py: the event asks for a model its choice does not allow
     ├── RunError                         run      runtime/results.py: the run cannot go on
-    │   └── McpServerMissingError        run      tools/mcp/servers.py: a server's program is not installed
+    │   ├── McpServerMissingError        run      tools/mcp/servers.py: a server's program is not installed
+    │   └── PythonImportError            run      tools/python_import.py: a python tool's function cannot be imported
     ├── HistoryError                     run      history/base.py: the thread store failed (``retriable``)
     │   └── PermanentHistoryError        run      ... and a retry cannot fix it
     ├── EngineError                      engine   engines/run_control.py: an unknown run, one that cannot resume
@@ -39,7 +43,7 @@ Outside the tree, on purpose: exceptions that are control flow or outcomes, not 
 unwind a run that is doing what it should; an ``except NetrunError`` meant for failures
 must never swallow them. Private signals caught inside their own module
 (``_AttemptFailedError`` in tools/http.py, ``_SuspectError`` in tools/mcp/connection.py,
-``_GaveUpError`` in engines/local_steps.py, ``_ClientGoneError`` in serve/guard.py,
+``_GaveUpError`` in engines/local_steps.py, ``_StepError`` in runtime/lifecycle.py, ``_ClientGoneError`` in serve/guard.py,
 ``_SyncUnreachableError`` and ``_InngestDownError`` in serve/inngest_sync.py) never reach a
 caller and stay outside too, as does ``ScopeError`` (spec/scopes.py, a ``RuntimeError``):
 it reports a bug in netrun, not a mistake a user can fix. So does the CLI's ``_Reported`` (cli/group.py), a
@@ -113,4 +117,30 @@ class UsageError(NetrunError, phase="cli"):
     command line exits 2 with it, as click does for its own usage errors."""
 
 
-__all__ = ["NetrunError", "Phase", "UsageError"]
+class RetryStep(NetrunError, phase="run"):  # noqa: N818 - an instruction, read as one: raise RetryStep
+    """Raised by a ``python`` tool's function: this attempt failed, try the step again.
+
+    The step is retried as every failed step is (the network's ``function.retries``, on
+    both engines); when the retries are used up, the model gets an error result with the
+    message. ``after`` asks for a wait of that many seconds before the next attempt."""
+
+    retriable: ClassVar[bool] = True
+    """What the engines read to decide a retry (as for a model's 429)."""
+
+    def __init__(self, message: str = "the function asked to be retried", *, after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = after
+        """Seconds to wait before the next attempt (None: the engine's backoff)."""
+
+
+class FailRun(NetrunError, phase="run"):  # noqa: N818 - an instruction, read as one: raise FailRun
+    """Raised by a ``python`` tool's function: the run cannot go on; it fails with this message
+    (the function's step records it, so a resumed run fails the same way without calling it again)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+__all__ = ["FailRun", "NetrunError", "Phase", "RetryStep", "UsageError"]

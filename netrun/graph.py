@@ -89,7 +89,9 @@ def topology(spec: NetworkSpec) -> Graph:
 
 def _server(g: Graph, spec: NetworkSpec, name: str, id: str) -> str:
     transport = getattr(spec.mcp_servers.get(name), "transport", "?")
-    return g.node(id, f"MCP {name} ({transport})", "server")
+    approval = getattr(spec.mcp_servers.get(name), "approval", None)
+    gated = " + approval" if approval is not None and approval != "none" else ""
+    return g.node(id, f"MCP {name} ({transport}){gated}", "server")
 
 
 def _tool(g: Graph, name: str, spec: object, id: str) -> str:

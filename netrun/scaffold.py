@@ -47,6 +47,17 @@ tools:
   approve:
     description: Approve the answer.
     state: {{approved: true}}
+  # A command changes things outside netrun: have a human approve each call, and run it in
+  # a bubblewrap sandbox (no network, one writable work folder). List it in an agent's tools.
+  # run_tests:
+  #   description: Run the test suite.
+  #   command:
+  #     argv: [python3, -m, pytest, -q, "{{{{ args.path }}}}"]  # each item is one argument: no shell
+  #     timeout: 5m
+  #     ok_codes: [0, 1]                                     # failing tests are a result, not an error
+  #     sandbox: true
+  #   parameters: {{path: {{type: string}}}}
+  #   approval: required
 """
 
 TESTS = """\

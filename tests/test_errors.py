@@ -30,7 +30,7 @@ OUTSIDE = {
     # control flow and outcomes: a run doing what it should, never a failure to report
     "RunSuspended", "RunStopped", "SingletonSkipped",
     # private signals caught in their own module
-    "_AttemptFailedError", "_SuspectError", "_GaveUpError", "_ClientGoneError", "_SyncUnreachableError", "_InngestDownError",
+    "_AttemptFailedError", "_SuspectError", "_StepError", "_GaveUpError", "_ClientGoneError", "_SyncUnreachableError", "_InngestDownError",
     # a bug in netrun (an assertion), not a user's mistake
     "ScopeError",
     # the CLI's own click exception

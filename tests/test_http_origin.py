@@ -216,9 +216,8 @@ def test_state_writes_keep_arrays_and_objects() -> None:
     spec = StateTool.model_validate({"state": {"tags": "{{ args.tags }}", "meta": "{{ args.meta }}", "label": "{{ args.tags }}"}})
     fields = {"tags": "array", "meta": None, "label": "string"}
     tool = StateToolImpl("s", spec, {"type": "object", "properties": {}}, fields)
-    outcome = asyncio.run(tool.call({"tags": ["x", "y"], "meta": {"k": 1}}, context()))
-    assert outcome.error is None
-    assert outcome.state_patch == {"tags": ["x", "y"], "meta": {"k": 1}, "label": '["x", "y"]'}
+    ops = tool.ops({"tags": ["x", "y"], "meta": {"k": 1}}, context())
+    assert {op.field: op.value for op in ops} == {"tags": ["x", "y"], "meta": {"k": 1}, "label": '["x", "y"]'}
 
 
 def test_event_data_keeps_arrays_and_objects(tmp_path: Path) -> None:

@@ -68,6 +68,15 @@ FEATURES: dict[str, Check] = {
     "`${ENV}` secrets": lambda n: any("${" in str((t.get("http") or {}).get("headers", "")) for t in _tools(n)),
     "approval gate": lambda n: any("approval" in t for t in _tools(n)),
     "another network as a tool": lambda n: any("network" in t for t in _tools(n)),
+    "thread and user from the event": lambda n: any("thread" in t and "user" in t for t in _triggers(n)),
+    "model from the event": lambda n: "from" in _model(n),
+    "`save:` into state": lambda n: any("save" in t for t in _tools(n)),
+    "merged": lambda n: any(isinstance(v, dict) and "merge" in v for t in _tools(n) for v in (t.get("save") or {}).values()),
+    "gated MCP tools": lambda n: any(s.get("approval") for s in (n.get("mcp_servers") or {}).values()),
+    "sandboxed command": lambda n: any((t.get("command") or {}).get("sandbox") for t in _tools(n)),
+    "python tool": lambda n: any("python" in t for t in _tools(n)),
+    "`setup:` step": lambda n: bool(n.get("setup")),
+    "events sent as the run ends": lambda n: bool((n.get("send") or {}).get("completed")),
 }
 """A phrase the table may use, and how to see it in a network's YAML."""
 

@@ -124,22 +124,32 @@ def test_the_runtime_refuses_variables_other_than_the_table_s() -> None:
 
 BASE = """\
 name: probe
-model: openai/x
+model: {from: x, allowed: [openai/x]}
 state: {seen: {type: string}}
 prompts: {p: hi}
 agents:
-  host: {description: d, system: hi, tools: [note, fetch, send, ask, child]}
+  host:
+    description: d
+    system: hi
+    model: {from: x, allowed: [openai/x]}
+    tools: [note, fetch, send, ask, child]
+    before: [{tool: note, args: {a: x}, if: "true", save: {seen: x}, skip_agent_if: "true", stop_if: "true"}]
+    after: [{tool: note, args: {a: x}, if: "true", save: {seen: x}, stop_if: "true"}]
+setup: [{tool: note, args: {a: x}, if: "true", save: {seen: x}, stop_if: "true"}]
+finally: [{tool: note, args: {a: x}, if: "true", save: {seen: x}}]
 router:
   rules: [{if: "true", agent: host}]
   otherwise: llm
   llm: {system: route}
 tools:
   note: {state: {seen: x}}
-  fetch: {http: {url: "https://example.com/a", query: {q: x}, headers: {X-A: x}, body: {b: x}}}
+  fetch: {http: {url: "https://example.com/a", query: {q: x}, headers: {X-A: x}, body: {b: x}}, save: {seen: x}}
   send: {event: {name: app/x, data: {d: x}}}
   ask: {wait_for_event: {event: app/a, if: "true"}}
   child: {network: {name: other, input: x}}
-trigger: {event: app/start, if: "true", input: x}
+  run: {command: {argv: [x], stdin: x, env: {E: x}}}
+trigger: {event: app/start, if: "true", input: x, thread: x, user: x}
+send: {completed: [{event: app/done, data: {d: x}}], failed: [{event: app/failed, data: {d: x}}]}
 function:
   concurrency: [{limit: 1, key: event.data.a}]
   throttle: {limit: 1, period: 1m, key: event.data.a}

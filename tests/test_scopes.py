@@ -89,5 +89,5 @@ def test_agent_is_still_unknown_outside_an_agents_system_prompt(write: Callable[
     data["router"]["rules"][1]["if"] = "agent.name == 'host'"  # a rule runs before any agent
     result = validate_paths([write("quiz.yaml", yaml.safe_dump(data))])
     assert [d.message for d in result.files[0].diagnostics if d.severity == "error"] == [
-        "undefined variable 'agent'; did you mean 'last_agent'? available here: call_count, event, input, last_agent, last_output, network, results, state"
+        "undefined variable 'agent'; did you mean 'last_agent'? available here: call_count, event, input, last_agent, last_output, network, results, state, steps"
     ]

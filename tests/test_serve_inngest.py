@@ -437,7 +437,6 @@ def test_the_sse_events_of_an_inngest_run_report_each_thing_once(
         [
             Reply(text="two at once", tool_calls=[ToolCall("step", {"note": "a"}), ToolCall("step", {"note": "b"})]),
             Reply(text="one more", tool_calls=[ToolCall("step", {"note": "c"})]),
-            Reply(text="and the last", tool_calls=[ToolCall("step", {"note": "d"})]),
         ]
     )
     (tmp_path / "steps.yaml").write_text(STEPS.format(base=llm.base_url, prompt="Step"))
@@ -462,13 +461,14 @@ def test_the_sse_events_of_an_inngest_run_report_each_thing_once(
     assert run.status == "completed", run.error
     kinds = [e["type"] for e in events]
     assert kinds.count("run.started") == 1 and kinds[-1] == "run.completed"
-    assert kinds.count("agent.started") == 3 and kinds.count("agent.finished") == 3
-    assert kinds.count("tool.called") == 4 and kinds.count("tool.result") == 4
+    # The two calls of turn 0 both count (they once lost one write: count 1, not 2), so the
+    # third call reaches the rule's 3.
+    assert kinds.count("agent.started") == 2 and kinds.count("agent.finished") == 2
+    assert kinds.count("tool.called") == 3 and kinds.count("tool.result") == 3
     assert sorted(e["step"] for e in events if e["type"] == "tool.result") == [
         "turn.0.worker.tool.0.step",
         "turn.0.worker.tool.1.step",
         "turn.1.worker.tool.0.step",
-        "turn.2.worker.tool.0.step",
     ]
     assert kinds.count("text.delta") >= 1  # the inference that ran while the client watched streamed
 

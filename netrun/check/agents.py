@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 from .. import envrefs
 from ..diagnostics import YamlPath
 from ..providers import LITELLM_PROVIDERS, PROVIDERS
-from ..spec.model import ModelSpec
+from ..spec.model import ModelChoice, ModelSpec
 from ..suggest import did_you_mean, hint
+from .lifecycle import step_tools
 
 if TYPE_CHECKING:
     from .network import NetworkChecker
@@ -45,8 +46,12 @@ def models(c: NetworkChecker) -> None:
         c.report(where, "the LLM router needs a model: set the network's 'model' or 'router.llm.model'", "no-model", key=True)
 
 
-def _model(c: NetworkChecker, path: YamlPath, ref: str | ModelSpec | None) -> None:
+def _model(c: NetworkChecker, path: YamlPath, ref: str | ModelSpec | ModelChoice | None) -> None:
     if ref is None:
+        return
+    if isinstance(ref, ModelChoice):  # each allowed model as any other (the rest: check/events.py)
+        for i, allowed in enumerate(ref.allowed):
+            _model(c, (*path, "allowed", i), allowed)
         return
     if isinstance(ref, str):
         _model_id(c, path, ref)
@@ -205,7 +210,7 @@ def reachability(c: NetworkChecker) -> None:
                     f"agent '{name}' is never run: no rule leads to it and the router never asks the LLM (add a rule, or 'otherwise: llm')",
                     "unreachable-agent",
                 )
-    used = {ref for agent in spec.agents.values() for ref in agent.tools}
+    used = {ref for agent in spec.agents.values() for ref in agent.tools} | step_tools(spec)  # steps use tools too
     used_servers = {s for agent in spec.agents.values() for s in agent.mcp_servers} | {
         r.partition(".")[0] for r in used if "." in r
     }

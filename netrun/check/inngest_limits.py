@@ -23,6 +23,7 @@ from ..diagnostics import YamlPath
 from ..spec.agent import AgentSpec
 from ..spec.function import MAX_STEP_OUTPUT, MAX_STEPS
 from ..spec.tools import HttpTool
+from .mcp_approval import gated_calls
 
 if TYPE_CHECKING:
     from .network import NetworkChecker
@@ -95,14 +96,16 @@ def _turn(c: NetworkChecker, name: str, agent: AgentSpec, routing: int, thread: 
     cap = agent.limits.tool_calls if agent.limits else None
     if cap is not None:
         calls, note = cap, "limits.tool_calls"
-        extra = cap if any(ref in approvals for ref in agent.tools) else 0
+        gated = any(ref in approvals or _mcp_gated(c, ref) for ref in agent.tools)
+        extra = cap if gated or any(_mcp_gated(c, f"{s}.*") for s in agent.mcp_servers) else 0
     else:
         calls, extra = 0, 0
         for ref in agent.tools:
             server, dot, tool = ref.partition(".")
             calls += _server_tools(c, server) if dot and tool == "*" else 1
-            extra += ref in approvals
+            extra += 1 if ref in approvals else _mcp_gated(c, ref)  # one wait step per gated call
         calls += sum(_server_tools(c, s) for s in agent.mcp_servers)
+        extra += sum(_mcp_gated(c, f"{s}.*") for s in agent.mcp_servers)
         note = f"one call of each of its {calls} tool{'s' if calls != 1 else ''}, as limits.tool_calls is not set"
     parts = [f"{routing} routing call"] if routing else []
     parts.append("1 inference")
@@ -113,6 +116,12 @@ def _turn(c: NetworkChecker, name: str, agent: AgentSpec, routing: int, thread: 
     if thread:
         parts.append("1 thread append")
     return _Turn(name, routing + 1 + calls + extra + int(thread), " + ".join(parts), agent.limits.calls if agent.limits else None)
+
+
+def _mcp_gated(c: NetworkChecker, ref: str) -> int:
+    """How many calls of the MCP reference ``ref`` (``server.tool``, ``server.*``) may wait for approvals."""
+    server, dot, tool = ref.partition(".")
+    return gated_calls(c.spec.mcp_servers.get(server), tool) if dot else 0
 
 
 def _server_tools(c: NetworkChecker, server: str) -> int:

@@ -23,7 +23,7 @@ from ..load import Document
 from ..spec import NetworkSpec, scopes
 from ..spec.params import JsonSchema, matches_type
 from ..suggest import hint
-from . import agents, function, inngest_limits, inngest_rules, tools
+from . import agents, command_tools, events, function, inngest_limits, inngest_rules, lifecycle, python_tools, tools
 from .spec_errors import is_secret_path, show
 from .templates import Scope, TemplateChecker
 
@@ -176,8 +176,12 @@ class NetworkChecker:
         agents.agents(self)
         agents.router(self)
         tools.tools(self)
+        python_tools.check(self)
+        command_tools.check(self)
+        lifecycle.check(self)
         tools.mcp_servers(self)
         function.triggers(self)
+        events.check(self)
         function.settings(self)
         inngest_rules.check(self)  # after function.settings: a cancel.if already reported is not judged again
         self._limits()

@@ -11,9 +11,21 @@ from .. import envrefs
 from ..diagnostics import Diagnostic, YamlPath
 from ..spec import scopes
 from ..spec.params import JsonSchema, matches_type
-from ..spec.tools import EventTool, HttpTool, NetworkCall, NetworkTool, StateTool, kind_key
+from ..spec.tools import (
+    EventTool,
+    HttpTool,
+    NetworkCall,
+    NetworkTool,
+    SaveAppend,
+    SaveMerge,
+    Saves,
+    SaveSet,
+    StateTool,
+    kind_key,
+)
 from ..suggest import hint
 from ..urltemplate import ROUTING_HEADERS, origin_problem, template_origin_problem
+from .mcp_approval import mcp_approval
 from .spec_errors import show
 from .templates import Scope, template_pieces
 
@@ -74,20 +86,19 @@ def tools(c: NetworkChecker) -> None:
         place = _tool_place(kind_key(type(tool)))
         if place is not None:
             _place_templates(c, base, tool, place, _tool_scope(c, tool, place))
+        if tool.save:
+            _place_templates(c, base, tool, scopes.TOOL_SAVE, _tool_scope(c, tool, scopes.TOOL_SAVE))
+            if isinstance(tool, StateTool):
+                c.report(
+                    (*base, "save"),
+                    "a state tool writes its fields under 'state:'; 'save:' is for the other kinds (their results)",
+                    "save-on-state-tool",
+                    key=True,
+                )
+            else:
+                _writes(c, (*base, "save"), tool.save)
         if isinstance(tool, StateTool):
-            for key, value in tool.state.items():
-                if key not in c.spec.state:
-                    if not c.dropped("state", key):
-                        c.report(
-                            (*base, "state", key),
-                            f"state has no field '{key}'"
-                            + hint(key, list(c.spec.state), "state fields")
-                            + " (declare it under 'state:')",
-                            "unknown-state-field",
-                            key=True,
-                        )
-                elif not (isinstance(value, str) and ("{{" in value or "{%" in value)):
-                    _literal_fits(c, (*base, "state", key), value, c.spec.state[key])
+            _writes(c, (*base, "state"), tool.state)
         elif isinstance(tool, HttpTool):
             call = tool.http
             p = (*base, "http")
@@ -145,26 +156,63 @@ def _url_destination(
             )
 
 
-def _literal_fits(c: NetworkChecker, path: YamlPath, value: Any, field: Any) -> None:
-    """A literal (non-template) value a state tool writes must fit the field's schema."""
+def _writes(c: NetworkChecker, path: YamlPath, saves: Saves) -> None:
+    """The state writes of a tool's ``save:`` or ``state:``: each into a declared field, an
+    ``append`` into an array field, a ``merge`` into an object field, a literal that fits."""
+    for key, write in saves.items():
+        if key not in c.spec.state:
+            if not c.dropped("state", key):
+                c.report(
+                    (*path, key),
+                    f"state has no field '{key}'"
+                    + hint(key, list(c.spec.state), "state fields")
+                    + " (declare it under 'state:')",
+                    "unknown-state-field",
+                    key=True,
+                )
+            continue
+        field = c.spec.state[key]
+        kind = field.type if isinstance(field, JsonSchema) else field
+        kinds: set[str | None] = set(kind) if isinstance(kind, list) else {kind}
+        for op, wanted, model in (("append", "array", SaveAppend), ("merge", "object", SaveMerge)):
+            if isinstance(write, model) and None not in kinds and wanted not in kinds:
+                c.report(
+                    (*path, key, op),
+                    f"{op} needs an {wanted} field: state field '{key}' is declared as {' or '.join(sorted(map(str, kinds)))}"
+                    + (" (write the value itself to replace it)" if op == "append" else ""),
+                    f"{op}-needs-{wanted}",
+                    key=True,
+                )
+        value = write.set if isinstance(write, SaveSet) else write
+        if isinstance(write, SaveAppend | SaveMerge):
+            continue
+        if not (isinstance(value, str) and ("{{" in value or "{%" in value)):
+            _literal_fits(c, (*path, key, "set") if isinstance(write, SaveSet) else (*path, key), value, field, key)
+
+
+def _literal_fits(c: NetworkChecker, path: YamlPath, value: Any, field: Any, name: str | None = None) -> None:
+    """A literal (non-template) value a state tool writes must fit the field's schema
+    (``name``: the field's, when the path does not end with it)."""
+    name = name or str(path[-1])
     schema = field if isinstance(field, JsonSchema) else JsonSchema.model_construct(type=field)
     if schema.enum is not None and value not in schema.enum:
         c.report(
             path,
-            f"{show(value)} is not one of the values state field '{path[-1]}' allows: {', '.join(map(show, schema.enum))}",
+            f"{show(value)} is not one of the values state field '{name}' allows: {', '.join(map(show, schema.enum))}",
             "bad-value",
         )
     elif isinstance(schema.type, str) and not matches_type(value, schema.type):
-        c.report(path, f"{show(value)} is not of type {schema.type}, as state field '{path[-1]}' is declared", "bad-value")
+        c.report(path, f"{show(value)} is not of type {schema.type}, as state field '{name}' is declared", "bad-value")
 
 
 def mcp_servers(c: NetworkChecker) -> None:
-    """Each MCP server: include/exclude, ``${ENV}`` references, the URL scheme of its transport."""
+    """Each MCP server: include/exclude, its approval, ``${ENV}`` references, the URL scheme of its transport."""
     for name, server in c.spec.mcp_servers.items():
         base: YamlPath = ("mcp_servers", name)
         for i, tool in enumerate(server.exclude):
             if tool in (server.include or []):
                 c.report((*base, "exclude", i), f"tool '{tool}' is both included and excluded", "include-exclude")
+        mcp_approval(c, base, server)
         if server.transport == "stdio":
             c.env((*base, "command"), server.command)
             for i, arg in enumerate(server.args):

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..compile import ModelFactory, Program, compile_network
+from ..compile import ModelFactory, ModelRefused, Program, compile_network, with_models
 from ..history.store import HistoryError, open_store
 from ..history.thread import Thread
 from ..models.factory import default_model_factory
@@ -35,10 +35,13 @@ from ..redact import Secrets
 from ..runtime.events import RUN_COMPLETED, RUN_FAILED
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
+from ..runtime.render import Renderer, RenderError
 from ..runtime.steps import Steps
-from ..spec import NetworkSpec
+from ..spec import NetworkSpec, scopes
 from ..spec.model import ModelSpec
 from .local import Journal
+from .run_events import send_run_events
+from .triggers import thread_options
 
 THREAD_OPTIONS = ("thread_id", "user", "history")
 """Run options that tie a run to a conversation (``netrun run --thread``, the REST API)."""
@@ -213,8 +216,14 @@ async def execute(
         return outcomes.fail(run.id, compile_failure(exc), run.definition)
     backend = steps(program)
     fatal: tuple[type[BaseException], ...] = (RunError, HistoryError, *errors.fatal)
+    loop: NetworkRun | None = None
     try:
-        async with mcp_servers(program, environ) as mcp, thread_of(run.options, program, data_dir, environ) as thread:
+        try:  # what the event picks (a model within `allowed`, the thread); refused, the run fails
+            program = with_models(program, picked_models(program, run.event))
+            options = thread_options(program.spec, run.event, run.options, run.id)
+        except (ModelRefused, RenderError) as exc:
+            raise RunError(str(exc)) from None
+        async with mcp_servers(program, environ) as mcp, thread_of(options, program, data_dir, environ) as thread:
             loop = NetworkRun(
                 program,
                 backend,
@@ -227,17 +236,44 @@ async def execute(
                 stream=stream,
                 thread=thread,
                 depth=run.depth,
+                data_dir=data_dir,
             )
             result = await loop.run()
     except errors.passed:
         raise
     except fatal as exc:
-        return outcomes.fail(run.id, str(exc), run.definition)
+        message = str(exc)
     except Exception as exc:
         if not errors.internal:
             raise
-        return outcomes.fail(run.id, f"internal error: {type(exc).__name__}: {exc}", run.definition)
-    return outcomes.complete(run.id, result.to_json())
+        message = f"internal error: {type(exc).__name__}: {exc}"
+    else:
+        completed = result.to_json()
+        ending = {"status": "completed", "stop": result.stop_reason, "output": result.output, "error": None}
+        try:
+            await send_run_events(program, backend, run, loop, ending, environ)
+        except RunError as exc:  # an event's data cannot be rendered: the run fails, and says why
+            message = str(exc)
+        else:
+            return outcomes.complete(run.id, completed)
+    # The message is redacted as the journal keeps it before the failure events quote it.
+    redacted = Secrets.for_definition(run.definition, environ).redact(message)
+    ending = {"status": "failed", "stop": None, "output": None, "error": redacted}
+    await send_run_events(program, backend, run, loop, ending, environ)
+    return outcomes.fail(run.id, message, run.definition)
+
+
+def picked_models(program: Program, event: Mapping[str, Any]) -> dict[str, str | None]:
+    """The model ids the run's event picks for the program's choices (``model.from``): None
+    where the template cannot render (the event has no such field: the default)."""
+    picked: dict[str, str | None] = {}
+    renderer = Renderer()
+    for key, chosen in program.choices.items():
+        try:
+            picked[key] = renderer.render(chosen.spec.from_, scopes.variables(scopes.MODEL_FROM, {"event": dict(event)}))
+        except RenderError:
+            picked[key] = None
+    return picked
 
 
 @contextlib.asynccontextmanager

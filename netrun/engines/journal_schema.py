@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from ..data_dir import data_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -120,12 +120,6 @@ class RunRecord:
 def new_run_id() -> str:
     """Time-ordered and unique: sorts by creation in listings."""
     return f"{int(time.time() * 1000):013x}{uuid.uuid4().hex[:12]}"
-
-
-def data_dir(environ: Mapping[str, str]) -> Path:
-    """Where netrun keeps its journal by default: ``$NETRUN_DATA_DIR`` (when set and not
-    empty), else ``.netrun`` (``netrun run``, ``netrun serve`` and the Python API alike)."""
-    return Path(environ.get("NETRUN_DATA_DIR") or ".netrun")
 
 
 __all__ = ["FINAL_STATUSES", "NOT_FINAL_SQL", "SCHEMA", "RunRecord", "data_dir", "new_run_id"]

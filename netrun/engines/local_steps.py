@@ -43,6 +43,10 @@ INLINE_SLEEP = timedelta(seconds=30)
 class LocalSteps:
     """The steps interface over a :class:`Journal`, for one run."""
 
+    journals_starts = True
+    """A step recorded by an earlier execution is told from this one's (:meth:`fresh`), so a
+    tool call's start can be journaled and an interrupted call found (durability rule 6)."""
+
     def __init__(
         self,
         journal: Journal,

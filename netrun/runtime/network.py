@@ -11,6 +11,7 @@ tool calls), :mod:`~netrun.runtime.inference` (one model call as a step),
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..compile import Program
@@ -19,7 +20,7 @@ from ..redact import Secrets, redact_logs
 from ..spec import scopes
 from ..spec.base import parse_duration
 from ..tools.registry import build_tools
-from . import events, step_ids
+from . import events, lifecycle, step_ids
 from .inference import infer
 from .model import Completion, Request
 from .render import RenderError, renderer_for
@@ -49,6 +50,7 @@ class NetworkRun:
         stream: bool | Callable[[], bool] = True,
         thread: Thread | None = None,
         depth: int = 0,
+        data_dir: Path | None = None,
     ) -> None:
         self.p = program
         self.renderer = renderer_for(program.spec.prompts)
@@ -86,6 +88,8 @@ class NetworkRun:
         self.route: list[str] = []
         self.thread = thread
         """The conversation this run belongs to (its earlier messages are ``history``)."""
+        self.data_dir = data_dir
+        """Where the engine keeps the run's files (tools' work folders go there too)."""
         self.depth = max(0, depth)
         """How many runs deep this run is (0: started from outside); stored with the run by
         its engine, so a resumed or replayed run decides the same as the first execution."""
@@ -97,6 +101,9 @@ class NetworkRun:
         """Per agent, the thread's messages as its window shows them to the model (built once)."""
         self.turns: dict[str, int] = {}
         """Inference calls per caller so far (scripted replies are indexed by it)."""
+        self.step_results: dict[str, Any] = {}
+        """The results of the lifecycle steps named with ``as:`` (templates read them as
+        ``steps.NAME``), rebuilt from their recorded outcomes on replay."""
 
     def emit(self, kind: str, replayed: bool = False, **data: Any) -> None:
         """Report progress; ``replayed`` marks what a resumed run re-reads from its journal."""
@@ -106,9 +113,22 @@ class NetworkRun:
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> RunResult:
+        """Run the loop, then the network's ``finally:`` steps, whether the loop completed
+        (the router stopped, a limit was reached, a step's ``stop_if``) or failed. A run
+        that waits, is stopped or cancelled has not ended: its ``finally:`` runs when it
+        does (a crashed run resumes, replays, and reaches it once)."""
         try:
-            return await self._loop()
-        except RunError as exc:  # its message may quote a store's or a model's error text
+            try:
+                result = await self._loop()
+            except RunError as exc:  # its message may quote a store's or a model's error text
+                message = self.secrets.redact(str(exc))
+                await lifecycle.finish(self, {"status": "failed", "stop": None, "output": None, "error": message})
+                raise RunError(message) from None
+            await lifecycle.finish(
+                self, {"status": "completed", "stop": result.stop_reason, "output": result.output, "error": None}
+            )
+            return result
+        except RunError as exc:
             raise RunError(self.secrets.redact(str(exc))) from None
 
     async def _loop(self) -> RunResult:
@@ -116,6 +136,8 @@ class NetworkRun:
             await open_thread(self, self.thread)
         n = 0
         stop = "router"
+        if await lifecycle.setup(self) == "stop":
+            return self._result("setup", n)
         while True:
             limit = self._limit_reached(n)
             if limit:
@@ -131,8 +153,22 @@ class NetworkRun:
             if agent_limit:
                 stop = agent_limit
                 break
-            await run_turn(self, n, decision.agent)
+            # The turn counts toward max_iter even when a before-step skips it: a router
+            # that keeps picking a skipped agent ends at the limit.
+            end = await lifecycle.before(self, n, decision.agent)
+            if end == "stop":
+                stop = f"before:{decision.agent}"
+                break
+            if end is None:
+                await run_turn(self, n, decision.agent)
+                end = await lifecycle.after(self, n, decision.agent)
             n += 1
+            if end == "stop":
+                stop = f"after:{decision.agent}"
+                break
+        return self._result(stop, n)
+
+    def _result(self, stop: str, n: int) -> RunResult:
         output = next((r.text for r in reversed(self.results) if r.text), "")
         return RunResult(
             output, self.state, self.route, self.usage, stop, n, self.results, self.thread.id if self.thread else None
@@ -179,6 +215,7 @@ class NetworkRun:
                 "call_count": len(self.route),
                 "last_agent": last.agent if last else None,
                 "last_output": last.text if last else None,
+                "steps": dict(self.step_results),
             },
         )
 

@@ -10,11 +10,16 @@ The ids of one run::
 
     netrun.definition                 Inngest only: the definition the run is pinned to
     thread.load, thread.input         with history: the thread's messages, this run's input
+    setup.I.TOOL                      the I-th step of ``setup:`` (before the router first runs)
     route.N[.K]                       LLM routing before turn N (K: the K-th retry, K >= 1)
     turn.N.AGENT.infer                turn N's inference
     turn.N.AGENT.tool.I.TOOL          the I-th tool call the inference asked for
     turn.N.AGENT.tool.I.TOOL.approval the human's decision on that call
+    turn.N.AGENT.tool.I.TOOL.started  that call began (tools run at most once: durability rule 6)
+    turn.N.AGENT.before.I.TOOL        the I-th step of the agent's ``before:`` in turn N
     turn.N.AGENT.thread               with history: the turn's reply appended to the thread
+    turn.N.AGENT.after.I.TOOL         the I-th step of the agent's ``after:`` in turn N
+    finally.I.TOOL                    the I-th step of ``finally:`` (once the run has ended)
 
 Ids derived from them: a network used as a tool runs as the child run ``RUN.STEP`` (its
 call's step id under the parent's run id); an event a run sends has the id ``RUN:STEP``;
@@ -71,6 +76,34 @@ class Turn:
     def thread(self) -> str:
         return f"{self.prefix}.thread"
 
+    def before(self, index: int, tool: str) -> str:
+        """The ``index``-th step of the agent's ``before:``, calling ``tool``."""
+        return f"{self.prefix}.before.{index}.{tool}"
+
+    def after(self, index: int, tool: str) -> str:
+        """The ``index``-th step of the agent's ``after:``, calling ``tool``."""
+        return f"{self.prefix}.after.{index}.{tool}"
+
+
+def setup(index: int, tool: str) -> str:
+    """The ``index``-th step of the network's ``setup:``, calling ``tool``."""
+    return f"setup.{index}.{tool}"
+
+
+def finally_(index: int, tool: str) -> str:
+    """The ``index``-th step of the network's ``finally:``, calling ``tool``."""
+    return f"finally.{index}.{tool}"
+
+
+_LIFECYCLE = re.compile(r"^(?:(setup|finally)\.\d+\.[^.]+|turn\.\d+\.[^.]+\.(before|after)\.\d+\.[^.]+)$")
+
+
+def lifecycle_of(step_id: str) -> str | None:
+    """``setup``, ``before``, ``after`` or ``finally`` for a lifecycle step's id; None for
+    any other step (a model's tool call, an inference)."""
+    found = _LIFECYCLE.match(step_id)
+    return (found.group(1) or found.group(2)) if found else None
+
 
 def inference_of(tool_step: str) -> str:
     """``turn.3.a.tool.0.x`` -> ``turn.3.a.infer``: the inference that asked for the call."""
@@ -94,6 +127,11 @@ def approval(call_step: str) -> str:
 def approved_call(step_id: str) -> str | None:
     """The tool call whose decision ``step_id`` records; None if it records no decision."""
     return step_id.removesuffix(_APPROVAL) if step_id.endswith(_APPROVAL) else None
+
+
+def started(call_step: str) -> str:
+    """The step that records that the tool call ``call_step`` began (durability rule 6)."""
+    return call_step + ".started"
 
 
 def child_run(run_id: str, step_id: str) -> str:
@@ -145,11 +183,15 @@ __all__ = [
     "child_run",
     "child_runs_prefix",
     "child_step",
+    "finally_",
     "inference_of",
     "input_message",
+    "lifecycle_of",
     "model_caller",
     "reply_message",
     "route",
     "sent_event",
+    "setup",
+    "started",
     "tool_message",
 ]

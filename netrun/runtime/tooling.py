@@ -8,6 +8,17 @@ durable operations (a wait, a child run, an event) says ``owns_steps = True`` an
 called outside any step, with ``ctx.steps``. State changes travel in ``state_patch`` and
 are applied by the loop outside the step, so that a replay rebuilds the same state from
 the same outputs without running the tool again (durability rule 2 in the design).
+
+Durability rule 6: a tool that says ``idempotent = False`` (a ``python`` tool not declared
+``idempotent: true``) has its call's start journaled as a step of its own
+(:func:`netrun.runtime.step_ids.started`) on an engine that can tell an earlier execution's
+steps from this one's (``journals_starts``: the local engine). A call whose start an earlier
+execution recorded but whose outcome nobody did was cut off (kill -9, a crash): it is not run
+again; the model is told it may or may not have run. Any other interrupted call runs again.
+
+Two exceptions a tool may raise change what its step does (:class:`netrun.errors.RetryStep`:
+the step fails and the engine retries it; :class:`netrun.errors.FailRun`: the outcome carries
+``fail_run`` and the turn fails the run with it).
 """
 
 from __future__ import annotations
@@ -19,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import FailRun, RetryStep
 from ..redact import Secrets
 from ..spec import scopes
 from ..spec.network import Limits
+from . import step_ids
 from .render import Renderer
 from .steps import StepFailed, Steps
 
@@ -64,6 +77,9 @@ class ToolContext:
     start: int | None = None
     """This call's number (from 0) among the run's calls that start runs (``limits.runs``),
     numbered in the model's order before any runs; None for a call that starts none."""
+    data_dir: Path | None = None
+    """Where the engine keeps the run's files (its journal, threads, sandbox work folders);
+    None outside a run (:func:`netrun.data_dir.data_dir` then)."""
 
     @property
     def idempotency_key(self) -> str:
@@ -100,6 +116,9 @@ class ToolOutcome:
     step: str | None = None
     """The step the outcome comes from when it is not the call's own (a rejected approval's
     wait); who reports the outcome once decides by it. Not part of the JSON."""
+    fail_run: str | None = None
+    """Set when the tool failed the run (:class:`netrun.errors.FailRun`): the turn raises a
+    ``RunError`` with it once the turn's calls are done. Journaled, so a replay fails the same."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"result": self.result}
@@ -107,6 +126,8 @@ class ToolOutcome:
             out["error"] = self.error
         if self.state_patch:
             out["state_patch"] = self.state_patch
+        if self.fail_run is not None:
+            out["fail_run"] = self.fail_run
         return out
 
     @classmethod
@@ -116,6 +137,7 @@ class ToolOutcome:
             error=data.get("error"),
             state_patch=dict(data.get("state_patch") or {}),
             seconds=float(data.get("seconds") or 0.0),
+            fail_run=data.get("fail_run"),
         )
 
     @classmethod
@@ -126,9 +148,9 @@ class ToolOutcome:
 class Tool(Protocol):
     """A tool as the model sees it and as the loop calls it.
 
-    Two optional class attributes, read by :func:`owns_steps` and :func:`starts_runs`
-    (a tool without them runs in one step and starts no runs): ``owns_steps`` and
-    ``starts_runs``.
+    Optional class attributes, read by :func:`owns_steps`, :func:`starts_runs` and
+    :func:`at_most_once` (a tool without them runs in one step, starts no runs, and runs again
+    when its step was interrupted): ``owns_steps``, ``starts_runs`` and ``idempotent``.
     """
 
     name: str
@@ -154,6 +176,42 @@ def starts_runs(tool: Any) -> bool:
     return bool(getattr(tool, "starts_runs", False))
 
 
+def at_most_once(tool: Any) -> bool:
+    """Whether an interrupted call of ``tool`` must not run again (``idempotent = False``:
+    durability rule 6); a tool without the attribute runs again, as before."""
+    return getattr(tool, "idempotent", None) is False
+
+
+def maybe_ran(name: str) -> str:
+    """What the model is told about a call that was cut off and is not run again."""
+    return (
+        f"the call of '{name}' was interrupted (netrun stopped while it ran), so it may or may not have run; "
+        "it was not run again, as the tool is not declared idempotent. Check its effect before calling it again"
+    )
+
+
+async def _interrupted(tool: Tool | None, ctx: ToolContext) -> bool:
+    """Whether this call was started by an earlier execution that recorded no outcome for it;
+    otherwise, for a tool that runs at most once, its start is journaled now (rule 6)."""
+    steps = ctx.steps
+    assert steps is not None
+    if tool is None or not at_most_once(tool) or not getattr(steps, "journals_starts", False):
+        return False
+    if steps.replaying(ctx.step_id):
+        return False
+    started = step_ids.started(ctx.step_id)
+    if steps.replaying(started) and not steps.fresh(started):
+        return True
+
+    async def mark() -> bool:
+        return True
+
+    # Between this step and the call's own, only a server shutting down (RunStopped) stops the
+    # run: that call then counts as interrupted too, which errs on the side of not repeating it.
+    await steps.run(started, mark)
+    return False
+
+
 async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
     """Call ``tool`` as the loop does: a tool that owns its steps directly, any other inside
     the step ``ctx.step_id`` (on replay its recorded outcome, without calling it). ``None``
@@ -163,13 +221,20 @@ async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) ->
         return await tool.call(args, ctx)
     assert ctx.steps is not None, "a tool call runs in a step of its run"
     step_id, secrets = ctx.step_id, ctx.secrets
+    interrupted = await _interrupted(tool, ctx)
 
     async def call() -> dict[str, Any]:
         started = time.perf_counter()
         try:
             if tool is None:
                 raise RuntimeError(f"step {step_id} is not recorded and its tool is not available")
-            out = (await tool.call(args, ctx)).to_json()
+            outcome = ToolOutcome.failure(maybe_ran(tool.name)) if interrupted else await tool.call(args, ctx)
+            out = outcome.to_json()
+        except RetryStep as exc:  # the engine retries the step; its message is journaled: redacted
+            raise RetryStep(secrets.redact(exc.message), after=exc.retry_after) from None
+        except FailRun as exc:
+            message = secrets.redact(exc.message)
+            out = ToolOutcome(error=f"the tool failed the run: {message}", fail_run=message).to_json()
         except Exception as exc:  # a bug in a tool is still the model's to hear about
             out = ToolOutcome.failure(f"{type(exc).__name__}: {exc}").to_json()
         # Recorded with the output, so that the time limit counts the same on replay.

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ..history.store import openai_message
 from ..spec import scopes
 from ..spec.base import parse_duration
-from . import events, step_ids
+from . import events, saving, step_ids
 from .args import check_args, parse_arguments
 from .inference import infer, messages
 from .model import Request, ToolRequest
@@ -118,13 +117,34 @@ async def run_turn(run: NetworkRun, n: int, name: str) -> None:
     )
     sources = [turn.infer]
     sent: list[str] = []
-    for c, call_id, (args, outcome, source) in zip(calls, call_ids(run, n, calls), outcomes, strict=True):
-        run.state.update(outcome.state_patch)
+    # Results reported once saved (below): by the first execution past all the turn's calls,
+    # the one that sees any of their outcomes first (on Inngest, the request after the last).
+    saved_seen = not any(run.steps.fresh(source) for _, _, source in outcomes)
+    for i, (c, call_id, (args, outcome, source)) in enumerate(zip(calls, call_ids(run, n, calls), outcomes, strict=True)):
+        # In the model's order, each on the state the previous call left (none is lost), from
+        # recorded outputs only, outside any step (durability rule 2): a replay writes the same.
+        writes = _writes(run, c.name, tools_offered)
+        outcome = saving.save_outcome(
+            run.state, writes, outcome, _call_values(run, args), run.p.spec.state, run.renderer, run.secrets.redact_value
+        )
+        if writes:  # reported once saved: a state tool's result is what it wrote
+            step = turn.tool(i, c.name)
+            run.emit(
+                events.TOOL_RESULT,
+                saved_seen,
+                step=step,
+                tool=c.name,
+                result=outcome.result,
+                error=outcome.error,
+            )
         result.tool_calls.append(ToolRecord(call_id, c.name, args, outcome.result, outcome.error))
         sent.append(sent_arguments(c.arguments))
         sources.append(source)
     run.results.append(result)
-    run.results_view.append(asdict(result))
+    run.results_view.append(result.to_json())
+    failed = next(((c.name, o.fail_run) for c, (_, o, _) in zip(calls, outcomes, strict=True) if o.fail_run), None)
+    if failed is not None:  # a tool said the run cannot go on (netrun.FailRun): journaled, so a replay fails the same
+        raise RunError(f"tool {failed[0]} failed the run: {failed[1]}")
     said = turn_messages(result, sent)
     run.results_messages += [run.secrets.redact_value(openai_message(m)) for m in said]  # once: messages() relies on it
     if run.thread is not None:
@@ -205,10 +225,29 @@ async def call_tool(
         error=secrets.redact(outcome.error) if outcome.error else outcome.error,
         state_patch=secrets.redact_value(outcome.state_patch),
     )
+    if _writes(run, name, offered):
+        return shown, outcome, source  # its result is reported once the turn has saved it
     # Reported by the first execution to see the outcome (on Inngest, the call after the
     # one that ran the step: that call ended when the step did).
     run.emit(events.TOOL_RESULT, not run.steps.fresh(source), step=step_id, tool=name, result=outcome.result, error=outcome.error)
     return shown, outcome, source
+
+
+def _writes(run: NetworkRun, name: str, offered: dict[str, Tool]) -> tuple[saving.Writes, ...]:
+    """What a call of ``name`` writes into the state: a declared tool's ``state:``/``save:``
+    (none for an MCP tool, even one that took a declared tool's name in another agent)."""
+    declared = run.tools.declared.get(name)
+    return run.tools.writes.get(name, ()) if declared is not None and offered.get(name) is declared else ()
+
+
+def _call_values(run: NetworkRun, args: Any) -> dict[str, Any]:
+    """A call's variables at the tool places, but ``state`` and ``result`` (the saving adds them)."""
+    return {
+        "args": dict(args) if isinstance(args, dict) else {},
+        "input": run.input,
+        "event": dict(run.event),
+        "run": {"id": run.steps.run_id},
+    }
 
 
 def context(run: NetworkRun, step_id: str, start: int | None = None) -> ToolContext:
@@ -231,6 +270,7 @@ def context(run: NetworkRun, step_id: str, start: int | None = None) -> ToolCont
         limits=spec.limits,
         depth=run.depth,
         start=start,
+        data_dir=run.data_dir,
     )
 
 

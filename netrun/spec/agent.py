@@ -4,7 +4,8 @@ from pydantic import Field
 
 from .base import Duration, Name, Spec, Template
 from .history import Window
-from .model import ModelRef
+from .lifecycle import AfterStep, BeforeStep
+from .model import ModelOption
 
 
 class AgentLimits(Spec):
@@ -29,7 +30,7 @@ class AgentSpec(Spec):
     """What the agent does; the LLM router picks agents by their descriptions."""
     system: Template
     """The system prompt, a template over ``input``, ``state``, ``network``, ``results`` and ``event``."""
-    model: ModelRef | None = None
+    model: ModelOption | None = None
     """The model; defaults to the network's ``model``."""
     tools: list[str] = []
     """Tools by name: a declared tool, ``server.tool`` for one MCP tool, or ``server.*`` for all of a server's."""
@@ -42,3 +43,9 @@ class AgentSpec(Spec):
     history: Window | None = None
     """How much of the thread's earlier messages this agent is shown (default: the network's
     ``history.window``, else all)."""
+    before: list[BeforeStep] = []
+    """Steps run each time the router picks this agent, before its inference (in order): their
+    results can be saved to state or read by the prompt as ``steps.NAME``, and can skip the
+    agent's turn (``skip_agent_if``) or stop the run (``stop_if``)."""
+    after: list[AfterStep] = []
+    """Steps run once this agent's turn (its inference and tool calls) is done, in order."""

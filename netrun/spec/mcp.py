@@ -1,10 +1,32 @@
 """MCP servers: where tools come from at run time, over one of four transports."""
 
+from fnmatch import fnmatchcase
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, Tag
 
-from .base import Duration, Spec
+from .base import Duration, Spec, by_shape, one_of
+from .tools import ApprovalSpec
+
+
+class McpApprovalSpec(ApprovalSpec):
+    """Which of a server's tools a human approves, call by call, before they run."""
+
+    tools: list[str] = []
+    """Tools gated by their names on the server, or by ``fnmatch`` patterns (``edit_*``)."""
+    destructive: bool = False
+    """Also gate every tool the server may mark destructive, read as MCP's defaults say: a
+    tool not annotated ``readOnlyHint: true`` whose ``destructiveHint`` is not ``false`` (so a
+    tool without annotations is gated too)."""
+
+
+McpApproval = Annotated[
+    Annotated[Literal["required", "none"], Tag("text")] | Annotated[McpApprovalSpec, Tag("map")],
+    one_of(
+        "approval is 'required' (every tool), 'none' or a mapping with 'tools', 'destructive', 'timeout' and 'event'",
+        by_shape,
+    ),
+]
 
 
 class McpBase(Spec):
@@ -27,6 +49,19 @@ class McpBase(Spec):
     the server marks it so (the MCP tool annotations ``readOnlyHint`` or ``idempotentHint``);
     a list names more tools that are (by their names on the server); ``true`` makes every tool
     safe; ``false`` none (the server's hints are not trusted)."""
+    approval: McpApproval | None = None
+    """Which of the server's tools wait for a human's approval of each call, as a declared
+    tool's ``approval:`` does: ``required`` gates every tool; a mapping gates the tools named
+    (or matched) by ``tools`` and, with ``destructive: true``, those the server annotates as
+    destructive; ``timeout`` and ``event`` as for a declared tool."""
+
+    def approves_by_name(self, remote_name: str) -> bool:
+        """Whether ``approval`` gates ``remote_name`` (the tool's name on the server) whatever
+        its annotations: ``required``, or a name or pattern of ``approval.tools`` matching it."""
+        approval = self.approval
+        if approval is None or approval == "none":
+            return False
+        return approval == "required" or any(fnmatchcase(remote_name, pattern) for pattern in approval.tools)
 
 
 class StdioServer(McpBase):

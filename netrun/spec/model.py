@@ -2,9 +2,9 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Tag
+from pydantic import BaseModel, Field, Tag
 
-from .base import Duration, Spec, by_shape, one_of
+from .base import Duration, Spec, Template, by_shape, one_of
 
 
 class ModelSpec(Spec):
@@ -35,3 +35,43 @@ ModelRef = Annotated[
     one_of("a model is a litellm model id ('openai/gpt-4o-mini') or a mapping with 'id'", by_shape),
 ]
 """A litellm model id, or a mapping with ``id`` and call settings."""
+
+
+class ModelChoice(Spec):
+    """A model chosen per run from the event's data, within an allow-list.
+
+    Only the model id comes from the event: each allowed entry's endpoint, key and
+    parameters are the file's, so event data never changes where a request goes."""
+
+    from_: Template = Field(alias="from")
+    """The id of the model to use, a template over ``event``, e.g. ``{{ event.data.model }}``.
+    Empty or undefined: ``default``. An id outside ``allowed`` fails the run."""
+    allowed: Annotated[list[ModelRef], Field(min_length=1)]
+    """The models a run may use: model ids, or mappings with ``id`` and call settings."""
+    default: str | None = None
+    """The id of the allowed model used when the event names none (default: the first)."""
+
+    def ids(self) -> list[str]:
+        """The allowed model ids, in order."""
+        return [m if isinstance(m, str) else m.id for m in self.allowed]
+
+    def default_id(self) -> str:
+        return self.default if self.default is not None else self.ids()[0]
+
+
+def _model_shape(value: Any) -> str | None:
+    if (isinstance(value, dict) and "from" in value) or isinstance(value, ModelChoice):
+        return "choice"
+    if isinstance(value, BaseModel) and not isinstance(value, ModelSpec):
+        return None
+    return by_shape(value)
+
+
+ModelOption = Annotated[
+    Annotated[str, Tag("text")] | Annotated[ModelSpec, Tag("map")] | Annotated[ModelChoice, Tag("choice")],
+    one_of(
+        "a model is a litellm model id ('openai/gpt-4o-mini'), a mapping with 'id', or a choice with 'from' and 'allowed'",
+        _model_shape,
+    ),
+]
+"""A network's or an agent's model: a :data:`ModelRef`, or a :class:`ModelChoice` from event data."""

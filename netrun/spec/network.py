@@ -8,12 +8,13 @@ from .agent import AgentSpec
 from .base import Duration, Name, Spec, Template, by_shape, one_of
 from .function import FunctionSpec
 from .history import HistorySpec
+from .lifecycle import FinallyStep, SetupStep
 from .mcp import McpServerSpec
-from .model import ModelRef
+from .model import ModelOption
 from .params import StateField
 from .router import RouterSpec
 from .tools import ToolSpec
-from .trigger import TriggerSpec
+from .trigger import RunEvents, TriggerSpec
 
 
 class Limits(Spec):
@@ -111,8 +112,8 @@ class NetworkSpec(Shared):
     """What the network does."""
     trigger: Triggers | None = None
     """The event(s) or schedule that start a run (none: runs start only from the CLI or API)."""
-    model: ModelRef | None = None
-    """The default model of agents and the router."""
+    model: ModelOption | None = None
+    """The default model of agents and the router (or a choice from the event's data)."""
     max_iter: int | None = Field(default=None, gt=0)
     """At most this many agent turns per run (AgentKit's ``maxIter``)."""
     limits: Limits | None = None
@@ -126,6 +127,15 @@ class NetworkSpec(Shared):
     history: HistorySpec | None = None
     """Where conversations (threads) are kept: a run with a thread id loads the thread's
     messages before its first agent and appends its input and each agent's reply."""
+    setup: list[SetupStep] = []
+    """Steps run once, before the router first runs (in order): a failure fails the run
+    (``non_retriable: true``: at once, without the step's retries)."""
+    finally_: list[FinallyStep] = Field(default=[], alias="finally")
+    """Steps run once the run has ended, whatever the outcome (completed, failed, a limit
+    reached): cleanup, notifications. Their templates see ``outcome``."""
+    send: RunEvents | None = None
+    """Events sent once as the run ends: ``completed`` and ``failed`` lists of ``{event, data}``
+    (not ``on:``, which YAML 1.1 tools read as ``true``)."""
 
     @property
     def turn_limit(self) -> int:

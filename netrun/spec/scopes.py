@@ -53,10 +53,13 @@ VARIABLES: dict[str, Variable] = {
         Variable("thread_id", "the thread's id"),
         Variable("user", "the thread's user (none in `get` and `append`)"),
         Variable("messages", "the messages to append (a body value of exactly `{{ messages }}` is sent as the list)"),
+        Variable("result", "the result of the tool call or step (in `save:`, never an error result: that saves nothing)"),
+        Variable("steps", "the results of the run's lifecycle steps named with `as:`, by that name (the latest of each)"),
+        Variable("outcome", "how the run ended (in `finally:` steps; none elsewhere): `status`, `stop`, `output`, `error`"),
     )
 }
 
-NETWORK = ("input", "state", "event", "network", "results", "call_count", "last_agent", "last_output")
+NETWORK = ("input", "state", "event", "network", "results", "call_count", "last_agent", "last_output", "steps")
 """What the network loop knows between turns: the variables of prompts and rules."""
 TOOL = ("args", "state", "input", "event", "run")
 """What a tool call knows: its arguments and the run around it."""
@@ -178,6 +181,59 @@ APPROVAL_IF = _place(
 """Not a place in the file: the condition netrun writes for a tool's approval wait, in the table
 so that the engines' wait matching builds its variables the same way for both kinds of wait."""
 
+TOOL_COMMAND = _place(
+    "tool.command",
+    "tool `command` `argv`, `stdin`, `env`",
+    "template",
+    ("tools.*.command.argv", "tools.*.command.stdin", "tools.*.command.env"),
+    TOOL,
+)
+"""A command tool's templates: each ``argv`` item renders to one argument (with ``shell: true``,
+the one script string, its inserted values shell-quoted), ``stdin`` and the ``env`` values."""
+
+TOOL_SAVE = _place("tool.save", "tool `save` values", "template", ("tools.*.save",), (*TOOL, "result"))
+"""A tool's ``save:`` writes, rendered once its call succeeded, on the state the turn's earlier
+calls left (:mod:`netrun.runtime.saving`)."""
+
+_STEP_LISTS = ("setup[]", "agents.*.before[]", "agents.*.after[]", "finally[]")
+_STEP_NAMES = (*NETWORK, "run", "agent", "outcome", "result")
+STEP = _place(
+    "step",
+    "lifecycle step (`setup`, `before`, `after`, `finally`) `args`, `save`",
+    "template",
+    tuple(f"{where}.{key}" for where in _STEP_LISTS for key in ("args", "save")),
+    _STEP_NAMES,
+)
+"""A lifecycle step's templates (:mod:`netrun.runtime.lifecycle`). One place for the four
+lists: ``agent`` is none in ``setup`` and ``finally``, ``outcome`` none outside ``finally``,
+and ``result`` (the step's) none in ``args``, rendered before the call."""
+STEP_IF = _place(
+    "step.if",
+    "lifecycle step `if`, `skip_agent_if`, `stop_if`",
+    "expression",
+    (
+        *(f"{where}.if" for where in _STEP_LISTS),
+        "agents.*.before[].skip_agent_if",
+        *(f"{where}.stop_if" for where in _STEP_LISTS[:3]),
+    ),
+    _STEP_NAMES,
+)
+"""A lifecycle step's conditions: ``if`` before the call (``result`` none), ``skip_agent_if``
+and ``stop_if`` on its result."""
+
+TRIGGER_THREAD = _place("trigger.thread", "`trigger` `thread`, `user`", "template", ("trigger.thread", "trigger.user"), EVENT)
+"""The thread and user a run started by an event belongs to (``{{ event.data.threadId }}``)."""
+MODEL_FROM = _place("model.from", "`model.from` (network, agent)", "template", ("model.from", "agents.*.model.from"), EVENT)
+"""The id of the model a run uses, chosen from the event within ``model.allowed``."""
+RUN_EVENTS = _place(
+    "send",
+    "`send` `completed[].data`, `failed[].data`",
+    "template",
+    ("send.completed[].data", "send.failed[].data"),
+    ("input", "state", "event", "run", "outcome"),
+)
+"""The events a run sends as it ends (:func:`netrun.engines.run_events.send_run_events`)."""
+
 PLACES: tuple[Place, ...] = (
     AGENT_SYSTEM,
     PROMPT,
@@ -195,6 +251,18 @@ PLACES: tuple[Place, ...] = (
     HISTORY,
     HISTORY_APPEND,
     APPROVAL_IF,
+    # issue 15 places, one line per piece of work (keep each where it is, to merge cleanly):
+    # command tools:
+    TOOL_COMMAND,
+    # save (results into state):
+    TOOL_SAVE,
+    # lifecycle steps (before/after/setup/finally):
+    STEP,
+    STEP_IF,
+    # events in and out:
+    TRIGGER_THREAD,
+    MODEL_FROM,
+    RUN_EVENTS,
 )
 
 

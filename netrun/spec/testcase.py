@@ -39,6 +39,10 @@ class Stub(Spec):
     """The tool's result, as the model sees it."""
     error: str | None = None
     """An error message instead of a result (the model sees the tool fail)."""
+    read_only: bool = False
+    """For a stubbed MCP tool: its server annotates it ``readOnlyHint``. A server whose
+    ``approval`` has ``destructive: true`` gates every stub without it, as a live run gates a
+    tool the server does not annotate (a stub has no annotations of its own)."""
 
 
 class TestEvent(Spec):

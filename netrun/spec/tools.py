@@ -5,7 +5,7 @@ Tools from MCP servers are not declared here: agents name them as ``server.tool`
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, Tag
+from pydantic import BaseModel, Discriminator, Field, Tag, WithJsonSchema
 
 from .base import Duration, EventName, Expression, Name, Spec, Template, by_key, by_shape, one_of
 from .params import Parameters
@@ -27,6 +27,72 @@ Approval = Annotated[
 ]
 
 
+# -- writing state (issue 15: owned by the results-into-state work) -------------------------
+
+SAVE_OPS = ("set", "append", "merge")
+"""The operations a write into a state field may name (:data:`Saves`)."""
+
+
+class SaveSet(Spec):
+    """Replace the field's value."""
+
+    set: Any
+    """The new value (its strings are rendered as templates, as in the whole mapping)."""
+
+
+class SaveAppend(Spec):
+    """Add to the end of an array field."""
+
+    append: Any
+    """What to add: one item, or a list whose items are added (to add a list as one item,
+    write it inside a list). Its strings are rendered as templates."""
+
+
+class SaveMerge(Spec):
+    """Merge into an object field (shallow: the value's keys replace the field's)."""
+
+    merge: Any
+    """An object (or a template that yields one) whose keys are set in the field."""
+
+
+SaveOp = Annotated[
+    Annotated[SaveSet, Tag("set")] | Annotated[SaveAppend, Tag("append")] | Annotated[SaveMerge, Tag("merge")],
+    one_of("a state write names exactly one operation: set, append or merge", by_key(*SAVE_OPS)),
+]
+
+
+def _save_shape(value: Any) -> str:
+    """``op`` for a mapping naming an operation (or a parsed one), else ``value``."""
+    if isinstance(value, BaseModel) or (isinstance(value, dict) and any(k in value for k in SAVE_OPS)):
+        return "op"
+    return "value"
+
+
+SaveValue = Annotated[
+    Annotated[SaveOp, Tag("op")] | Annotated[Any, Tag("value")],
+    Discriminator(_save_shape),
+    WithJsonSchema(
+        {
+            "description": "A value (string values are templates) to set, or a mapping with exactly one of "
+            "'set', 'append' (array fields) or 'merge' (object fields).",
+            "anyOf": [
+                *({"type": "object", "required": [op], "properties": {op: {}}, "additionalProperties": False} for op in SAVE_OPS),
+                {"not": {"type": "object", "anyOf": [{"required": [op]} for op in SAVE_OPS]}},
+            ],
+        }
+    ),
+]
+"""One write into a state field: a value to set (string values inside it are templates), or a
+mapping with exactly one of ``set``, ``append`` (an array field) or ``merge`` (an object field).
+A mapping naming any of those keys is an operation: to set a literal object with a ``set`` key,
+write ``{set: {set: ...}}``."""
+
+Saves = dict[Name, SaveValue]
+"""State field -> its write (:data:`SaveValue`), applied in the order written. The type of a
+tool's ``save:`` and of the state tool's ``state:``; rendered and applied by
+:mod:`netrun.runtime.saving`."""
+
+
 class ToolBase(Spec):
     description: str | None = None
     """What the tool does; the model reads this to decide when to call it."""
@@ -34,13 +100,20 @@ class ToolBase(Spec):
     """The arguments the model passes, as JSON Schema; available to templates as ``args``."""
     approval: Approval | None = None
     """``required``: a human approves each call before it runs (a rejection is returned to the model)."""
+    save: Saves = {}
+    """State field -> the value to write; string values are templates over the call's ``result``
+    (and ``args``, ``state``...). Or a mapping with ``set``, ``append`` (array fields) or
+    ``merge`` (object fields). Written once the call succeeds (an error result saves nothing),
+    in the order the model asked for the turn's calls."""
 
 
 class StateTool(ToolBase):
     """Writes values into the network state."""
 
-    state: Annotated[dict[Name, Any], Field(min_length=1)]
-    """State field -> value; string values are templates (``{{ args.category }}``)."""
+    state: Annotated[Saves, Field(min_length=1)]
+    """State field -> value; string values are templates (``{{ args.category }}``), rendered on
+    the state the turn's earlier calls left. A mapping with ``set``, ``append`` (array fields)
+    or ``merge`` (object fields) updates the field instead of replacing it."""
 
 
 class HttpCall(Spec):
@@ -132,6 +205,110 @@ class EventTool(ToolBase):
     """The event to send."""
 
 
+# -- python tools (issue 15: owned by the python-tools work) -------------------------------
+
+
+class PythonCall(Spec):
+    """A Python function, called with the model's arguments."""
+
+    function: str
+    """``package.module:function``, imported from the network's folder or the installed environment."""
+    timeout: Duration = "60s"
+    """How long one call may take; past it the model gets an error result."""
+    idempotent: bool = False
+    """``true``: calling it twice does no harm, so a call cut off by a crash runs again when the
+    run resumes; ``false`` (the default): the model is told that call may or may not have run."""
+
+
+class PythonTool(ToolBase):
+    """Calls a Python function (sync or async); its JSON return value is the result. Without
+    ``parameters``, the model is shown a schema derived from the function's type hints."""
+
+    python: Annotated[
+        Annotated[str, Tag("text")] | Annotated[PythonCall, Tag("map")],
+        one_of("python is 'package.module:function' or a mapping with 'function'", by_shape),
+    ]
+    """The function: ``package.module:function``, or a mapping with ``function``, ``timeout``
+    and ``idempotent``."""
+
+
+# -- command tools (issue 15: owned by the command-tools work) -----------------------------
+
+
+def _bool_or_shape(value: Any) -> str | None:
+    return "bool" if isinstance(value, bool) else by_shape(value)
+
+
+class SandboxSpec(Spec):
+    """Running the command under bubblewrap (``bwrap``, Debian's ``bubblewrap`` package)."""
+
+    network: bool = False
+    """``true``: the command may use the network; ``false`` (the default): it has none at all
+    (not even the host's 127.0.0.1)."""
+    work: Literal["run", "call"] = "run"
+    """The writable folder mounted at ``/work`` (the command's working directory): ``run``, one
+    folder per run, shared by every call of the run and found again when the run resumes;
+    ``call``, a fresh empty folder for each call, deleted after it."""
+    read_only: list[str] = []
+    """More host folders the command may read (relative to the network file, or absolute),
+    mounted at the same absolute path; the system folders (``/usr``, ``/bin``, ``/lib``...,
+    ``/etc``) always are."""
+
+
+class CommandCall(Spec):
+    """A program to run, its argv built from templates."""
+
+    argv: Annotated[
+        Annotated[Annotated[list[Template], Field(min_length=1)], Tag("list")] | Annotated[Template, Tag("text")],
+        one_of("argv is a list of arguments (or, with shell: true, one string)", by_shape),
+    ]
+    """The program and its arguments, a list with each item a template that renders to exactly
+    one argument (never split, never seen by a shell). With ``shell: true``, one string: the
+    script ``/bin/sh -c`` runs, where every value a ``{{ }}`` inserts is shell-quoted."""
+    shell: bool = False
+    """``true``: ``argv`` is one string run by ``/bin/sh -c`` (values it inserts are quoted
+    with ``shlex.quote``, so model text stays one word)."""
+    stdin: Template | None = None
+    """What the command reads on its standard input (a template); none: it reads nothing."""
+    cwd: str | None = None
+    """The working directory, relative to the network file (default: the network's folder).
+    Not with ``sandbox``: a sandboxed command runs in its work folder, ``/work``."""
+    env: dict[str, Template] = {}
+    """Environment variables set for the command (templates; may use ``${ENV}`` references,
+    whose values are redacted from the output)."""
+    env_pass: list[str] = ["PATH"]
+    """The names of netrun's own environment variables passed through (when set); no other
+    variable of netrun's environment reaches the command."""
+    timeout: Duration = "60s"
+    """How long the command may run; past it its whole process group is killed and the model
+    gets an error result."""
+    max_bytes: int = Field(default=1_000_000, gt=0)
+    """The most of stdout and of stderr kept (each); the rest is read and dropped, and the
+    result says how much was cut."""
+    ok_codes: Annotated[list[int], Field(min_length=1)] = [0]
+    """The exit codes that are a result; any other is an error result (with the output)."""
+    idempotent: bool = False
+    """``true``: running it twice does no harm, so a call cut off by a crash runs again when the
+    run resumes; ``false`` (the default): the model is told that call may or may not have run."""
+    sandbox: Annotated[
+        Annotated[bool, Tag("bool")] | Annotated[SandboxSpec, Tag("map")],
+        one_of("sandbox is true, false or a mapping with 'network', 'work' and 'read_only'", _bool_or_shape),
+    ] = False
+    """``true`` or a mapping: run under bubblewrap with a read-only system, one writable work
+    folder at ``/work``, a private ``/tmp`` and no network (unless ``network: true``)."""
+
+
+class CommandTool(ToolBase):
+    """Runs a command; its exit code, stdout and stderr are the result. Commands change things
+    outside netrun: consider ``approval: required``."""
+
+    command: CommandCall
+    """The command to run."""
+
+
+# -- the registry of kinds ------------------------------------------------------------------
+
+
 def kind_key(spec_type: type[ToolBase]) -> str:
     """The key that selects a kind in the file (``http`` for :class:`HttpTool`): the one
     field a kind adds to what every tool has."""
@@ -139,14 +316,20 @@ def kind_key(spec_type: type[ToolBase]) -> str:
     return key
 
 
-TOOL_KINDS = ("state", "http", "wait_for_event", "network", "event")
+TOOL_KINDS = ("state", "http", "wait_for_event", "network", "event", "python", "command")
 
 ToolSpec = Annotated[
     Annotated[StateTool, Tag("state")]
     | Annotated[HttpTool, Tag("http")]
     | Annotated[WaitTool, Tag("wait_for_event")]
     | Annotated[NetworkTool, Tag("network")]
-    | Annotated[EventTool, Tag("event")],
-    one_of("a tool needs exactly one kind key: state, http, wait_for_event, network or event", by_key(*TOOL_KINDS)),
+    | Annotated[EventTool, Tag("event")]
+    | Annotated[PythonTool, Tag("python")]
+    | Annotated[CommandTool, Tag("command")],
+    one_of(
+        "a tool needs exactly one kind key: state, http, wait_for_event, network, event, python or command",
+        by_key(*TOOL_KINDS),
+    ),
 ]
-"""A declared tool: exactly one of ``state``, ``http``, ``wait_for_event``, ``network``, ``event``."""
+"""A declared tool: exactly one of ``state``, ``http``, ``wait_for_event``, ``network``, ``event``,
+``python``, ``command``."""

@@ -20,12 +20,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 from ..compile import AgentProgram, Program
+from ..runtime.saving import Writes
 from ..runtime.tooling import Tool
-from ..spec import NetworkSpec
-from ..spec.tools import EventTool, HttpTool, NetworkTool, StateTool, ToolBase, WaitTool
+from ..spec import NetworkSpec, scopes
+from ..spec.tools import CommandTool, EventTool, HttpTool, NetworkTool, PythonTool, StateTool, ToolBase, WaitTool
 from .approval import gated
 from .stub import declared_stub, server_stubs
 
@@ -35,18 +37,23 @@ KINDS: dict[type[ToolBase], str] = {
     WaitTool: "netrun.tools.wait",
     NetworkTool: "netrun.tools.network",
     EventTool: "netrun.tools.event",
+    PythonTool: "netrun.tools.python",
+    CommandTool: "netrun.tools.command",
 }
 """Spec type -> the module that builds its tools. Modules are imported when a network
 declares such a tool: a network without http tools never imports httpx."""
 
 
-def build_tool(name: str, spec: ToolBase, network: NetworkSpec) -> Tool:
-    """The tool declared as ``name`` (without its approval: see :func:`build_tools`)."""
+def build_tool(name: str, spec: ToolBase, network: NetworkSpec, base_dir: Path | None = None) -> Tool:
+    """The tool declared as ``name`` (without its approval: see :func:`build_tools`). A kind
+    whose module says ``USES_BASE_DIR = True`` is also given the network's folder."""
     try:
-        module = KINDS[type(spec)]
+        module = importlib.import_module(KINDS[type(spec)])
     except KeyError:
         raise TypeError(f"tool '{name}': no tool kind is registered for {type(spec).__name__}") from None
-    return cast(Tool, importlib.import_module(module).build(name, spec, network))
+    if base_dir is not None and getattr(module, "USES_BASE_DIR", False):
+        return cast(Tool, module.build(name, spec, network, base_dir=base_dir))
+    return cast(Tool, module.build(name, spec, network))
 
 
 class ToolServers(Protocol):
@@ -64,6 +71,11 @@ class Toolset:
     behind its approval where its spec asks for one)."""
     servers: Mapping[str, Mapping[str, Tool]] = field(default_factory=dict)
     """Stubbed MCP server -> its stubbed tools (the tool's name on the server -> its stub)."""
+    writes: Mapping[str, tuple[Writes, ...]] = field(default_factory=dict)
+    """Declared name -> what a successful call of it writes into the state (its ``state:``,
+    its ``save:``): rendered and applied by the turn, outside the call's step, in the
+    model's order (:mod:`netrun.runtime.saving`). A state tool replaced by a given tool or
+    a stub keeps its ``save:`` (over the replacement's result), not its ``state:``."""
 
     async def offered(self, agent: AgentProgram, mcp: ToolServers | None = None) -> dict[str, Tool]:
         """The tools ``agent`` offers, by the function name the model sees: its declared
@@ -86,12 +98,49 @@ def build_tools(program: Program) -> Toolset:
     or stubs (``Program.stubs``, ``netrun test``) takes the place of the registry's."""
     spec = program.spec
     declared: dict[str, Tool] = {}
+    writes: dict[str, tuple[Writes, ...]] = {}
     for name, tool_spec in spec.tools.items():
+        built = name not in program.tools and name not in program.stubs
         if name in program.tools:
             tool = cast(Tool, program.tools[name])
         elif name in program.stubs:
             tool = declared_stub(name, tool_spec, program.stubs[name])
         else:
-            tool = build_tool(name, tool_spec, spec)
+            tool = build_tool(name, tool_spec, spec, program.base_dir)
         declared[name] = gated(tool, tool_spec.approval)
-    return Toolset(declared, server_stubs(program.stubs, spec.tools))
+        found = tool_writes(name, tool_spec, built)
+        if found:
+            writes[name] = found
+    return Toolset(declared, _gated_stubs(server_stubs(program.stubs, spec.tools), spec), writes)
+
+
+def _gated_stubs(servers: Mapping[str, Mapping[str, Tool]], spec: NetworkSpec) -> dict[str, dict[str, Tool]]:
+    """Stubbed MCP tools behind their server's approval, as the real ones would be (a test of
+    a gated tool answers its approval as a live run must). A stub has no annotations: read
+    with MCP's defaults it may be destructive, so ``destructive: true`` gates it."""
+    out: dict[str, dict[str, Tool]] = {}
+    for server, tools in servers.items():
+        found = spec.mcp_servers.get(server)
+        approval = found.approval if found is not None else None
+        if found is None or approval is None or approval == "none":
+            out[server] = dict(tools)
+            continue
+        every = not isinstance(approval, str) and approval.destructive
+        out[server] = {
+            remote: gated(stub, approval)
+            if (every and not getattr(stub, "read_only", False)) or found.approves_by_name(remote)
+            else stub
+            for remote, stub in tools.items()
+        }
+    return out
+
+
+def tool_writes(name: str, spec: ToolBase, built: bool = True) -> tuple[Writes, ...]:
+    """What a successful call of the declared tool ``name`` writes: a state tool's ``state:``
+    (when the registry ``built`` it: a replacement does not write it), then its ``save:``."""
+    found: list[Writes] = []
+    if built and isinstance(spec, StateTool):
+        found.append(Writes(spec.state, ("tools", name, "state"), scopes.TOOL_STATE, shows_result=True))
+    if spec.save:
+        found.append(Writes(spec.save, ("tools", name, "save"), scopes.TOOL_SAVE))
+    return tuple(found)

@@ -27,6 +27,8 @@ class StubTool:
     description: str
     parameters: dict[str, Any]
     outcome: ToolOutcome
+    read_only: bool = False
+    """Its server annotates it read-only (``Stub.read_only``): ``destructive`` does not gate it."""
 
     async def call(self, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
         return ToolOutcome(result=self.outcome.result, error=self.outcome.error)
@@ -47,7 +49,7 @@ def server_stubs(stubs: Mapping[str, Mapping[str, Any]], declared: Container[str
         server, tool = stub_target(key)
         name = function_name(server, tool)
         out.setdefault(server, {})[tool] = StubTool(
-            name, f"{tool} (from the MCP server {server}; stubbed)", ANY_OBJECT, _outcome(stub)
+            name, f"{tool} (from the MCP server {server}; stubbed)", ANY_OBJECT, _outcome(stub), bool(stub.get("read_only"))
         )
     return out
 

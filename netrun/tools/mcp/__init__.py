@@ -3,7 +3,7 @@
 A run opens one :class:`McpServers` for the ``mcp_servers`` of its network::
 
     async with McpServers(spec.mcp_servers, environ=os.environ, base_dir=network_dir) as servers:
-        tools = await servers.resolve(["docs.search", "files.*"])   # list[McpTool]
+        tools = await servers.resolve(["docs.search", "files.*"])   # list[Tool]: McpTool, or behind its approval
         outcome = await tools[0].call({"query": "refunds"}, ctx)    # ToolOutcome, never raises
 
 Choices, and why:
@@ -42,7 +42,8 @@ from any task while it is open.
 The package, by what each module holds: :mod:`.servers` (all servers of a run),
 :mod:`.connection` (one server: calls, reconnect), :mod:`.session` (the task owning one
 session), :mod:`.transports` (stdio, SSE, streamable HTTP, websocket), :mod:`.tool` (a tool
-as the model sees it; whether a call may be re-sent), :mod:`.results` (result text and
+as the model sees it; whether a call may be re-sent), :mod:`.gating` (which tools wait
+for a human's approval: the server's ``approval``), :mod:`.results` (result text and
 ``max_bytes``), :mod:`.failures` (how failures are told).
 """
 

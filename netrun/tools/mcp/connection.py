@@ -80,6 +80,11 @@ class McpConnection:
 
     # -- tools ------------------------------------------------------------------------
 
+    @property
+    def listing(self) -> list[types.Tool] | None:
+        """The server's tools as it first listed them (``None`` before, or when it is down)."""
+        return self._listing
+
     async def tools(self) -> list[McpTool]:
         """The server's tools after include/exclude, in the server's order (connects if needed).
 

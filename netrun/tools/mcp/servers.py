@@ -12,9 +12,11 @@ from anyio.abc import TaskGroup
 
 from ...redact import Secrets
 from ...runtime.network import RunError
+from ...runtime.tooling import Tool
 from ...spec.mcp import McpServerSpec
 from ..naming import UNSAFE, digest, function_name
 from .connection import McpConnection
+from .gating import gate
 from .tool import McpTool
 
 
@@ -39,6 +41,7 @@ class McpServers:
         self.secrets = Secrets.for_definition({n: s.model_dump(mode="json") for n, s in specs.items()}, environ)
         self.connections: dict[str, McpConnection] = {name: McpConnection(name, spec, self) for name, spec in specs.items()}
         self._names: dict[str, tuple[str, str]] = {}
+        self._gated: dict[str, Tool] = {}
         self._stack: AsyncExitStack | None = None
         self._tg: TaskGroup | None = None
 
@@ -120,11 +123,12 @@ class McpServers:
             raise McpServerMissingError(conn.missing)
         return found
 
-    async def resolve(self, refs: Iterable[str]) -> list[McpTool]:
+    async def resolve(self, refs: Iterable[str]) -> list[Tool]:
         """The tools for an agent's MCP references, in order, each once.
 
         A reference is ``server.tool``, ``server.*`` or a bare ``server`` (an entry of the
-        agent's ``mcp_servers``: all its tools). Servers are connected concurrently.
+        agent's ``mcp_servers``: all its tools). Servers are connected concurrently. A tool
+        its server's ``approval`` gates comes behind that approval (:mod:`.gating`).
         """
         parsed: list[tuple[str, str]] = []
         for ref in refs:
@@ -133,11 +137,21 @@ class McpServers:
         if not parsed:
             return []
         await self.connect(*dict.fromkeys(server for server, _ in parsed))
-        out: dict[str, McpTool] = {}
+        out: dict[str, Tool] = {}
         for server, tool in parsed:
             for t in await self.tools_for(server, tool):
-                out.setdefault(t.name, t)
+                out.setdefault(t.name, self._gate(t))
         return list(out.values())
+
+    def _gate(self, tool: McpTool) -> Tool:
+        """``tool`` behind its server's approval where that gates it (one wrapper per tool)."""
+        if tool.name in self._gated:
+            return self._gated[tool.name]
+        listing = tool.connection.listing
+        gated = gate(tool, listing)
+        if listing is not None:  # the gating of a server not listed yet may change when it is
+            self._gated[tool.name] = gated
+        return gated
 
     def error(self, server: str) -> str | None:
         """Why ``server`` is unavailable in this run, or ``None``."""
