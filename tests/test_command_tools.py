@@ -10,9 +10,7 @@ import json
 import os
 import resource
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -23,11 +21,11 @@ import pytest
 from click.testing import Result
 
 import netrun
-from netrun.engines.local import Journal
 from netrun.runtime.approvals import approval_id
 
-from .conftest import NETRUN, until
+from .conftest import until
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
+from .interrupted import kill_during_effect_then_resume
 
 ENV = {"FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 PY = sys.executable
@@ -436,18 +434,6 @@ def test_validate_warns_when_a_read_only_folder_would_show_secrets_or_the_journa
 # -- kill -9 in the middle of a command, then resume (durability rule 6) ----------------------
 
 
-def _netrun(args: list[str], db: Path, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [NETRUN, *args, "--db", str(db), "--json"],
-        cwd=cwd,
-        env={**os.environ, **ENV},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 @pytest.mark.parametrize("idempotent", [False, True])
 def test_kill_9_during_a_command_then_resume(tmp_path: Path, idempotent: bool) -> None:
     (tmp_path / "block").touch()
@@ -455,34 +441,14 @@ def test_kill_9_during_a_command_then_resume(tmp_path: Path, idempotent: bool) -
     # unsandboxed command outlives a netrun killed with -9, so it must end by itself).
     effect = "echo ran >> effect.txt; while [ -e block ]; do sleep 0.05; done; echo effect done"
     script = [Reply(tool_calls=[ToolCall("first", {}), ToolCall("effect", {})]), Reply(text="done")]
-    db = tmp_path / "runs.db"
     with FakeLLM(script) as llm:
         tools = (
             '  first: {command: {argv: [/bin/sh, -c, "echo ran >> first.txt; echo first done"]}}\n'
             f'  effect: {{command: {{argv: [/bin/sh, -c, "{effect}"], idempotent: {str(idempotent).lower()}}}}}'
         )
         network(tmp_path, llm, tools, turns=2)
-        proc = _netrun(["run", "cmd.yaml", "-i", "go"], db, tmp_path)
-        until(
-            "the effect runs and the first call is journaled",
-            lambda: (
-                proc.poll() is None
-                and (tmp_path / "effect.txt").exists()
-                and "turn.0.a.tool.0.first" in Journal(db).step_ids(Journal(db).runs("running")[0])
-            ),
-        )
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        (tmp_path / "block").unlink()
+        result, requests = kill_during_effect_then_resume(tmp_path, llm, "cmd.yaml", script, ENV)
 
-        (run_id,) = Journal(db).runs("running")
-        llm.set_script(script[1:])
-        resumed = _netrun(["run", "--resume", run_id], db, tmp_path)
-        out, err = resumed.communicate(timeout=120)
-        assert resumed.returncode == 0, err
-        requests = llm.requests
-
-    result = json.loads(out)
     assert result["status"] == "completed"
     assert (tmp_path / "first.txt").read_text() == "ran\n"  # a completed step is never repeated
     effect_result = result["result"]["results"][0]["tool_calls"][1]

@@ -4,10 +4,7 @@ the fake OpenAI-compatible server over HTTP; ``netrun validate``'s checks; kill 
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -19,10 +16,9 @@ import pytest
 from click.testing import Result
 
 import netrun
-from netrun.engines.local import Journal
 
-from .conftest import NETRUN, until
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
+from .interrupted import kill_during_effect_then_resume
 
 ENV = {"FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
@@ -434,49 +430,16 @@ def effect() -> str:
 """
 
 
-def _netrun(args: list[str], db: Path, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [NETRUN, *args, "--db", str(db), "--json"],
-        cwd=cwd,
-        env={**os.environ, **ENV},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 @pytest.mark.parametrize("idempotent", [False, True])
 def test_kill_9_during_a_python_call_then_resume(tmp_path: Path, idempotent: bool) -> None:
     module(tmp_path, "effects.py", EFFECTS)
     (tmp_path / "block").touch()
     script = [Reply(tool_calls=[ToolCall("first", {}), ToolCall("effect", {})]), Reply(text="done")]
-    db = tmp_path / "runs.db"
     with FakeLLM(script) as llm:
         tools = f'  first: {{python: "effects:first"}}\n  effect: {{python: {{function: "effects:effect", idempotent: {str(idempotent).lower()}}}}}'
         network(tmp_path, llm, tools, turns=2)
-        proc = _netrun(["run", "py.yaml", "-i", "go"], db, tmp_path)
-        until(
-            "the effect runs and the first call is journaled",
-            lambda: (
-                proc.poll() is None
-                and (tmp_path / "effect.txt").exists()
-                and (tmp_path / "first.txt").exists()
-                and "turn.0.a.tool.0.first" in Journal(db).step_ids(Journal(db).runs("running")[0])
-            ),
-        )
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        (tmp_path / "block").unlink()
+        result, requests = kill_during_effect_then_resume(tmp_path, llm, "py.yaml", script, ENV)
 
-        (run_id,) = Journal(db).runs("running")
-        llm.set_script(script[1:])
-        resumed = _netrun(["run", "--resume", run_id], db, tmp_path)
-        out, err = resumed.communicate(timeout=120)
-        assert resumed.returncode == 0, err
-        requests = llm.requests
-
-    result = json.loads(out)
     assert result["status"] == "completed"
     assert (tmp_path / "first.txt").read_text() == "ran\n"  # a completed step is never repeated
     told = {m.get("tool_call_id"): m["content"] for m in requests[-1]["messages"] if m["role"] == "tool"}

@@ -73,6 +73,16 @@ def _fields_set(schema: Any) -> set[str]:
     return set(schema.model_fields_set) if hasattr(schema, "model_fields_set") else set(schema)
 
 
+def call_args(name: str, args: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A tool's arguments as it runs with them: checked against its ``schema`` (the error a
+    tool returns when they do not fit, else None) and completed with the schema's defaults."""
+    errors = check_args(args, schema)
+    if errors:
+        return dict(args), f"invalid arguments for {name}: " + "; ".join(errors)
+    defaults = {k: s["default"] for k, s in (schema.get("properties") or {}).items() if "default" in s}
+    return {**defaults, **args}, None
+
+
 def check_args(value: Any, schema: Mapping[str, Any], path: str = "args") -> list[str]:
     """What is wrong with ``value`` against the JSON Schema ``schema``, checked by ``jsonschema``.
 

@@ -19,7 +19,6 @@ called as the turn calls them, without the retry.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -159,13 +158,7 @@ async def _run_step(
         called: Tool = tool if once else _Retried(tool)
         result = await run_tool(called, args, context(run, step_id))
     run.usage.seconds += result.seconds
-    secrets = run.secrets
-    result = dataclasses.replace(
-        result,
-        result=secrets.redact_value(result.result),
-        error=secrets.redact(result.error) if result.error else result.error,
-        state_patch=secrets.redact_value(result.state_patch),
-    )
+    result = result.redacted(run.secrets)
     writes = run.tools.writes.get(step.tool, ())
     if step.save:
         writes = (*writes, saving.Writes(step.save, (*path, "save"), scopes.STEP))

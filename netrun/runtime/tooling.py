@@ -23,6 +23,7 @@ the step fails and the engine retries it; :class:`netrun.errors.FailRun`: the ou
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -138,6 +139,15 @@ class ToolOutcome:
             state_patch=dict(data.get("state_patch") or {}),
             seconds=float(data.get("seconds") or 0.0),
             fail_run=data.get("fail_run"),
+        )
+
+    def redacted(self, secrets: Secrets) -> ToolOutcome:
+        """This outcome with the run's secrets masked in its result, error and state patch."""
+        return dataclasses.replace(
+            self,
+            result=secrets.redact_value(self.result),
+            error=secrets.redact(self.error) if self.error else self.error,
+            state_patch=secrets.redact_value(self.state_patch),
         )
 
     @classmethod

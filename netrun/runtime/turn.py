@@ -8,7 +8,6 @@ not fit the schema) is an outcome for the model, attributed to the turn's infere
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import TYPE_CHECKING, Any
 
@@ -218,13 +217,7 @@ async def call_tool(
     # The time the call ran in its step counts toward limits.time (as recorded: a replay counts the same).
     run.usage.seconds += outcome.seconds
     # Outcomes no step made (or that a step of an older version recorded) are cleaned here.
-    secrets = run.secrets
-    outcome = dataclasses.replace(
-        outcome,
-        result=secrets.redact_value(outcome.result),
-        error=secrets.redact(outcome.error) if outcome.error else outcome.error,
-        state_patch=secrets.redact_value(outcome.state_patch),
-    )
+    outcome = outcome.redacted(run.secrets)
     if _writes(run, name, offered):
         return shown, outcome, source  # its result is reported once the turn has saved it
     # Reported by the first execution to see the outcome (on Inngest, the call after the

@@ -47,7 +47,7 @@ from typing import Any
 
 from ..data_dir import data_dir
 from ..envrefs import MissingEnvError
-from ..runtime.args import check_args, parameters_schema
+from ..runtime.args import call_args, parameters_schema
 from ..runtime.outbound import CallEnv
 from ..runtime.render import Renderer, RenderError
 from ..runtime.tooling import ToolContext, ToolOutcome
@@ -78,10 +78,9 @@ class CommandToolImpl:
         self.sandbox: SandboxSpec | None = SandboxSpec() if box is True else (box or None)
 
     async def call(self, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
-        errors = check_args(args, self.parameters)
-        if errors:
-            return ToolOutcome.failure(f"invalid arguments for {self.name}: " + "; ".join(errors))
-        args = {**{k: s["default"] for k, s in self.parameters["properties"].items() if "default" in s}, **args}
+        args, problem = call_args(self.name, args, self.parameters)
+        if problem is not None:
+            return ToolOutcome.failure(problem)
         env = CallEnv(ctx.environ)
         try:
             argv, stdin, environ = self._render(ctx.renderer, ctx.variables(args, scopes.TOOL_COMMAND), env, ctx)

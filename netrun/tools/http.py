@@ -27,7 +27,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from ..envrefs import MissingEnvError
-from ..runtime.args import check_args, parameters_schema
+from ..runtime.args import call_args, parameters_schema
 from ..runtime.outbound import CallEnv, check_routing_headers, render_url
 from ..runtime.render import RenderError, each_string, render_typed, render_value
 from ..runtime.retry_after import retry_after_seconds
@@ -77,10 +77,9 @@ class HttpToolImpl:
         self._backoff = wait_exponential(multiplier=backoff_base, max=backoff_max) + wait_random(0, backoff_base)
 
     async def call(self, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
-        errors = check_args(args, self.parameters)
-        if errors:
-            return ToolOutcome.failure(f"invalid arguments for {self.name}: " + "; ".join(errors))
-        args = {**{k: s["default"] for k, s in self.parameters["properties"].items() if "default" in s}, **args}
+        args, problem = call_args(self.name, args, self.parameters)
+        if problem is not None:
+            return ToolOutcome.failure(problem)
         env = CallEnv(ctx.environ)
         try:
             request = self._render(ctx.variables(args), env)
