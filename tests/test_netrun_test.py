@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from .conftest import REPO
 
@@ -285,3 +288,26 @@ def test_a_case_whose_initial_state_does_not_fit_is_a_located_error(netrun_cli: 
     assert "4:26: error: cases.billing.state.categry: not a declared state field; did you mean 'category'?" in result.output
     assert '4:54: error: cases.billing.state.category: must be one of ["billing", "technical"]' in result.output
     assert "PASSED" not in result.output
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+def test_netrun_test_keeps_sandbox_work_folders_in_its_scratch_folder(
+    netrun_cli: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sandboxed command's run folder is in the engine's data directory, beside its journal:
+    for `netrun test` its scratch folder. It was once `.netrun/work/RUN` beside the network
+    file, left behind by every `netrun test networks`."""
+    monkeypatch.delenv("NETRUN_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "box.yaml").write_text(
+        "name: box\nmodel: openai/x\nagents:\n  a: {description: d, system: go, tools: [write]}\n"
+        "router: {rules: [{if: call_count >= 1, stop: true}, {if: 'true', agent: a}]}\n"
+        "tools:\n  write: {command: {argv: [/bin/sh, -c, 'echo hi > kept.txt; cat kept.txt'], sandbox: true}}\n"
+    )
+    (tmp_path / "box.test.yaml").write_text(
+        "cases:\n  writes in its folder:\n    replies:\n      a: [{tool_calls: [{name: write}]}]\n"
+        "    expect: {tool_calls: [{name: write}]}\n"
+    )
+    result = netrun_cli("test", str(tmp_path / "box.yaml"))
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / ".netrun").exists()

@@ -36,6 +36,7 @@ from ..runtime.events import RUN_COMPLETED, RUN_FAILED
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
 from ..runtime.render import Renderer, RenderError
+from ..runtime.results import outcome
 from ..runtime.steps import Steps
 from ..spec import NetworkSpec, scopes
 from ..spec.model import ModelSpec
@@ -249,17 +250,15 @@ async def execute(
         message = f"internal error: {type(exc).__name__}: {exc}"
     else:
         completed = result.to_json()
-        ending = {"status": "completed", "stop": result.stop_reason, "output": result.output, "error": None}
         try:
-            await send_run_events(program, backend, run, loop, ending, environ)
+            await send_run_events(program, backend, run, loop, outcome(result), environ)
         except RunError as exc:  # an event's data cannot be rendered: the run fails, and says why
             message = str(exc)
         else:
             return outcomes.complete(run.id, completed)
     # The message is redacted as the journal keeps it before the failure events quote it.
     redacted = Secrets.for_definition(run.definition, environ).redact(message)
-    ending = {"status": "failed", "stop": None, "output": None, "error": redacted}
-    await send_run_events(program, backend, run, loop, ending, environ)
+    await send_run_events(program, backend, run, loop, outcome(None, redacted), environ)
     return outcomes.fail(run.id, message, run.definition)
 
 

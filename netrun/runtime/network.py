@@ -24,7 +24,7 @@ from . import events, lifecycle, step_ids
 from .inference import infer
 from .model import Completion, Request
 from .render import RenderError, renderer_for
-from .results import AgentResult, RunError, RunResult, Usage
+from .results import AgentResult, RunError, RunResult, Usage, outcome
 from .router import DEFAULT_ROUTER_PROMPT, Decision, llm_decision, rule_decision
 from .steps import Steps
 from .thread_steps import open_thread
@@ -118,18 +118,13 @@ class NetworkRun:
         that waits, is stopped or cancelled has not ended: its ``finally:`` runs when it
         does (a crashed run resumes, replays, and reaches it once)."""
         try:
-            try:
-                result = await self._loop()
-            except RunError as exc:  # its message may quote a store's or a model's error text
-                message = self.secrets.redact(str(exc))
-                await lifecycle.finish(self, {"status": "failed", "stop": None, "output": None, "error": message})
-                raise RunError(message) from None
-            await lifecycle.finish(
-                self, {"status": "completed", "stop": result.stop_reason, "output": result.output, "error": None}
-            )
-            return result
-        except RunError as exc:
-            raise RunError(self.secrets.redact(str(exc))) from None
+            result = await self._loop()
+        except RunError as exc:  # its message may quote a store's or a model's error text
+            message = self.secrets.redact(str(exc))
+            await lifecycle.finish(self, outcome(None, message))  # its failures change nothing
+            raise RunError(message) from None
+        await lifecycle.finish(self, outcome(result))
+        return result
 
     async def _loop(self) -> RunResult:
         if self.thread is not None:

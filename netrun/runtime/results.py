@@ -93,6 +93,14 @@ class RunResult:
         }
 
 
+def outcome(result: RunResult | None, error: str | None = None) -> dict[str, Any]:
+    """How a run ended, as ``finally:`` steps and ``send:`` events read it (``outcome``):
+    completed with ``result``, or failed with the (redacted) ``error``."""
+    if result is None:
+        return {"status": "failed", "stop": None, "output": None, "error": error}
+    return {"status": "completed", "stop": result.stop_reason, "output": result.output, "error": None}
+
+
 class RunError(NetrunError, phase="run"):
     """The run cannot go on (a model that fails for good, a template that cannot render)."""
 
@@ -145,6 +153,7 @@ __all__ = [
     "RunResult",
     "ToolRecord",
     "Usage",
+    "outcome",
     "sent_arguments",
     "tool_content",
     "turn_messages",
