@@ -1,4 +1,9 @@
-"""Run progress in the terminal: what happens, as it happens, readable at a glance."""
+"""Run progress in the terminal: what happens, as it happens, readable at a glance.
+
+It reads the same chunks the server streams (AgentKit's protocol,
+:mod:`netrun.runtime.agentkit_stream`): each event a run reports is mapped to its chunks and
+each chunk is printed (or not: usage and part bookkeeping say nothing to a person).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any, TextIO
 import click
 
 from .runtime import events, step_ids
+from .runtime.agentkit_stream import EXTRA_PREFIX, RunStream, step_of
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -18,15 +24,17 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 class Progress:
-    """Prints run events; replayed ones (a resumed run catching up) are dimmed."""
+    """Prints a run's chunks; those of replayed events (a resumed run catching up) are dimmed."""
 
     def __init__(self, out: TextIO | None = None, color: bool | None = None) -> None:
         self.out = out or sys.stdout
         self.color = self.out.isatty() if color is None else color
         self.streaming = False
         self.pending_newline = False
-        self.streamed = False
-        """Whether the current agent's text was streamed (else it is printed when it ends)."""
+        self.runs: dict[str, RunStream] = {}
+        """The protocol's memory of each run shown (a network tool's child runs have their own)."""
+        self.tools: dict[str, str] = {}
+        """The tool of each pending approval (``hitl.resolved`` names only the request)."""
 
     def _line(self, text: str, **style: Any) -> None:
         self._end_stream()
@@ -38,65 +46,81 @@ class Progress:
             self.streaming = False
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        run_id = str(data.get("run_id", ""))
+        stream = self.runs.setdefault(run_id, RunStream(run_id))
         dim = {"dim": True} if data.get("replayed") else {}
-        if kind == events.RUN_STARTED:
-            self._line(f"▶ run {data['run_id']} · {data['network']} · {data['definition_hash']}", bold=True)
-        elif kind == events.ROUTED:
-            target = data["agent"] or "stop"
-            self._line(f"→ {target}  ({data['how']})", fg="cyan", **dim)
-        elif kind == events.AGENT_STARTED:
-            self.streamed = False
-            self._line(f"  {data['agent']} is working…", **dim)
-        elif kind == events.TEXT_DELTA:
-            if not self.streaming:
-                click.echo("  │ ", file=self.out, nl=False)
-                self.streaming = self.streamed = True
-                self.pending_newline = False
-            text = data["text"]
-            if self.pending_newline:
-                text = "\n" + text
-            # A trailing newline is held back: it becomes a new "│" line only if more text comes.
-            self.pending_newline = text.endswith("\n")
-            click.echo(text.rstrip("\n").replace("\n", "\n  │ "), file=self.out, nl=False)
-        elif kind == events.AGENT_FINISHED:
-            if not self.streaming and data.get("text") and (data.get("replayed") or not self.streamed):
-                self._line(f"  │ {_short(data['text'])}", **dim)
+        # Text that was not streamed arrives whole with the turn's end: shown on one line.
+        whole = kind == events.AGENT_FINISHED
+        for event, chunk in stream.pieces(kind, data):
+            self._show(event, chunk, whole, dim)
+        if kind in events.FINAL:
+            self.runs.pop(run_id, None)
+
+    def _show(self, event: str, d: dict[str, Any], whole: bool, dim: dict[str, Any]) -> None:
+        meta = d.get("metadata") or {}
+        if event == "run.started" and d.get("scope") == "network":
+            self._line(f"▶ run {d['runId']} · {d['name']} · {meta.get('definitionHash')}", bold=True)
+        elif event == "run.started":
+            how = (meta.get("routing") or {}).get("how")
+            self._line(f"→ {d['name']}" + (f"  ({how})" if how else ""), fg="cyan", **dim)
+            self._line(f"  {d['name']} is working…", **dim)
+        elif event == EXTRA_PREFIX + events.ROUTED:
+            self._line(f"→ stop  ({d['how']})", fg="cyan", **dim)
+        elif event == "text.delta" and whole:
+            self._line(f"  │ {_short(d['delta'])}", **dim)
+        elif event == "text.delta":
+            self._delta(str(d["delta"]))
+        elif event == "part.completed" and d.get("type") == "text":
             self._end_stream()
-        elif kind == events.TOOL_CALLED:
-            where = step_ids.lifecycle_of(str(data.get("step", "")))  # a step of setup/before/after/finally
+        elif event == "part.completed" and d.get("type") == "tool-call":
+            where = step_ids.lifecycle_of(step_of(str(d["partId"])) or "")  # a step of setup/before/after/finally
             label = f"{where} step: " if where else ""
-            self._line(f"  ⚙ {label}{data['tool']}({_short(data['args'], 120)})", fg="magenta", **dim)
-        elif kind == events.TOOL_RESULT:
-            if data.get("error"):
-                self._line(f"    ✗ {_short(data['error'])}", fg="red", **dim)
+            self._line(f"  ⚙ {label}{d['metadata']['toolName']}({_short(d['finalContent'], 120)})", fg="magenta", **dim)
+        elif event == "part.completed" and d.get("type") == "tool-output":
+            outcome = d.get("finalContent") or {}
+            if outcome.get("error") is not None:
+                self._line(f"    ✗ {_short(outcome['error'])}", fg="red", **dim)
             else:
-                self._line(f"    ← {_short(data['result'])}", **dim)
-        elif kind == events.WAITING:
-            match = f" where {data['match']} = {json.dumps(data['match_value'])}" if data.get("match") else ""
-            self._line(f"  ⏸ {data['tool']} waits for event {data['event']}{match}", fg="yellow", **dim)
-        elif kind == events.APPROVAL_REQUESTED:
-            self._line(
-                f"  ✋ {data['tool']} needs approval {data.get('approval_id', '')} (event {data['event']})", fg="yellow", **dim
-            )
-        elif kind == events.APPROVAL_RESOLVED:
-            self._line(
-                f"    {data['tool']}: {data.get('resolution')}" + (f" ({data['reason']})" if data.get("reason") else ""),
-                fg="yellow",
-                **dim,
-            )
-        elif kind == events.RUN_WAITING:
-            self._line(f"⏸ run {data['run_id']} is waiting for {data['event']}", fg="yellow", bold=True)
-            self._line(f"  answer with: netrun send {data['event']} --data '{{...}}' --run {data['run_id']}")
-        elif kind == events.RUN_COMPLETED:
-            r = data["result"]
-            u = r["usage"]
-            self._line(
-                f"✓ done in {r['iterations']} turn{'s' * (r['iterations'] != 1)} · route: {' → '.join(r['route']) or '(none)'} · "
-                f"{u['tokens']:,} tokens · ${u['cost']:.4f} · stop: {r['stop_reason']}",
-                fg="green",
-                bold=True,
-            )
-            if r["output"]:
-                self._line(r["output"])
-        elif kind == events.RUN_FAILED:
-            self._line(f"✗ run {data['run_id']} failed: {data['error']}", fg="red", bold=True)
+                self._line(f"    ← {_short(outcome.get('data'))}", **dim)
+        elif event == EXTRA_PREFIX + events.WAITING:
+            match = f" where {d['match']} = {json.dumps(d['match_value'])}" if d.get("match") else ""
+            self._line(f"  ⏸ {d['tool']} waits for event {d['event']}{match}", fg="yellow", **dim)
+        elif event == "hitl.requested":
+            for call in d["toolCalls"]:
+                self.tools[d["requestId"]] = call["toolName"]
+                self._line(f"  ✋ {call['toolName']} needs approval {d['requestId']}", fg="yellow", **dim)
+        elif event == "hitl.resolved":
+            tool = self.tools.pop(d["requestId"], d["requestId"])
+            self._line(f"    {tool}: {d['resolution']}" + (f" ({d['reason']})" if d.get("reason") else ""), fg="yellow", **dim)
+        elif event == EXTRA_PREFIX + events.RUN_WAITING:
+            self._line(f"⏸ run {d['run_id']} is waiting for {d['event']}", fg="yellow", bold=True)
+            self._line(f"  answer with: netrun send {d['event']} --data '{{...}}' --run {d['run_id']}")
+        elif event == "run.completed" and d.get("scope") == "network":
+            self._completed(d.get("result") or {})
+        elif event == "run.failed":
+            self._line(f"✗ run {d['runId']} failed: {d['error']}", fg="red", bold=True)
+        elif event == "run.interrupted":
+            self._line(f"✗ run {d['runId']} cancelled: {meta.get('error')}", fg="red", bold=True)
+
+    def _delta(self, text: str) -> None:
+        if not self.streaming:
+            click.echo("  │ ", file=self.out, nl=False)
+            self.streaming = True
+            self.pending_newline = False
+        if self.pending_newline:
+            text = "\n" + text
+        # A trailing newline is held back: it becomes a new "│" line only if more text comes.
+        self.pending_newline = text.endswith("\n")
+        click.echo(text.rstrip("\n").replace("\n", "\n  │ "), file=self.out, nl=False)
+
+    def _completed(self, r: dict[str, Any]) -> None:
+        u = r.get("usage") or {}
+        turns = r.get("iterations", 0)
+        self._line(
+            f"✓ done in {turns} turn{'s' * (turns != 1)} · route: {' → '.join(r.get('route') or []) or '(none)'} · "
+            f"{u.get('tokens', 0):,} tokens · ${u.get('cost', 0.0):.4f} · stop: {r.get('stop_reason')}",
+            fg="green",
+            bold=True,
+        )
+        if r.get("output"):
+            self._line(r["output"])

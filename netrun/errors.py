@@ -38,7 +38,8 @@ place (file:line:col and YAML path) where one is known::
 
 Outside the tree, on purpose: exceptions that are control flow or outcomes, not errors.
 ``RunSuspended`` (runtime/steps.py: a run waits for an event), ``RunStopped``
-(engines/local_steps.py: the engine shuts down between steps) and ``SingletonSkipped``
+(engines/local_steps.py: the engine shuts down between steps), ``RunCancelled``
+(runtime/lifecycle.py: a cancelled run stops before its next step and runs its ``finally:``) and ``SingletonSkipped``
 (serve/local_runs.py: a run that is not started, like Inngest's "skipped") are raised to
 unwind a run that is doing what it should; an ``except NetrunError`` meant for failures
 must never swallow them. Private signals caught inside their own module

@@ -60,16 +60,11 @@ def _postgres_bin() -> Path:
     """Debian's PostgreSQL server binaries; the test setup installs the package when they
     are missing (as `.ci/run` does on a fresh machine)."""
     import glob
-    import shutil
-    import subprocess
 
+    from . import debian
+
+    debian.ensure(["postgresql"], lambda: bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")))
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        )
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
         raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (Debian's package), then run the tests again")
     return Path(found[-1]).parent

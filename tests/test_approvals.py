@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from netrun.runtime import agentkit_stream as ak
 from netrun.runtime.approvals import approval_id
 from netrun.serve.app import create_app
 from netrun.serve.settings import ServeSettings
@@ -101,8 +102,13 @@ def settled(url: str, run_id: str, step: str) -> list[dict[str, Any]]:
                 kind = line.partition(":")[2].strip()
             elif line.startswith("data:") and kind:
                 seen.append(json.loads(line.partition(":")[2]))
-                done = next((i for i, e in enumerate(seen) if e["type"] == "tool.result" and e.get("step") == step), None)
-                if done is not None and any(e["type"] in ("run.waiting", "run.completed", "run.failed") for e in seen[done:]):
+                output = ak.output_part(run_id, step)
+                done = next(
+                    (i for i, e in enumerate(seen) if e["event"] == "part.completed" and e["data"]["partId"] == output), None
+                )
+                if done is not None and any(
+                    e["event"] in ("netrun.run.waiting", "run.completed", "run.failed") for e in seen[done:]
+                ):
                     return seen
     raise AssertionError(f"the stream of run {run_id} ended before step {step} had its outcome: {seen}")
 
@@ -283,7 +289,7 @@ def test_each_gated_call_waits_on_its_own_approval_id(
     rejected = approve(server.url, run_id, approved=False, approval_id=rm["id"], reason="never")
     assert rejected.status_code == 202, rejected.text
     events = settled(server.url, run_id, rm["step"])
-    assert [e["resolution"] for e in events if e["type"] == "approval.resolved"] == ["approved", "denied"]
+    assert [e["data"]["resolution"] for e in events if e["event"] == "hitl.resolved"] == ["approved", "denied"]
     assert waiting_on(server.url, run_id, ["ls"]) == [ls]
     assert ran(effects) == ["echo harmless"]
 

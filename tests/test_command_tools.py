@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import socket
 import sys
 import threading
@@ -23,6 +22,7 @@ from click.testing import Result
 import netrun
 from netrun.runtime.approvals import approval_id
 
+from . import debian
 from .conftest import until
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .interrupted import kill_during_effect_then_resume
@@ -42,7 +42,9 @@ tools:
 {body}
 """
 
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+needs_bwrap = pytest.mark.skipif(
+    not debian.has_bwrap(), reason="bubblewrap (bwrap) is not installed (apt-get install bubblewrap)"
+)
 
 
 def network(folder: Path, llm: FakeLLM, tools: str, *, name: str = "cmd", turns: int = 1) -> Path:
@@ -503,3 +505,43 @@ def test_a_sandboxed_command_has_no_capabilities_even_when_netrun_is_root(tmp_pa
     [(res, error)] = calls(run(path, tmp_path))
     assert error is None and res["stdout"].split() == ["CapEff:", "0000000000000000"]
     assert not (shared / "escaped").exists()
+
+
+def test_a_command_runs_in_a_session_of_its_own_and_a_timeout_kills_only_its_group(tmp_path: Path, llm: FakeLLM) -> None:
+    # setsid: the command leads its own session and process group, so the timeout's killpg
+    # reaches everything it started (a grandchild too) and nothing of netrun's own group.
+    ids, grandchild = tmp_path / "ids", tmp_path / "grandchild"
+    script = f"cut -d' ' -f5,6 /proc/$$/stat > {ids}; (sleep 61.5 & echo $! > {grandchild}; wait) & echo up; wait"
+    res, error = one_call(tmp_path, llm, f'{{command: {{argv: [/bin/sh, -c, "{script}"], timeout: 1s}}}}')
+    assert error is not None and error.startswith("the command did not finish within 1 s: it was killed")
+    assert res["exit_code"] == -9
+    pgid, sid = (int(x) for x in ids.read_text().split())
+    assert pgid == sid  # a session leader (setsid) ...
+    assert pgid not in (os.getpgrp(), os.getsid(0))  # ... not of the test's own session or group
+    until("the grandchild of the timed-out command is gone", lambda: not _alive(int(grandchild.read_text())), timeout=5)
+    assert _alive(os.getpid())
+
+
+@needs_bwrap
+def test_a_work_call_folder_is_deleted_after_a_timeout(tmp_path: Path, llm: FakeLLM) -> None:
+    import tempfile
+    import uuid
+
+    marker = f"marker-{uuid.uuid4().hex}"
+    tool = f'{{command: {{argv: [/bin/sh, -c, "echo x > /work/{marker}; sleep 30"], timeout: 1500ms, sandbox: {{work: call}}}}}}'
+    path = network(tmp_path, llm, f"  t: {tool}")
+    llm.push(Reply(tool_calls=[ToolCall("t", {})]))
+    tmp = Path(tempfile.gettempdir())
+
+    def folders() -> list[Path]:  # the call's own folder, told from other tests' by the marker
+        return [p.parent for p in tmp.glob(f"netrun-work-*/{marker}")]
+
+    done: list[netrun.RunResult] = []
+    runner = threading.Thread(target=lambda: done.append(run(path, tmp_path)))
+    runner.start()
+    seen = until("the call's work folder holds its file", folders, timeout=20)
+    runner.join(30)
+    assert done and done[0].status == "completed", done and done[0].error
+    ((_, error),) = calls(done[0])
+    assert error is not None and "did not finish within 1.5 s" in error
+    assert not any(folder.exists() for folder in seen)  # deleted after the timeout's kill

@@ -28,7 +28,7 @@ from netrun.validate import PathError
 
 OUTSIDE = {
     # control flow and outcomes: a run doing what it should, never a failure to report
-    "RunSuspended", "RunStopped", "SingletonSkipped",
+    "RunSuspended", "RunStopped", "RunCancelled", "SingletonSkipped",
     # private signals caught in their own module
     "_AttemptFailedError", "_SuspectError", "_StepError", "_GaveUpError", "_ClientGoneError", "_SyncUnreachableError", "_InngestDownError",
     # a bug in netrun (an assertion), not a user's mistake

@@ -108,7 +108,7 @@ def test_singleton_cancel_ends_the_holder_and_starts_the_newcomer(serve: Callabl
     answered = httpx.post(f"{url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "text": "ok"}}).json()
     assert answered["resumed"] == [new.json()["run_id"]]
     events = httpx.get(f"{url}/runs/{old}/events", timeout=30).text
-    assert "event: run.cancelled" in events
+    assert "event: run.interrupted" in events
 
 
 def test_a_cancel_event_ends_only_the_runs_its_if_matches(serve: Callable[[str], Served]) -> None:

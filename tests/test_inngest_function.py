@@ -88,9 +88,10 @@ def test_every_setting_reaches_the_function() -> None:
     )
     assert main.priority.run == "(event.data.vip * 60)"
     assert main.idempotency == "event.data.request_id"
-    assert [(c.event, c.if_exp, c.timeout) for c in main.cancel] == [
+    assert [(c.event, c.if_exp, c.timeout) for c in main.cancel][:1] == [
         ("app/stop", "async.data.id == event.data.id", timedelta(hours=1))
     ]
+    assert main.cancel[1].event == "netrun/run.cancel"  # POST /runs/{id}/cancel's, on every function
     assert (main.timeouts.start, main.timeouts.finish) == (timedelta(minutes=10), timedelta(hours=1))
     assert (main.singleton.mode, main.singleton.key) == ("skip", "event.data.user")
 

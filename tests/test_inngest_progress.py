@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from netrun.runtime import agentkit_stream as ak
 from netrun.serve.app import create_app
 from netrun.serve.settings import ServeSettings
 
@@ -74,22 +75,43 @@ def events_of(server: Served, run_id: str) -> list[dict[str, Any]]:
         return list(sse(response))
 
 
+def reported(chunks: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What the run's chunks report, as (what, which): a turn's start and end by its
+    iteration, a tool call and its outcome by its step (read back from AgentKit's ids)."""
+    turns: dict[str, str] = {}
+    out: list[tuple[str, str]] = []
+    for c in chunks:
+        event, d = c["event"], c["data"]
+        if event == "run.started" and d["scope"] == "agent":
+            turns[d["messageId"]] = str(d["metadata"]["routing"]["iteration"])
+            out.append(("agent.started", turns[d["messageId"]]))
+        elif event == "run.completed" and d["scope"] == "agent":
+            out.append(("agent.finished", turns[d["messageId"]]))
+        elif event == "part.created" and d["type"] in ("tool-call", "tool-output"):
+            out.append(("tool.called" if d["type"] == "tool-call" else "tool.result", str(ak.step_of(d["partId"]))))
+        elif event == "netrun.routed":
+            out.append(("routed", str(d["iteration"])))
+        else:
+            out.append((f"{event}/{d.get('scope', '')}", ""))
+    return out
+
+
 def check_sequence(events: list[dict[str, Any]]) -> None:
-    kinds = Counter(e["type"] for e in events)
-    assert kinds["run.started"] == 1 and kinds["run.completed"] == 1 and events[-1]["type"] == "run.completed"
-    assert kinds["routed"] == 3  # turn 0, turn 1, and the stop
+    order = reported(events)
+    kinds = Counter(kind for kind, _ in order)
+    assert kinds["run.started/network"] == 1 and kinds["run.completed/network"] == 1 and events[-1]["event"] == "stream.ended"
+    assert kinds["routed"] == 1  # the stop (the turns' routing rides in their run.started)
     assert kinds["agent.started"] == 2 and kinds["agent.finished"] == 2
     assert kinds["tool.called"] == 3 and kinds["tool.result"] == 3
-    keyed = Counter((e["type"], str(e[KEYS[e["type"]]])) for e in events if e["type"] in KEYS)
+    keyed = Counter(item for item in order if item[0] in KEYS)
     assert set(keyed.values()) == {1}, keyed
-    order = [(e["type"], str(e.get(KEYS.get(e["type"], ""), ""))) for e in events]
     for n in ("0", "1"):
         assert order.index(("agent.started", n)) < order.index(("agent.finished", n))
-    for e in events:
-        if e["type"] == "tool.result":
-            step, turn = e["step"], e["step"].split(".")[1]
+    for kind, step in order:
+        if kind == "tool.result":
+            turn = step.split(".")[1]
             assert order.index(("tool.called", step)) < order.index(("tool.result", step)) < order.index(("agent.finished", turn))
-    assert sorted(e["step"] for e in events if e["type"] == "tool.result") == [
+    assert sorted(step for kind, step in order if kind == "tool.result") == [
         "turn.0.helper.tool.0.note",
         "turn.0.helper.tool.1.note",
         "turn.1.helper.tool.0.done",

@@ -349,3 +349,37 @@ def test_netrun_run_shows_the_steps_as_they_run(
     lines = [line.strip() for line in result.output.splitlines()]
     assert any(line.startswith('⚙ setup step: fetch_ticket({"id": "T1"})') for line in lines), lines
     assert any(line.startswith('⚙ after step: notify({"text": "done"})') for line in lines), lines
+
+
+# -- Inngest's step limit counts the steps around agents and runs ----------------------------------
+
+COUNTED = """\
+name: n
+model: openai/gpt-4o-mini
+max_iter: {turns}
+trigger: {{event: app/chat.requested, thread: "{{{{ event.data.threadId }}}}"}}
+agents:
+  a:
+    description: d
+    system: hi
+    before: [{{tool: notify}}]
+setup: [{{tool: notify}}]
+finally: [{{tool: cleanup}}]
+send: {{completed: [{{event: app/done, data: {{x: 1}}}}]}}
+tools:
+  notify: {{http: {{url: "https://example.com/n"}}}}
+  cleanup: {{command: {{argv: [/bin/true]}}}}
+"""
+
+
+def test_inngest_s_step_limit_counts_lifecycle_send_and_trigger_thread_steps(tmp_path: Path) -> None:
+    path = tmp_path / "n.yaml"
+    path.write_text(COUNTED.format(turns=249))  # 1 + 2 + 1 + 1 + 1 + 249 x 4 = 1,002
+    (d,) = [d for d in validate_paths([path]).diagnostics if d.code == "too-many-steps"]
+    assert d.message.startswith("a run can take up to 1,002 Inngest steps")
+    assert (
+        "1 (netrun.definition) + 2 (thread.load, thread.input) + 1 (setup steps) + 1 (finally steps) + 1 (send: events) "
+        "+ 249 turns × 4 steps of agent 'a' (1 routing call + 1 before:/after: step + 1 inference + 1 thread append) = 1,002"
+    ) in d.message  # finally's command: its call (rule 6 takes no marker step on Inngest)
+    path.write_text(COUNTED.format(turns=248))  # 998
+    assert [d for d in validate_paths([path]).diagnostics if d.code == "too-many-steps"] == []

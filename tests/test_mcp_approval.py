@@ -185,8 +185,8 @@ def test_a_gated_write_waits_and_runs_once_approved(
     read, write = run["result"]["results"][0]["tool_calls"]
     assert "the notes" in json.dumps(read["result"]) and read["error"] is None
     assert write["error"] is None and run["approvals"] == []
-    kinds = [(e["type"], e.get("tool")) for e in events_of(server.url, run_id) if e["type"].startswith("approval.")]
-    assert kinds == [("approval.requested", "fs__write_file"), ("approval.resolved", "fs__write_file")]
+    requested, resolved = [e["data"] for e in events_of(server.url, run_id) if e["event"].startswith("hitl.")]
+    assert requested["toolCalls"][0]["toolName"] == "fs__write_file" and resolved["approvedTools"] == ["fs__write_file"]
     assert llm.count == 1
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from . import debian
 from .conftest import REPO
 
 NETWORK = """\
@@ -290,7 +290,7 @@ def test_a_case_whose_initial_state_does_not_fit_is_a_located_error(netrun_cli: 
     assert "PASSED" not in result.output
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+@pytest.mark.skipif(not debian.has_bwrap(), reason="bubblewrap (bwrap) is not installed (apt-get install bubblewrap)")
 def test_netrun_test_keeps_sandbox_work_folders_in_its_scratch_folder(
     netrun_cli: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -497,3 +498,40 @@ def test_on_inngest_retry_step_is_retried_by_inngest_and_fail_run_fails_the_run(
         assert (tmp_path / "tries.txt").read_text() == "try\ntry\n"  # retried once by Inngest, then ok
         told = [m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"]
         assert told == ['"ok"']
+
+
+def test_a_sync_function_past_its_timeout_runs_on_in_its_thread_while_the_run_goes_on(tmp_path: Path, llm: FakeLLM) -> None:
+    release = tmp_path / "release"
+    module(
+        tmp_path,
+        "slow.py",
+        f"""
+        import time
+        from pathlib import Path
+
+        def stuck():
+            deadline = time.monotonic() + 30
+            while not Path({str(release)!r}).exists() and time.monotonic() < deadline:
+                time.sleep(0.02)  # well past its timeout, until the test releases it
+            return "late"
+        """,
+    )
+    path = network(tmp_path, llm, '  stuck: {python: {function: "slow:stuck", timeout: 200ms}}', turns=2)
+    llm.push(Reply(tool_calls=[ToolCall("stuck", {})]), Reply(text="went on"))
+    started = time.monotonic()
+    try:
+        result = run(path, tmp_path)
+        took = time.monotonic() - started
+        alive = [t for t in threading.enumerate() if t.name == "netrun-python-stuck" and t.is_alive()]
+    finally:
+        release.touch()
+    assert result.status == "completed", result.error
+    assert took < 10  # the run did not wait for the thread
+    assert result.output == "went on"  # the next turn ran while the thread was still stuck
+    assert alive  # it ran past its timeout, in its own thread
+    assert (
+        calls(result)["stuck"][1] == "slow:stuck did not return within 0.2 s (its thread runs on, as Python cannot stop a thread)"
+    )
+    for thread in alive:
+        thread.join(10)
+        assert not thread.is_alive()

@@ -1,5 +1,6 @@
-"""A run's events are journaled with it: ``GET /runs/{id}/events`` replays them after a
-restart, numbers them (``id:``) and resumes after ``Last-Event-ID``; their bytes are bounded.
+"""A run's stream (AgentKit's chunks) is journaled with it: ``GET /runs/{id}/events``
+replays it after a restart, numbers its chunks (``id:`` = ``sequenceNumber``) and resumes
+after ``Last-Event-ID``; its bytes are bounded.
 
 Real ``netrun serve`` (uvicorn in a thread, restarted on the same data directory), the fake
 OpenAI-compatible model server through litellm, a real SSE client (httpx).
@@ -86,7 +87,7 @@ def read_sse(response: httpx.Response) -> Iterator[Event]:
         if not line:
             if data is not None:
                 event = json.loads(data)
-                assert event["type"] == kind
+                assert event["event"] == kind and event["id"] == f"publish-{event['sequenceNumber']}:{kind}"
                 yield ident, event
             ident = data = kind = None
         elif line.startswith("id:"):
@@ -148,7 +149,7 @@ def approve(url: str, run_id: str) -> None:
 
 
 def kinds(events: list[Event]) -> list[str]:
-    return [e["type"] for _, e in events]
+    return [e["event"] for _, e in events]
 
 
 def gated_run(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served], **env: str) -> tuple[Served, str]:
@@ -169,8 +170,8 @@ def test_a_completed_run_streams_its_whole_history_after_a_restart(
     wait_status(server.url, run_id, "completed")
     before = stream(server.url, run_id)
     names = kinds(before)
-    assert names[0] == "run.started" and names[-1] == "run.completed"
-    for kind in ("agent.started", "agent.finished", "approval.requested", "approval.resolved", "tool.result"):
+    assert names[0] == "run.started" and names[-2:] == ["run.completed", "stream.ended"]
+    for kind in ("part.created", "part.completed", "hitl.requested", "hitl.resolved", "tool_call.output.delta"):
         assert kind in names, names
     ids = [int(i) for i, _ in before if i is not None]
     assert len(ids) == len(before) and ids == sorted(set(ids)), f"every event is numbered, in order: {ids}"
@@ -190,11 +191,12 @@ def test_a_waiting_run_streams_its_pending_approval_after_a_restart(
     with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", timeout=10) as response:
         for ident, event in read_sse(response):
             seen.append((ident, event))
-            if event["type"] == "approval.requested":
-                assert event["approval_id"] == approval_id(run_id, STEP) and event["args"] == {"cmd": "rm -rf /tmp/x"}
+            if event["event"] == "hitl.requested":
+                assert event["data"]["requestId"] == approval_id(run_id, STEP)
+                assert event["data"]["toolCalls"][0]["toolInput"] == {"cmd": "rm -rf /tmp/x"}
                 approve(server.url, run_id)  # answered while watching: the rest arrives live
     names = kinds(seen)
-    assert names[0] == "run.started" and "approval.requested" in names and names[-1] == "run.completed"
+    assert names[0] == "run.started" and "hitl.requested" in names and names[-1] == "stream.ended"
     ids = [int(i) for i, _ in seen if i is not None]
     assert len(ids) == len(seen) and ids == sorted(set(ids)), ids
     assert stream(server.url, run_id) == seen  # the live part was journaled as it went
@@ -202,7 +204,7 @@ def test_a_waiting_run_streams_its_pending_approval_after_a_restart(
 
 def test_last_event_id_resumes_exactly_after_that_event(tmp_path: Path, llm: FakeLLM, served: Callable[..., Served]) -> None:
     server, run_id = gated_run(tmp_path, llm, served)
-    waiting = stream(server.url, run_id, until=lambda seen: seen[-1][1]["type"] == "approval.requested")
+    waiting = stream(server.url, run_id, until=lambda seen: seen[-1][1]["event"] == "hitl.requested")
     # Reconnect after each event seen so far, as an EventSource does: by header, or by query.
     for n, (ident, _) in enumerate(waiting):
         assert ident is not None
@@ -210,7 +212,7 @@ def test_last_event_id_resumes_exactly_after_that_event(tmp_path: Path, llm: Fak
             stream(
                 server.url,
                 run_id,
-                until=lambda seen, n=n: len(seen) == len(waiting) - n - 1 or seen[-1][1]["type"] == "approval.requested",
+                until=lambda seen, n=n: len(seen) == len(waiting) - n - 1 or seen[-1][1]["event"] == "hitl.requested",
                 headers={"Last-Event-ID": ident},
             )
             if n < len(waiting) - 1
@@ -220,7 +222,7 @@ def test_last_event_id_resumes_exactly_after_that_event(tmp_path: Path, llm: Fak
     by_query = stream(
         server.url,
         run_id,
-        until=lambda seen: seen[-1][1]["type"] == "approval.requested",
+        until=lambda seen: seen[-1][1]["event"] == "hitl.requested",
         query=f"?last_event_id={waiting[0][0]}",
     )
     assert by_query == waiting[1:]
@@ -231,12 +233,16 @@ def test_last_event_id_resumes_exactly_after_that_event(tmp_path: Path, llm: Fak
         approve(server.url, run_id)
         live = list(read_sse(response))
     whole = stream(server.url, run_id)
-    assert kinds(live)[-1] == "run.completed"
+    assert kinds(live)[-1] == "stream.ended"
     assert waiting + live == whole  # no gap, no repeat
     assert (
         stream(server.url, run_id, headers={"Last-Event-ID": str(whole[-1][0])}) == []
     )  # nothing after the end... (ends at once)
     assert httpx.get(f"{server.url}/runs/{run_id}/events", headers={"Last-Event-ID": "nope"}).status_code == 400
+    # Numbers past SQLite's 64-bit integers: a 400 (was a 200 whose stream broke on the query).
+    for huge in ("9" * 30, str(2**63)):
+        answer = httpx.get(f"{server.url}/runs/{run_id}/events", headers={"Last-Event-ID": huge})
+        assert answer.status_code == 400 and "from 0 to" in answer.json()["detail"], answer.text
 
 
 BIG = """\
@@ -266,19 +272,19 @@ def test_journaled_events_stay_within_the_runs_byte_budget(tmp_path: Path, llm: 
     journal = Journal(tmp_path / "data" / "runs.db")
     try:
         for run_id in runs:
-            events = dict(journal.events(run_id))
-            end = next(e for e in events.values() if e["type"] == "run.completed")
-            assert end["result"]["output"] == reply  # the end event is kept whole
-            assert journal.events_bytes(run_id) <= budget + len(json.dumps(end).encode())
-            finished = next(e for e in events.values() if e["type"] == "agent.finished")
-            assert finished["truncated"] is True and "[truncated: 300000 characters]" in finished["text"]
+            chunks = dict(journal.events(run_id))
+            ends = [
+                c for c in chunks.values() if c["event"] in ("run.completed", "stream.ended") and c["data"]["scope"] == "network"
+            ]
+            assert ends[0]["data"]["result"]["output"] == reply  # the end is kept whole
+            assert journal.events_bytes(run_id) <= budget + sum(len(json.dumps(c).encode()) for c in ends)
+            text = next(c for c in chunks.values() if c["event"] == "part.completed" and c["data"]["type"] == "text")
+            assert text["data"]["truncated"] is True and "[truncated: 300000 characters]" in text["data"]["finalContent"]
     finally:
         journal.close()
-    replayed = stream(server.url, runs[-1])
-    assert (
-        kinds(replayed)[:4] == ["run.started", "routed", "agent.started", "agent.finished"]
-        and kinds(replayed)[-1] == "run.completed"
-    )
+    replayed = kinds(stream(server.url, runs[-1]))
+    assert replayed[:4] == ["run.started", "run.started", "part.created", "part.completed"], replayed  # no 300 KB delta
+    assert replayed[-1] == "stream.ended"
 
 
 def test_a_slow_subscriber_holds_bounded_memory_and_catches_up_from_the_journal(tmp_path: Path) -> None:
@@ -288,29 +294,34 @@ def test_a_slow_subscriber_holds_bounded_memory_and_catches_up_from_the_journal(
     bus = RunEvents(journal, run_bytes=10_000_000, queue_bytes=100_000)
 
     async def scenario() -> list[tuple[int | None, dict[str, Any]]]:
-        bus.emit("run.started", {"run_id": "r", "replayed": False})
+        bus.emit("run.started", {"run_id": "r", "network": "n", "replayed": False})
         reader = bus.stream("r")
-        got = [await anext(reader)]
-        for n in range(40):  # 40 x 10 KB while the reader reads nothing
-            bus.emit("tool.result", {"run_id": "r", "step": f"s{n}", "result": "x" * 10_000, "replayed": False})
+        got = [(await anext(reader))[:2]]
+        for n in range(40):  # 40 x 10 KB (three chunks each) while the reader reads nothing
+            bus.emit("tool.result", {"run_id": "r", "step": f"s{n}", "tool": "t", "result": "x" * 10_000, "replayed": False})
             assert bus.held_bytes() <= 100_000
-        for n in range(5):  # the model's text, written in one batch with the next event
-            bus.emit("text.delta", {"run_id": "r", "text": f"d{n}", "replayed": False})
+        bus.emit("agent.started", {"run_id": "r", "iteration": 0, "agent": "a", "replayed": False})
+        for n in range(5):  # the model's text, written in one batch with the next chunk
+            bus.emit("text.delta", {"run_id": "r", "caller": "a", "text": f"d{n}", "replayed": False})
         bus.emit("run.completed", {"run_id": "r", "result": {"output": "ok"}, "replayed": False})
-        got += [event async for event in reader]
+        got += [(d.cursor, d.chunk) async for d in reader]
         return got
 
     try:
         got = asyncio.run(scenario())
-        assert [seq for seq, _ in got] == list(range(1, 48))
-        assert [e["type"] for _, e in got] == ["run.started"] + ["tool.result"] * 40 + ["text.delta"] * 5 + ["run.completed"]
-        assert all(e["result"] == "x" * 10_000 for _, e in got if e["type"] == "tool.result")
+        assert [seq for seq, _ in got] == list(range(1, 131))
+        tool = ["part.created", "tool_call.output.delta", "part.completed"]
+        text = ["run.started", "part.created"] + ["text.delta"] * 5
+        assert [e["event"] for _, e in got] == ["run.started"] + tool * 40 + text + ["run.completed", "stream.ended"]
+        outputs = [e["data"]["finalContent"] for _, e in got if e["event"] == "part.completed"]
+        assert outputs == [{"data": "x" * 10_000}] * 40
         assert bus.held_bytes() == 0
         # A later process continues the numbering and knows what was reported once.
         again = RunEvents(journal)
-        again.emit("tool.result", {"run_id": "r", "step": "s0", "result": "again", "replayed": False})
-        again.emit("approval.resolved", {"run_id": "r", "step": "s9", "replayed": False})
-        assert [seq for seq, _ in journal.events("r", 47)] == [48]
+        again.emit("tool.result", {"run_id": "r", "step": "s0", "tool": "t", "result": "again", "replayed": False})
+        resolved = {"step": "s9", "approval_id": "a9", "tool": "t", "resolution": "approved", "reason": None, "by": "ana"}
+        again.emit("approval.resolved", {"run_id": "r", **resolved, "replayed": False})
+        assert [(seq, c["event"]) for seq, c in journal.events("r", 130)] == [(131, "hitl.resolved")]
     finally:
         journal.close()
 
@@ -323,3 +334,19 @@ def test_the_events_budget_is_a_setting_with_a_checked_value(tmp_path: Path) -> 
     for bad in ("lots", "-5", "100"):
         with pytest.raises(SettingsError, match="NETRUN_EVENTS_MAX_BYTES"):
             ServeSettings.from_env({"NETRUN_EVENTS_MAX_BYTES": bad}, (tmp_path,), engine="local")
+
+
+def test_a_thread_or_user_stream_reads_only_the_chunks_after_its_cursor(tmp_path: Path) -> None:
+    """Regression: the read by thread or user found every chunk of every run of the thread
+    (then filtered by the cursor), on every connect; the index on run_id seeks past it."""
+    from netrun.engines.local import Journal
+
+    journal = Journal(tmp_path / "runs.db")
+    queries: list[str] = []
+    journal.db.set_trace_callback(queries.append)
+    journal.scope_events("user", "ann", after=10)
+    journal.db.set_trace_callback(None)
+    (sql,) = [q for q in queries if "run_events" in q]
+    plan = " ".join(str(row[3]) for row in journal.db.execute("EXPLAIN QUERY PLAN " + sql))
+    journal.close()
+    assert "rowid>?" in plan.replace(" ", ""), plan

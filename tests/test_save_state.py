@@ -15,6 +15,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -384,3 +385,79 @@ def test_a_stubbed_tool_s_result_is_saved_in_netrun_test(netrun_cli: Any, tmp_pa
     result = netrun_cli("test", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "stubbed.test.yaml::saved PASSED" in result.output
+
+
+# -- an MCP tool's save: (mcp_servers.S.save.TOOL), against a real MCP server ---------------------
+
+TIME_SERVER = Path(sys.executable).parent / "mcp-server-time"
+
+
+@pytest.mark.skipif(not TIME_SERVER.exists(), reason="mcp-server-time is not installed")
+def test_an_mcp_tool_saves_its_result_and_args_into_state_and_a_replay_saves_the_same(tmp_path: Path) -> None:
+    from netrun.spec import NetworkSpec
+
+    calls = [ToolCall("clock__get_current_time", {"timezone": tz}) for tz in ("UTC", "Europe/Paris")]
+    with FakeLLM([Reply(tool_calls=calls), Reply(text="b done")]) as llm:
+        spec = {
+            "name": "clocked",
+            "model": {"id": "openai/fake", "api_base": llm.base_url, "api_key": "${FAKE_LLM_KEY}"},
+            "max_iter": 2,
+            "state": {"zones": {"type": "array", "default": []}, "last": {"type": "object"}},
+            "agents": {
+                "a": {"description": "asks the time", "system": "Time?", "tools": ["clock.get_current_time"]},
+                # b waits first: the run resumes, replaying a's turn without connecting the server
+                "b": {"description": "waits", "system": "Zones: {{ state.zones | join(',') }}", "before": [{"tool": "hold"}]},
+            },
+            "router": {
+                "rules": [
+                    {"if": "call_count >= 2", "stop": True},
+                    {"if": "call_count == 1", "agent": "b"},
+                    {"if": "true", "agent": "a"},
+                ]
+            },
+            "tools": {"hold": {"wait_for_event": {"event": "app/go", "timeout": "1h"}}},
+            "mcp_servers": {
+                "clock": {
+                    "transport": "stdio",
+                    "command": str(TIME_SERVER),
+                    "args": ["--local-timezone", "UTC"],
+                    "save": {"get_current_time": {"zones": {"append": "{{ args.timezone }}"}, "last": "{{ result }}"}},
+                }
+            },
+        }
+        environ = {**os.environ, "FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        engine_ = LocalEngine(Journal(tmp_path / "runs.db"), environ)
+
+        async def scenario() -> Any:
+            waiting = await engine_.start(NetworkSpec.model_validate(spec), tmp_path, input="now")
+            assert waiting.status == "waiting", waiting.error
+            (resumed,) = await engine_.deliver("app/go", {})
+            return resumed
+
+        record = asyncio.run(scenario())
+        system_b = llm.requests[-1]["messages"][0]["content"]
+    assert record.status == "completed", record.error
+    state = record.result["state"]
+    assert state["zones"] == ["UTC", "Europe/Paris"]  # both calls' writes, in the model's order, rebuilt on replay
+    assert isinstance(state["last"], dict) and state["last"].get("timezone") == "Europe/Paris"
+    assert system_b == "Zones: UTC,Europe/Paris"
+
+
+def test_validate_checks_an_mcp_tool_s_save(tmp_path: Path) -> None:
+    from netrun.validate import validate_paths
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\nmodel: openai/x\nstate: {zones: {type: array}, n: {type: integer}}\n"
+        "agents:\n  a: {system: hi, tools: [clock.get_current_time]}\n"
+        "mcp_servers:\n  clock:\n    transport: stdio\n    command: mcp-server-time\n    exclude: [convert_time]\n"
+        "    save:\n      get_current_time: {zonez: '{{ args.timezone }}', n: {append: '{{ reslt }}'}}\n"
+        "      convert_time: {zones: '{{ result }}'}\n"
+    )
+    (result,) = validate_paths([path]).files
+    found = [(d.pos.line, d.code) for d in result.diagnostics]
+    messages = " | ".join(d.message for d in result.diagnostics)
+    assert (12, "unknown-state-field") in found and "state has no field 'zonez'; did you mean 'zones'?" in messages
+    assert any(code == "append-needs-array" for _, code in found)
+    assert "undefined variable 'reslt'; did you mean 'result'?" in messages
+    assert (13, "save-not-offered") in found

@@ -24,6 +24,7 @@ import yaml
 
 from netrun.engines.journal import Journal
 
+from . import debian
 from .conftest import REPO
 from .fakes.http_server import FakeHttpServer
 from .fakes.http_server import Reply as HttpReply
@@ -32,7 +33,7 @@ from .fakes.llm_server import FakeLLM, Reply, ToolCall
 NETWORKS = REPO / "networks"
 FILESYSTEM = REPO / "node_modules" / ".bin" / "mcp-server-filesystem"
 needs_tools = pytest.mark.skipif(
-    not FILESYSTEM.exists() or shutil.which("node") is None or shutil.which("bwrap") is None,
+    not FILESYSTEM.exists() or shutil.which("node") is None or not debian.has_bwrap(),
     reason="needs the MCP filesystem server (`npm ci`), node and bubblewrap",
 )
 
@@ -176,7 +177,7 @@ def test_the_ai_ops_thread_carries_the_conversation_into_the_next_run(
     assert second == ["Any errors?", "No errors in the last hour.", "And now?"]
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+@pytest.mark.skipif(not debian.has_bwrap(), reason="needs bubblewrap (apt-get install bubblewrap)")
 def test_the_coding_agent_runs_what_it_saved_in_its_sandbox(
     netrun_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -82,14 +82,14 @@ def write_network(folder: Path, llm: FakeLLM, prompt: str = "Help with") -> Path
 
 
 def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """The events of a Server-Sent Events response (each one's ``type`` is its SSE event name)."""
+    """The chunks of a Server-Sent Events response (each one's ``event`` is its SSE event name)."""
     kind = None
     for line in response.iter_lines():
         if line.startswith("event:"):
             kind = line.partition(":")[2].strip()
         elif line.startswith("data:") and kind:
             data = json.loads(line.partition(":")[2])
-            assert data["type"] == kind
+            assert data["event"] == kind
             yield data
             kind = None
 
@@ -120,20 +120,25 @@ def test_a_run_streams_its_events_over_sse(tmp_path: Path, served: Callable[...,
             assert response.headers["content-type"].startswith("text/event-stream")
             for event in sse(response):
                 events.append(event)
-                if event["type"] == "waiting":  # answer the human's question while watching
+                if event["event"] == "netrun.waiting":  # answer the human's question while watching
                     httpx.post(
                         f"{server.url}/events", json={"name": "app/human.answered", "data": {"user": "ann", "answer": "blue"}}
                     )
         run = httpx.get(f"{server.url}/runs/{run_id}").json()
-    kinds = [e["type"] for e in events]
-    for kind in ("run.started", "agent.started", "text.delta", "tool.called", "tool.result", "waiting", "run.completed"):
+    kinds = [e["event"] for e in events]
+    for kind in ("run.started", "part.created", "text.delta", "tool_call.arguments.delta", "tool_call.output.delta"):
         assert kind in kinds, kinds
-    assert kinds[0] == "run.started" and kinds[-1] == "run.completed"
-    assert kinds.count("run.started") == 1 and kinds.count("agent.started") == 2  # nothing replayed twice
-    second = kinds.index("agent.started", kinds.index("waiting"))
-    assert second < kinds.index("text.delta") < kinds.index("tool.called", second) < kinds.index("tool.result", second)
-    assert "".join(e["text"] for e in events if e["type"] == "text.delta") == "All done."
-    assert [e["args"] for e in events if e["type"] == "tool.called"] == [{"question": "which?"}, {"answer": "42"}]
+    assert "netrun.waiting" in kinds and kinds[0] == "run.started" and kinds[-2:] == ["run.completed", "stream.ended"]
+    started = [e["data"]["scope"] for e in events if e["event"] == "run.started"]
+    assert started == ["network", "agent", "agent"]  # nothing replayed twice
+    second = [i for i, e in enumerate(events) if e["event"] == "run.started"][-1]
+    assert second > kinds.index("netrun.waiting")
+    message = events[second]["data"]["messageId"]
+    deltas = [e["data"]["delta"] for e in events if e["event"] == "text.delta" and e["data"]["messageId"] == message]
+    assert "".join(deltas) == "All done."
+    assert kinds.index("text.delta", second) < kinds.index("tool_call.arguments.delta", second)
+    calls = [e["data"] for e in events if e["event"] == "part.completed" and e["data"]["type"] == "tool-call"]
+    assert [c["finalContent"] for c in calls] == [{"question": "which?"}, {"answer": "42"}]
     assert run["status"] == "completed"
     assert run["result"]["output"] == "All done."
     assert run["result"]["route"] == ["helper", "helper"]
@@ -142,7 +147,7 @@ def test_a_run_streams_its_events_over_sse(tmp_path: Path, served: Callable[...,
     assert llm.requests[0]["messages"][0]["content"] == "Help with the answer"
     # A client that connects after the end still gets the whole story.
     with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", timeout=30) as response:
-        assert [e["type"] for e in sse(response)] == kinds
+        assert [e["event"] for e in sse(response)] == kinds
 
 
 def test_rest_api_errors_and_listing(tmp_path: Path, served: Callable[..., Served]) -> None:

@@ -6,22 +6,27 @@ network can run well below them, so they are warnings: the worst case the defini
 with the arithmetic, so the author sees which knob to turn.
 
 Steps of a run, as the loop takes them (:mod:`netrun.runtime.network`, ``netrun serve``'s
-handler): ``netrun.definition`` (1); with ``history``, ``thread.load`` and ``thread.input``
-(2); then per turn ``route.N`` (1, with LLM routing: it may retry up to 3 times when the
-model names an unknown agent, not counted), ``turn.N.AGENT.infer`` (1), one step per tool call
-(plus one for each approval), and with ``history`` ``turn.N.AGENT.thread`` (1). A model may ask
-for any number of tool calls in a turn; without ``limits.tool_calls`` the estimate is one call
-of each tool the agent offers.
+handler): ``netrun.definition`` (1); with a thread (``history``, or a trigger whose ``thread``
+names one), ``thread.load`` and ``thread.input`` (2); the ``setup:`` and ``finally:`` steps;
+one ``send.completed``/``send.failed`` step when ``send:`` declares events; then per turn
+``route.N`` (1, with LLM routing: it may retry up to 3 times when the model names an unknown
+agent, not counted), the agent's ``before:`` and ``after:`` steps, ``turn.N.AGENT.infer`` (1),
+one step per tool call, and with a thread ``turn.N.AGENT.thread`` (1). Each call, the model's
+or a step's, takes one more step for its approval (durability rule 6 takes none on Inngest:
+a cut-off call is told apart by its step's attempt). A model may ask for any number of tool calls in a turn; without
+``limits.tool_calls`` the estimate is one call of each tool the agent offers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..diagnostics import YamlPath
 from ..spec.agent import AgentSpec
 from ..spec.function import MAX_STEP_OUTPUT, MAX_STEPS
+from ..spec.lifecycle import StepBase
 from ..spec.tools import HttpTool
 from .mcp_approval import gated_calls
 
@@ -58,10 +63,12 @@ def _steps(c: NetworkChecker) -> None:
     spec = c.spec
     limits = spec.limits
     turns = spec.turn_limit
-    thread = spec.history is not None
+    thread = spec.history is not None or any(getattr(t, "thread", None) for t in _triggers(c))
     routing = 1 if c.llm_routing() else 0
     costs = sorted((_turn(c, name, agent, routing, thread) for name, agent in spec.agents.items()), key=lambda t: -t.steps)
-    fixed = 1 + (2 if thread else 0)
+    around = [(label, _lifecycle(c, steps)) for label, steps in (("setup", spec.setup), ("finally", spec.finally_))]
+    sent = 1 if spec.send is not None and (spec.send.completed or spec.send.failed) else 0
+    fixed = 1 + (2 if thread else 0) + sum(n for _, n in around) + sent
     total, left, terms = fixed, turns, []
     for t in costs:  # the worst case: the most expensive agents take every turn they may
         n = left if t.calls is None else min(left, t.calls)
@@ -83,6 +90,8 @@ def _steps(c: NetworkChecker) -> None:
         f"a run can take up to {total:,} Inngest steps, more than the {MAX_STEPS:,} Inngest allows in one run "
         f"(pkg/consts/consts.go DefaultMaxStepLimit): 1 (netrun.definition)"
         + (" + 2 (thread.load, thread.input)" if thread else "")
+        + "".join(f" + {n} ({label} steps)" for label, n in around if n)
+        + (" + 1 (send: events)" if sent else "")
         + "".join(f" + {term}" for term in terms)
         + f" = {total:,}; lower the iterations ({turns} now) or cap tool calls per turn "
         "with the agents' limits.tool_calls",
@@ -108,6 +117,9 @@ def _turn(c: NetworkChecker, name: str, agent: AgentSpec, routing: int, thread: 
         extra += sum(_mcp_gated(c, f"{s}.*") for s in agent.mcp_servers)
         note = f"one call of each of its {calls} tool{'s' if calls != 1 else ''}, as limits.tool_calls is not set"
     parts = [f"{routing} routing call"] if routing else []
+    lifecycle = _lifecycle(c, agent.before) + _lifecycle(c, agent.after)
+    if lifecycle:
+        parts.append(f"{lifecycle} before:/after: step{'s' if lifecycle != 1 else ''}")
     parts.append("1 inference")
     if calls:
         parts.append(f"{calls} tool call{'s' if calls != 1 else ''} ({note})")
@@ -115,7 +127,23 @@ def _turn(c: NetworkChecker, name: str, agent: AgentSpec, routing: int, thread: 
         parts.append(f"{extra} approval{'s' if extra != 1 else ''}")
     if thread:
         parts.append("1 thread append")
-    return _Turn(name, routing + 1 + calls + extra + int(thread), " + ".join(parts), agent.limits.calls if agent.limits else None)
+    steps = routing + lifecycle + 1 + calls + extra + int(thread)
+    return _Turn(name, steps, " + ".join(parts), agent.limits.calls if agent.limits else None)
+
+
+def _triggers(c: NetworkChecker) -> list[object]:
+    trigger = c.spec.trigger
+    return [] if trigger is None else list(trigger) if isinstance(trigger, list) else [trigger]
+
+
+def _lifecycle(c: NetworkChecker, steps: Sequence[StepBase]) -> int:
+    """The Inngest steps of a list of lifecycle steps: each one's call and its approval."""
+    total = 0
+    for step in steps:
+        tool = c.spec.tools.get(step.tool)
+        approval = tool is not None and tool.approval is not None and tool.approval != "none"
+        total += 1 + int(approval)
+    return total
 
 
 def _mcp_gated(c: NetworkChecker, ref: str) -> int:

@@ -213,6 +213,15 @@ def mcp_servers(c: NetworkChecker) -> None:
             if tool in (server.include or []):
                 c.report((*base, "exclude", i), f"tool '{tool}' is both included and excluded", "include-exclude")
         mcp_approval(c, base, server)
+        dumped = server.model_dump(by_alias=True, exclude_none=True, warnings=False).get("save") or {}
+        for tool, saves in server.save.items():  # an MCP tool's save: (issue 15), as a declared tool's
+            where: YamlPath = (*base, "save", tool)
+            if tool in server.exclude or (server.include is not None and tool not in server.include):
+                c.report(
+                    where, f"tool '{tool}' is not offered (include/exclude): its save: never runs", "save-not-offered", key=True
+                )
+            c.walk_templates(where, dumped.get(tool), c.scope(scopes.TOOL_SAVE, None))
+            _writes(c, where, saves)
         if server.transport == "stdio":
             c.env((*base, "command"), server.command)
             for i, arg in enumerate(server.args):

@@ -33,8 +33,24 @@ from .group import _Command, _Reported
 )
 @click.option("--no-watch", is_flag=True, help="Do not reload the network files when they change.")
 @click.option("--app-id", help="The Inngest app id (default: netrun, or $NETRUN_APP_ID).")
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="URL",
+    callback=lambda ctx, param, values: tuple(_origin(v, "--cors-origin") for v in values),
+    help="A browser origin allowed to call the API (CORS), such as https://console.example.com; repeatable "
+    "(default: none, or $NETRUN_CORS_ORIGINS, comma-separated).",
+)
 def serve(
-    paths: tuple[Path, ...], host: str, port: int, engine: str, data_dir: Path | None, no_watch: bool, app_id: str | None
+    paths: tuple[Path, ...],
+    host: str,
+    port: int,
+    engine: str,
+    data_dir: Path | None,
+    no_watch: bool,
+    app_id: str | None,
+    cors_origins: tuple[str, ...],
 ) -> None:
     """Serve networks: Inngest functions at /api/inngest and a REST API to start runs,
     stream their events and deliver events. PATHS default to networks/.
@@ -57,6 +73,10 @@ def serve(
     logger.propagate = False
     from ..serve.settings import ServeSettings
 
+    if not cors_origins:  # the variable's origins are a usage error too when wrong (exit 2)
+        for value in (os.environ.get("NETRUN_CORS_ORIGINS") or "").split(","):
+            if value.strip():
+                _origin(value, "NETRUN_CORS_ORIGINS")
     settings = ServeSettings.from_env(
         dict(os.environ),
         targets,
@@ -66,6 +86,7 @@ def serve(
         port=port,
         watch=not no_watch,
         app_id=app_id,
+        cors_origins=cors_origins,
     )
     import uvicorn
 
@@ -76,6 +97,16 @@ def serve(
     except StartError as exc:  # its message is the report of what is wrong: shown as it is
         raise _Reported(str(exc)) from None
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+def _origin(value: str, where: str) -> str:
+    """A CORS origin, normalized; click's usage error (exit 2) naming ``where`` when it is not one."""
+    from ..serve.settings import SettingsError, cors_origin
+
+    try:
+        return cors_origin(value)
+    except SettingsError as exc:
+        raise click.UsageError(f"{where}: {exc}") from None
 
 
 __all__ = ["serve"]

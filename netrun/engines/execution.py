@@ -18,8 +18,7 @@ so that a run means the same on both engines (:func:`execute`):
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,21 +26,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..compile import ModelFactory, ModelRefused, Program, compile_network, with_models
-from ..history.store import HistoryError, open_store
-from ..history.thread import Thread
+from ..history.store import HistoryError
 from ..models.factory import default_model_factory
 from ..models.scripted import RecordingClient, ScriptedClient, load_replies
 from ..redact import Secrets
+from ..runtime import lifecycle, step_ids
 from ..runtime.events import RUN_COMPLETED, RUN_FAILED
+from ..runtime.lifecycle import RunCancelled
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
-from ..runtime.render import Renderer, RenderError
-from ..runtime.results import outcome
+from ..runtime.render import RenderError
+from ..runtime.results import RunResult, outcome
 from ..runtime.steps import Steps
-from ..spec import NetworkSpec, scopes
+from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
 from .local import Journal
-from .run_events import send_run_events
+from .run_events import COMPLETED_STEP, FAILED_STEP, send_run_events
+from .run_resources import mcp_servers, picked_models, thread_of
 from .triggers import thread_options
 
 THREAD_OPTIONS = ("thread_id", "user", "history")
@@ -89,7 +90,14 @@ class Failed:
     message: str
 
 
-Ended = Completed | Failed
+@dataclass(frozen=True)
+class Cancelled:
+    """The run was cancelled (the journal says so already); its ``finally:`` steps have run."""
+
+    message: str
+
+
+Ended = Completed | Failed | Cancelled
 
 
 @dataclass(frozen=True)
@@ -104,10 +112,11 @@ class Errors:
     passed: tuple[type[BaseException], ...] = ()
     """Exceptions that are the engine's to handle, leaving the run as it is: a wait, a
     shutdown, a journal that cannot be written (the run goes on once it can)."""
-    internal: bool = True
+    internal: bool | Callable[[], bool] = True
     """Whether any other exception fails the run as an internal error (the local engine:
-    the user sees what happened, not a traceback) or goes up to the engine (Inngest: the
-    SDK's control flow is exceptions, and Inngest retries what fails)."""
+    the user sees what happened, not a traceback) or goes up to the engine; a callable
+    decides at the time (Inngest: Inngest retries what fails until the last attempt, which
+    fails the run; the SDK's own control flow is ``BaseException`` and never reaches here)."""
 
 
 class Outcomes:
@@ -204,27 +213,44 @@ async def execute(
     stream: bool | Callable[[], bool],
     data_dir: Path,
     errors: Errors = Errors(),
+    cancelled: Callable[[], str | None] | None = None,
+    ending: Callable[[], None] | None = None,
 ) -> Ended:
     """Execute (or replay) one run on ``steps`` and record how it ended.
 
     ``compile_program`` makes the run's program (an engine may cache it); ``steps`` makes the
     engine's steps for it; ``emit`` takes the loop's progress; ``data_dir`` holds the
-    default thread store. Returns the recorded outcome; raises what ``errors`` passes up.
+    default thread store; ``cancelled`` says whether (and why) the run was cancelled (the
+    local engine: the run then stops at its next new step); ``ending`` is told when the
+    outcome is settled (the local engine refuses a cancel from then on). Returns the recorded
+    outcome; raises what ``errors`` passes up.
+
+    However the loop ends (completed, failed, cancelled, an internal error, a thread store
+    that cannot be opened), the outcome is settled first, its ``send:`` events included (a
+    completed run whose events cannot be sent fails), and then the ``finally:`` steps run
+    with that outcome: both say the same. A wait or a shutdown (``errors.passed``) ends
+    nothing, and runs neither.
+
+    The outcome is settled when the loop has ended: a cancel that came before (one that
+    landed while the last step was in flight too) makes the run ``cancelled``, whether the
+    loop went on to complete or to fail; from then on (its ``send:`` events, its ``finally:``
+    steps) no step is refused (:func:`_settle`).
     """
     try:
         program = compile_program()
     except (ValidationError, ModelError) as exc:
         return outcomes.fail(run.id, compile_failure(exc), run.definition)
     backend = steps(program)
-    fatal: tuple[type[BaseException], ...] = (RunError, HistoryError, *errors.fatal)
-    loop: NetworkRun | None = None
+    settled: Ended | None = None
     try:
         try:  # what the event picks (a model within `allowed`, the thread); refused, the run fails
             program = with_models(program, picked_models(program, run.event))
             options = thread_options(program.spec, run.event, run.options, run.id)
         except (ModelRefused, RenderError) as exc:
             raise RunError(str(exc)) from None
-        async with mcp_servers(program, environ) as mcp, thread_of(options, program, data_dir, environ) as thread:
+        if options.get("thread_id"):  # GET /runs?thread_id= finds runs whose trigger chose their thread
+            outcomes.journal.note_thread(run.id, str(options["thread_id"]), options.get("user"))
+        async with mcp_servers(program, environ) as mcp:
             loop = NetworkRun(
                 program,
                 backend,
@@ -235,71 +261,127 @@ async def execute(
                 emit=emit,
                 mcp=mcp,
                 stream=stream,
-                thread=thread,
                 depth=run.depth,
                 data_dir=data_dir,
+                cancelled=cancelled,
             )
-            result = await loop.run()
+            ended = await _loop_outcome(loop, options, program, data_dir, environ, errors)
+            ended = _settle(loop, ended, cancelled, ending)
+            settled = await _end(loop, program, run, outcomes, ended, environ)
+        return settled
     except errors.passed:
         raise
-    except fatal as exc:
-        message = str(exc)
     except Exception as exc:
-        if not errors.internal:
-            raise
-        message = f"internal error: {type(exc).__name__}: {exc}"
-    else:
-        completed = result.to_json()
-        try:
-            await send_run_events(program, backend, run, loop, outcome(result), environ)
-        except RunError as exc:  # an event's data cannot be rendered: the run fails, and says why
-            message = str(exc)
-        else:
-            return outcomes.complete(run.id, completed)
-    # The message is redacted as the journal keeps it before the failure events quote it.
+        if settled is not None:  # closing the MCP servers failed once the run had ended: it stays so
+            return settled
+        message = await _failure(exc, errors, backend)  # before the loop began: no finally: to run
     redacted = Secrets.for_definition(run.definition, environ).redact(message)
-    await send_run_events(program, backend, run, loop, outcome(None, redacted), environ)
+    await send_run_events(program, backend, run, None, outcome(None, redacted), environ)
     return outcomes.fail(run.id, message, run.definition)
 
 
-def picked_models(program: Program, event: Mapping[str, Any]) -> dict[str, str | None]:
-    """The model ids the run's event picks for the program's choices (``model.from``): None
-    where the template cannot render (the event has no such field: the default)."""
-    picked: dict[str, str | None] = {}
-    renderer = Renderer()
-    for key, chosen in program.choices.items():
-        try:
-            picked[key] = renderer.render(chosen.spec.from_, scopes.variables(scopes.MODEL_FROM, {"event": dict(event)}))
-        except RenderError:
-            picked[key] = None
-    return picked
+CANCELLED = "cancelled"
+"""The status of a run ended by a cancel (``outcome.status`` in ``finally:`` steps)."""
+
+INTERNAL_FAILURE = "run.internal_failure"
+"""On Inngest, the step that records an internal error once its last attempt failed: the
+calls that follow (one per ``finally:`` step) end the run with it instead of retrying again."""
 
 
-@contextlib.asynccontextmanager
-async def thread_of(
-    options: Mapping[str, Any], program: Program, data_dir: Path, environ: Mapping[str, str]
-) -> AsyncIterator[Thread | None]:
-    """The run's thread (its store open for the run), or None for a run outside any."""
-    thread_id = options.get("thread_id")
-    if not thread_id:
-        yield None
-        return
-    store = open_store(program.spec.history, data_dir, environ)
+async def _loop_outcome(
+    loop: NetworkRun,
+    options: Mapping[str, Any],
+    program: Program,
+    data_dir: Path,
+    environ: Mapping[str, str],
+    errors: Errors,
+) -> dict[str, Any] | RunResult:
+    """The loop's result, or the outcome (``failed``/``cancelled``) of what ended it."""
     try:
-        given = options.get("history")
-        yield Thread(str(thread_id), store, options.get("user"), list(given) if isinstance(given, list) else None)
-    finally:
-        await store.close()
+        async with thread_of(options, program, data_dir, environ) as thread:
+            loop.thread = thread
+            return await loop.run()
+    except errors.passed:
+        raise
+    except RunCancelled as exc:
+        return {"status": CANCELLED, "stop": None, "output": None, "error": loop.secrets.redact(exc.reason)}
+    except Exception as exc:
+        return outcome(None, loop.secrets.redact(await _failure(exc, errors, loop.steps)))
 
 
-@contextlib.asynccontextmanager
-async def mcp_servers(program: Program, environ: Mapping[str, str]) -> AsyncIterator[Any]:
-    """The run's MCP servers; each connects the first time one of its tools is needed (a
-    replayed turn connects to nothing), and all close when the run stops."""
-    if not any(agent.mcp_refs for agent in program.agents.values()):
-        yield None
-        return
-    from ..tools.mcp import McpServers  # the mcp SDK is imported only by runs that use it
+def _settle(
+    loop: NetworkRun,
+    ended: dict[str, Any] | RunResult,
+    cancelled: Callable[[], str | None] | None,
+    ending: Callable[[], None] | None,
+) -> dict[str, Any] | RunResult:
+    """The run's outcome, settled once its loop has ended: ``cancelled`` if a cancel came
+    before (the journal says so already: the loop's own end, completed or failed, loses),
+    else the loop's. From here the steps refuse nothing (the ``send:`` events, the
+    ``finally:`` steps belong to the settled outcome) and ``ending`` is told, in the same
+    turn of the event loop as the last look at ``cancelled``: no cancel falls in between.
+    A replay past that point (Inngest executes the handler again for every step) keeps what
+    was settled then: a cancel that came since changes nothing."""
+    cancel = isinstance(ended, dict) and ended["status"] == CANCELLED
+    reason = None if cancel or cancelled is None or _settled_before(loop) else cancelled()
+    if reason is not None:
+        ended = {"status": CANCELLED, "stop": None, "output": None, "error": loop.secrets.redact(reason)}
+    if isinstance(loop.steps, lifecycle.Cancellable):
+        loop.steps.finishing()
+    if ending is not None:
+        ending()
+    return ended
 
-    async with McpServers(program.spec.mcp_servers, environ=environ, base_dir=program.base_dir) as servers:
-        yield servers
+
+def _settled_before(loop: NetworkRun) -> bool:
+    """Whether an earlier execution got past the loop's end: a step that ends a run is recorded."""
+    ending = [COMPLETED_STEP, FAILED_STEP, lifecycle.CANCEL_FINISHED]
+    ending += [step_ids.finally_(i, step.tool) for i, step in enumerate(loop.p.spec.finally_)]
+    return any(loop.steps.replaying(step_id) for step_id in ending)
+
+
+async def _failure(exc: Exception, errors: Errors, steps: Steps) -> str:
+    """Why ``exc`` fails the run, or ``exc`` itself raised again when it is the engine's to
+    handle (on Inngest an internal error is retried by Inngest until its last attempt)."""
+    if isinstance(exc, (RunError, HistoryError, *errors.fatal)):
+        return str(exc)
+    message = f"internal error: {type(exc).__name__}: {exc}"
+    internal = errors.internal
+    if internal is True:
+        return message
+    if internal is False or not (steps.replaying(INTERNAL_FAILURE) or internal()):
+        raise exc
+    recorded = await steps.run(INTERNAL_FAILURE, lambda: _value(message))
+    return str(recorded)
+
+
+async def _value(value: str) -> str:
+    return value
+
+
+async def _end(
+    loop: NetworkRun,
+    program: Program,
+    run: RunStart,
+    outcomes: Outcomes,
+    ended: dict[str, Any] | RunResult,
+    environ: Mapping[str, str],
+) -> Ended:
+    """Settle the run's outcome (its ``send:`` events first), run ``finally:``, record it."""
+    backend = loop.steps
+    if isinstance(ended, RunResult):
+        try:
+            await send_run_events(program, backend, run, loop, outcome(ended), environ)
+        except RunError as exc:  # an event cannot be rendered or sent: the run fails, and says why
+            ended = outcome(None, loop.secrets.redact(str(exc)))
+        else:
+            await loop.finish(outcome(ended))
+            return outcomes.complete(run.id, ended.to_json())  # finally's writes land in its state
+    if ended["status"] == CANCELLED:
+        await loop.finish(ended)
+        if program.spec.finally_:
+            await backend.run(lifecycle.CANCEL_FINISHED, lambda: _value(CANCELLED))
+        return Cancelled(str(ended["error"]))
+    await send_run_events(program, backend, run, loop, ended, environ)
+    await loop.finish(ended)
+    return outcomes.fail(run.id, str(ended["error"]), run.definition)

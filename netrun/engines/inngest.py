@@ -30,11 +30,11 @@ from ..runtime.network import Emit
 from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from ..spec.base import parse_duration
-from .execution import Errors, Failed, Outcomes, RunStart, compile_definition, execute, model_factory
+from .execution import Completed, Errors, Outcomes, RunStart, compile_definition, execute, model_factory
 from .inngest_function import function_options
-from .inngest_steps import InngestSteps, event_depth, event_json
+from .inngest_steps import InngestSteps, event_depth, event_json, last_attempt
 from .local import FINAL_STATUSES, Journal, RunRecord
-from .triggers import META, network_input
+from .triggers import META, network_input, run_thread
 
 log = logging.getLogger("netrun.serve")
 
@@ -145,7 +145,12 @@ class InngestEngine:
                 return
             error = data["error"] if isinstance(data.get("error"), dict) else {}
             how = "cancelled" if ctx.event.name == "inngest/function.cancelled" else "failed"
-            self.outcomes.fail(run_id, f"{how} by Inngest: {error.get('message') or how}", record.definition)
+            reason = f"{how} by Inngest: {error.get('message') or how}"
+            if how == "cancelled":  # a cancel entry, a timeout: the run is cancelled, as on the local engine
+                if self.journal.cancel(run_id, reason):
+                    self.emit(events.RUN_CANCELLED, {"run_id": run_id, "error": reason, "replayed": False})
+                return
+            self.outcomes.fail(run_id, reason, record.definition)
 
         condition = f'event.data.function_id.startsWith("{prefix}")'
         return self.client.create_function(
@@ -193,7 +198,8 @@ class InngestEngine:
                     text, problem = "", f"the trigger's input template: {exc}"
                 else:
                     problem = None
-                self._record_start(run_id, version.hash, definition, str(version.base_dir), event, meta, text)
+                thread = run_thread(version.spec, event, meta, run_id)
+                self._record_start(run_id, version.hash, definition, str(version.base_dir), event, meta, text, thread)
                 if problem is not None:
                     self._fail(run_id, problem)
                 return {"hash": version.hash, "definition": definition, "base_dir": str(version.base_dir), "input": text}
@@ -218,15 +224,24 @@ class InngestEngine:
                 stream=functools.partial(self.watched, run_id),
                 data_dir=self.data_dir,
                 # A step no retry can fix fails the run; anything else is the SDK's (its control
-                # flow, and the retries of what fails), as in any Inngest function.
-                errors=Errors(fatal=(inngest.NonRetriableError,), internal=False),
+                # flow, and the retries of what fails) until its last attempt, which fails the run.
+                errors=Errors(fatal=(inngest.NonRetriableError,), internal=functools.partial(last_attempt, ctx)),
+                cancelled=functools.partial(self._cancel_reason, run_id),
             )
             self._reported.pop(run_id, None)
-            if isinstance(outcome, Failed):
+            if not isinstance(outcome, Completed):  # failed (Inngest cancels a run without its handler)
                 raise inngest.NonRetriableError(outcome.message)
             return outcome.result
 
         return handler
+
+    def _cancel_reason(self, run_id: str) -> str | None:
+        """Why this server's journal says the run was cancelled (``POST /runs/{id}/cancel``),
+        else None: until Inngest acts on the cancelling event (it may come after the run's
+        next calls, or match no cancel entry: a retired function has none) the run starts no
+        further step, as on the local engine, and ends failed on Inngest with that reason."""
+        known = self.journal.status(run_id)
+        return (known[1] or "cancelled") if known is not None and known[0] == "cancelled" else None
 
     def _record_start(
         self,
@@ -237,6 +252,7 @@ class InngestEngine:
         event: dict[str, Any],
         meta: Mapping[str, Any],
         text: str,
+        thread: tuple[str | None, str | None] = (None, None),
     ) -> None:
         """Track the run in this server's journal, for ``GET /runs/{id}`` and its events."""
         if self.journal.run(run_id) is None:
@@ -260,7 +276,14 @@ class InngestEngine:
             self.journal.set_status(run_id, "running")
         self.emit(
             events.RUN_STARTED,
-            {"run_id": run_id, "network": definition.get("name"), "input": text, "definition_hash": digest, "replayed": False},
+            {
+                "run_id": run_id,
+                "network": definition.get("name"),
+                "input": text,
+                "definition_hash": digest,
+                **dict(zip(("thread_id", "user"), thread, strict=True)),
+                "replayed": False,
+            },
         )
 
     def _emit_for(self, run_id: str) -> Emit:

@@ -11,6 +11,7 @@ durations become ``timedelta`` (Inngest wants whole seconds, which validate chec
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..expressions.cel import to_cel
@@ -18,7 +19,21 @@ from ..spec import NetworkSpec
 from ..spec.base import parse_duration
 from ..spec.function import ConcurrencySpec
 from ..spec.trigger import EventTrigger
-from .triggers import triggers
+from .triggers import META, RUN_CANCEL_EVENT, triggers
+
+
+def rest_cancel(spec: NetworkSpec) -> Any:
+    """The cancel entry of every function, for ``POST /runs/{id}/cancel``: the event names
+    the network and either netrun's run id (a run the REST API started: its trigger event
+    carries it) or the id of the event that started the run (Inngest's run, started by an
+    event). The network keeps a run of another network, started by the same event, out."""
+    import inngest
+
+    condition = (
+        f"async.data.network == {json.dumps(spec.name)} && "
+        f"(async.data.run_id == event.data.{META}.run_id || async.data.event_id == event.id)"
+    )
+    return inngest.Cancel(event=RUN_CANCEL_EVENT, if_exp=condition)
 
 
 def function_options(spec: NetworkSpec) -> dict[str, Any]:
@@ -35,6 +50,7 @@ def function_options(spec: NetworkSpec) -> dict[str, Any]:
             else inngest.TriggerCron(cron=t.cron)
             for t in triggers(spec)
         ],
+        "cancel": [rest_cancel(spec)],
     }
     if fn is None:
         return options
@@ -64,7 +80,10 @@ def function_options(spec: NetworkSpec) -> dict[str, Any]:
     if fn.idempotency is not None:
         options["idempotency"] = to_cel(fn.idempotency)
     if fn.cancel:
-        options["cancel"] = [inngest.Cancel(event=c.event, if_exp=key(c.if_), timeout=seconds(c.timeout)) for c in fn.cancel]
+        options["cancel"] = [
+            *(inngest.Cancel(event=c.event, if_exp=key(c.if_), timeout=seconds(c.timeout)) for c in fn.cancel),
+            rest_cancel(spec),
+        ]
     if fn.timeouts is not None:
         options["timeouts"] = inngest.Timeouts(start=seconds(fn.timeouts.start), finish=seconds(fn.timeouts.finish))
     if fn.singleton is not None:

@@ -128,11 +128,27 @@ class InngestSteps:
             raise StepFailed(step_id, exc.message) from None
 
     def _last_attempt(self) -> bool:
-        """Whether this call is the step's last attempt (``function.retries`` + 1; the SDK
-        keeps the count in its request, which it does not expose: unknown counts as not)."""
+        return last_attempt(self.ctx)
+
+    def attempts(self) -> int:
+        """How many attempts a step of this run has (``function.retries`` + 1; 1 when unknown)."""
         request = getattr(getattr(getattr(self.ctx.step, "_execution", None), "_request", None), "ctx", None)
         most = getattr(request, "max_attempts", None)
-        return isinstance(most, int) and self.ctx.attempt + 1 >= most
+        return most if isinstance(most, int) else 1
+
+    def retrying(self, step_id: str) -> bool:
+        """Whether this request retries step ``step_id`` (attempt > 0, and the step is the one
+        Inngest targets, when it targets one: in a parallel group a retry of one call must not
+        count for its siblings): for a tool call (durability rule 6), the earlier attempt's
+        answer was lost."""
+        if self.ctx.attempt <= 0:
+            return False
+        target = getattr(self.ctx.step, "_target_hashed_id", None)
+        if target is None:  # no targeting: the request runs the run's first unmemoized step
+            return True
+        from inngest._internal import transforms
+
+        return bool(target == transforms.hash_step_id(step_id))
 
     async def parallel(self, thunks: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
         if len(thunks) == 1:  # one step runs at once, in this request
@@ -178,6 +194,16 @@ class InngestSteps:
         if not isinstance(result, Mapping):
             return ToolOutcome.failure(f"network '{network}' returned no result").to_json()
         return ToolOutcome(result={"output": result.get("output"), "state": result.get("state")}).to_json()
+
+
+def last_attempt(ctx: inngest.Context) -> bool:
+    """Whether this call is its step's (or, between steps, the function's) last attempt
+    (``function.retries`` + 1; the SDK keeps the count in its request, which it does not
+    expose: unknown counts as not). An internal error of the last attempt fails the run
+    (and reaches its ``finally:`` steps) rather than going back to Inngest."""
+    request = getattr(getattr(getattr(ctx.step, "_execution", None), "_request", None), "ctx", None)
+    most = getattr(request, "max_attempts", None)
+    return isinstance(most, int) and ctx.attempt + 1 >= most
 
 
 def event_depth(event: Mapping[str, Any]) -> int:

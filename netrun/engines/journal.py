@@ -2,7 +2,8 @@
 
 Every step's output is committed before the run moves on, and a process executes a run
 only while it holds the run's lease, so a run survives a crash and is never executed by two
-processes at once. Its tables and records: :mod:`netrun.engines.journal_schema`.
+processes at once. Its tables and records: :mod:`netrun.engines.journal_schema`; its runs'
+streams (the journaled chunks): :mod:`netrun.engines.journal_events`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ..runtime import step_ids
 from ..runtime.approvals import approval_id as make_approval_id
 from ..runtime.steps import Json, Wait
 from ..sqlite_file import StorageFault, open_sqlite
+from .journal_events import RunEventsJournal
 from .journal_schema import FINAL_STATUSES, NOT_FINAL_SQL, SCHEMA, RunRecord
 
 
@@ -51,7 +53,7 @@ def _alive(owner: str) -> bool:
     return True
 
 
-class Journal:
+class Journal(RunEventsJournal):
     """The SQLite file holding runs, their step outputs and their pending waits.
 
     A process executes a run only while it holds the run's lease (renewed with every step),
@@ -214,43 +216,6 @@ class Journal:
             == 1
         )
 
-    # -- run events (the SSE history, netrun/serve/run_events.py) ------------------------------
-    def add_events(self, rows: Sequence[tuple[str, int, str, str | None, str, int]]) -> None:
-        """Write events ``(run_id, seq, kind, key, data JSON, bytes)`` in one transaction; a
-        number already written (another process reported it) keeps its first event."""
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?)", rows)
-
-    def events(self, run_id: str, after: int = 0) -> list[tuple[int, dict[str, Any]]]:
-        """The run's events numbered above ``after``, in order: ``(seq, event)`` each."""
-        rows = self.db.execute("SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after))
-        return [(r[0], json.loads(r[1])) for r in rows]
-
-    def event_marks(self, run_id: str) -> tuple[int, int, set[tuple[str, str]]]:
-        """The run's last event number, its events' bytes and the ``(kind, key)`` of its
-        once-only events, for a process that reports more of its events."""
-        last, size = self.db.execute(
-            "SELECT coalesce(max(seq), 0), coalesce(sum(bytes), 0) FROM run_events WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        keys = {
-            (r[0], r[1])
-            for r in self.db.execute("SELECT kind, key FROM run_events WHERE run_id = ? AND key IS NOT NULL", (run_id,))
-        }
-        return int(last), int(size), keys
-
-    def last_event(self, run_id: str, kinds: Sequence[str]) -> int | None:
-        """The number of the run's last event of one of ``kinds``, None when it has none."""
-        row = self.db.execute(
-            f"SELECT max(seq) FROM run_events WHERE run_id = ? AND kind IN ({','.join('?' * len(kinds))})", (run_id, *kinds)
-        ).fetchone()
-        return None if row[0] is None else int(row[0])
-
-    def events_bytes(self, run_id: str | None = None) -> int:
-        """The bytes of the journaled events (of one run, or of all)."""
-        query = "SELECT coalesce(sum(bytes), 0) FROM run_events" + (" WHERE run_id = ?" if run_id is not None else "")
-        return int(self.db.execute(query, (run_id,) if run_id is not None else ()).fetchone()[0])
-
     def family(self, run_id: str) -> list[str]:
         """The run and its child runs (networks used as tools: ``RUN.step``, and theirs)."""
         children = step_ids.child_runs_prefix(run_id)
@@ -258,6 +223,26 @@ class Journal:
             "SELECT id FROM runs WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY created", (run_id, len(children), children)
         )
         return [r[0] for r in rows]
+
+    def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
+        """Runs newest first, filtered and paged (``GET /runs``): :func:`.run_list.list_runs`."""
+        from .run_list import list_runs
+
+        return list_runs(self.db, **filters)
+
+    def status(self, run_id: str) -> tuple[str, str | None] | None:
+        """The run's status and error, read alone (checked before every step of some runs)."""
+        row = self.db.execute("SELECT status, error FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return (str(row[0]), row[1]) if row is not None else None
+
+    def note_thread(self, run_id: str, thread_id: str, user: str | None) -> None:
+        """Record the thread (and user) a run belongs to when its trigger's templates chose
+        them at execution (``GET /runs?thread_id=`` finds it); a write only when it changes."""
+        self.db.execute(
+            "UPDATE runs SET options = json_set(options, '$.thread_id', ?, '$.user', ?) WHERE id = ? AND "
+            "(json_extract(options, '$.thread_id') IS NOT ? OR json_extract(options, '$.user') IS NOT ?)",
+            (thread_id, user, run_id, thread_id, user),
+        )
 
     def runs(self, status: str | None = None) -> list[str]:
         if status is None:
@@ -273,22 +258,26 @@ class Journal:
 
     def reopen(self, run_id: str) -> str | None:
         """Make a failed run ``running`` again, for a retry: its completed steps stay recorded
-        (a retry repeats none of them); the step whose failure ended it, its newest record
-        when that is an error, is forgotten so that it runs again. Returns that step's id
-        (None when the run failed between steps: a limit, a definition that did not compile)."""
+        (a retry repeats none of them); the step whose failure ended it (its newest error
+        before the steps that end a run) is forgotten so that it runs again, and so are the
+        steps that ended it (``send:``, ``finally:``): the retried run ends anew and they run
+        for that end. Returns the failed step's id (None when the run failed between steps:
+        a limit, a definition that did not compile)."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             row = self.db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or row[0] != "failed":
                 return None
-            newest = self.db.execute(
-                "SELECT step_id, error FROM steps WHERE run_id = ? ORDER BY created DESC, rowid DESC LIMIT 1",
-                (run_id,),
-            ).fetchone()
+            rows = self.db.execute(
+                "SELECT step_id, error FROM steps WHERE run_id = ? ORDER BY created DESC, rowid DESC", (run_id,)
+            ).fetchall()
+            ending = [str(r[0]) for r in rows if _ends_run(str(r[0]))]
+            newest = next((r for r in rows if not _ends_run(str(r[0]))), None)
             cleared = None
             if newest is not None and newest[1] is not None:
                 cleared = str(newest[0])
-                self.db.execute("DELETE FROM steps WHERE run_id = ? AND step_id = ?", (run_id, cleared))
+            forget = ending + ([cleared] if cleared else [])
+            self.db.executemany("DELETE FROM steps WHERE run_id = ? AND step_id = ?", [(run_id, s) for s in forget])
             self.db.execute(
                 "UPDATE runs SET status = 'running', result = NULL, error = NULL, updated = ? WHERE id = ?", (time.time(), run_id)
             )
@@ -398,3 +387,12 @@ def _iso(moment: float) -> str:
 
 
 __all__ = ["LEASE_SECONDS", "Journal", "JournalError"]
+
+
+_ENDING = ("send.", "finally.", "run.internal_failure")
+"""The step ids of how a run ended (its ``send:`` events, its ``finally:`` steps, an internal
+failure recorded on Inngest): a retry forgets them, as the run will end again."""
+
+
+def _ends_run(step_id: str) -> bool:
+    return step_id.startswith(_ENDING)

@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 -- The unfinished runs of a network (singleton, cancel events) without reading every run.
 CREATE INDEX IF NOT EXISTS runs_by_network ON runs (network, status);
+-- GET /runs, newest first, by network, thread or user. IF NOT EXISTS: a journal written
+-- before them gains them when it is next opened (the journal's only migration so far).
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created, id);
+CREATE INDEX IF NOT EXISTS runs_by_network_created ON runs (network, created, id);
+CREATE INDEX IF NOT EXISTS runs_by_thread ON runs (json_extract(options, '$.thread_id'), created, id);
+CREATE INDEX IF NOT EXISTS runs_by_user ON runs (json_extract(options, '$.user'), created, id);
 CREATE TABLE IF NOT EXISTS leases (
     run_id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -73,9 +79,23 @@ CREATE TABLE IF NOT EXISTS run_events (
     bytes INTEGER NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+-- (run_id, rowid): a thread's or user's stream reads only the chunks after its cursor.
+CREATE INDEX IF NOT EXISTS run_events_by_run ON run_events (run_id);
+-- Who a run's stream is for (its thread and user, for GET /threads|users/{id}/events, and
+-- its network's name): written with its run.started chunk, read back after a restart.
+CREATE TABLE IF NOT EXISTS run_streams (
+    run_id TEXT PRIMARY KEY,
+    network TEXT NOT NULL,
+    thread_id TEXT,
+    user TEXT
+);
+CREATE INDEX IF NOT EXISTS run_streams_by_thread ON run_streams (thread_id);
+CREATE INDEX IF NOT EXISTS run_streams_by_user ON run_streams (user);
 """
 
 
+STATUSES = ("queued", "running", "waiting", "completed", "failed", "cancelled")
+"""Every status a run may have."""
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 """A run in one of these has ended for good: nothing changes its status again."""
 NOT_FINAL_SQL = "status NOT IN (" + ", ".join(f"'{status}'" for status in FINAL_STATUSES) + ")"
@@ -122,4 +142,4 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):013x}{uuid.uuid4().hex[:12]}"
 
 
-__all__ = ["FINAL_STATUSES", "NOT_FINAL_SQL", "SCHEMA", "RunRecord", "data_dir", "new_run_id"]
+__all__ = ["FINAL_STATUSES", "NOT_FINAL_SQL", "SCHEMA", "STATUSES", "RunRecord", "data_dir", "new_run_id"]

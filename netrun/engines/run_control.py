@@ -4,15 +4,20 @@ live apart from starting and executing runs so that each module holds one concer
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import NetrunError
 from ..runtime.events import RUN_CANCELLED
+from ..runtime.lifecycle import CANCEL_FINISHED
 from ..runtime.network import Emit
 from .approvals import resolve_approval
 from .local import FINAL_STATUSES, Journal, RunRecord, wait_matches
+
+log = logging.getLogger("netrun.engine")
 
 
 class EngineError(NetrunError, phase="engine"):
@@ -31,11 +36,13 @@ class RunControl:
     _answered: dict[str, set[str]]
     _active: set[str]
     _cancelled: set[str]
+    _ending: set[str]
+    _finishing: set[Any]
 
     async def resume(self, run_id: str) -> RunRecord:
         raise NotImplementedError  # LocalEngine's
 
-    async def _execute(self, record: RunRecord) -> RunRecord:
+    async def _execute(self, record: RunRecord, finishing: bool = False) -> RunRecord:
         raise NotImplementedError  # LocalEngine's
 
     def local_run(self, run_id: str, on_inngest: str, *, approvals: bool = False, ended_ok: bool = False) -> RunRecord:
@@ -80,13 +87,32 @@ class RunControl:
     def cancel(self, run_id: str, reason: str) -> RunRecord:
         """End an unfinished run as ``cancelled`` (and its child runs): no event resumes it,
         and if it executes now, the step in flight finishes and no further one starts (as on
-        Inngest). Raises :class:`EngineError` for a run that ended or does not exist."""
+        Inngest). Either way its ``finally:`` steps then run, once, with the outcome
+        ``cancelled``: in the executing task, else in a task started here (with no event loop
+        running, the next :meth:`resume` of the run runs them). The journal says
+        ``cancelled`` at once; ``run.cancelled`` (a stream's end) goes out once the run has
+        ended: at once for a run with no ``finally:`` steps, else after them.
+
+        A run whose loop has ended is ending with the outcome it settled (its ``send:``
+        events, its ``finally:`` steps run for it): it can no longer be cancelled. Raises
+        :class:`EngineError` for that, and for a run that ended or does not exist."""
         self.local_run(run_id, "cancel it from Inngest")
+        if run_id in self._ending:
+            raise EngineError(
+                f"run {run_id} is ending (its outcome is settled and its send: events and finally: steps run for it):"
+                " it can no longer be cancelled"
+            )
         for member in reversed(self.journal.family(run_id)):  # children first: their parent's call then ends
+            if member in self._ending:
+                continue
             if self.journal.cancel(member, reason):
+                record = self.journal.run(member)
+                has_finally = record is not None and bool((record.definition or {}).get("finally"))
                 if member in self._active:
                     self._cancelled.add(member)
-                if self.emit:
+                else:
+                    self._finish_soon(member)
+                if self.emit and not has_finally:  # else the run's finally: ends it (RUN_CANCELLED then)
                     self.emit(RUN_CANCELLED, {"run_id": member, "error": reason, "replayed": False})
             elif member == run_id:
                 ended = self.journal.run(run_id)
@@ -96,6 +122,59 @@ class RunControl:
         cancelled = self.journal.run(run_id)
         assert cancelled is not None
         return cancelled
+
+    def cancel_reason(self, run_id: str) -> str | None:
+        """Why the run was cancelled, once it has been while it executes here; else None."""
+        if run_id not in self._cancelled:
+            return None
+        record = self.journal.run(run_id)
+        return (record.error if record is not None else None) or "cancelled"
+
+    def _finish_soon(self, run_id: str) -> None:
+        record = self.journal.run(run_id)
+        if record is None or not (record.definition or {}).get("finally"):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a caller without an event loop: resume() runs them
+            return
+        task = loop.create_task(self._finish_logged(run_id))
+        self._finishing.add(task)  # a task nobody holds may be collected before it ends
+        task.add_done_callback(self._finishing.discard)
+
+    async def _finish_logged(self, run_id: str) -> None:
+        # A task nobody awaits: what stops it is logged; the run stays cancelled with its
+        # finally: steps to run, and the next resume (or start-up, unfinished_cancels) runs them.
+        try:
+            await self.finish_cancelled(run_id)
+        except Exception as exc:
+            log.warning("run %s: its finally: steps stopped (%s); they run at its next resume", run_id, exc)
+
+    def unfinished_cancels(self) -> list[str]:
+        """The cancelled runs this engine executes whose ``finally:`` steps have not all run
+        (a shutdown, a full disk or a crash stopped them): start-up finishes them."""
+        found = []
+        for run_id in self.journal.runs("cancelled"):
+            if self.journal.step(run_id, CANCEL_FINISHED)[0]:
+                continue
+            record = self.journal.run(run_id)
+            if record is not None and record.options.get("engine") != "inngest" and (record.definition or {}).get("finally"):
+                found.append(run_id)
+        return found
+
+    async def finish_cancelled(self, run_id: str) -> RunRecord:
+        """Run the ``finally:`` steps of a run cancelled while it was not executing (waiting,
+        queued, interrupted): it replays its recorded steps to rebuild its state, stops at the
+        first new one and runs them, once. A run executing elsewhere runs them itself."""
+        record = self.journal.run(run_id)
+        if record is None or record.status != "cancelled":
+            raise EngineError(f"run {run_id} is {record.status if record else 'gone'}, not cancelled")
+        if not (record.definition or {}).get("finally") or self.journal.step(run_id, CANCEL_FINISHED)[0]:
+            return record
+        try:
+            return await self._execute(record, finishing=True)
+        except RunBusyError:  # executing (here or in another process): it runs them as it stops
+            return record
 
     async def deliver(
         self, name: str, data: Mapping[str, Any], run_id: str | None = None, *, from_run: bool = False

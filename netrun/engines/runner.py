@@ -10,7 +10,7 @@ from typing import Any
 from ..compile import ModelFactory, Program
 from ..redact import Secrets
 from ..runtime import step_ids
-from ..runtime.events import RUN_STARTED, RUN_WAITING
+from ..runtime.events import RUN_CANCELLED, RUN_STARTED, RUN_WAITING
 from ..runtime.network import Emit, RunError
 from ..runtime.steps import RunSuspended
 from ..runtime.tooling import ToolOutcome
@@ -21,6 +21,7 @@ from .approvals import ApprovalError
 from .concurrency import ConcurrencyGate, Slot, slots
 from .execution import (
     THREAD_OPTIONS,
+    Cancelled,
     Ended,
     Errors,
     Failed,
@@ -33,6 +34,7 @@ from .execution import (
 )
 from .local import FINAL_STATUSES, Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id
 from .run_control import EngineError, RunBusyError, RunControl
+from .triggers import run_thread
 
 NetworkFinder = Callable[[Path, str], NetworkSpec | None]
 """Finds a network used as a tool, by the folder of the run that calls it and its name."""
@@ -82,10 +84,14 @@ class LocalEngine(RunControl):
         """Runs executing in this process now."""
         self._cancelled: set[str] = set()
         """Runs cancelled while they may be executing here: they start no further step."""
+        self._ending: set[str] = set()
+        """Runs executing here whose loop has ended: their outcome is settled, a cancel is refused."""
         self.gate = gate
         """Holds the networks' concurrency limits (``netrun serve``); None: no limits."""
         self._recordings: dict[str, dict[str, list[dict[str, Any]]]] = {}
         """Replies being recorded, per file: a run and its child runs write one file."""
+        self._finishing: set[Any] = set()
+        """Tasks running the ``finally:`` steps of runs cancelled while not executing (RunControl)."""
 
     # -- programs ----------------------------------------------------------------------
     def program(self, record: RunRecord) -> Program:
@@ -142,6 +148,7 @@ class LocalEngine(RunControl):
                     "network": spec.name,
                     "input": input,
                     "definition_hash": record.definition_hash,
+                    **dict(zip(("thread_id", "user"), run_thread(spec, record.event, record.options, record.id), strict=True)),
                     "replayed": False,
                 },
             )
@@ -155,6 +162,8 @@ class LocalEngine(RunControl):
         record = self.local_run(
             run_id, "Inngest resumes it", approvals=True, ended_ok=True
         )  # returned as it is while it still waits
+        if record.status == "cancelled":  # its finally: steps, if they have not run yet
+            return await self.finish_cancelled(run_id)
         if record.status in FINAL_STATUSES:
             return record
         self._expire_waits(run_id)
@@ -168,8 +177,9 @@ class LocalEngine(RunControl):
         record.options = {**record.options, "resumed": True}
         return await self._execute(record)
 
-    async def _execute(self, record: RunRecord) -> RunRecord:
-        """Execute (or replay) a run while owning it; another process's run is left to it."""
+    async def _execute(self, record: RunRecord, finishing: bool = False) -> RunRecord:
+        """Execute (or replay) a run while owning it; another process's run is left to it.
+        ``finishing``: a cancelled run, replayed into its ``finally:`` steps only."""
         # The lease keeps other processes out; this set keeps a second task of this process
         # out (an event delivered while the run's turn is still executing: the executing
         # task finds the answer in the journal and goes on, see below).
@@ -178,9 +188,14 @@ class LocalEngine(RunControl):
         if not self.journal.claim(record.id):
             raise RunBusyError(f"run {record.id} is being executed by another process; it goes on there")
         self._active.add(record.id)
+        if finishing:
+            self._cancelled.add(record.id)
+        ended = False
         try:  # from here on, whatever stops the run (a full disk too) gives the run back
             stored = self.journal.run(record.id)
-            if stored is not None and stored.status in FINAL_STATUSES:  # finished meanwhile (another task, another process)
+            if (
+                stored is not None and stored.status in FINAL_STATUSES and not (finishing and stored.status == "cancelled")
+            ):  # finished meanwhile (another task, another process)
                 return stored
             # A queued run under concurrency limits stays queued until its first step has its
             # slots (LocalSteps.on_start); any other run is running from here.
@@ -188,8 +203,13 @@ class LocalEngine(RunControl):
                 self._running(record)
             while True:
                 outcome = await self._execute_owned(record)
+                if outcome is None:  # a graceful shutdown: the run stays `running` and resumes at start-up
+                    return record
                 if not isinstance(outcome, RunSuspended):
+                    ended = True
                     return outcome
+                if record.id in self._cancelled:  # cancelled while the turn that suspended was in flight
+                    return self.journal.run(record.id) or record
                 # An answer may have arrived while this process was still finishing the turn
                 # (another process resolves the wait, but leaves the run to its owner; this
                 # one's resume found the run busy): then the run goes on at once.
@@ -204,9 +224,16 @@ class LocalEngine(RunControl):
                         )
                     return record
         finally:
+            # Cancelled, but stopped before its finally: steps were done (a shutdown, a suspension,
+            # a journal fault): a task runs them, once nothing executes the run (not when this was
+            # that task: then the next resume or start-up does, LocalRuns.open).
+            unfinished = record.id in self._cancelled and not ended and not finishing
             self._active.discard(record.id)
             self._cancelled.discard(record.id)
+            self._ending.discard(record.id)
             self.journal.release(record.id)
+            if unfinished:
+                self._finish_soon(record.id)
 
     def _slots(self, record: RunRecord) -> list[tuple[Slot, int]]:
         return slots(record.network, record.definition, record.event) if self.gate is not None else []
@@ -216,7 +243,9 @@ class LocalEngine(RunControl):
             self.journal.set_status(record.id, "running")
             record.status = "running"
 
-    async def _execute_owned(self, record: RunRecord) -> RunRecord | RunSuspended:
+    async def _execute_owned(self, record: RunRecord) -> RunRecord | RunSuspended | None:
+        """The run executed once: how it ended, the wait that suspended it, or None when a
+        graceful shutdown stopped it."""
         made: list[LocalSteps] = []
 
         def steps(program: Program) -> LocalSteps:
@@ -235,7 +264,7 @@ class LocalEngine(RunControl):
                     # The runs its events start are one deeper than it (see NetworkSpec limits.depth).
                     sender=functools.partial(self.send, depth=run_depth(record.options) + 1),
                     answered=self._answered.pop(record.id, set()),
-                    stopping=lambda: self.stopping or record.id in self._cancelled,
+                    stopping=lambda: self.stopping,
                     hold=functools.partial(self.gate.hold, wanted)
                     if self.gate is not None and (wanted := self._slots(record))
                     else None,
@@ -266,12 +295,18 @@ class LocalEngine(RunControl):
                 # A wait and a graceful shutdown leave the run to resume; a journal that cannot be
                 # written stops it where it is, and it resumes once the journal takes writes again.
                 errors=Errors(passed=(RunSuspended, RunStopped, JournalError, StorageFault)),
+                cancelled=functools.partial(self.cancel_reason, record.id),
+                ending=functools.partial(self._ending.add, record.id),
             )
         except RunSuspended as suspended:
             suspended.waits = (*made[-1].suspended, suspended.step_id)
             return suspended
-        except RunStopped:  # a graceful shutdown: the run stays `running` and resumes at start-up
-            return record
+        except RunStopped:
+            return None
+        if isinstance(outcome, Cancelled) and self.emit and (record.definition or {}).get("finally"):
+            # The run has ended now, its finally: steps done: its end goes out (RunControl.cancel
+            # sent it at once only for a run with none).
+            self.emit(RUN_CANCELLED, {"run_id": record.id, "error": outcome.message, "replayed": False})
         return _ended(record, outcome)
 
     async def send(self, events: list[dict[str, Any]], depth: int = 1) -> None:
@@ -327,7 +362,9 @@ async def _redacted(outcome: Awaitable[dict[str, Any]], definition: Any, environ
 
 def _ended(record: RunRecord, outcome: Ended) -> RunRecord:
     """``record`` as its recorded ``outcome`` left it (what the engine's callers are given)."""
-    if isinstance(outcome, Failed):
+    if isinstance(outcome, Cancelled):
+        record.status, record.error = "cancelled", outcome.message
+    elif isinstance(outcome, Failed):
         record.status, record.error = "failed", outcome.message
     else:
         record.status, record.result = "completed", outcome.result

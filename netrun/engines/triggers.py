@@ -23,6 +23,10 @@ META = "_netrun"
 """The key of netrun's own metadata in an event's data (the run it starts, its depth). Here,
 not in :mod:`.inngest_steps`, so the REST API can refuse it without importing the Inngest SDK."""
 
+RUN_CANCEL_EVENT = "netrun/run.cancel"
+"""The event ``POST /runs/{id}/cancel`` sends on Inngest: every function cancels on it
+(:func:`netrun.engines.inngest_function.rest_cancel`) when it names the run."""
+
 MAX_THREAD_ID = 200
 """The longest thread id a trigger's ``thread`` template may make (as the REST API allows)."""
 
@@ -94,3 +98,16 @@ def thread_options(spec: NetworkSpec, event: Mapping[str, Any], options: Mapping
         if user:
             chosen["user"] = user
     return chosen
+
+
+def run_thread(
+    spec: NetworkSpec, event: Mapping[str, Any], options: Mapping[str, Any], run_id: str
+) -> tuple[str | None, str | None]:
+    """The run's thread id and user, as :func:`thread_options` chooses them, for its
+    ``run.started`` event (None, None when a template cannot render: the run fails on it)."""
+    try:
+        chosen = thread_options(spec, event, options, run_id)
+    except RenderError:
+        chosen = dict(options)
+    thread_id, user = chosen.get("thread_id"), chosen.get("user")
+    return (str(thread_id) if thread_id else None, str(user) if user else None)

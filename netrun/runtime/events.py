@@ -3,17 +3,18 @@
 A run reports its progress through one callback, ``emit(kind, payload)``: the network loop,
 the tools and the engines call it, and its consumers are the terminal
 (:mod:`netrun.console`), the Inngest engine (which keeps its journal's status and pending
-approvals from them) and the server's stream (:mod:`netrun.serve.run_events`, sent as
-Server-Sent Events by ``GET /runs/{id}/events`` as ``{"type": kind, **payload}`` without
-``replayed``). This module is the one place that names them; a test runs real networks and
-checks that every event emitted is declared here and carries exactly its payload's fields.
+approvals from them) and the server's streams (:mod:`netrun.serve.run_events`). Both the
+terminal and the streams show them as AgentKit's streaming chunks: the mapping is
+:mod:`netrun.runtime.agentkit_stream`. This module is the one place that names them; a
+test runs real networks and checks that every event emitted is declared here and carries
+exactly its payload's fields.
 
 Every payload carries ``run_id`` and ``replayed`` (:class:`RunEvent`); ``replayed`` is true
 for what a resumed run, or a later Inngest call, re-reads from its memoized steps instead
 of doing again. The kinds, in the order a run reports them, with their other fields and,
 for those reported once per run, the field that tells them apart:
 
-- ``run.started``: network, input, definition_hash (once)
+- ``run.started``: network, input, definition_hash, thread_id, user (once)
 - ``routed``: iteration, agent (None: stop), how (once per iteration)
 - ``agent.started``: iteration, agent (once per iteration)
 - ``text.delta``: caller, text (repeats)
@@ -22,8 +23,8 @@ for those reported once per run, the field that tells them apart:
 - ``approval.requested``: step, approval_id, tool, args, event, timeout (once per step)
 - ``approval.resolved``: step, approval_id, tool, resolution, reason, by (once per step)
 - ``run.waiting``: event, step_id (each time the local engine parks the run)
-- ``tool.result``: step, tool, result, error (once per step)
-- ``agent.finished``: iteration, agent, text (once per iteration)
+- ``tool.result``: step, tool, result, error, state (once per step)
+- ``agent.finished``: iteration, agent, text, usage (once per iteration)
 - ``run.completed``: result (final)
 - ``run.failed``: error (final)
 - ``run.cancelled``: error (final)
@@ -93,6 +94,10 @@ class RunStarted(RunEvent):
     """The run's input, as the trigger's input template rendered it."""
     definition_hash: str
     """The hash of the network definition the run is pinned to."""
+    thread_id: str | None
+    """The conversation the run belongs to (None: none); AgentKit's ``threadId``."""
+    user: str | None
+    """The user the run is for (None: not said); AgentKit's ``userId``."""
 
 
 class Routed(RunEvent):
@@ -208,6 +213,9 @@ class ToolResult(RunEvent):
     """What the tool returned (None when it failed)."""
     error: str | None
     """Why it failed, as the model is told (None when it did not)."""
+    state: dict[str, Any] | None
+    """The run's state once the call's ``save:``/``state:`` writes were applied (None: the
+    tool writes no state), so a stream shows state as it changes."""
 
 
 class AgentFinished(RunEvent):
@@ -219,6 +227,8 @@ class AgentFinished(RunEvent):
     """The agent whose turn ended."""
     text: str
     """The whole text of the agent's last reply in the turn."""
+    usage: dict[str, Any]
+    """The turn's tokens: ``prompt_tokens``, ``completion_tokens``."""
 
 
 class RunCompleted(RunEvent):

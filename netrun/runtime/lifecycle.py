@@ -15,11 +15,23 @@ step) unless it says ``non_retriable: true``; then, in ``setup``, ``before`` and
 the run fails with it. A ``finally`` step's failure is reported and the next step runs.
 Tools that drive the engine's own steps (an approval, an event, a wait, a child run) are
 called as the turn calls them, without the retry.
+
+``finally:`` runs once the run has ended, whatever ended it: the router or a limit
+(``completed``), a failed step, a template, the thread store or an internal error
+(``failed``), a cancel (``cancelled``). The engines' execution (:func:`netrun.engines.execution.execute`)
+decides the outcome and calls :func:`finish`; a run that waits or is stopped by a shutdown has
+not ended, and does not get there. A cancelled run stops at its next new step
+(:class:`Cancellable` raises :class:`RunCancelled`), then runs its ``finally:`` steps only.
+The outcome is settled once the loop has ended: a cancel that came before, one that landed
+during the last step too, makes it ``cancelled`` whatever the loop's end was; from then on
+(:meth:`Cancellable.finishing`) no step is refused, so the ``send:`` events and ``finally:``
+steps run for the settled outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..diagnostics import YamlPath
@@ -30,6 +42,7 @@ from . import events, saving, step_ids
 from .args import check_args
 from .render import RenderError
 from .results import RunError
+from .steps import Json, Steps, Wait
 from .tooling import Tool, ToolContext, ToolOutcome, at_most_once, owns_steps, run_tool
 from .turn import context
 
@@ -38,6 +51,76 @@ if TYPE_CHECKING:
 
 End = Literal["skip", "stop"] | None
 """What a list of steps decided: skip the agent's turn, stop the run, or nothing."""
+
+CANCEL_FINISHED = "finally.cancelled"
+"""The step recorded once a cancelled run's ``finally:`` steps are done: the engine does not
+resume it into them again."""
+
+
+class RunCancelled(Exception):  # noqa: N818 - control flow, not an error
+    """The run was cancelled: it starts no further step of its loop and ends, running its
+    ``finally:`` steps with the outcome ``cancelled``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Cancellable:
+    """An engine's steps that refuse new work once ``cancelled()`` gives a reason: a step with
+    no recorded outcome raises :class:`RunCancelled` instead of running (a recorded one replays,
+    so a run resumed after its cancel rebuilds its state first). :meth:`finishing` lets the
+    ``finally:`` steps through. Everything else is the engine's steps' own."""
+
+    def __init__(self, steps: Steps, cancelled: Callable[[], str | None]) -> None:
+        self.inner = steps
+        self.run_id = steps.run_id
+        self.cancelled = cancelled
+        self.ending = False
+
+    def __getattr__(self, name: str) -> Any:  # journals_starts, suspended, ...: the engine's
+        return getattr(self.inner, name)
+
+    def finishing(self) -> None:
+        """The loop has ended and its outcome is settled: the steps from here on (its ``send:``
+        events, its ``finally:`` steps) belong to that outcome and are not refused."""
+        self.ending = True
+
+    def _check(self, step_id: str) -> None:
+        if self.ending or self.inner.replaying(step_id):
+            return
+        reason = self.cancelled()
+        if reason is not None:
+            raise RunCancelled(reason)
+
+    async def run(self, step_id: str, fn: Callable[[], Awaitable[Json]]) -> Json:
+        self._check(step_id)
+        return await self.inner.run(step_id, fn)
+
+    async def parallel(self, thunks: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+        return await self.inner.parallel(thunks)
+
+    async def wait_for_event(self, step_id: str, wait: Wait) -> dict[str, Any] | None:
+        self._check(step_id)
+        return await self.inner.wait_for_event(step_id, wait)
+
+    async def sleep(self, step_id: str, duration: timedelta) -> None:
+        self._check(step_id)
+        await self.inner.sleep(step_id, duration)
+
+    async def send_event(self, step_id: str, events: list[dict[str, Any]]) -> None:
+        self._check(step_id)
+        await self.inner.send_event(step_id, events)
+
+    async def invoke(self, step_id: str, network: str, input: str) -> dict[str, Any]:
+        self._check(step_id)
+        return await self.inner.invoke(step_id, network, input)
+
+    def replaying(self, step_id: str) -> bool:
+        return self.inner.replaying(step_id)
+
+    def fresh(self, step_id: str) -> bool:
+        return self.inner.fresh(step_id)
 
 
 class _Retried:
@@ -94,6 +177,8 @@ async def after(run: NetworkRun, n: int, name: str) -> End:
 async def finish(run: NetworkRun, outcome: Mapping[str, Any]) -> None:
     """The network's ``finally:`` steps, once the run has ended as ``outcome`` says; their
     failures are reported (``tool.result`` with an error) and change nothing."""
+    if isinstance(run.steps, Cancellable):
+        run.steps.finishing()
     await _run_steps(run, run.p.spec.finally_, step_ids.finally_, ("finally",), outcome=outcome, fail=False)
 
 
@@ -164,7 +249,7 @@ async def _run_step(
         writes = (*writes, saving.Writes(step.save, (*path, "save"), scopes.STEP))
     values = {k: v for k, v in base.items() if k not in ("state", "result")} | {"args": args}
     result = saving.save_outcome(run.state, writes, result, values, run.p.spec.state, renderer, run.secrets.redact_value)
-    _report(run, step_id, step.tool, result.result, result.error)
+    _report(run, step_id, step.tool, result.result, result.error, dict(run.state) if writes else None)
     if result.fail_run is not None:
         raise _StepError(f"the tool failed the run: {result.fail_run}")
     if result.error is not None:
@@ -184,9 +269,11 @@ async def _run_step(
     return None
 
 
-def _report(run: NetworkRun, step_id: str, tool: str, result: Any, error: str | None) -> None:
+def _report(
+    run: NetworkRun, step_id: str, tool: str, result: Any, error: str | None, state: dict[str, Any] | None = None
+) -> None:
     # Reported by the first execution to see the outcome, as the turn reports a tool call's.
-    run.emit(events.TOOL_RESULT, not run.steps.fresh(step_id), step=step_id, tool=tool, result=result, error=error)
+    run.emit(events.TOOL_RESULT, not run.steps.fresh(step_id), step=step_id, tool=tool, result=result, error=error, state=state)
 
 
 def _name(path: YamlPath) -> str:
@@ -194,4 +281,4 @@ def _name(path: YamlPath) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
 
 
-__all__ = ["End", "after", "before", "finish", "setup", "variables"]
+__all__ = ["CANCEL_FINISHED", "Cancellable", "End", "RunCancelled", "after", "before", "finish", "setup", "variables"]

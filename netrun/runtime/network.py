@@ -24,7 +24,7 @@ from . import events, lifecycle, step_ids
 from .inference import infer
 from .model import Completion, Request
 from .render import RenderError, renderer_for
-from .results import AgentResult, RunError, RunResult, Usage, outcome
+from .results import AgentResult, RunError, RunResult, Usage
 from .router import DEFAULT_ROUTER_PROMPT, Decision, llm_decision, rule_decision
 from .steps import Steps
 from .thread_steps import open_thread
@@ -51,11 +51,14 @@ class NetworkRun:
         thread: Thread | None = None,
         depth: int = 0,
         data_dir: Path | None = None,
+        cancelled: Callable[[], str | None] | None = None,
     ) -> None:
         self.p = program
         self.renderer = renderer_for(program.spec.prompts)
         """Renders this network's templates with its prompt fragments (shared by its runs)."""
-        self.steps = steps
+        self.steps: Steps = steps if cancelled is None else lifecycle.Cancellable(steps, cancelled)
+        """The engine's steps; with ``cancelled`` (the engine's "was this run cancelled, and
+        why"), a cancelled run's next new step raises :class:`lifecycle.RunCancelled`."""
         self.input = input
         self.state: dict[str, Any] = program.initial_state(state)
         self.event = dict(event or {})
@@ -113,18 +116,16 @@ class NetworkRun:
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> RunResult:
-        """Run the loop, then the network's ``finally:`` steps, whether the loop completed
-        (the router stopped, a limit was reached, a step's ``stop_if``) or failed. A run
-        that waits, is stopped or cancelled has not ended: its ``finally:`` runs when it
-        does (a crashed run resumes, replays, and reaches it once)."""
-        try:
-            result = await self._loop()
-        except RunError as exc:  # its message may quote a store's or a model's error text
-            message = self.secrets.redact(str(exc))
-            await lifecycle.finish(self, outcome(None, message))  # its failures change nothing
-            raise RunError(message) from None
-        await lifecycle.finish(self, outcome(result))
-        return result
+        """Run the loop to its end (the router stopped, a limit, a step's ``stop_if``); raises
+        what ended it otherwise (a :class:`RunError`, :class:`~netrun.runtime.lifecycle.RunCancelled`,
+        an engine's control flow). The ``finally:`` steps are not run here: the engine's execution
+        decides the outcome first (its ``send:`` events may still fail a completed run), then
+        calls :meth:`finish` with it, whatever it is, so both say the same."""
+        return await self._loop()
+
+    async def finish(self, outcome: Mapping[str, Any]) -> None:
+        """The network's ``finally:`` steps, once the run has ended as ``outcome`` says."""
+        await lifecycle.finish(self, outcome)
 
     async def _loop(self) -> RunResult:
         if self.thread is not None:

@@ -197,6 +197,19 @@ class Writes:
     """The call's result is ``{"updated": <the values written>}`` (the state tool)."""
 
 
+def mcp_writes(servers: Mapping[str, Any], name: str) -> tuple[Writes, ...]:
+    """What a call of the MCP tool the model knows as ``name`` writes: its server's ``save:``
+    entry for it (``mcp_servers.S.save.TOOL``). Found from the file alone, by the function name
+    each entry's tool has, so that a replayed turn, which connects no server, saves the same."""
+    from ..tools.naming import function_name
+
+    for server, spec in servers.items():
+        for tool, saves in getattr(spec, "save", {}).items():
+            if saves and function_name(server, tool) == name:
+                return (Writes(saves, ("mcp_servers", server, "save", tool), scopes.TOOL_SAVE),)
+    return ()
+
+
 def save_outcome(
     state: dict[str, Any],
     writes: Sequence[Writes],

@@ -15,7 +15,7 @@ The ids of one run::
     turn.N.AGENT.infer                turn N's inference
     turn.N.AGENT.tool.I.TOOL          the I-th tool call the inference asked for
     turn.N.AGENT.tool.I.TOOL.approval the human's decision on that call
-    turn.N.AGENT.tool.I.TOOL.started  that call began (tools run at most once: durability rule 6)
+    turn.N.AGENT.tool.I.TOOL.started  that call began (local engine; tools run at most once: durability rule 6)
     turn.N.AGENT.before.I.TOOL        the I-th step of the agent's ``before:`` in turn N
     turn.N.AGENT.thread               with history: the turn's reply appended to the thread
     turn.N.AGENT.after.I.TOOL         the I-th step of the agent's ``after:`` in turn N

@@ -10,11 +10,18 @@ are applied by the loop outside the step, so that a replay rebuilds the same sta
 the same outputs without running the tool again (durability rule 2 in the design).
 
 Durability rule 6: a tool that says ``idempotent = False`` (a ``python`` tool not declared
-``idempotent: true``) has its call's start journaled as a step of its own
-(:func:`netrun.runtime.step_ids.started`) on an engine that can tell an earlier execution's
-steps from this one's (``journals_starts``: the local engine). A call whose start an earlier
-execution recorded but whose outcome nobody did was cut off (kill -9, a crash): it is not run
-again; the model is told it may or may not have run. Any other interrupted call runs again.
+``idempotent: true``, a command, an MCP tool not marked idempotent) has its call's start
+cut off (kill -9, a crash, a response Inngest never got) is not run again: the model is told
+it may or may not have run. Any other interrupted call runs again. How an engine tells a
+cut-off call: the local engine records the call's start as a step of its own
+(:func:`netrun.runtime.step_ids.started`) before the call's step, and a start an earlier
+execution recorded with no outcome after it was cut off (``journals_starts``,
+:meth:`Steps.fresh`); Inngest needs no marker step, it tells by the attempt
+(``retrying(step_id)``: a request that retries this very step, by Inngest's step targeting,
+after its first attempt, which only a lost answer causes: such a tool's failures are
+results, and a python tool's :class:`RetryStep` is retried inside the step's attempt there,
+see :func:`_attempts`). A marker step on Inngest cost a request per call, and under
+``ctx.group.parallel`` it held a call approved alone until its sibling's wait ended.
 
 Two exceptions a tool may raise change what its step does (:class:`netrun.errors.RetryStep`:
 the step fails and the engine retries it; :class:`netrun.errors.FailRun`: the outcome carries
@@ -23,6 +30,7 @@ the step fails and the engine retries it; :class:`netrun.errors.FailRun`: the ou
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import time
@@ -205,13 +213,18 @@ async def _interrupted(tool: Tool | None, ctx: ToolContext) -> bool:
     otherwise, for a tool that runs at most once, its start is journaled now (rule 6)."""
     steps = ctx.steps
     assert steps is not None
-    if tool is None or not at_most_once(tool) or not getattr(steps, "journals_starts", False):
+    local = bool(getattr(steps, "journals_starts", False))
+    retrying: Callable[[str], bool] | None = getattr(steps, "retrying", None)
+    if tool is None or not at_most_once(tool) or not (local or retrying is not None):
         return False
     if steps.replaying(ctx.step_id):
         return False
+    if not local:
+        assert retrying is not None
+        return retrying(ctx.step_id)
     started = step_ids.started(ctx.step_id)
-    if steps.replaying(started) and not steps.fresh(started):
-        return True
+    if steps.replaying(started):
+        return not steps.fresh(started)
 
     async def mark() -> bool:
         return True
@@ -220,6 +233,31 @@ async def _interrupted(tool: Tool | None, ctx: ToolContext) -> bool:
     # run: that call then counts as interrupted too, which errs on the side of not repeating it.
     await steps.run(started, mark)
     return False
+
+
+RETRY_WAIT_CAP = 30.0
+"""The longest wait between in-step attempts (:func:`_attempts`) a ``RetryStep(after=...)`` gets."""
+
+
+async def _attempts(tool: Tool, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
+    """Call ``tool``; on Inngest, a tool that runs at most once and raises :class:`RetryStep` is
+    called again here, within the step's attempt (up to its ``function.retries``, with backoff),
+    rather than by a retry of the step: Inngest's retry of this step means a lost answer
+    (durability rule 6), and must not be what a retry the tool asked for looks like."""
+    attempts: Callable[[], int] | None = getattr(ctx.steps, "attempts", None)
+    if attempts is None or not at_most_once(tool) or getattr(ctx.steps, "journals_starts", False):
+        return await tool.call(args, ctx)
+    most = max(1, attempts())
+    for attempt in range(most):
+        try:
+            return await tool.call(args, ctx)
+        except RetryStep as exc:
+            if attempt + 1 >= most:  # as a step whose retries are used up: an error result
+                n = attempt + 1
+                return ToolOutcome.failure(f"{exc.message} (after {n} attempt{'s' if n > 1 else ''})")
+            wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt
+            await asyncio.sleep(min(max(wait, 0.0), RETRY_WAIT_CAP))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
@@ -238,7 +276,7 @@ async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) ->
         try:
             if tool is None:
                 raise RuntimeError(f"step {step_id} is not recorded and its tool is not available")
-            outcome = ToolOutcome.failure(maybe_ran(tool.name)) if interrupted else await tool.call(args, ctx)
+            outcome = ToolOutcome.failure(maybe_ran(tool.name)) if interrupted else await _attempts(tool, args, ctx)
             out = outcome.to_json()
         except RetryStep as exc:  # the engine retries the step; its message is journaled: redacted
             raise RetryStep(secrets.redact(exc.message), after=exc.retry_after) from None

@@ -135,6 +135,7 @@ async def run_turn(run: NetworkRun, n: int, name: str) -> None:
                 tool=c.name,
                 result=outcome.result,
                 error=outcome.error,
+                state=dict(run.state),
             )
         result.tool_calls.append(ToolRecord(call_id, c.name, args, outcome.result, outcome.error))
         sent.append(sent_arguments(c.arguments))
@@ -149,7 +150,8 @@ async def run_turn(run: NetworkRun, n: int, name: str) -> None:
     if run.thread is not None:
         await append_reply(run, run.thread, turn, said)
     seen = not any(run.steps.fresh(step) for step in sources)
-    run.emit(events.AGENT_FINISHED, seen, iteration=n, agent=name, text=completion.text)
+    usage = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+    run.emit(events.AGENT_FINISHED, seen, iteration=n, agent=name, text=completion.text, usage=usage)
 
 
 def call_ids(run: NetworkRun, n: int, calls: list[ToolRequest]) -> list[str]:
@@ -222,15 +224,25 @@ async def call_tool(
         return shown, outcome, source  # its result is reported once the turn has saved it
     # Reported by the first execution to see the outcome (on Inngest, the call after the
     # one that ran the step: that call ended when the step did).
-    run.emit(events.TOOL_RESULT, not run.steps.fresh(source), step=step_id, tool=name, result=outcome.result, error=outcome.error)
+    run.emit(
+        events.TOOL_RESULT,
+        not run.steps.fresh(source),
+        step=step_id,
+        tool=name,
+        result=outcome.result,
+        error=outcome.error,
+        state=None,
+    )
     return shown, outcome, source
 
 
 def _writes(run: NetworkRun, name: str, offered: dict[str, Tool]) -> tuple[saving.Writes, ...]:
-    """What a call of ``name`` writes into the state: a declared tool's ``state:``/``save:``
-    (none for an MCP tool, even one that took a declared tool's name in another agent)."""
+    """What a call of ``name`` writes into the state: a declared tool's ``state:``/``save:``, or
+    an MCP tool's (its server's ``save:``; not a declared tool's whose name it took)."""
     declared = run.tools.declared.get(name)
-    return run.tools.writes.get(name, ()) if declared is not None and offered.get(name) is declared else ()
+    if declared is not None and offered.get(name) is declared:
+        return run.tools.writes.get(name, ())
+    return saving.mcp_writes(run.p.spec.mcp_servers, name) if run.p.spec.mcp_servers else ()  # an MCP tool's save:
 
 
 def _call_values(run: NetworkRun, args: Any) -> dict[str, Any]:

@@ -3,10 +3,14 @@
 Routes:
 - ``/api/inngest`` (GET, PUT, POST): the networks as Inngest functions, served by
   ``inngest.fast_api.serve``; present when an Inngest server is configured.
-- ``GET /networks``, ``POST /networks/{name}/runs``, ``GET /runs/{id}``,
-  ``GET /runs/{id}/events`` (Server-Sent Events), ``POST /events``: the REST API, behind
-  the bearer token ``NETRUN_API_TOKEN`` when it is set.
+- ``GET /networks``, ``POST /networks/{name}/runs``, ``GET /runs``, ``GET /runs/{id}``,
+  ``POST /runs/{id}/cancel|retry``, ``GET /runs/{id}/events`` (Server-Sent Events),
+  ``POST /events``: the REST API, behind the bearer token ``NETRUN_API_TOKEN`` when it is
+  set; a stream also opens with a stream token (``POST /streams/token``, ``?token=``).
+  CORS for the origins ``settings.cors_origins`` names, none by default.
 - ``GET /healthz``.
+- ``GET /ui``: the web console (:mod:`.routes.ui`), and ``GET /networks/{name}/graph``, the
+  topology it draws.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +29,7 @@ from starlette.types import ASGIApp
 
 from ..compile import ModelFactory
 from ..engines.concurrency import ConcurrencyGate
-from ..engines.local import Journal, new_run_id
+from ..engines.local import Journal, RunRecord, new_run_id
 from ..engines.runner import LocalEngine
 from ..engines.triggers import META, accepts, default_event, network_input, triggers
 from ..errors import NetrunError
@@ -44,6 +49,7 @@ from .local_runs import LocalRuns, SingletonSkipped
 from .routes.models import RunRequest
 from .run_events import RunEvents
 from .settings import SERVE_PATH, ServeSettings, is_loopback
+from .stream_tokens import hide_tokens_in_access_log, stream_secret
 
 if TYPE_CHECKING:  # the Inngest SDK (~0.4 s) is imported only when an Inngest server is configured
     from ..engines.inngest import InngestEngine
@@ -62,6 +68,10 @@ class Server(InngestSync):
         from ..engines.local import JournalError
 
         self.settings = settings
+        # Without any secret configured streams are open (no API token): a random one still
+        # lets POST /streams/token answer, so a client need not know which case it is in.
+        self.stream_secret: bytes = stream_secret(settings.api_token, settings.stream_secret) or os.urandom(32)
+        """What stream tokens (:mod:`netrun.serve.stream_tokens`) are signed with."""
         self.events = RunEvents()
         self.catalog = Catalog(settings.paths)
         loaded = self.catalog.reload()
@@ -271,6 +281,7 @@ class Server(InngestSync):
                 **({"input": body.input} if body.input is not None else {}),
             }
             ids = await self.send(inngest.Event(name=event_name, data={**data, META: meta}))
+            self._record_queued(version, run_id, {"name": event_name, "data": {**data, META: meta}}, thread, body.input)
             return {
                 "run_id": run_id,
                 "status": "queued",
@@ -298,6 +309,37 @@ class Server(InngestSync):
             "definition_hash": record.definition_hash,
             "thread_id": thread["thread_id"],
         }
+
+    def _record_queued(
+        self, version: Version, run_id: str, event: dict[str, Any], thread: dict[str, Any], given: str | None
+    ) -> None:
+        """Track a run sent to Inngest as ``queued`` from now on (listed, and cancellable while
+        Inngest holds it back); its first step marks it running. A network whose flow control
+        may drop or merge the event (debounce, rate limit, idempotency, singleton) is tracked
+        from its first step only: a record made now might name a run that never exists."""
+        fn = version.spec.function
+        if fn is not None and (fn.debounce or fn.rate_limit or fn.idempotency or fn.singleton):
+            return
+        try:
+            text = given if given is not None else network_input(version.spec, event)
+        except RenderError:
+            text = ""  # the run's first step fails it, saying why
+        self.journal.create_run(
+            RunRecord(
+                id=run_id,
+                network=version.name,
+                definition_hash=version.hash,
+                definition=version.definition(),
+                base_dir=str(version.base_dir),
+                input=text,
+                state=dict(event["data"][META].get("state") or {}),
+                event=event,
+                options={"engine": "inngest", **{k: thread[k] for k in ("thread_id", "user") if thread.get(k)}},
+                status="queued",
+                result=None,
+                error=None,
+            )
+        )
 
     # -- threads ---------------------------------------------------------------------------------
     def thread_store(self, network: str | None) -> Any:
@@ -335,6 +377,19 @@ def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -
     app = FastAPI(title="netrun", lifespan=server.lifespan, default_response_class=SafeJSONResponse, **hidden)
     app.state.netrun = server
     app.add_middleware(InngestRoute, server=server)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        # No cookies: a browser sends the bearer token or a stream token itself.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Content-Type"],
+            max_age=600,
+        )
+    hide_tokens_in_access_log()
     # Outermost: nothing reads a body over the limit, or JSON that would not read back.
     app.add_middleware(RequestGuard, max_body=settings.max_body, max_inngest_body=settings.max_inngest_body)
 

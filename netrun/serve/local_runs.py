@@ -66,7 +66,8 @@ class LocalRuns:
 
     # -- lifecycle ---------------------------------------------------------------------
     def open(self) -> list[str]:
-        """Resume the runs a previous server left executing; start the wait timer."""
+        """Resume the runs a previous server left executing, finish the cancelled ones whose
+        ``finally:`` steps it left undone; start the wait timer."""
         journal = self.engine.journal
         still_waiting = {w[0] for w in journal.waits()}
         recovered = [
@@ -78,6 +79,11 @@ class LocalRuns:
         ]
         for run_id in recovered:
             self._spawn(self.engine.resume(run_id), run_id)
+        # A cancelled run stopped before its finally: steps were done (a shutdown, a full disk,
+        # a crash): nothing else runs them. Child runs too: a cancelled parent replays no call.
+        for run_id in self.engine.unfinished_cancels():
+            self._spawn(self.engine.finish_cancelled(run_id), run_id)
+            recovered.append(run_id)
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
         return recovered
 
@@ -156,7 +162,8 @@ class LocalRuns:
             if holders and fn.singleton.mode == "skip":
                 raise SingletonSkipped(version.name, holders[0])
             for holder in holders:
-                self.engine.cancel(holder, f"cancelled by a newer run of '{version.name}' (function.singleton, mode cancel)")
+                with contextlib.suppress(EngineError):  # ending already (its finally: steps run)
+                    self.engine.cancel(holder, f"cancelled by a newer run of '{version.name}' (function.singleton, mode cancel)")
             options = {**(options or {}), "singleton": key}
         record = self.engine.create(
             version.spec, version.base_dir, input=input, state=state, event=event, options=options, status="queued", run_id=run_id

@@ -81,6 +81,12 @@ class ServeSettings:
     events_max_bytes: int = RUN_EVENTS_BYTES
     """``NETRUN_EVENTS_MAX_BYTES``: the bytes of a run's journaled events (its SSE history);
     past them long fields are cut and ``text.delta`` is not kept (the end event always is)."""
+    stream_secret: str | None = None
+    """``NETRUN_STREAM_SECRET``: what stream tokens are signed with (default: derived from
+    ``api_token``); set the same on replicas that must accept each other's tokens."""
+    cors_origins: tuple[str, ...] = ()
+    """``--cors-origin`` / ``NETRUN_CORS_ORIGINS``: the browser origins allowed to call the
+    API (CORS); none by default."""
 
     @property
     def local_url(self) -> str:
@@ -119,6 +125,7 @@ class ServeSettings:
         port: int = 8000,
         watch: bool = True,
         app_id: str | None = None,
+        cors_origins: tuple[str, ...] = (),
     ) -> ServeSettings:
         dev = environ.get("INNGEST_DEV", "")
         is_dev = _truthy(dev)
@@ -191,6 +198,8 @@ class ServeSettings:
             max_inngest_body=_bytes(environ, "NETRUN_MAX_INNGEST_BODY", cls.max_inngest_body),
             environ=environ,
             events_max_bytes=events_max_bytes,
+            stream_secret=environ.get("NETRUN_STREAM_SECRET") or None,
+            cors_origins=_origins(cors_origins, environ.get("NETRUN_CORS_ORIGINS") or ""),
         )
 
     def describe(self) -> str:
@@ -205,7 +214,8 @@ class ServeSettings:
             where += f"; registered at {self.registered_url}"
         runs = "the local engine" if self.engine == "local" else "Inngest"
         auth = "bearer token required" if self.api_token else "no token"
-        return f"mode: {where}; runs execute on {runs}; REST API: {auth}"
+        cors = f"; CORS: {', '.join(self.cors_origins)}" if self.cors_origins else ""
+        return f"mode: {where}; runs execute on {runs}; REST API: {auth}{cors}"
 
 
 def _bytes(environ: Mapping[str, str], var: str, default: int, minimum: int = 1) -> int:
@@ -217,6 +227,44 @@ def _bytes(environ: Mapping[str, str], var: str, default: int, minimum: int = 1)
         least = "above 0" if minimum == 1 else f"at least {minimum}"
         raise SettingsError(f"{var} must be a number of bytes {least}, such as {max(default, minimum)} (got {text[:40]!r})")
     return int(text)
+
+
+def cors_origin(value: str) -> str:
+    """A CORS origin as browsers send it (``scheme://host[:port]``, no path, lower-case
+    scheme and host), or SettingsError naming what is wrong. ``*`` allows every origin."""
+    text = value.strip()
+    if text == "*":
+        return text
+    shown = re.sub(r"//[^/?#]*@", "//***@", text)[:80]  # a user and password are never echoed
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"the CORS origin {shown!r} has a port that is not a number from 0 to 65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"the CORS origin {shown!r} is not an origin: expected http:// or https:// and a host, "
+            "such as https://console.example.com or http://localhost:5173"
+        )
+    if parts.username is not None or parts.password is not None or parts.path.strip("/") or parts.query or parts.fragment:
+        raise SettingsError(
+            f"the CORS origin {shown!r} must be scheme, host and port only (no path, user, query or fragment): "
+            f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        )
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}[parts.scheme]  # a browser's Origin header leaves it out
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+def _origins(given: tuple[str, ...], listed: str) -> tuple[str, ...]:
+    """The CORS origins of the options, else of ``NETRUN_CORS_ORIGINS`` (comma-separated)."""
+    values = list(given) or [v for v in listed.split(",") if v.strip()]
+    try:
+        return tuple(dict.fromkeys(cors_origin(v) for v in values))
+    except SettingsError as exc:
+        where = "--cors-origin" if given else "NETRUN_CORS_ORIGINS"
+        raise SettingsError(f"{where}: {exc}") from None
 
 
 def is_loopback(host: str) -> bool:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field, Tag
 
 from .base import Duration, Spec, by_shape, one_of
-from .tools import ApprovalSpec
+from .tools import ApprovalSpec, Saves
 
 
 class McpApprovalSpec(ApprovalSpec):
@@ -54,6 +54,13 @@ class McpBase(Spec):
     tool's ``approval:`` does: ``required`` gates every tool; a mapping gates the tools named
     (or matched) by ``tools`` and, with ``destructive: true``, those the server annotates as
     destructive; ``timeout`` and ``event`` as for a declared tool."""
+
+    save: dict[str, Saves] = {}
+    """Per tool (its name on the server), what a successful call of it writes into declared
+    state fields: the same ``save:`` as a declared tool's (templates over the call's ``result``
+    and ``args``; ``set``, ``append``, ``merge``), applied in the order the model asked for the
+    turn's calls. ``netrun validate`` checks the fields and templates, and that the tool is
+    offered (``include``/``exclude``); whether the server has it is known at run time only."""
 
     def approves_by_name(self, remote_name: str) -> bool:
         """Whether ``approval`` gates ``remote_name`` (the tool's name on the server) whatever

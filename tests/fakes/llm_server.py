@@ -75,6 +75,7 @@ class Reply:
     delay: float | None = None  # seconds to wait before answering; None: the server's default
     error: str | None = None  # error message when status != 200
     finish_reason: str | None = None  # default: "tool_calls" if there are tool calls, else "stop"
+    pace: float = 0.0  # seconds between streamed chunks (text that visibly streams in, for a watcher)
 
     @classmethod
     def from_json(cls, data: Json) -> Reply:
@@ -282,6 +283,8 @@ def create_app(state: FakeLLMState) -> FastAPI:
         async def sse() -> AsyncIterator[str]:  # async: Starlette would run a plain iterator in a thread pool
             for chunk in chunks:
                 yield f"data: {json.dumps(chunk)}\n\n"
+                if reply.pace:
+                    await asyncio.sleep(reply.pace)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(sse(), media_type="text/event-stream")

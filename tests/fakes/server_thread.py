@@ -31,7 +31,7 @@ def listen(port: int = 0) -> socket.socket:
 
 
 def config(app: Any, lifespan: str = "auto") -> uvicorn.Config:
-    return uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none", timeout_graceful_shutdown=2)
+    return uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="auto", timeout_graceful_shutdown=2)
 
 
 class ServerThread:

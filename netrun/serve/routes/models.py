@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,3 +78,33 @@ class ThreadMessages(BaseModel):
 class ThreadDeleted(BaseModel):
     thread_id: str
     deleted: bool
+
+
+class StreamTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: Literal["run", "thread", "user"]
+    """The kind of stream the token opens: a run's, a thread's or a user's events."""
+    key: str = Field(min_length=1, max_length=200)
+    """The run id, thread id or user the token opens the stream of (that one only)."""
+    ttl: float | None = Field(default=None, gt=0)
+    """Seconds the token lives: default 600, at most 3600 (a longer ttl is cut to 3600)."""
+
+
+class StreamToken(BaseModel):
+    """A stream token (``?token=`` of a stream route) and when it expires."""
+
+    token: str
+    expires: str
+    """ISO 8601, UTC."""
+    scope: str
+    key: str
+
+
+class RunPage(BaseModel):
+    """A page of ``GET /runs``, newest first."""
+
+    runs: list[dict[str, Any]]
+    """run_id, network, status, definition_hash, input, error, thread_id, user, parent (a
+    child run's parent run), created and updated (ISO 8601, UTC) of each run."""
+    next: str | None
+    """The ``cursor`` of the next page, or None on the last."""

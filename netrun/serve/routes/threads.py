@@ -34,17 +34,23 @@ async def threads(
     return {"threads": page, "next": {"before": page[-1]["updated"]} if len(page) == limit else None}
 
 
-@router.get("/threads/{thread_id}", response_model=ThreadMessages)
-async def thread(thread_id: str, network: str | None = None, held: Server = Depends(server)) -> dict[str, Any]:
+async def thread_messages(held: Server, network: str | None, thread_id: str) -> list[dict[str, Any]]:
+    """The thread's messages in the store of ``network`` (the server's, with None); 404 for
+    a thread the store does not know (one with no messages yet is known)."""
     store = held.thread_store(network)
     try:
-        messages = await store.get(thread_id)
+        messages: list[dict[str, Any]] = await store.get(thread_id)
         known = bool(messages) or await store.exists(thread_id)
     finally:
         await store.close()
     if not known:
         raise HTTPException(404, f"no thread {thread_id}")
-    return {"thread_id": thread_id, "messages": messages}
+    return messages
+
+
+@router.get("/threads/{thread_id}", response_model=ThreadMessages)
+async def thread(thread_id: str, network: str | None = None, held: Server = Depends(server)) -> dict[str, Any]:
+    return {"thread_id": thread_id, "messages": await thread_messages(held, network, thread_id)}
 
 
 @router.delete("/threads/{thread_id}", response_model=ThreadDeleted)

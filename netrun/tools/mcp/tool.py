@@ -1,4 +1,5 @@
-"""One MCP tool: what the model sees of it, and whether an interrupted call may be sent again."""
+"""One MCP tool: what the model sees of it, and whether an interrupted call may be sent again
+(after a lost connection, or a crash: durability rule 6)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ class McpTool:
     def tool(self) -> str:
         """The tool's name on the server (as in an agent's ``server.tool`` reference)."""
         return self.remote_name
+
+    @property
+    def idempotent(self) -> bool:
+        """Durability rule 6: whether a call cut off by a crash (no outcome recorded) may be
+        made again, by the same rule as a call cut off by a lost connection
+        (:func:`resendable`: the server's ``idempotent`` setting, then its annotations). When
+        it may not, the call's start is journaled and the model is told it may have run. A
+        tool that cannot run has no effect to repeat."""
+        return self.unavailable is not None or self.connection.resendable(self.remote_name)
 
     async def call(self, args: dict[str, Any], ctx: ToolContext | None = None) -> ToolOutcome:
         """Call the tool on its server; failures come back as error outcomes, never raised."""
