@@ -345,7 +345,7 @@ def test_approving_one_of_two_gated_calls_runs_only_it(console: Console, llm: Fa
     assert len(tools) == 1 and "echo harmless" in tools[0].text and "approved: read-only, fine" in tools[0].text
     rm = next(p for p in console.driver.find_elements(By.CSS_SELECTOR, "#parts .part.tool") if "rm -rf /" in p.text)
     assert "waits for approval" in rm.text and not rm.find_elements(By.CSS_SELECTOR, "pre.result")
-    assert console.status() == "waiting"
+    console.wait_status("waiting")  # the run parks again once the approved call's turn goes on waiting
     assert [h.json()["cmd"] for h in effects.hits_for("/run")] == ["echo harmless"]  # the far side: what ran
     console.shot("09-one-approved")
     card = console.driver.find_element(By.CSS_SELECTOR, "#approvals .approval")

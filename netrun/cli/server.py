@@ -42,6 +42,23 @@ from .group import _Command, _Reported
     help="A browser origin allowed to call the API (CORS), such as https://console.example.com; repeatable "
     "(default: none, or $NETRUN_CORS_ORIGINS, comma-separated).",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    envvar="NETRUN_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    help="The least important log lines shown ($NETRUN_LOG_LEVEL).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    envvar="NETRUN_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    help="text: for people; json: one object a line, for log collectors ($NETRUN_LOG_FORMAT).",
+)
+@click.option("--access-log", is_flag=True, help="Log every HTTP request (uvicorn's access log; stream tokens hidden).")
 def serve(
     paths: tuple[Path, ...],
     host: str,
@@ -51,6 +68,9 @@ def serve(
     no_watch: bool,
     app_id: str | None,
     cors_origins: tuple[str, ...],
+    log_level: str,
+    log_format: str,
+    access_log: bool,
 ) -> None:
     """Serve networks: Inngest functions at /api/inngest and a REST API to start runs,
     stream their events and deliver events. PATHS default to networks/.
@@ -58,19 +78,12 @@ def serve(
     Edits to the files are picked up while serving; an invalid edit is reported and the
     last good version keeps serving. Runs in flight keep the definition they started on.
     """
-    import logging
-
     from ..validate import discover
+    from .logs import configure
 
     targets = tuple(paths) or (Path("networks"),)
     discover(targets)
-    # netrun's own log only: the root logger at INFO would print every litellm call.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("netrun: %(message)s"))
-    logger = logging.getLogger("netrun")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    configure(log_level, log_format, access_log=access_log)
     from ..serve.settings import ServeSettings
 
     if not cors_origins:  # the variable's origins are a usage error too when wrong (exit 2)
@@ -96,7 +109,10 @@ def serve(
         app = create_app(settings)
     except StartError as exc:  # its message is the report of what is wrong: shown as it is
         raise _Reported(str(exc)) from None
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    # log_config=None: uvicorn's loggers keep the handler and format configure() gave them.
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, log_level=log_level, access_log=access_log, timeout_graceful_shutdown=5
+    )
 
 
 def _origin(value: str, where: str) -> str:

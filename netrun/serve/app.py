@@ -1,16 +1,10 @@
 """The ``netrun serve`` application: ``create_app(settings)`` builds it.
 
-Routes:
-- ``/api/inngest`` (GET, PUT, POST): the networks as Inngest functions, served by
-  ``inngest.fast_api.serve``; present when an Inngest server is configured.
-- ``GET /networks``, ``POST /networks/{name}/runs``, ``GET /runs``, ``GET /runs/{id}``,
-  ``POST /runs/{id}/cancel|retry``, ``GET /runs/{id}/events`` (Server-Sent Events),
-  ``POST /events``: the REST API, behind the bearer token ``NETRUN_API_TOKEN`` when it is
-  set; a stream also opens with a stream token (``POST /streams/token``, ``?token=``).
-  CORS for the origins ``settings.cors_origins`` names, none by default.
-- ``GET /healthz``.
-- ``GET /ui``: the web console (:mod:`.routes.ui`), and ``GET /networks/{name}/graph``, the
-  topology it draws.
+Routes (one module a resource in :mod:`.routes`): ``/api/inngest``, the networks as Inngest
+functions (``inngest.fast_api.serve``; when an Inngest server is configured); the REST API
+(networks, runs, events, threads, streams, AgentKit's transport), behind the bearer token
+``NETRUN_API_TOKEN`` when it is set (a stream opens with a stream token too); CORS for the
+origins ``settings.cors_origins`` names; ``GET /healthz``; ``GET /ui``, the web console.
 """
 
 from __future__ import annotations
@@ -48,6 +42,7 @@ from .inngest_sync import InngestSync
 from .local_runs import LocalRuns, SingletonSkipped
 from .routes.models import RunRequest
 from .run_events import RunEvents
+from .run_log import RunLog
 from .settings import SERVE_PATH, ServeSettings, is_loopback
 from .stream_tokens import hide_tokens_in_access_log, stream_secret
 
@@ -85,10 +80,11 @@ class Server(InngestSync):
             raise StartError(str(exc)) from None
         self.events.journal = self.journal  # a run's events are journaled with it (the SSE history)
         self.events.run_bytes = settings.events_max_bytes
+        self.run_log = RunLog(lambda run_id: getattr(self.journal.run(run_id), "created", None))
         self.engine = LocalEngine(
             self.journal,
             settings.environ,
-            self.events.emit,
+            self.emit,
             models=models,
             stream=self.events.watched,
             gate=ConcurrencyGate(),
@@ -107,7 +103,7 @@ class Server(InngestSync):
             except Exception as exc:  # the SDK's own checks of keys and URLs
                 raise StartError(f"cannot set up the Inngest client: {exc}") from None
             self.functions = InngestEngine(
-                self.client, self.catalog, self.journal, settings.environ, self.events.emit, once_key, models, settings.data_dir
+                self.client, self.catalog, self.journal, settings.environ, self.emit, once_key, models, settings.data_dir
             )
             self.functions.watched = self.events.watched
             self._serve_functions()
@@ -118,6 +114,11 @@ class Server(InngestSync):
         self._synced: tuple[dict[str, Version], dict[Path, Version]] | None = None
         """What Inngest accepted last (a catalog snapshot); None before its first acceptance."""
         self._sync_lock = asyncio.Lock()
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Where every run reports: its log lines (:class:`RunLog`), then its streams."""
+        self.run_log.observe(kind, data)
+        self.events.emit(kind, data)
 
     def _served_network(self, folder: Path, name: str) -> NetworkSpec | None:
         """A network used as a tool: the version this server serves (the last good one,

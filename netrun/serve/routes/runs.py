@@ -205,5 +205,5 @@ async def cancel_run(held: Server, run_id: str, reason: str = CANCEL_REASON) -> 
     }
     await held.send(inngest.Event(name=RUN_CANCEL_EVENT, data=data))
     if held.journal.cancel(run_id, reason):
-        held.events.emit(RUN_CANCELLED, {"run_id": run_id, "error": reason, "replayed": False})
+        held.emit(RUN_CANCELLED, {"run_id": run_id, "error": reason, "replayed": False})
     return {"run_id": run_id, "status": "cancelled", "network": record.network}
