@@ -132,3 +132,35 @@ def llm(shared_llm: Any) -> Any:
     its own ``llm`` instead)."""
     shared_llm.reset()
     return shared_llm
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """``served(**env)``: a ``netrun serve`` app (the local engine, the networks of ``tmp_path``,
+    its data in ``tmp_path/data``) on uvicorn on 127.0.0.1, with the fake model's key set and
+    ``env`` added; stopped after the test. A test file may define its own ``served``."""
+    from netrun.serve.app import create_app
+    from netrun.serve.settings import ServeSettings
+
+    from .fakes.served import Served
+
+    started: list[Served] = []
+
+    def serve(**env: str) -> Served:
+        environ = {**os.environ, "FAKE_LLM_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True", **env}
+        server = Served(
+            lambda port: create_app(
+                ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port)
+            )
+        ).start()
+        started.append(server)
+        return server
+
+    yield serve
+    for server in started:
+        server.stop()
+
+
+def error_lines(result: Result) -> list[str]:
+    """The ``file:line:col: error: ...`` lines ``netrun validate`` printed."""
+    return [line for line in result.output.splitlines() if ": error: " in line]

@@ -116,25 +116,6 @@ def settled(url: str, run_id: str, step: str) -> list[dict[str, Any]]:
 # -- the local engine ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    started: list[Served] = []
-
-    def serve() -> Served:
-        environ = {**os.environ, **ENV}
-        server = Served(
-            lambda port: create_app(
-                ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port)
-            )
-        ).start()
-        started.append(server)
-        return server
-
-    yield serve
-    for server in started:
-        server.stop()
-
-
 def start(url: str, text: str = "the cleanup") -> str:
     answer = httpx.post(f"{url}/networks/ops/runs", json={"input": text})
     assert answer.status_code == 202, answer.text

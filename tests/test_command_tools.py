@@ -23,7 +23,7 @@ import netrun
 from netrun.runtime.approvals import approval_id
 
 from . import debian
-from .conftest import until
+from .conftest import error_lines, until
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .interrupted import kill_during_effect_then_resume
 
@@ -361,7 +361,7 @@ def test_validate_reports_each_bad_command_where_it_is(
     path = write("bad.yaml", INVALID)
     result = netrun_cli("validate", "-q", str(path))
     assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    errors = error_lines(result)
     assert errors == [
         f"{path}:6:24: error: tools.t1.command.argv: argv is a list of arguments, each one template "
         "([grep, -rn, '{{ args.pattern }}']); one string is a shell script, run only with shell: true",

@@ -23,7 +23,7 @@ from netrun.engines.journal import Journal
 from netrun.serve.app import create_app
 from netrun.serve.settings import ServeSettings
 
-from .conftest import until
+from .conftest import error_lines, until
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .fakes.served import Served
 from .test_threads import stored
@@ -312,7 +312,7 @@ def test_validate_reports_each_bad_field_where_it_is(
     path = write("bad.yaml", INVALID)
     result = netrun_cli("validate", "-q", str(path))
     assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    errors = error_lines(result)
     assert errors == [
         f"{path}:3:13: error: model.from: undefined variable 'evnt'; did you mean 'event'? available here: event",
         f"{path}:4:33: error: model.allowed[1]: unknown model provider 'openia' in 'openia/gpt-4o'; did you mean 'openai'? "
@@ -335,7 +335,7 @@ def test_validate_refuses_a_model_choice_without_allowed_models(
 ) -> None:
     path = write("bad.yaml", "name: bad\nmodel: {from: '{{ event.data.m }}', allowed: []}\nagents: {a: {system: go}}\n")
     result = netrun_cli("validate", "-q", str(path))
-    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    errors = error_lines(result)
     assert len(errors) == 1 and errors[0].startswith(f"{path}:2:46: error: model.allowed: "), errors
 
 
@@ -468,7 +468,7 @@ def test_validate_refuses_a_user_without_a_thread_and_a_model_allowed_twice(
         "router: {rules: [{if: 'true', agent: a}], otherwise: stop}\n",
     )
     result = netrun_cli("validate", "-q", str(path))
-    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    errors = error_lines(result)
     assert errors == [
         f"{path}:2:40: error: trigger.user: a user is the user of a thread: set the trigger's thread too "
         '(e.g. thread: "{{ event.data.threadId }}")',

@@ -86,25 +86,6 @@ def network(tmp_path: Path, llm: FakeLLM, workspace: Path, approval: str, turns:
     (tmp_path / "coder.yaml").write_text(text)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Callable[[], Served]]:
-    started: list[Served] = []
-
-    def serve() -> Served:
-        environ = {**os.environ, **ENV}
-        server = Served(
-            lambda port: create_app(
-                ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port)
-            )
-        ).start()
-        started.append(server)
-        return server
-
-    yield serve
-    for server in started:
-        server.stop()
-
-
 def start(url: str) -> str:
     answer = httpx.post(f"{url}/networks/coder/runs", json={"input": "the files"})
     assert answer.status_code == 202, answer.text

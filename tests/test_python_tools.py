@@ -18,6 +18,7 @@ from click.testing import Result
 
 import netrun
 
+from .conftest import error_lines
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .interrupted import kill_during_effect_then_resume
 
@@ -373,7 +374,7 @@ def test_validate_finds_modules_and_functions_without_running_them(
     path = write("bad.yaml", INVALID)
     result = netrun_cli("validate", "-q", str(path))
     assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    errors = error_lines(result)
     assert errors == [
         f"{path}:6:16: error: tools.t1.python: 'tools.add' is not 'package.module:function' (like tools.orders:lookup)",
         f"{path}:7:16: error: tools.t2.python: unknown module 'tool' (not in the network's folder nor installed); "
@@ -401,7 +402,7 @@ def test_validate_reads_packages_part_by_part_and_reports_a_syntax_error(
         '  o: {python: "pkg.order:x"}\n  b: {python: "pkg.broken:f"}\n',
     )
     result = netrun_cli("validate", "-q", str(path))
-    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    errors = error_lines(result)
     assert errors == [
         f"{path}:8:15: error: tools.o.python: unknown module 'pkg.order': 'pkg' has no module 'order'; did you mean 'orders'?",
         f"{path}:9:15: error: tools.b.python: module 'pkg.broken' has a syntax error: invalid syntax (broken.py, line 1)",

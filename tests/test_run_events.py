@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,6 @@ import pytest
 
 from netrun.engines.local import Journal
 from netrun.runtime.approvals import approval_id
-from netrun.serve.app import create_app
 from netrun.serve.run_events import RunEvents
 from netrun.serve.settings import ServeSettings
 
@@ -57,25 +55,6 @@ Event = tuple[str | None, dict[str, Any]]
 def llm() -> Iterator[FakeLLM]:
     with FakeLLM([]) as server:
         yield server
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    started: list[Served] = []
-
-    def serve(**env: str) -> Served:
-        environ = {**os.environ, **ENV, **env}
-        server = Served(
-            lambda port: create_app(
-                ServeSettings.from_env(environ, (tmp_path,), engine="local", data_dir=tmp_path / "data", port=port)
-            )
-        ).start()
-        started.append(server)
-        return server
-
-    yield serve
-    for server in started:
-        server.stop()
 
 
 def read_sse(response: httpx.Response) -> Iterator[Event]:

@@ -93,3 +93,32 @@ def test_text_logs_have_timestamps_fields_and_the_access_log_when_asked(tmp_path
     assert f"run_id={run_id}" in ended[0] and "status=completed" in ended[0] and "duration_ms=" in ended[0]
     assert any(f'"GET /runs/{run_id} HTTP/1.1" 200' in line for line in err.splitlines()), err  # the access log
     assert netrun_cli("serve", str(tmp_path), "--log-format", "yaml").exit_code == 2  # a usage error
+
+
+def test_a_failed_run_logs_at_warning_once_with_its_error_and_a_second_start_report_is_dropped(
+    caplog: Any,
+) -> None:
+    """The run lines from the events alone: a start reported again (each Inngest call of a run
+    reports it) logs once; a failure logs at WARNING with its error; replayed events log nothing;
+    a run this process did not see start takes its duration from ``started_at``."""
+    import logging
+    import time
+
+    from netrun.serve.run_log import RunLog
+
+    log = RunLog(started_at=lambda run_id: time.time() - 2.0 if run_id == "r2" else None)
+    caplog.set_level(logging.INFO, logger="netrun.runs")
+    start = {"run_id": "r1", "network": "n", "input": "", "definition_hash": "h", "thread_id": None, "user": None}
+    log.observe("run.started", {**start, "replayed": False})
+    log.observe("run.started", {**start, "replayed": False})
+    log.observe("routed", {"run_id": "r1", "iteration": 0, "agent": "a", "how": "rule", "replayed": True})
+    log.observe("run.failed", {"run_id": "r1", "error": "model down", "replayed": False})
+    log.observe("run.completed", {"run_id": "r2", "result": {"usage": {"tokens": 7}}, "replayed": False})
+    records = [(r.levelname, r.getMessage(), r.netrun) for r in caplog.records if r.name == "netrun.runs"]
+    assert [(level, message) for level, message, _ in records] == [
+        ("INFO", "run r1 of n started"),
+        ("WARNING", "run r1 failed: model down"),
+        ("INFO", "run r2 completed"),
+    ]
+    assert records[1][2]["status"] == "failed" and records[1][2]["error"] == "model down"
+    assert records[2][2]["tokens"] == 7 and records[2][2]["duration_ms"] >= 2000

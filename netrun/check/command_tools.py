@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .. import envrefs
 from ..diagnostics import YamlPath
-from ..spec.tools import CommandTool, SandboxSpec
+from ..spec.tools import SANDBOX_WORK, CommandTool, SandboxSpec, sandbox_mount_clash
 from .spec_errors import show
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -26,7 +26,6 @@ _NOT_A_NAME = "is not an environment variable name (letters, digits and '_', not
 if TYPE_CHECKING:
     from .network import NetworkChecker
 
-_WORK = "/work"
 """Where the sandbox mounts its work folder (:data:`netrun.tools.sandbox.WORK`: validation
 does not import the run side)."""
 
@@ -86,7 +85,7 @@ def _command(c: NetworkChecker, p: YamlPath, tool: CommandTool, base_dir: Path |
         if box is not None:
             c.report(
                 (*p, "cwd"),
-                f"a sandboxed command runs in its work folder, {_WORK}: cwd is not used with sandbox "
+                f"a sandboxed command runs in its work folder, {SANDBOX_WORK}: cwd is not used with sandbox "
                 "(mount more folders with sandbox.read_only)",
                 "cwd-with-sandbox",
                 key=True,
@@ -108,7 +107,7 @@ def _command(c: NetworkChecker, p: YamlPath, tool: CommandTool, base_dir: Path |
         folder = Path(entry) if base_dir is None else (base_dir / entry)
         text = str(folder.resolve()) if base_dir is not None or folder.is_absolute() else entry
         at: YamlPath = (*p, "sandbox", "read_only", i)
-        clash = _overlap(text)
+        clash = sandbox_mount_clash(text)
         if clash is not None:
             c.report(at, f"{show(entry)} ({text}) {clash}: mount a folder beside it", "sandbox-overlap")
         elif folder.is_absolute() and not folder.is_dir():
@@ -123,14 +122,3 @@ def _command(c: NetworkChecker, p: YamlPath, tool: CommandTool, base_dir: Path |
                     "sandbox-exposes",
                     key=False,
                 )
-
-
-def _overlap(folder: str) -> str | None:
-    """Why the sandbox cannot mount ``folder`` read-only (the rule of
-    :func:`netrun.tools.sandbox.conflict`), or None."""
-    for mount in (_WORK, "/tmp", "/dev", "/proc"):
-        if folder == mount or mount.startswith(folder.rstrip("/") + "/"):
-            return f"would hide the sandbox's own {mount}"
-    if folder.startswith(("/dev/", "/proc/")):
-        return "is inside the sandbox's own /dev or /proc"
-    return None

@@ -127,15 +127,17 @@ class Outcomes:
         self.environ = environ
         self.emit = emit
 
-    def fail(self, run_id: str, message: str, definition: Any = None) -> Failed:
-        """Record that the run failed with ``message``, redacted against the secrets of
-        ``definition`` (default: the definition the journal holds for the run)."""
-        if definition is None:
-            record = self.journal.run(run_id)
-            definition = record.definition if record is not None else None
+    def fail(self, run_id: str, message: str, definition: Any = None, secrets: Secrets | None = None) -> Failed:
+        """Record that the run failed with ``message``, redacted against ``secrets`` (default:
+        those of ``definition``, else of the definition the journal holds for the run)."""
+        if secrets is None:
+            if definition is None:
+                record = self.journal.run(run_id)
+                definition = record.definition if record is not None else None
+            secrets = Secrets.for_definition(definition, self.environ)
         # A store's error, a compile error or an internal one may quote a secret the run
         # itself could not redact.
-        message = Secrets.for_definition(definition, self.environ).redact(message)
+        message = secrets.redact(message)
         self.journal.set_status(run_id, "failed", error=message)
         if self.emit is not None:
             self.emit(RUN_FAILED, {"run_id": run_id, "error": message, "replayed": False})
@@ -275,9 +277,9 @@ async def execute(
         if settled is not None:  # closing the MCP servers failed once the run had ended: it stays so
             return settled
         message = await _failure(exc, errors, backend)  # before the loop began: no finally: to run
-    redacted = Secrets.for_definition(run.definition, environ).redact(message)
-    await send_run_events(program, backend, run, None, outcome(None, redacted), environ)
-    return outcomes.fail(run.id, message, run.definition)
+    secrets = Secrets.for_definition(run.definition, environ)  # built once for both
+    await send_run_events(program, backend, run, None, outcome(None, secrets.redact(message)), environ)
+    return outcomes.fail(run.id, message, secrets=secrets)
 
 
 CANCELLED = "cancelled"

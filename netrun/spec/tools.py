@@ -255,6 +255,22 @@ class SandboxSpec(Spec):
     ``/etc``) always are."""
 
 
+SANDBOX_WORK = "/work"
+"""Where a sandboxed command's writable work folder is mounted (its working directory)."""
+
+
+def sandbox_mount_clash(folder: str) -> str | None:
+    """Why the sandbox cannot mount ``folder`` (an absolute path) read-only: it would hide
+    the sandbox's own ``/work``, ``/tmp``, ``/dev`` or ``/proc``, or sits in the last two;
+    None when it can. The one rule ``netrun validate`` and the sandbox both apply."""
+    for mount in (SANDBOX_WORK, "/tmp", "/dev", "/proc"):
+        if folder == mount or mount.startswith(folder.rstrip("/") + "/"):
+            return f"would hide the sandbox's own {mount}"
+    if folder.startswith(("/dev/", "/proc/")):
+        return "is inside the sandbox's own /dev or /proc"
+    return None
+
+
 class CommandCall(Spec):
     """A program to run, its argv built from templates."""
 

@@ -29,9 +29,9 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..spec.tools import SandboxSpec
+from ..spec.tools import SANDBOX_WORK, SandboxSpec, sandbox_mount_clash
 
-WORK = "/work"
+WORK = SANDBOX_WORK
 """Where the work folder is mounted inside the sandbox."""
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
 """Host folders every sandbox reads (bound read-only where they exist)."""
@@ -84,11 +84,9 @@ def conflict(read_only: list[Path]) -> str | None:
     A folder inside ``/tmp`` or ``/work`` is mounted there, over the sandbox's own."""
     for folder in read_only:
         text = str(folder)
-        for mount in (WORK, "/tmp", "/dev", "/proc"):
-            if text == mount or mount.startswith(text.rstrip("/") + "/"):
-                return f"sandbox.read_only: {text} would hide the sandbox's own {mount}: mount a folder beside it"
-        if text.startswith(("/dev/", "/proc/")):
-            return f"sandbox.read_only: {text} is inside the sandbox's own /dev or /proc: mount a folder beside it"
+        clash = sandbox_mount_clash(text)
+        if clash is not None:
+            return f"sandbox.read_only: {text} {clash}: mount a folder beside it"
         if not folder.is_dir():
             return f"sandbox.read_only: {text} is not a folder"
     return None
