@@ -37,9 +37,14 @@ def asgi_app(
     the files when they change. ``api_token``: the bearer token the REST API requires
     (default ``NETRUN_API_TOKEN``). Raises ``SettingsError`` for settings it cannot start
     with and ``StartError`` for files with errors (both :class:`~netrun.errors.NetrunError`).
+    Its runs are traced as ``netrun serve``'s are when the ``OTEL_*`` variables of the process
+    ask for it (:func:`netrun.tracing.configure`; spans are flushed at exit).
     """
+    from . import tracing
     from .serve.app import create_app
     from .serve.settings import ServeSettings
+
+    tracing.configure()
 
     env = dict(os.environ if environ is None else environ)
     settings = ServeSettings.from_env(

@@ -34,6 +34,7 @@ place (file:line:col and YAML path) where one is known::
     ├── StorageFault (sqlite3.OperationalError)
     │                                    engine   sqlite_file.py: the disk refused a write
     ├── SettingsError                    serve    serve/settings.py: options netrun cannot start with
+    ├── MissingExtraError (ImportError) cli      extras.py: an optional library is not installed (names the extra)
     └── StartError                       serve    serve/app.py: the server cannot start
 
 Outside the tree, on purpose: exceptions that are control flow or outcomes, not errors.

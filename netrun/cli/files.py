@@ -22,7 +22,21 @@ from .group import _Command, load_network
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the run too.")
 @click.option("-q", "--quiet", is_flag=True, help="Human format: no source lines, only the messages.")
-def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> int:
+@click.option(
+    "--include-dependents",
+    is_flag=True,
+    help="Also validate the networks under --search that include or call PATHS (the pre-commit hook); "
+    "PATHS outside --search, or not network files, are skipped.",
+)
+@click.option(
+    "--search",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="With --include-dependents: a folder searched for dependent networks; repeatable (default: the current directory).",
+)
+def validate(
+    paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool, include_dependents: bool, search: tuple[Path, ...]
+) -> int:
     """Check network files: schema, references, templates and expressions.
 
     PATHS are files or directories (default: networks/). Every problem in every file is
@@ -32,7 +46,16 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, quiet: bool) -> in
     from ..validate import validate_paths
 
     targets = list(paths) or [Path("networks")]
-    result = validate_paths(targets)
+    roots = None
+    if include_dependents:  # the staged files and what they can break, nothing else
+        from ..dependents import with_dependents
+
+        folders = list(search) or [Path(".")]
+        targets = with_dependents(paths, folders)
+        if not targets:
+            return 0  # no network file among the changed ones
+        roots = tuple(folder.resolve() for folder in folders)
+    result = validate_paths(targets, roots=roots)
     if not result.files:
         raise click.UsageError(f"no network files (*.yaml, *.yml) under {', '.join(map(str, targets))}")
     if fmt == "json":
@@ -144,9 +167,11 @@ def test_command(paths: tuple[Path, ...], fmt: str, select: str | None, output: 
     import time
 
     from .. import report
+    from ..extras import require
     from ..testing import report as test_report
     from ..testing.cases import discover_tests, load_tests
 
+    require("run", "netrun test")  # the cases run on the local engine
     targets = list(paths) or [Path("networks")]
     found = discover_tests(targets)
     if not found:

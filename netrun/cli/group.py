@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import NetrunError, UsageError
+from ..extras import missing_extra
 
 
 def exit_code(error: NetrunError) -> int:
@@ -50,6 +51,11 @@ class _Command(click.Command):
             status = super().invoke(ctx)
         except NetrunError as exc:
             raise _click_error(exc, ctx) from None
+        except ModuleNotFoundError as exc:  # an optional library, imported where first used
+            missing = missing_extra(exc, f"netrun {ctx.info_name}")
+            if missing is None:
+                raise
+            raise _click_error(missing, ctx) from None
         if isinstance(status, int):
             ctx.exit(status)
         return status

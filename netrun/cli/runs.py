@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from ..extras import require
 from ..runtime import events
 from .group import _Command, load_network
 
@@ -138,6 +139,7 @@ def run(
 
     from ..console import Progress
 
+    require("run", "netrun run")  # before any work: one line naming the extra, not a failed run
     if resume_id is not None and retry_id is not None:
         raise click.UsageError("--resume and --retry exclude each other")
     existing = resume_id or retry_id
@@ -255,7 +257,10 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any, stopp
     from ..finder import find_network
     from ..models import close_clients  # of the clients used only: imports no litellm
     from ..sqlite_file import StorageFault
+    from ..tracing import configure as trace_runs
+    from ..tracing import shutdown as flush_traces
 
+    trace_runs()  # when OTEL_* asks for traces (else nothing is imported); flushed below
     journal = _journal(db)
 
     async def main() -> Any:
@@ -273,6 +278,7 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any, stopp
         raise
     finally:
         journal.close()
+        flush_traces()
 
 
 @click.command(cls=_Command)
@@ -285,6 +291,8 @@ def send(event: str, data_json: str, run_id: str | None, as_json: bool, db: Path
     """Send an event: it answers the waits that match it, and those runs resume."""
 
     from ..console import Progress
+
+    require("run", "netrun send")
 
     data = _json_option(data_json, "--data")
     if run_id is not None:

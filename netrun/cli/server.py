@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -59,6 +60,12 @@ from .group import _Command, _Reported
     help="text: for people; json: one object a line, for log collectors ($NETRUN_LOG_FORMAT).",
 )
 @click.option("--access-log", is_flag=True, help="Log every HTTP request (uvicorn's access log; stream tokens hidden).")
+@click.option(
+    "--metrics",
+    type=click.Choice(["token", "public", "off"], case_sensitive=False),
+    help="GET /metrics (Prometheus): behind the API token, public (a scraper on a private network) or off "
+    "(default: token, or $NETRUN_METRICS).",
+)
 def serve(
     paths: tuple[Path, ...],
     host: str,
@@ -71,6 +78,7 @@ def serve(
     log_level: str,
     log_format: str,
     access_log: bool,
+    metrics: str | None,
 ) -> None:
     """Serve networks: Inngest functions at /api/inngest and a REST API to start runs,
     stream their events and deliver events. PATHS default to networks/.
@@ -78,8 +86,11 @@ def serve(
     Edits to the files are picked up while serving; an invalid edit is reported and the
     last good version keeps serving. Runs in flight keep the definition they started on.
     """
+    from ..extras import require
     from ..validate import discover
     from .logs import configure
+
+    require("serve", "netrun serve")  # before any work: one line naming the extra
 
     targets = tuple(paths) or (Path("networks"),)
     discover(targets)
@@ -100,19 +111,43 @@ def serve(
         watch=not no_watch,
         app_id=app_id,
         cors_origins=cors_origins,
+        metrics=metrics,
     )
     import uvicorn
 
     from ..serve.app import StartError, create_app
+    from ..tracing import configure as trace_runs
+    from ..tracing import shutdown as flush_traces
 
     try:
         app = create_app(settings)
     except StartError as exc:  # its message is the report of what is wrong: shown as it is
         raise _Reported(str(exc)) from None
+    if trace_runs():
+        app = _flushing_at_shutdown(app, flush_traces)
     # log_config=None: uvicorn's loggers keep the handler and format configure() gave them.
     uvicorn.run(
         app, host=host, port=port, log_config=None, log_level=log_level, access_log=access_log, timeout_graceful_shutdown=5
     )
+
+
+def _flushing_at_shutdown(app: Any, flush: Any) -> Any:
+    """``app`` that exports the spans still buffered once its lifespan has shut down (its runs
+    stopped). Not after ``uvicorn.run`` returns: uvicorn re-raises the SIGTERM it caught, which
+    ends the process before any code after it runs."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)  # type: ignore[no-any-return]
+
+        async def sending(message: Any) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                flush()  # at most ~2 s, and the server is stopping anyway
+            await send(message)
+
+        return await app(scope, receive, sending)  # type: ignore[no-any-return]
+
+    return wrapped
 
 
 def _origin(value: str, where: str) -> str:

@@ -46,6 +46,11 @@ class ConcurrencyGate:
         self._used: dict[Slot, int] = {}
         self._waiting: list[tuple[list[tuple[Slot, int]], asyncio.Future[None]]] = []
 
+    @property
+    def queued(self) -> int:
+        """Steps waiting for a slot now (read by the server's metrics)."""
+        return len(self._waiting)
+
     def _free(self, wanted: list[tuple[Slot, int]]) -> bool:
         return all(self._used.get(s, 0) < limit for s, limit in wanted)
 

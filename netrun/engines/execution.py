@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..compile import ModelFactory, ModelRefused, Program, compile_network, with_models
+from ..extras import missing_extra
 from ..history.store import HistoryError
 from ..models.factory import default_model_factory
 from ..models.scripted import RecordingClient, ScriptedClient, load_replies
@@ -43,6 +44,7 @@ from ..spec.model import ModelSpec
 from .local import Journal
 from .run_events import COMPLETED_STEP, FAILED_STEP, send_run_events
 from .run_resources import mcp_servers, picked_models, thread_of
+from .run_span import traced
 from .triggers import thread_options
 
 THREAD_OPTIONS = ("thread_id", "user", "history")
@@ -204,6 +206,7 @@ def compile_failure(exc: ValidationError | ModelError) -> str:
     return str(exc)
 
 
+@traced
 async def execute(
     run: RunStart,
     compile_program: Callable[[], Program],
@@ -347,6 +350,9 @@ async def _failure(exc: Exception, errors: Errors, steps: Steps) -> str:
     handle (on Inngest an internal error is retried by Inngest until its last attempt)."""
     if isinstance(exc, (RunError, HistoryError, *errors.fatal)):
         return str(exc)
+    missing = missing_extra(exc, "this network")  # an optional library is not installed: no retry mends that
+    if missing is not None:
+        return str(missing)
     message = f"internal error: {type(exc).__name__}: {exc}"
     internal = errors.internal
     if internal is True:

@@ -210,7 +210,7 @@ class InngestEngine:
                 input=str(pinned.get("input", "")),
                 event=event,
                 state=meta.get("state") or None,
-                options=meta,
+                options={**meta, "inngest_run_id": ctx.run_id},  # for the traces: the run as Inngest names it
                 depth=depth,
                 definition=pinned.get("definition"),
             )

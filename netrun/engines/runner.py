@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import observe
 from ..compile import ModelFactory, Program
 from ..redact import Secrets
 from ..runtime import step_ids
@@ -337,6 +338,8 @@ class LocalEngine(RunControl):
                 "parent": parent.id,
                 "depth": run_depth(parent.options) + 1,
             }
+            if trace := observe.carrier():  # its executions join the parent's trace, under this call
+                options["trace"] = trace
             # Its steps take its own network's slots; the parent's call of it holds none.
             record = self.create(spec, Path(parent.base_dir), input=text, event=parent.event, options=options, run_id=child_id)
             record = await self._execute(record)

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..extras import missing_extra
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
 from ..spec.model import ModelSpec
 from .errors import model_error
@@ -33,7 +34,10 @@ def _lib() -> Any:
             warnings.filterwarnings("ignore", category=PydanticDeprecatedSince211)
         except ImportError:  # pragma: no cover - older pydantic
             pass
-        import litellm
+        try:
+            import litellm
+        except ModuleNotFoundError as exc:  # the `models` extra is not installed: say which
+            raise missing_extra(exc, "a model that is not OpenAI-compatible") or exc from None
 
         litellm.suppress_debug_info = True
         # Tool-call history sent to an agent with no tools: Anthropic and Bedrock need a tool
@@ -117,6 +121,7 @@ class LitellmClient:
             cost=cost,
             seconds=seconds,
             model=self.spec.id,
+            finish_reason=str(getattr(response.choices[0], "finish_reason", None) or ""),
         )
 
     def _error(self, exc: Exception) -> ModelError:

@@ -109,7 +109,7 @@ class OpenAIClient:
         calls: dict[int, dict[str, str]] = {}
         usage: dict[str, Any] | None = None
         model = where.model
-        answered = False
+        answered, finish = False, ""
         async with _send(where, body, timeout, headers) as response:
             if response.status >= 300:
                 raise _http_error(response.status, await response.read(), response.headers)
@@ -119,7 +119,7 @@ class OpenAIClient:
                 model = chunk.get("model") or model
                 usage = chunk.get("usage") or usage
                 for choice in chunk.get("choices") or []:
-                    answered = True
+                    answered, finish = True, choice.get("finish_reason") or finish
                     delta = choice.get("delta") or {}
                     content = delta.get("content")
                     if isinstance(content, str) and content:
@@ -141,7 +141,7 @@ class OpenAIClient:
             for _, c in sorted(calls.items())
         ]
         message = {"role": "assistant", "content": "".join(text), "tool_calls": tool_calls}
-        return {"model": model, "choices": [{"message": message}], "usage": usage}
+        return {"model": model, "choices": [{"message": message, "finish_reason": finish}], "usage": usage}
 
     def _completion(self, data: dict[str, Any], seconds: float) -> Completion:
         message = data["choices"][0].get("message") or {}
@@ -163,6 +163,7 @@ class OpenAIClient:
             cost=prices.cost(self.spec.id, prompt, completion, answered_by=data.get("model")),
             seconds=seconds,
             model=self.spec.id,
+            finish_reason=str(data["choices"][0].get("finish_reason") or ""),
         )
 
     def _error(self, exc: _CallError) -> ModelError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from .. import observe
 from ..history.store import openai_message, paired, window
 from . import events
 from .model import Completion, ModelError, Request
@@ -69,19 +70,29 @@ async def infer(
             messages=request.messages if clean_messages else secrets.redact_value(request.messages),
             tools=secrets.redact_value(request.tools),
         )
-        try:
-            completion = (await model.complete(clean, None if deltas is None else deltas.write)).to_json()
-        except ModelError as exc:
-            secrets.scrub(exc)  # a provider's error may quote the key or the URL
-            if exc.retriable:
-                raise
-            raise StepFailed(step_id, str(exc)) from None
-        except Exception as exc:  # recorded as the step's error text: redacted first
-            raise secrets.scrub(exc) from None
-        finally:
-            if deltas is not None:
-                deltas.flush()
-        return secrets.redact_value(completion)  # type: ignore[no-any-return]
+        watched = _chat_attributes(run, step_id, model, clean) if observe.observed() else None
+        with observe.span("chat", request.caller, watched) as marked:
+            try:
+                completion = (await model.complete(clean, None if deltas is None else deltas.write)).to_json()
+            except ModelError as exc:
+                secrets.scrub(exc)  # a provider's error may quote the key or the URL
+                if marked:
+                    marked.fail(str(exc))
+                if exc.retriable:
+                    raise
+                raise StepFailed(step_id, str(exc)) from None
+            except Exception as exc:  # recorded as the step's error text: redacted first
+                scrubbed = secrets.scrub(exc)
+                if marked:
+                    marked.fail(str(scrubbed) or type(scrubbed).__name__)
+                raise scrubbed from None
+            finally:
+                if deltas is not None:
+                    deltas.flush()
+            completion = secrets.redact_value(completion)
+            if marked:
+                marked.set(completion=completion)
+        return completion  # type: ignore[no-any-return]
 
     try:
         data = await run.steps.run(step_id, call)
@@ -90,6 +101,21 @@ async def infer(
     except ModelError as exc:
         raise RunError(str(exc)) from None
     return Completion.from_json(data)
+
+
+def _chat_attributes(run: NetworkRun, step_id: str, model: Any, request: Request) -> dict[str, Any]:
+    """What a ``chat`` span starts with: the run, the step, the model asked for and the request
+    as sent (redacted; an observer records its messages only when told to)."""
+    spec = getattr(model, "spec", None)
+    return {
+        "run_id": run.steps.run_id,
+        "network": run.p.spec.name,
+        "step": step_id,
+        "agent": request.caller,
+        "model": getattr(spec, "id", None) or type(model).__name__,
+        "params": dict(getattr(spec, "params", None) or {}),  # temperature, max_tokens ... as declared
+        "request": request,
+    }
 
 
 __all__ = ["infer", "messages"]

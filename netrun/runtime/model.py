@@ -34,6 +34,9 @@ class Completion:
     seconds: float = 0.0
     """How long the call took (counts towards the run's time limit, deterministically)."""
     model: str = ""
+    finish_reason: str = ""
+    """Why the model stopped, as the provider said (``stop``, ``tool_calls``, ``length`` ...);
+    "" when it did not say (a scripted reply, a journal of an earlier version)."""
 
     @property
     def tokens(self) -> int:
@@ -47,6 +50,8 @@ class Completion:
             "cost": self.cost,
             "seconds": round(self.seconds, 4),
             "model": self.model,
+            # only when known: a journal without it (an earlier version's) reads the same
+            **({"finish_reason": self.finish_reason} if self.finish_reason else {}),
         }
 
     @classmethod
@@ -60,6 +65,7 @@ class Completion:
             cost=float(data.get("cost") or 0.0),
             seconds=float(data.get("seconds") or 0.0),
             model=data.get("model") or "",
+            finish_reason=str(data.get("finish_reason") or ""),
         )
 
 

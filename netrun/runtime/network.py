@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import observe
 from ..compile import Program
 from ..history.thread import Thread
 from ..redact import Secrets, redact_logs
@@ -142,6 +143,8 @@ class NetworkRun:
             decision = await self._route(n)
             replayed = decision.agent is not None and self.steps.replaying(step_ids.Turn(n, decision.agent).infer)
             self.emit(events.ROUTED, replayed, iteration=n, agent=decision.agent, how=decision.how)
+            if not replayed and observe.observed():
+                observe.event("netrun.routed", iteration=n, agent=decision.agent, how=self.secrets.redact(decision.how))
             if decision.agent is None:
                 stop = "router"
                 break

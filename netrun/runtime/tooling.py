@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import observe
 from ..errors import FailRun, RetryStep
 from ..redact import Secrets
 from ..spec import scopes
@@ -89,6 +90,8 @@ class ToolContext:
     data_dir: Path | None = None
     """Where the engine keeps the run's files (its journal, threads, sandbox work folders);
     None outside a run (:func:`netrun.data_dir.data_dir` then)."""
+    call_id: str = ""
+    """The model's id of this tool call ("" when it gave none, or no model asked): traces name the call by it."""
 
     @property
     def idempotency_key(self) -> str:
@@ -168,7 +171,9 @@ class Tool(Protocol):
 
     Optional class attributes, read by :func:`owns_steps`, :func:`starts_runs` and
     :func:`at_most_once` (a tool without them runs in one step, starts no runs, and runs again
-    when its step was interrupted): ``owns_steps``, ``starts_runs`` and ``idempotent``.
+    when its step was interrupted): ``owns_steps``, ``starts_runs`` and ``idempotent``; for
+    the observers, ``parks`` (a tool owning its steps whose call may park the run) and
+    ``wraps`` (a wrapper whose inner call is observed instead).
     """
 
     name: str
@@ -260,18 +265,64 @@ async def _attempts(tool: Tool, args: dict[str, Any], ctx: ToolContext) -> ToolO
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _does_work(tool: Tool, ctx: ToolContext) -> bool:
+    """Whether this execution makes the call of a tool that owns its steps, or is the first
+    to see the outcome of one that parks the run (``parks = True``: a wait, a child run on
+    Inngest), so that each call is observed to its end once."""
+    assert ctx.steps is not None
+    if not ctx.steps.replaying(ctx.step_id):
+        return True
+    return bool(getattr(tool, "parks", False)) and ctx.steps.fresh(ctx.step_id)
+
+
+def _tool_attributes(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """What a ``tool`` span starts with (``args`` as the model gave them: an observer records
+    them only when told to, redacted)."""
+    return {
+        "run_id": ctx.run_id,
+        "network": ctx.network,
+        "step": ctx.step_id,
+        "tool": tool.name if tool is not None else None,
+        "description": getattr(tool, "description", None),
+        "kind": getattr(tool, "kind", None) or "other",  # the YAML kind key (http, python ...), "mcp"
+        "args": ctx.secrets.redact_value(args),
+        "call_id": ctx.call_id,
+    }
+
+
 async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
     """Call ``tool`` as the loop does: a tool that owns its steps directly, any other inside
     the step ``ctx.step_id`` (on replay its recorded outcome, without calling it). ``None``
     stands for a tool not at hand now (an MCP server's, on a replayed turn): its recorded
     outcome stands, and a call that was never recorded fails."""
     if tool is not None and owns_steps(tool):
-        return await tool.call(args, ctx)
+        if not observe.observed() or getattr(tool, "wraps", False) or ctx.steps is None or not _does_work(tool, ctx):
+            return await tool.call(args, ctx)
+        # Observed from this execution: a wait's span ends when the run parks (the engine's
+        # control flow, not a failure, and not counted), and the execution that resumes it
+        # ends the call with the answer it got.
+        with observe.span("tool", tool.name, _tool_attributes(tool, args, ctx)) as marked:
+            done = await tool.call(args, ctx)
+            if marked:
+                marked.set(outcome=done.to_json())
+                if done.error:
+                    marked.fail(done.error)
+            return done
     assert ctx.steps is not None, "a tool call runs in a step of its run"
     step_id, secrets = ctx.step_id, ctx.secrets
     interrupted = await _interrupted(tool, ctx)
 
     async def call() -> dict[str, Any]:
+        watched = _tool_attributes(tool, args, ctx) if observe.observed() else None
+        with observe.span("tool", tool.name if tool is not None else step_id, watched) as marked:
+            out = await attempt()
+            if marked:
+                marked.set(outcome=out)
+                if out.get("error"):
+                    marked.fail(str(out["error"]))
+        return out
+
+    async def attempt() -> dict[str, Any]:
         started = time.perf_counter()
         try:
             if tool is None:

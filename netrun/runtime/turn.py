@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from .. import observe
 from ..history.store import openai_message
 from ..spec import scopes
 from ..spec.base import parse_duration
@@ -39,7 +40,22 @@ def tool_schema(tool: Tool) -> dict[str, Any]:
 
 
 async def run_turn(run: NetworkRun, n: int, name: str) -> None:
-    """Turn ``n``, taken by the agent ``name``: its result is appended to ``run.results``."""
+    """Turn ``n``, taken by the agent ``name``: its result is appended to ``run.results``.
+    Observed as an ``agent`` span when its inference is made now (a replayed turn was
+    observed when it ran; a tool call it runs again is observed on its own)."""
+    if not observe.observed() or run.steps.replaying(step_ids.Turn(n, name).infer):
+        return await _turn(run, n, name)
+    attributes = {"run_id": run.steps.run_id, "network": run.p.spec.name, "agent": name, "iteration": n}
+    with observe.span("agent", name, attributes | {"description": run.p.agents[name].spec.description}) as marked:
+        try:
+            await _turn(run, n, name)
+        except RunError as exc:
+            if marked:
+                marked.fail(str(exc))
+            raise
+
+
+async def _turn(run: NetworkRun, n: int, name: str) -> None:
     agent = run.p.agents[name]
     run.route.append(name)
     turn = step_ids.Turn(n, name)
@@ -107,6 +123,7 @@ async def run_turn(run: NetworkRun, n: int, name: str) -> None:
                     schemas,
                     refused=limit is not None and i >= limit,
                     start=starts[i],
+                    call_id=c.id,
                 )
                 for i, c in enumerate(calls)
             ]
@@ -180,6 +197,7 @@ async def call_tool(
     schemas: dict[str, dict[str, Any]],
     refused: bool,
     start: int | None = None,
+    call_id: str = "",
 ) -> tuple[Any, ToolOutcome, str]:
     """Run one tool call; returns the arguments (as shown), the outcome, and the id of the
     step the outcome comes from (the turn's inference for an outcome no step produced)."""
@@ -214,7 +232,7 @@ async def call_tool(
         else:
             # Every kind the same way (an approval, a wait, a child run are the tool's own
             # steps); an outcome from another step than the call's says which.
-            outcome = await run_tool(tool, args, context(run, step_id, start))
+            outcome = await run_tool(tool, args, context(run, step_id, start, call_id))
             source = outcome.step or step_id
     # The time the call ran in its step counts toward limits.time (as recorded: a replay counts the same).
     run.usage.seconds += outcome.seconds
@@ -255,9 +273,9 @@ def _call_values(run: NetworkRun, args: Any) -> dict[str, Any]:
     }
 
 
-def context(run: NetworkRun, step_id: str, start: int | None = None) -> ToolContext:
+def context(run: NetworkRun, step_id: str, start: int | None = None, call_id: str = "") -> ToolContext:
     """The one context every tool is called with (``start``: the call's number under
-    ``limits.runs``, for the tools that start runs)."""
+    ``limits.runs``, for the tools that start runs; ``call_id``: the model's id of the call)."""
     spec = run.p.spec
     return ToolContext(
         run.steps.run_id,
@@ -276,6 +294,7 @@ def context(run: NetworkRun, step_id: str, start: int | None = None) -> ToolCont
         depth=run.depth,
         start=start,
         data_dir=run.data_dir,
+        call_id=call_id,
     )
 
 

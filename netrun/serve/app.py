@@ -4,7 +4,8 @@ Routes (one module a resource in :mod:`.routes`): ``/api/inngest``, the networks
 functions (``inngest.fast_api.serve``; when an Inngest server is configured); the REST API
 (networks, runs, events, threads, streams, AgentKit's transport), behind the bearer token
 ``NETRUN_API_TOKEN`` when it is set (a stream opens with a stream token too); CORS for the
-origins ``settings.cors_origins`` names; ``GET /healthz``; ``GET /ui``, the web console.
+origins ``settings.cors_origins`` names; ``GET /healthz``; ``GET /metrics`` (Prometheus:
+:mod:`.metrics`); ``GET /ui``, the web console.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,6 @@ from ..engines.triggers import META, accepts, default_event, network_input, trig
 from ..errors import NetrunError
 from ..finder import find_network
 from ..history.store import message_problem, new_thread_id
-from ..redact import Secrets
 from ..runtime.events import once_key
 from ..runtime.render import RenderError
 from ..spec import NetworkSpec
@@ -38,7 +38,7 @@ from . import routes
 from .catalog import Catalog, ReloadResult, Version
 from .guard import RequestGuard, SafeJSONResponse
 from .inngest_route import InngestRoute
-from .inngest_sync import InngestSync
+from .inngest_sync import InngestSync, describe_send_error
 from .local_runs import LocalRuns, SingletonSkipped
 from .routes.models import RunRequest
 from .run_events import RunEvents
@@ -92,6 +92,7 @@ class Server(InngestSync):
         )
         self.local = LocalRuns(self.engine, self.catalog)
         self.engine.on_event = self.local.deliver  # events sent by tools start networks too
+        self.metrics = routes.metrics.metrics_for(self)  # None: off, or prometheus-client not installed
         self.inngest_app: ASGIApp | None = None
         self.functions: InngestEngine | None = None
         if settings.inngest_mode is not None:
@@ -116,8 +117,10 @@ class Server(InngestSync):
         self._sync_lock = asyncio.Lock()
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
-        """Where every run reports: its log lines (:class:`RunLog`), then its streams."""
+        """Where every run reports: its log lines (:class:`RunLog`), its metrics, then its streams."""
         self.run_log.observe(kind, data)
+        if self.metrics is not None:
+            self.metrics.observe(kind, data)
         self.events.emit(kind, data)
 
     def _served_network(self, folder: Path, name: str) -> NetworkSpec | None:
@@ -205,6 +208,8 @@ class Server(InngestSync):
                         ", ".join(ignored),
                         "it" if len(ignored) == 1 else "them",
                     )
+        if self.metrics is not None:  # counts the work of this server's loop from now on
+            self.metrics.open()
         recovered = self.local.open()
         if recovered:
             log.info("resuming %d run(s) left executing: %s", len(recovered), ", ".join(recovered))
@@ -220,6 +225,8 @@ class Server(InngestSync):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
             await self.local.close()
+            if self.metrics is not None:
+                self.metrics.close()
             from ..models import close_clients
 
             await close_clients()
@@ -232,12 +239,14 @@ class Server(InngestSync):
             return list(await self.client.send(event))
         except Exception as exc:  # the SDK's SendEventsError, or a transport error under it
             # The event key is part of the URL the SDK posts to: never echo it.
-            reason = _describe_send_error(exc, self.settings.event_key)
+            reason = describe_send_error(exc, self.settings.event_key)
             log.warning("could not send the event %s to Inngest: %s", event.name, reason)
             raise HTTPException(502, f"Inngest did not accept the event {event.name}: {reason}") from None
 
     # -- runs ------------------------------------------------------------------------------------
-    async def start_run(self, version: Version, body: RunRequest) -> dict[str, Any] | JSONResponse:
+    async def start_run(
+        self, version: Version, body: RunRequest, trace: Mapping[str, str] | None = None
+    ) -> dict[str, Any] | JSONResponse:
         for i, m in enumerate(body.history or []):
             problem = message_problem(m)
             if problem is not None:
@@ -280,6 +289,7 @@ class Server(InngestSync):
                 "state": body.state,
                 **thread,
                 **({"input": body.input} if body.input is not None else {}),
+                **({"trace": dict(trace)} if trace else {}),  # every Inngest call of the run continues it
             }
             ids = await self.send(inngest.Event(name=event_name, data={**data, META: meta}))
             self._record_queued(version, run_id, {"name": event_name, "data": {**data, META: meta}}, thread, body.input)
@@ -300,7 +310,8 @@ class Server(InngestSync):
             except RenderError as exc:
                 raise HTTPException(400, f"cannot make the network input from the event data: {exc}") from None
         try:
-            record = self.local.start(version, input=text, state=body.state, event=event, options=thread)
+            options = {**thread, "trace": dict(trace)} if trace else thread  # the trace every execution continues
+            record = self.local.start(version, input=text, state=body.state, event=event, options=options)
         except SingletonSkipped as exc:
             return JSONResponse({"detail": str(exc), "run_id": exc.running, "status": "skipped"}, status_code=409)
         return {
@@ -358,15 +369,6 @@ class Server(InngestSync):
                     400, f"the threads of network '{network}' are kept by its {spec.store} store, not by this server"
                 )
         return open_store(spec, self.settings.data_dir, self.settings.environ)
-
-
-def _describe_send_error(exc: Exception, event_key: str | None) -> str:
-    text = str(exc).strip().partition("\n")[0] or type(exc).__name__
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text += f" ({type(cause).__name__}: {str(cause).partition(chr(10))[0]})"
-    # The key in every form a URL or an error may quote it in (percent-encoded, ...).
-    return Secrets([event_key] if event_key else []).head(text, 500)
 
 
 def create_app(settings: ServeSettings, *, models: ModelFactory | None = None) -> FastAPI:

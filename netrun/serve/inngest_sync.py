@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any, cast
 
+from ..redact import Secrets
 from .catalog import Catalog, Version
 from .inngest_guard import SIGNATURE_HEADER, sign
 from .settings import ServeSettings
@@ -161,3 +162,13 @@ def _sync_problem(answer: Any) -> str | None:
     if answer.status_code < 300 and not error:
         return None
     return f"HTTP {answer.status_code} {str(error or answer.text)[:300]}"
+
+
+def describe_send_error(exc: Exception, event_key: str | None) -> str:
+    """Why Inngest did not take an event, in one line, with the event key nowhere in it."""
+    text = str(exc).strip().partition("\n")[0] or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {str(cause).partition(chr(10))[0]})"
+    # The key in every form a URL or an error may quote it in (percent-encoded, ...).
+    return Secrets([event_key] if event_key else []).head(text, 500)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from .. import observe
 from ..engines.concurrency import key_value
 from ..engines.local import RunRecord
 from ..engines.runner import EngineError, LocalEngine, RunBusyError
@@ -186,6 +187,7 @@ class LocalRuns:
         depth: int = 0,
         from_run: bool = False,
         event_id: str | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """An event: start the networks it triggers, resume the runs whose waits it answers.
 
@@ -193,7 +195,11 @@ class LocalRuns:
         its depth + 1, and the sender refused those past its limit already). ``from_run``: a
         run sent it; it answers no approval. ``event_id``: the event's id (a run's events have
         one made from the run and the step): the same event delivered again, when a crash
-        came between sending it and recording the step, starts no run twice."""
+        came between sending it and recording the step, starts no run twice. ``trace``: the
+        W3C trace context of the request that sent it, which the runs it starts continue; an
+        event a run sent continues the sending tool call's (the current context)."""
+        if trace is None and from_run:
+            trace = observe.carrier() or None
         event = {"name": name, "data": dict(data), "ts": int(time.time() * 1000)}
         started, problems, skipped = [], [], []
         cancelled = self._cancel_on(event)
@@ -210,7 +216,7 @@ class LocalRuns:
                                 input=network_input(version.spec, event),
                                 state=None,
                                 event=event,
-                                options={"depth": depth} if depth else None,
+                                options=({"depth": depth} if depth else {}) | ({"trace": dict(trace)} if trace else {}) or None,
                                 run_id=run,
                             ).id
                         )

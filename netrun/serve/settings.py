@@ -32,6 +32,8 @@ from ..errors import NetrunError
 from .run_events import RUN_BYTES as RUN_EVENTS_BYTES
 
 Engine = Literal["local", "inngest"]
+MetricsMode = Literal["token", "public", "off"]
+METRICS_MODES: tuple[MetricsMode, ...] = ("token", "public", "off")
 InngestMode = Literal["dev", "cloud"]
 
 SERVE_PATH = "/api/inngest"
@@ -87,6 +89,10 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()
     """``--cors-origin`` / ``NETRUN_CORS_ORIGINS``: the browser origins allowed to call the
     API (CORS); none by default."""
+    metrics: MetricsMode = "token"
+    """``--metrics`` / ``NETRUN_METRICS``: ``GET /metrics`` behind the API token (``token``),
+    open to anyone who reaches the server (``public``: a scraper on a private network), or
+    not served (``off``)."""
 
     @property
     def local_url(self) -> str:
@@ -126,6 +132,7 @@ class ServeSettings:
         watch: bool = True,
         app_id: str | None = None,
         cors_origins: tuple[str, ...] = (),
+        metrics: str | None = None,
     ) -> ServeSettings:
         dev = environ.get("INNGEST_DEV", "")
         is_dev = _truthy(dev)
@@ -200,6 +207,9 @@ class ServeSettings:
             events_max_bytes=events_max_bytes,
             stream_secret=environ.get("NETRUN_STREAM_SECRET") or None,
             cors_origins=_origins(cors_origins, environ.get("NETRUN_CORS_ORIGINS") or ""),
+            metrics=metrics_mode(
+                metrics or environ.get("NETRUN_METRICS") or "token", "--metrics" if metrics else "NETRUN_METRICS"
+            ),
         )
 
     def describe(self) -> str:
@@ -215,7 +225,17 @@ class ServeSettings:
         runs = "the local engine" if self.engine == "local" else "Inngest"
         auth = "bearer token required" if self.api_token else "no token"
         cors = f"; CORS: {', '.join(self.cors_origins)}" if self.cors_origins else ""
-        return f"mode: {where}; runs execute on {runs}; REST API: {auth}{cors}"
+        metrics = {"token": "", "public": "; /metrics: public (no token)", "off": "; /metrics: off"}[self.metrics]
+        return f"mode: {where}; runs execute on {runs}; REST API: {auth}{cors}{metrics}"
+
+
+def metrics_mode(value: str, where: str = "NETRUN_METRICS") -> MetricsMode:
+    """``token``, ``public`` or ``off`` (any case), else SettingsError naming ``where``."""
+    text = value.strip().lower()
+    for mode in METRICS_MODES:
+        if text == mode:
+            return mode
+    raise SettingsError(f"{where} must be one of {', '.join(METRICS_MODES)} (got {value.strip()[:40]!r})")
 
 
 def _bytes(environ: Mapping[str, str], var: str, default: int, minimum: int = 1) -> int:

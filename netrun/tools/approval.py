@@ -37,9 +37,13 @@ class Approved:
     """``tool``, run only once a human approves the call."""
 
     owns_steps = True
+    wraps = True
+    """Not observed itself: the wait for the decision parks the run (the stream reports it),
+    and the approved call is observed as the tool's own call."""
 
     def __init__(self, tool: Tool, approval: str | ApprovalSpec) -> None:
         self.tool = tool
+        self.kind = getattr(tool, "kind", None)
         self.name, self.description, self.parameters = tool.name, tool.description, tool.parameters
         self.starts_runs = starts_runs(tool)
         self.timeout = DEFAULT_TIMEOUT if isinstance(approval, str) else approval.timeout

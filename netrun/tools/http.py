@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
+from .. import observe
 from ..envrefs import MissingEnvError
 from ..runtime.args import call_args, parameters_schema
 from ..runtime.outbound import CallEnv, check_routing_headers, render_url
@@ -91,6 +92,8 @@ class HttpToolImpl:
             return env.redact_outcome(ToolOutcome.failure(f"request not sent: {exc}"))
         request["headers"] = {k: v for k, v in request["headers"].items() if k.lower() != "idempotency-key"}
         request["headers"]["Idempotency-Key"] = ctx.idempotency_key  # durability rule 5: same key on every attempt
+        if observe.observed():  # the execute_tool span's traceparent: the far side joins the run's trace
+            observe.inject(request["headers"])
         return env.redact_outcome(await self._send(request))
 
     def _render(self, variables: dict[str, Any], env: CallEnv) -> dict[str, Any]:

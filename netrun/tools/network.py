@@ -26,6 +26,7 @@ class NetworkRunTool:
     """A ``network`` tool: renders the child's input, runs the child, returns its output."""
 
     owns_steps = True
+    parks = True  # the run waits for the answer; the execution resumed reads it
     starts_runs = True
 
     def __init__(self, name: str, spec: NetworkTool) -> None:

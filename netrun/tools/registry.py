@@ -27,7 +27,7 @@ from ..compile import AgentProgram, Program
 from ..runtime.saving import Writes
 from ..runtime.tooling import Tool
 from ..spec import NetworkSpec, scopes
-from ..spec.tools import CommandTool, EventTool, HttpTool, NetworkTool, PythonTool, StateTool, ToolBase, WaitTool
+from ..spec.tools import CommandTool, EventTool, HttpTool, NetworkTool, PythonTool, StateTool, ToolBase, WaitTool, kind_key
 from .approval import gated
 from .stub import declared_stub, server_stubs
 
@@ -52,8 +52,11 @@ def build_tool(name: str, spec: ToolBase, network: NetworkSpec, base_dir: Path |
     except KeyError:
         raise TypeError(f"tool '{name}': no tool kind is registered for {type(spec).__name__}") from None
     if base_dir is not None and getattr(module, "USES_BASE_DIR", False):
-        return cast(Tool, module.build(name, spec, network, base_dir=base_dir))
-    return cast(Tool, module.build(name, spec, network))
+        built = cast(Tool, module.build(name, spec, network, base_dir=base_dir))
+    else:
+        built = cast(Tool, module.build(name, spec, network))
+    built.kind = kind_key(type(spec))  # type: ignore[attr-defined]  # what traces and metrics call it
+    return built
 
 
 class ToolServers(Protocol):

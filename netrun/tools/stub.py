@@ -16,6 +16,7 @@ from typing import Any
 from ..compile import stub_target
 from ..runtime.args import parameters_schema
 from ..runtime.tooling import ToolContext, ToolOutcome
+from ..spec.tools import kind_key
 from .naming import function_name
 
 ANY_OBJECT = {"type": "object", "properties": {}, "additionalProperties": True}
@@ -29,6 +30,8 @@ class StubTool:
     outcome: ToolOutcome
     read_only: bool = False
     """Its server annotates it read-only (``Stub.read_only``): ``destructive`` does not gate it."""
+    kind: str = "mcp"
+    """The kind of the tool it stands for (traces and metrics name the call by it)."""
 
     async def call(self, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
         return ToolOutcome(result=self.outcome.result, error=self.outcome.error)
@@ -36,7 +39,7 @@ class StubTool:
 
 def declared_stub(name: str, spec: Any, stub: Mapping[str, Any]) -> StubTool:
     """The stub for a declared tool: the model is shown what the real tool shows."""
-    return StubTool(name, spec.description or name, parameters_schema(spec.parameters), _outcome(stub))
+    return StubTool(name, spec.description or name, parameters_schema(spec.parameters), _outcome(stub), kind=kind_key(type(spec)))
 
 
 def server_stubs(stubs: Mapping[str, Mapping[str, Any]], declared: Container[str]) -> dict[str, dict[str, StubTool]]:

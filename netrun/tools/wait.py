@@ -26,6 +26,7 @@ class WaitForEventTool:
     """A ``wait_for_event`` tool: waits for its event, matched to this run."""
 
     owns_steps = True
+    parks = True  # the run waits for the answer; the execution resumed reads it
 
     def __init__(self, name: str, spec: WaitTool) -> None:
         self.name = name

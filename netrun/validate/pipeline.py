@@ -67,14 +67,16 @@ def _load(path: Path, cache: DocumentCache, result: FileResult) -> Document | No
     return doc
 
 
-def validate_paths(paths: Iterable[Path]) -> Report:
-    """Validate every network and fragment file under ``paths``."""
+def validate_paths(paths: Iterable[Path], roots: tuple[Path, ...] | None = None) -> Report:
+    """Validate every network and fragment file under ``paths``; ``roots``: the folders files
+    may be read from (default: the folders of ``paths``), as for includes that leave the
+    folder of the file validated (``netrun validate --include-dependents``)."""
     # Validation allocates many small objects and no reference cycles: the cyclic garbage
     # collector would only rescan them (about 20% of the time on a thousand files).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _validate_paths(paths)
+        return _validate_paths(paths, roots)
     finally:
         if was_enabled:
             gc.enable()
@@ -93,10 +95,10 @@ def _internal(result: FileResult, exc: Exception) -> None:
     result.spec = None
 
 
-def _validate_paths(paths: Iterable[Path]) -> Report:
+def _validate_paths(paths: Iterable[Path], roots: tuple[Path, ...] | None = None) -> Report:
     paths = list(paths)
     files = discover(paths)
-    cache = DocumentCache(roots_of(paths))
+    cache = DocumentCache(roots_of(paths) if roots is None else roots)
     results: list[FileResult] = []
     docs: dict[int, Document] = {}
     for path in files:

@@ -10,6 +10,7 @@
 - :mod:`.ui`: the web console, ``GET /ui``, and ``GET /networks/{name}/graph``, the topology it draws
 - :mod:`.agentkit`: ``/agentkit/{network}/...``, the endpoints of AgentKit's React client, and
   ``/v1/realtime/connect`` (:mod:`.agentkit_realtime`), the WebSocket its hook streams from
+- :mod:`.metrics`: ``GET /metrics``, the Prometheus metrics (behind the token unless ``NETRUN_METRICS=public``)
 - :mod:`.handlers`: how errors become answers, and the API's description behind the token
 
 Every route reaches the server through the :func:`.deps.server` dependency and is guarded
@@ -21,11 +22,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from . import agentkit, events, handlers, health, networks, runs, streams, threads, tokens, ui
+from . import agentkit, events, handlers, health, metrics, networks, runs, streams, threads, tokens, ui
 
 
 def install(app: FastAPI, *, open_docs: bool) -> None:
     """Add every router, the error handlers and (with a token) the API's description behind it."""
-    for module in (health, networks, runs, streams, events, threads, tokens, ui, agentkit):
+    for module in (health, networks, runs, streams, events, threads, tokens, ui, agentkit, metrics):
         app.include_router(module.router)
     handlers.install(app, open_docs=open_docs)

@@ -55,12 +55,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...history.store import new_thread_id
 from ...runtime.agentkit_stream import call_part
 from ...runtime.state import state_problems
+from ...tracing import incoming
 from ..guard import unprocessable
 from ..stream_tokens import expiry, issue
 from . import agentkit_realtime
 from .agentkit_shapes import NEW_TITLE, history_messages, thread_entry
 from .deps import API, server
-from .events import events
+from .events import deliver_event
 from .handlers import field_name
 from .models import EventRequest, RunRequest
 from .runs import cancel_run
@@ -203,7 +204,7 @@ async def send_message(network: str, request: Request, held: Server = Depends(se
     run = RunRequest(
         input=body.userMessage.content, state=state, thread_id=body.threadId, user=_user(body.userId, body.channelKey)
     )
-    started = await held.start_run(version, run)
+    started = await held.start_run(version, run, incoming(request.headers))  # a valid traceparent: the run's parent
     if isinstance(started, Response):
         return started
     return {"success": True, "threadId": started["thread_id"], "runId": started["run_id"], "status": started["status"]}
@@ -283,7 +284,7 @@ async def approve_tool(network: str, request: Request, held: Server = Depends(se
     data = {"approved": body.action == "approve", "approval_id": approval["id"], "tool": approval["tool"]}
     if body.reason is not None:
         data["reason"] = body.reason
-    answered = await events(EventRequest(name=approval["event"], data=data, run_id=run_id), held)
+    answered = await deliver_event(EventRequest(name=approval["event"], data=data, run_id=run_id), held)
     if isinstance(answered, Response):
         return answered
     return Response(status_code=204)

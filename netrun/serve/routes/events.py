@@ -3,13 +3,15 @@ approvals it matches (in Inngest mode it goes to Inngest)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ...engines.approvals import ApprovalError, resolve_approval
 from ...engines.triggers import META
+from ...tracing import incoming
 from .deps import API, server
 from .models import EventRequest
 
@@ -20,7 +22,15 @@ router = APIRouter(dependencies=API, tags=["events"])
 
 
 @router.post("/events", status_code=202, response_model=None)
-async def events(body: EventRequest, held: Server = Depends(server)) -> dict[str, Any] | JSONResponse:
+async def events(body: EventRequest, request: Request, held: Server = Depends(server)) -> dict[str, Any] | JSONResponse:
+    """Deliver an event (:func:`deliver_event`); the runs it starts continue the request's
+    ``traceparent``."""
+    return await deliver_event(body, held, incoming(request.headers))
+
+
+async def deliver_event(
+    body: EventRequest, held: Server, trace: Mapping[str, str] | None = None
+) -> dict[str, Any] | JSONResponse:
     """Deliver an event. 202 ``{started, resumed, problems, matched[, approval_id, skipped,
     cancelled]}`` (Inngest: ``{event_ids, matched[, approval_id]}``). An approval, or an event
     for one run (``run_id``), that answers nothing is refused with the reason: 404 (no such
@@ -70,7 +80,7 @@ async def events(body: EventRequest, held: Server = Depends(server)) -> dict[str
     if approval is None and run_id is not None and journal.run(run_id) is None:
         raise HTTPException(404, f"no run {run_id}")
     try:
-        result = held.local.deliver(body.name, data, run_id)
+        result = held.local.deliver(body.name, data, run_id, trace=trace)
     except ApprovalError as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
     matched = bool(result["started"] or result["resumed"] or result.get("cancelled"))

@@ -169,7 +169,7 @@ class McpConnection:
         assert live.session is not None
         seen = len(live.http_errors)
         try:
-            with anyio.move_on_after(self.timeout) as scope:
+            with anyio.move_on_after(self.timeout) as scope, live.traced.call(remote_name, args):
                 result = await live.session.call_tool(remote_name, args)
         except MCPError as exc:
             if exc.code == types.REQUEST_TIMEOUT:

@@ -63,6 +63,9 @@ class GatedMcpTool:
     through the approval when an earlier execution journaled one for this call, else at once."""
 
     owns_steps = True
+    wraps = True
+    """Not observed itself: the call it makes (the tool's, or the approval's) is."""
+    kind = "mcp"
 
     def __init__(self, approved: Approved) -> None:
         self.approved = approved

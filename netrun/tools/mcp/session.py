@@ -19,6 +19,7 @@ from mcp import ClientSession, types
 
 from ... import __version__
 from ...redact import Secrets
+from .traced_calls import TracedCalls
 
 _CLIENT_INFO = types.Implementation(name="netrun", version=__version__)
 
@@ -47,6 +48,8 @@ class Attempt:
     stderr_tail: str = ""
     http_errors: list[str] = field(default_factory=list)
     """HTTP error statuses seen (streamable HTTP), which the SDK reduces to "an error response"."""
+    traced: TracedCalls = field(default_factory=TracedCalls)
+    """The trace context of the tools/calls in flight on this session (HTTP transports)."""
 
 
 Opener = Callable[[Attempt], AbstractAsyncContextManager[Any]]

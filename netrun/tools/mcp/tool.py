@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mcp import types
 
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 @dataclass
 class McpTool:
     """One tool of an MCP server, as the model sees it and as the loop calls it (a ``Tool``)."""
+
+    kind: ClassVar[str] = "mcp"
+    """The kind traces and metrics name it by (declared tools: their kind key)."""
 
     name: str
     """The function name shown to the model (:func:`function_name`)."""

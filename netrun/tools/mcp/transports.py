@@ -22,6 +22,7 @@ from mcp.shared.message import SessionMessage
 from ...envrefs import resolve
 from ...spec.mcp import McpServerSpec, StdioServer, WsServer
 from .session import Opener
+from .traced_calls import TracedCalls
 
 SSE_READ_TIMEOUT = 3600.0
 """Seconds an SSE stream may stay silent; a run may idle while a model thinks or a human answers."""
@@ -51,16 +52,22 @@ def opener(spec: McpServerSpec, environ: Mapping[str, str], base_dir: Path, conn
     url = env(spec.url)
     headers = {k: env(v) for k, v in spec.headers.items()}
     if spec.transport == "sse":
-        return lambda _: sse_client(url, headers=headers, timeout=connect_timeout, sse_read_timeout=SSE_READ_TIMEOUT)
+        return lambda attempt: sse_client(
+            url,
+            headers=headers,
+            timeout=connect_timeout,
+            sse_read_timeout=SSE_READ_TIMEOUT,
+            httpx_client_factory=attempt.traced.sse_client_factory,
+        )
     if spec.transport == "streamable-http":
-        return lambda attempt: _streamable_http(url, headers, connect_timeout, attempt.http_errors)
+        return lambda attempt: _streamable_http(url, headers, connect_timeout, attempt.http_errors, attempt.traced)
     assert isinstance(spec, WsServer)
     return lambda _: _websocket(url, headers, connect_timeout)
 
 
 @asynccontextmanager
 async def _streamable_http(
-    url: str, headers: dict[str, str], connect_timeout: float, http_errors: list[str]
+    url: str, headers: dict[str, str], connect_timeout: float, http_errors: list[str], traced: TracedCalls
 ) -> AsyncIterator[Any]:
     """``streamable_http_client`` with our headers; we own the HTTP client, so we close it.
 
@@ -74,7 +81,9 @@ async def _streamable_http(
 
     timeout = httpx2.Timeout(connect_timeout, read=SSE_READ_TIMEOUT)
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks={"response": [note]}) as client,
+        httpx2.AsyncClient(
+            headers=headers, timeout=timeout, event_hooks={"request": [traced.inject], "response": [note]}
+        ) as client,
         streamable_http_client(url, http_client=client) as (read, write),
     ):
         yield read, write
