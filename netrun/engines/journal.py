@@ -25,6 +25,7 @@ from ..runtime import step_ids
 from ..runtime.approvals import approval_id as make_approval_id
 from ..runtime.steps import Json, Wait
 from ..sqlite_file import StorageFault, open_sqlite
+from .journal_batch import StepBatch
 from .journal_events import RunEventsJournal
 from .journal_schema import FINAL_STATUSES, NOT_FINAL_SQL, SCHEMA, RunRecord
 
@@ -69,6 +70,7 @@ class Journal(RunEventsJournal):
             raise JournalError(f"cannot use the run journal {path}: {exc}") from None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._renewed: dict[str, float] = {}
+        self.batch = StepBatch(self)  # step outcomes of concurrent runs, committed together
 
     # -- leases ------------------------------------------------------------------------
     def claim(self, run_id: str) -> bool:

@@ -110,15 +110,25 @@ class LocalSteps:
         except (RunSuspended, StorageFault):  # a store that cannot write: not the step's failure
             raise
         except (StepFailed, _GaveUpError) as exc:
-            self._finish(step_id, None, exc.message)
+            return await self._settle(step_id, None, exc.message)
         except Exception as exc:  # not worth another attempt: a bug or a bad input fails the same way every time
-            self._finish(step_id, None, f"{type(exc).__name__}: {exc}")
+            return await self._settle(step_id, None, f"{type(exc).__name__}: {exc}")
         try:
             encoded = json.dumps(output)  # a step's output must survive the journal (as on Inngest)
         except (TypeError, ValueError) as exc:
             # The side effect happened; running it again would not make its output savable.
-            self._finish(step_id, None, f"the step's output cannot be saved as JSON: {exc}")
-        return self._finish(step_id, output, None, encoded)
+            return await self._settle(step_id, None, f"the step's output cannot be saved as JSON: {exc}")
+        return await self._settle(step_id, output, None, encoded)
+
+    async def _settle(self, step_id: str, output: Json, error: str | None, encoded: str | None = None) -> Json:
+        """:meth:`_finish` through the journal's group commit: the run goes on once the
+        transaction holding the outcome has committed, shared with the steps of other runs
+        that ended in the same pass of the event loop."""
+        output, error = await self.journal.batch.record(self.run_id, step_id, output, error, encoded)
+        self._done.add(step_id)
+        if error is not None:
+            raise StepFailed(step_id, error)
+        return output
 
     async def _attempts(self, fn: Callable[[], Awaitable[Json]], slot: bool) -> Json:
         """The step's attempts, retried by tenacity (:meth:`_spent`, :meth:`_delay`, :meth:`_give_up`).

@@ -1,0 +1,130 @@
+"""The journal's group commit: steps of concurrent runs share a transaction, and none goes on
+before its outcome is committed (durability is what the batching must not weaken)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from netrun.engines.journal import Journal
+from netrun.engines.local_steps import LocalSteps
+from netrun.runtime.steps import Json, StepFailed
+
+
+def _committed(path: Path) -> dict[tuple[str, str], str | None]:
+    """What another connection (another process) reads: committed rows only."""
+    with sqlite3.connect(path) as other:
+        return {(r, s): o for r, s, o in other.execute("SELECT run_id, step_id, output FROM steps")}
+
+
+def test_concurrent_steps_share_commits_and_each_is_committed_before_its_run_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    journal = Journal(path)
+    commits: list[str] = []
+    journal.db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    seen_after: dict[str, bool] = {}
+
+    async def run(i: int) -> Json:
+        steps = LocalSteps(journal, f"run-{i}")
+
+        async def work() -> Json:
+            await asyncio.sleep(0.01)  # the runs' steps end together, as 200 replies of one model do
+            return {"n": i}
+
+        output = await steps.run("step-a", work)
+        # Committed, not merely written: a crash now must not lose it (another connection sees it).
+        seen_after[f"run-{i}"] = (f"run-{i}", "step-a") in _committed(path)
+        return output
+
+    async def main() -> list[Json]:
+        return await asyncio.gather(*(run(i) for i in range(20)))
+
+    outputs = asyncio.run(main())
+    assert outputs == [{"n": i} for i in range(20)]
+    assert all(seen_after.values()) and len(seen_after) == 20
+    assert len(_committed(path)) == 20
+    assert 1 <= len(commits) < 20, commits  # shared transactions, not a commit per step
+    # A replay reads the outcome back and runs nothing.
+    replayed = asyncio.run(LocalSteps(journal, "run-3").run("step-a", _never))
+    assert replayed == {"n": 3}
+
+
+async def _never() -> Json:
+    raise AssertionError("a recorded step ran again")
+
+
+def test_a_record_the_store_refuses_fails_its_own_step_only(tmp_path: Path) -> None:
+    """Steps of other runs that ended in the same pass keep their outcomes: their effects are
+    done, and failing them would run those effects again on a retry."""
+    path = tmp_path / "runs.db"
+    journal = Journal(path)
+    # A record refused inside the shared transaction (as a corrupt row or a too-big value is).
+    journal.db.execute(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON steps WHEN NEW.step_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+
+    async def one(run_id: str, step_id: str) -> Json:
+        async def work() -> Json:
+            return step_id
+
+        return await LocalSteps(journal, run_id).run(step_id, work)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(one("r1", "ok"), one("r2", "bad"), one("r3", "ok"), return_exceptions=True)
+
+    first, refused, third = asyncio.run(main())
+    assert (first, third) == ("ok", "ok")
+    assert isinstance(refused, sqlite3.IntegrityError) and "refused" in str(refused), refused
+    assert _committed(path) == {("r1", "ok"): '"ok"', ("r3", "ok"): '"ok"'}
+    journal.db.execute("DROP TRIGGER refuse")
+    assert asyncio.run(one("r2", "bad")) == "bad"  # the next batch works
+    assert _committed(path)[("r2", "bad")] == '"bad"'
+
+
+def test_an_error_that_is_not_valid_utf8_is_recorded_escaped(tmp_path: Path) -> None:
+    """A step failing with a lone surrogate in its message (a file name that is not UTF-8)."""
+    journal = Journal(tmp_path / "runs.db")
+    name = b"report-\xff.csv".decode("utf-8", "surrogateescape")
+
+    async def broken() -> Json:
+        raise StepFailed("s", f"cannot read {name}")
+
+    async def fine() -> Json:
+        return "ok"
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            LocalSteps(journal, "r1").run("s", broken), LocalSteps(journal, "r2").run("s", fine), return_exceptions=True
+        )
+
+    failed, done = asyncio.run(main())
+    assert done == "ok"
+    assert isinstance(failed, StepFailed) and failed.message == "cannot read report-\\udcff.csv", failed
+    with pytest.raises(StepFailed, match="udcff"):  # a replay reads the same text back
+        asyncio.run(LocalSteps(journal, "r1").run("s", _never))
+
+
+def test_the_first_outcome_recorded_wins_across_journals(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    first, second = Journal(path), Journal(path)  # two processes sharing the file
+
+    async def step(journal: Journal, value: str) -> Json:
+        async def work() -> Json:
+            return value
+
+        return await LocalSteps(journal, "run").run("s", work)
+
+    # The second execution starts before the first records: it has not seen the step.
+    steps, late = LocalSteps(second, "run"), LocalSteps(second, "run")
+    assert asyncio.run(step(first, "first")) == "first"
+    assert asyncio.run(steps.run("s", lambda: _value("second"))) == "first"  # goes on with the journal's
+    first.record("run", "t", None, "boom")
+    with pytest.raises(StepFailed, match="boom"):  # a failure recorded first is the outcome too
+        asyncio.run(late.run("t", lambda: _value("fine")))
+
+
+async def _value(value: str) -> Json:
+    return value
