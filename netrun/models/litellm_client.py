@@ -11,6 +11,7 @@ from typing import Any
 from ..extras import missing_extra
 from ..runtime.model import Completion, ModelError, Request, ToolRequest
 from ..spec.model import ModelSpec
+from . import prices
 from .errors import model_error
 from .settings import call_timeout, resolved
 
@@ -107,8 +108,10 @@ class LitellmClient:
             for i, c in enumerate(message.tool_calls or [])
         ]
         usage = getattr(response, "usage", None)
-        cost = 0.0
-        if _PRICED.get(self.spec.id, True):
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        cost = prices.declared(self.spec.price, prompt, completion) or 0.0
+        if self.spec.price is None and _PRICED.get(self.spec.id, True):
             try:
                 cost = float(lib.completion_cost(completion_response=response) or 0.0)
             except Exception:  # no price for this model: cost limits count 0 (and stop asking)
@@ -116,8 +119,8 @@ class LitellmClient:
         return Completion(
             text=message.content or "",
             tool_calls=calls,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
             cost=cost,
             seconds=seconds,
             model=self.spec.id,

@@ -160,7 +160,7 @@ class OpenAIClient:
             tool_calls=calls,
             prompt_tokens=prompt,
             completion_tokens=completion,
-            cost=prices.cost(self.spec.id, prompt, completion, answered_by=data.get("model")),
+            cost=prices.cost(self.spec.id, prompt, completion, answered_by=data.get("model"), price=self.spec.price),
             seconds=seconds,
             model=self.spec.id,
             finish_reason=str(data["choices"][0].get("finish_reason") or ""),

@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..spec.model import Price
+
 _TABLE = "model_prices_and_context_window_backup.json"
 _ABOVE = re.compile(r"^input_cost_per_token_above_(\d+)(k?)_tokens$")
 
@@ -53,10 +55,23 @@ def _provider(entry: dict[str, Any]) -> str:
     return "openai" if name == "text-completion-openai" else name
 
 
-def cost(model_id: str, prompt_tokens: int, completion_tokens: int, answered_by: str | None = None) -> float:
-    """Dollars for the call; 0 when no price is known (cost limits then count nothing, as
-    with litellm). ``answered_by``: the model name the provider answered with, tried when
-    the id itself has no price (an alias such as ``openrouter/auto``)."""
+def declared(price: Price | None, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """Dollars for the call at the model's own ``price:`` (per million tokens), if it has one."""
+    if price is None:
+        return None
+    return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+
+
+def cost(
+    model_id: str, prompt_tokens: int, completion_tokens: int, answered_by: str | None = None, price: Price | None = None
+) -> float:
+    """Dollars for the call: at the model's declared ``price``, else litellm's table; 0 when
+    no price is known (cost limits then count nothing: the run says so once, see
+    :mod:`netrun.runtime.inference`). ``answered_by``: the model name the provider answered
+    with, tried when the id itself has no price (an alias such as ``openrouter/auto``)."""
+    own = declared(price, prompt_tokens, completion_tokens)
+    if own is not None:
+        return own
     found = entry(model_id)
     if found is None and answered_by:
         found = entry(f"{model_id.split('/', 1)[0]}/{answered_by}")

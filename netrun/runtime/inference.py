@@ -9,6 +9,7 @@ completion: it renders no prompt and streams nothing.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import observe
@@ -100,7 +101,33 @@ async def infer(
         raise RunError(exc.message) from None
     except ModelError as exc:
         raise RunError(str(exc)) from None
-    return Completion.from_json(data)
+    done = Completion.from_json(data)
+    if not done.cost and done.prompt_tokens + done.completion_tokens and _limits_cost(run):
+        _unpriced(done.model or step_id)
+    return done
+
+
+_UNPRICED: set[str] = set()
+"""The models this process warned of: once each, not once per call."""
+
+
+def _limits_cost(run: NetworkRun) -> bool:
+    """Whether the network, or any of its agents, limits what its calls cost."""
+    spec = run.p.spec
+    return bool(spec.limits and spec.limits.cost) or any(a.limits is not None and a.limits.cost for a in spec.agents.values())
+
+
+def _unpriced(model: str) -> None:
+    """A cost limit that counts nothing is a limit that never stops a run: say so, once."""
+    if model in _UNPRICED:
+        return
+    _UNPRICED.add(model)
+    logging.getLogger("netrun.cost").warning(
+        "model %s has no known price: its calls add $0 to this network's cost limits. Declare what it costs on the "
+        "model (price: {input: 0.15, output: 0.60}, dollars per million tokens), or install netrun-agents[models] "
+        "for litellm's price table of hosted models",
+        model,
+    )
 
 
 def _chat_attributes(run: NetworkRun, step_id: str, model: Any, request: Request) -> dict[str, Any]:

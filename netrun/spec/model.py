@@ -7,6 +7,15 @@ from pydantic import BaseModel, Field, Tag
 from .base import Duration, Spec, Template, by_shape, one_of
 
 
+class Price(Spec):
+    """What a model's tokens cost, in dollars per million tokens (as providers list them)."""
+
+    input: Annotated[float, Field(ge=0)]
+    """Dollars per million prompt tokens."""
+    output: Annotated[float, Field(ge=0)]
+    """Dollars per million completion tokens."""
+
+
 class ModelSpec(Spec):
     """A model with call parameters, endpoint, key and fallbacks."""
 
@@ -22,6 +31,10 @@ class ModelSpec(Spec):
     """Model ids tried in order when this one fails."""
     timeout: Duration | None = None
     """How long one inference call may take."""
+    price: Price | None = None
+    """What its calls cost, for ``cost`` limits and the usage a run reports; default:
+    litellm's price table (with the ``models`` extra), which knows the hosted models by id
+    but not a self-hosted or proxied one. A model with no price known costs $0."""
     api: Literal["openai", "litellm"] | None = None
     """How the model is called: ``openai`` = directly, as OpenAI chat completions at
     ``api_base`` (any OpenAI-compatible server: vLLM, Ollama's or LM Studio's ``/v1``, a
