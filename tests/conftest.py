@@ -126,6 +126,15 @@ def shared_llm() -> Iterator[Any]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Any]:
+    """A real OTLP/HTTP receiver (tests/otlp_receiver.py) for the module's traced runs."""
+    from .otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as server:
+        yield server
+
+
 @pytest.fixture
 def llm(shared_llm: Any) -> Any:
     """The module's fake model server, with an empty script and log (a module may define

@@ -28,10 +28,9 @@ from netrun.serve.run_events import RunEvents
 from netrun.serve.settings import ServeSettings, SettingsError
 
 from .conftest import REPO, until
-from .fakes.inngest_executor import StandInExecutor
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .fakes.served import Served
-from .test_serve_inngest import serve as serve_on_inngest
+from .test_serve_inngest import synced
 
 METERED = """\
 name: metered
@@ -196,22 +195,17 @@ def test_a_run_resumed_after_a_restart_counts_only_the_work_it_does_then(
 def test_on_inngest_every_call_replays_the_run_and_each_thing_counts_once(tmp_path: Path, llm: FakeLLM) -> None:
     llm.set_script([WORK, REFUND, FINISH])
     (tmp_path / "metered.yaml").write_text(METERED.format(base=llm.base_url))
-    with StandInExecutor() as executor:
-        server = serve_on_inngest(tmp_path, executor)
-        try:
-            executor.sync(f"{server.url}/api/inngest")
-            (run_id,) = executor.send({"name": "netrun/metered.run", "data": {"input": "ticket 7"}})
-            run = executor.runs[run_id]
-            assert run.status == "waiting", run.error
-            waiting = scrape(server.url)
-            assert value(waiting, "netrun_approvals_waiting", network="metered") == 1
-            (pending,) = httpx.get(f"{server.url}/runs/{run_id}").json()["approvals"]
-            executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True, "approval_id": pending["id"]}})
-            assert run.status == "completed", run.error
-            samples = scrape(server.url)
-            calls = len([c for c in executor.requests if c.run_id == run_id])
-        finally:
-            server.stop()
+    with synced(tmp_path) as (executor, server):
+        (run_id,) = executor.send({"name": "netrun/metered.run", "data": {"input": "ticket 7"}})
+        run = executor.runs[run_id]
+        assert run.status == "waiting", run.error
+        waiting = scrape(server.url)
+        assert value(waiting, "netrun_approvals_waiting", network="metered") == 1
+        (pending,) = httpx.get(f"{server.url}/runs/{run_id}").json()["approvals"]
+        executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True, "approval_id": pending["id"]}})
+        assert run.status == "completed", run.error
+        samples = scrape(server.url)
+        calls = len([c for c in executor.requests if c.run_id == run_id])
     assert calls > 8  # every step was its own call, each replaying those before it
     assert value(samples, "netrun_runs_started_total", network="metered") == 1
     assert value(samples, "netrun_runs_ended_total", network="metered", status="completed") == 1
@@ -225,19 +219,14 @@ def test_on_inngest_every_call_replays_the_run_and_each_thing_counts_once(tmp_pa
 def test_on_inngest_a_server_restarted_mid_run_counts_only_what_it_does_after(tmp_path: Path, llm: FakeLLM) -> None:
     llm.set_script([REFUND, FINISH])
     (tmp_path / "metered.yaml").write_text(METERED.format(base=llm.base_url))
-    with StandInExecutor() as executor:
-        server = serve_on_inngest(tmp_path, executor)
-        try:
-            executor.sync(f"{server.url}/api/inngest")
-            (run_id,) = executor.send({"name": "netrun/metered.run", "data": {"input": "ticket 8"}})
-            assert value(scrape(server.url), "netrun_runs_started_total", network="metered") == 1
-            server.restart()
-            (pending,) = httpx.get(f"{server.url}/runs/{run_id}").json()["approvals"]
-            executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True, "approval_id": pending["id"]}})
-            assert executor.runs[run_id].status == "completed", executor.runs[run_id].error
-            samples = scrape(server.url)
-        finally:
-            server.stop()
+    with synced(tmp_path) as (executor, server):
+        (run_id,) = executor.send({"name": "netrun/metered.run", "data": {"input": "ticket 8"}})
+        assert value(scrape(server.url), "netrun_runs_started_total", network="metered") == 1
+        server.restart()
+        (pending,) = httpx.get(f"{server.url}/runs/{run_id}").json()["approvals"]
+        executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True, "approval_id": pending["id"]}})
+        assert executor.runs[run_id].status == "completed", executor.runs[run_id].error
+        samples = scrape(server.url)
     assert value(samples, "netrun_runs_started_total", network="metered") == 0
     assert value(samples, "netrun_runs_ended_total", network="metered", status="completed") == 1
     assert {t: value(samples, "netrun_tool_calls_total", tool=t) for t in ("refund", "finish")} == {"refund": 1, "finish": 1}

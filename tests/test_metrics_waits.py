@@ -9,11 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from .fakes.inngest_executor import StandInExecutor
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .fakes.served import Served
 from .test_metrics import AUTH, TOKEN, scrape, value, wait_status
-from .test_serve_inngest import serve as serve_on_inngest
+from .test_serve_inngest import synced
 
 ASKING = """\
 name: asking
@@ -60,20 +59,15 @@ def test_a_wait_is_counted_once_when_its_answer_resumes_the_run(
 def test_on_inngest_a_wait_is_counted_once_however_many_calls_replay_it(tmp_path: Path, llm: FakeLLM) -> None:
     llm.set_script(SCRIPT)
     (tmp_path / "asking.yaml").write_text(ASKING.format(base=llm.base_url))
-    with StandInExecutor() as executor:
-        server = serve_on_inngest(tmp_path, executor)
-        try:
-            executor.sync(f"{server.url}/api/inngest")
-            (run_id,) = executor.send({"name": "netrun/asking.run", "data": {"input": "x"}})
-            run = executor.runs[run_id]
-            assert run.status == "waiting", run.error
-            assert _asked(scrape(server.url)) == (0, 0)
-            executor.send({"name": "app/answered", "data": {"pick": "a"}})
-            assert run.status == "completed", run.error
-            samples = scrape(server.url)
-            calls = len([c for c in executor.requests if c.run_id == run_id])
-        finally:
-            server.stop()
+    with synced(tmp_path) as (executor, server):
+        (run_id,) = executor.send({"name": "netrun/asking.run", "data": {"input": "x"}})
+        run = executor.runs[run_id]
+        assert run.status == "waiting", run.error
+        assert _asked(scrape(server.url)) == (0, 0)
+        executor.send({"name": "app/answered", "data": {"pick": "a"}})
+        assert run.status == "completed", run.error
+        samples = scrape(server.url)
+        calls = len([c for c in executor.requests if c.run_id == run_id])
     assert calls >= 4  # the wait's answer was read by more than one call
     assert _asked(samples) == (1, 1)
     assert value(samples, "netrun_tool_calls_total", tool="finish") == 1

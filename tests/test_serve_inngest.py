@@ -12,6 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,19 @@ def serve(folder: Path, executor: StandInExecutor, **env: str) -> Served:
         return create_app(ServeSettings.from_env(environ, (folder,), data_dir=folder / "data", port=port))
 
     return Served(make).start()
+
+
+@contextmanager
+def synced(folder: Path, **env: str) -> Iterator[tuple[StandInExecutor, Served]]:
+    """A stand-in executor and ``netrun serve`` on it (the networks of ``folder``), synced;
+    both stopped after the block."""
+    with StandInExecutor() as executor:
+        server = serve(folder, executor, **env)
+        try:
+            executor.sync(f"{server.url}/api/inngest")
+            yield executor, server
+        finally:
+            server.stop()
 
 
 @pytest.fixture

@@ -75,18 +75,6 @@ def _script() -> list[Reply]:
     ]
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
 @contextmanager
 def serve_far_side() -> Iterator[FakeHttpServer]:
     """The HTTP tools' far side: /lookup echoes the Authorization header it got, /broken is a 500."""

@@ -24,18 +24,6 @@ from .test_tracing import NETWORK, _env, _netrun, _script, serve_far_side
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def far_side() -> Iterator[FakeHttpServer]:
     with serve_far_side() as server:
         yield server

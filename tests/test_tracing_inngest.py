@@ -15,11 +15,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from netrun import tracing
 
 from .conftest import until
-from .fakes.inngest_executor import StandInExecutor
 from .fakes.llm_server import FakeLLM, Reply, ToolCall
 from .fakes.served import Served
 from .test_metrics import FINISH, METERED, REFUND, WORK
-from .test_serve_inngest import serve as serve_on_inngest
+from .test_serve_inngest import synced
 
 
 @pytest.fixture
@@ -42,23 +41,18 @@ def test_an_inngest_run_is_one_trace_and_each_piece_of_work_is_traced_once(
     llm.set_script([WORK, REFUND, FINISH])
     (tmp_path / "metered.yaml").write_text(METERED.format(base=llm.base_url))
     parent = "00-" + "5e" * 16 + "-" + "7a" * 8 + "-01"
-    with StandInExecutor() as executor:
-        server = serve_on_inngest(tmp_path, executor)
-        try:
-            executor.sync(f"{server.url}/api/inngest")
-            started = httpx.post(
-                f"{server.url}/networks/metered/runs", json={"input": "ticket 9"}, headers={"traceparent": parent}, timeout=30
-            )
-            assert started.status_code < 300, started.text
-            run_id = started.json()["run_id"]
-            executor.deliver_received()  # the stand-in runs what the server sent it
-            (inngest_id,) = [i for i, r in executor.runs.items() if r.status == "waiting"]
-            (pending,) = httpx.get(f"{server.url}/runs/{run_id}").json()["approvals"]
-            executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True, "approval_id": pending["id"]}})
-            assert executor.runs[inngest_id].status == "completed", executor.runs[inngest_id].error
-            calls = len([c for c in executor.requests if c.run_id == inngest_id])
-        finally:
-            server.stop()
+    with synced(tmp_path) as (executor, server):
+        started = httpx.post(
+            f"{server.url}/networks/metered/runs", json={"input": "ticket 9"}, headers={"traceparent": parent}, timeout=30
+        )
+        assert started.status_code < 300, started.text
+        run_id = started.json()["run_id"]
+        executor.deliver_received()  # the stand-in runs what the server sent it
+        (inngest_id,) = [i for i, r in executor.runs.items() if r.status == "waiting"]
+        (pending,) = httpx.get(f"{server.url}/runs/{run_id}").json()["approvals"]
+        executor.send({"name": "netrun/approval", "data": {"run_id": run_id, "approved": True, "approval_id": pending["id"]}})
+        assert executor.runs[inngest_id].status == "completed", executor.runs[inngest_id].error
+        calls = len([c for c in executor.requests if c.run_id == inngest_id])
     tracing.shutdown()  # flushes the batch
     found = spans.get_finished_spans()
     mine = [s for s in found if s.context is not None and s.context.trace_id == int("5e" * 16, 16)]
