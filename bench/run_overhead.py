@@ -166,6 +166,11 @@ def child(mode: str, base: str, iterations: int, runs: int) -> None:
         print(json.dumps({"seconds": seconds, "cpu": cpu, "maxrss_kb_delta": peak, "baseline_kb": baseline}))
         return seconds
 
+    # The process set as `netrun run` and `netrun serve` set theirs (netrun/cli/gc_tuning.py),
+    # for every mode alike: the floors' loops get the same collector.
+    from netrun.cli.gc_tuning import tune_gc
+
+    tune_gc()
     asyncio.run(main())
 
 

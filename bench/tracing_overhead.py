@@ -60,6 +60,9 @@ def child(base: str, iterations: int, runs: int) -> None:
         await close_clients()
         return {"seconds": seconds, "cpu": cpu}
 
+    from netrun.cli.gc_tuning import tune_gc
+
+    tune_gc()  # as `netrun serve` sets its process
     measured = asyncio.run(main())
     flushing = time.perf_counter()
     tracing.shutdown()

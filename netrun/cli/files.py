@@ -184,7 +184,9 @@ def test_command(paths: tuple[Path, ...], fmt: str, select: str | None, output: 
             err=fmt != "github",
         )
     from ..testing.run import run_cases
+    from .gc_tuning import tune_gc
 
+    tune_gc()
     started = time.perf_counter()
     results = asyncio.run(run_cases(files, dict(os.environ), select))
     seconds = time.perf_counter() - started

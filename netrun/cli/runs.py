@@ -259,6 +259,7 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any, stopp
     from ..sqlite_file import StorageFault
     from ..tracing import configure as trace_runs
     from ..tracing import shutdown as flush_traces
+    from .gc_tuning import tune_gc
 
     trace_runs()  # when OTEL_* asks for traces (else nothing is imported); flushed below
     journal = _journal(db)
@@ -269,6 +270,7 @@ def _with_engine(db: Path | None, emit: Any, stream: bool, operation: Any, stopp
         finally:
             await close_clients()
 
+    tune_gc()
     try:
         return asyncio.run(main())
     except StorageFault as exc:  # the run stopped at its last recorded step, as at a shutdown

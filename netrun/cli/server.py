@@ -118,6 +118,7 @@ def serve(
     from ..serve.app import StartError, create_app
     from ..tracing import configure as trace_runs
     from ..tracing import shutdown as flush_traces
+    from .gc_tuning import tune_gc
 
     try:
         app = create_app(settings)
@@ -125,6 +126,7 @@ def serve(
         raise _Reported(str(exc)) from None
     if trace_runs():
         app = _flushing_at_shutdown(app, flush_traces)
+    tune_gc()
     # log_config=None: uvicorn's loggers keep the handler and format configure() gave them.
     uvicorn.run(
         app, host=host, port=port, log_config=None, log_level=log_level, access_log=access_log, timeout_graceful_shutdown=5

@@ -23,6 +23,7 @@ from ..spec.model import ModelSpec
 from . import prices
 from .errors import classify, model_error, status_name
 from .http_pool import DEFAULT_TIMEOUT, proxy_for, session
+from .json_body import BodyEncoder
 from .openai_compat import Endpoint, endpoint
 from .settings import call_timeout
 
@@ -45,6 +46,7 @@ class OpenAIClient:
     def __init__(self, spec: ModelSpec, environ: Mapping[str, str]) -> None:
         self.spec = spec
         self.environ = environ
+        self._bodies = BodyEncoder()  # a run's history, encoded a message at a time
 
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         where = endpoint(self.spec, self.environ)
@@ -68,10 +70,11 @@ class OpenAIClient:
         timeout = call_timeout(self.spec, request) or DEFAULT_TIMEOUT
         started = time.perf_counter()
         try:
+            encoded = self._bodies.encode(body)
             if on_text is None:
-                data = await self._post(where, body, timeout, headers)
+                data = await self._post(where, encoded, timeout, headers)
             else:
-                data = await self._stream(where, body, timeout, on_text, headers)
+                data = await self._stream(where, encoded, timeout, on_text, headers)
             return self._completion(data, time.perf_counter() - started)
         except _CallError as exc:
             raise self._error(exc) from None
@@ -88,7 +91,7 @@ class OpenAIClient:
                 _CallError("APIError", f"the model's answer has the wrong shape ({type(exc).__name__}: {exc})")
             ) from None
 
-    async def _post(self, where: Endpoint, body: dict[str, Any], timeout: float, headers: dict[str, str]) -> dict[str, Any]:
+    async def _post(self, where: Endpoint, body: bytes, timeout: float, headers: dict[str, str]) -> dict[str, Any]:
         async with _send(where, body, timeout, headers) as response:
             content = await response.read()
             if response.status >= 300:
@@ -103,7 +106,7 @@ class OpenAIClient:
         return data
 
     async def _stream(
-        self, where: Endpoint, body: dict[str, Any], timeout: float, on_text: Callable[[str], None], headers: dict[str, str]
+        self, where: Endpoint, body: bytes, timeout: float, on_text: Callable[[str], None], headers: dict[str, str]
     ) -> dict[str, Any]:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
@@ -170,12 +173,12 @@ class OpenAIClient:
         return model_error(self.spec, self.environ, exc.name, exc.status, exc.text, exc.headers)
 
 
-def _send(where: Endpoint, body: dict[str, Any], timeout: float, headers: dict[str, str]) -> Any:
+def _send(where: Endpoint, body: bytes, timeout: float, headers: dict[str, str]) -> Any:
     """The POST of one call (``async with``): plain or streamed, the same request."""
     proxy, proxy_auth = proxy_for(where.url)
     return session().post(
         where.url,
-        data=json.dumps(body).encode(),
+        data=body,
         proxy=proxy,
         proxy_auth=proxy_auth,
         headers=headers,
