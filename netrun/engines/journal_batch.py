@@ -51,26 +51,19 @@ class StepBatch:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        db = self.journal.db
-        outcomes: list[Outcome | Exception] = []
+        outcomes: list[Outcome | Exception]
         try:
-            with db:  # one transaction: committed here, rolled back on a failure of the store
-                db.execute("BEGIN IMMEDIATE")
-                now = time.time()
-                for run_id, step_id, output, text, error, _ in batch:
-                    # Each record in a savepoint of its own: one that the store refuses (a
-                    # corrupt held row, a value too big) fails its own step, not the steps of
-                    # the other runs that ended in the same pass, whose effects are done.
-                    db.execute("SAVEPOINT step")
-                    try:
-                        outcomes.append(self._insert(run_id, step_id, output, text, error, now))
-                        db.execute("RELEASE step")
-                    except StorageFault:
-                        raise
-                    except Exception as exc:
-                        db.execute("ROLLBACK TO step")
-                        db.execute("RELEASE step")
-                        outcomes.append(exc)
+            try:
+                outcomes = self._commit(batch, isolated=False)
+            except StorageFault:
+                raise
+            except Exception:
+                # A record the store refused (a corrupt held row, a value too big) rolled the
+                # whole pass back: again, each record in a savepoint of its own, so that it
+                # fails its own step only, not the steps of the other runs that ended in the
+                # same pass, whose effects are done. Savepoints cost three statements a
+                # record: only this rare pass pays for them.
+                outcomes = self._commit(batch, isolated=True)
         except Exception as exc:  # the store failed (a full disk, a closed journal): each waiting step sees it
             for *_, done in batch:
                 if not done.done():
@@ -83,6 +76,30 @@ class StepBatch:
                 done.set_exception(outcome)
             else:
                 done.set_result(outcome)
+
+    def _commit(self, batch: list[_Pending], *, isolated: bool) -> list[Outcome | Exception]:
+        """Write ``batch`` in one transaction, committed here; rolled back when a write
+        raises (with ``isolated``, only a failure of the store itself)."""
+        db = self.journal.db
+        outcomes: list[Outcome | Exception] = []
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            now = time.time()
+            for run_id, step_id, output, text, error, _ in batch:
+                if not isolated:
+                    outcomes.append(self._insert(run_id, step_id, output, text, error, now))
+                    continue
+                db.execute("SAVEPOINT step")
+                try:
+                    outcomes.append(self._insert(run_id, step_id, output, text, error, now))
+                    db.execute("RELEASE step")
+                except StorageFault:
+                    raise
+                except Exception as exc:
+                    db.execute("ROLLBACK TO step")
+                    db.execute("RELEASE step")
+                    outcomes.append(exc)
+        return outcomes
 
     def _insert(self, run_id: str, step_id: str, output: Json, text: str | None, error: str | None, now: float) -> Outcome:
         inserted = self.journal.db.execute(
