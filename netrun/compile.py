@@ -107,8 +107,20 @@ class Program:
 
 
 def definition_hash(spec: NetworkSpec) -> str:
+    """The spec's identity: what a run is pinned to. Kept per spec object (specs are frozen;
+    a server starts every run of a network version from the same one)."""
+    known = _hashes.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
     text = json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    if len(_hashes) >= 256:
+        _hashes.pop(next(iter(_hashes)))
+    _hashes[id(spec)] = (spec, digest)  # holding the spec: its id is not reused while kept
+    return digest
+
+
+_hashes: dict[int, tuple[NetworkSpec, str]] = {}
 
 
 def model_spec(ref: str | ModelSpec | None) -> ModelSpec | None:
@@ -124,10 +136,13 @@ def compile_network(
     *,
     stubs: Mapping[str, Mapping[str, Any]] | None = None,
     tools: Mapping[str, Any] | None = None,
+    digest: str | None = None,
+    env_names: tuple[str, ...] | None = None,
 ) -> Program:
     """Bind agents to models and plan the tools they offer. ``models`` makes the client for
     a model spec; ``stubs`` (``netrun test``) and ``tools`` replace tools by name when the
-    run builds them (see :class:`Program`)."""
+    run builds them (see :class:`Program`). ``digest`` and ``env_names``: the spec's
+    :func:`definition_hash` and ``${ENV}`` references, when the caller knows them already."""
     clients: dict[str, ModelClient] = {}
     choices: dict[str, ChosenModel] = {}
 
@@ -153,19 +168,24 @@ def compile_network(
     if spec.router is None or spec.router.fallback() == "llm":
         llm = spec.router.llm if spec.router else None
         router_model = bind(ROUTER, llm.model if llm else None, ("router", "llm", "model"))
-    from .redact import references
-
     program = Program(
         spec,
-        definition_hash(spec),
+        digest or definition_hash(spec),
         base_dir,
         _agents(spec, models_of, {}),
         router_model=router_model,
-        env_names=references(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
+        env_names=env_references(spec) if env_names is None else env_names,
         tools=dict(tools or {}),
         choices=choices,
     )
     return with_stubs(program, stubs) if stubs else program
+
+
+def env_references(spec: NetworkSpec) -> tuple[str, ...]:
+    """The ``${ENV}`` names the spec refers to, in order (its secrets, once resolved)."""
+    from .redact import references
+
+    return references(spec.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 def model_id(ref: str | ModelSpec) -> str:

@@ -98,7 +98,7 @@ class LocalEngine(RunControl):
     def program(self, record: RunRecord) -> Program:
         base_dir = Path(record.base_dir)
         models = self.models or model_factory(base_dir, record.options, self.environ, record.definition, self._recordings)
-        program = compile_definition(record.definition, base_dir, models)
+        program = compile_definition(record.definition, base_dir, models, record.definition_hash)
         if record.options.get("stubs"):  # `netrun test`: tools that answer a fixed result
             from ..compile import with_stubs
 
