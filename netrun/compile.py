@@ -114,7 +114,7 @@ def definition_hash(spec: NetworkSpec) -> str:
         return known[1]
     text = json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    if len(_hashes) >= 256:
+    if len(_hashes) >= _KEPT:
         _hashes.pop(next(iter(_hashes)))
     _hashes[id(spec)] = (spec, digest)  # holding the spec: its id is not reused while kept
     return digest
@@ -186,6 +186,24 @@ def env_references(spec: NetworkSpec) -> tuple[str, ...]:
     from .redact import references
 
     return references(spec.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def pinned_spec(definition: Mapping[str, Any], digest: str) -> tuple[NetworkSpec, tuple[str, ...]]:
+    """A pinned definition validated, with its ``${ENV}`` references: kept by its recorded
+    hash for the next run of the same definition (specs are frozen: runs can share one)."""
+    known = _pinned.get(digest)
+    if known is None:
+        spec = NetworkSpec.model_validate(definition)
+        known = (spec, env_references(spec))
+        if len(_pinned) >= _KEPT:
+            _pinned.pop(next(iter(_pinned)))
+        _pinned[digest] = known
+    return known
+
+
+_pinned: dict[str, tuple[NetworkSpec, tuple[str, ...]]] = {}
+_KEPT = 256
+"""Pinned definitions and spec hashes kept (an LRU of sorts: the oldest goes first)."""
 
 
 def model_id(ref: str | ModelSpec) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..compile import ModelFactory, ModelRefused, Program, compile_network, env_references, with_models
+from ..compile import ModelFactory, ModelRefused, Program, compile_network, pinned_spec, with_models
 from ..extras import missing_extra
 from ..history.store import HistoryError
 from ..models.factory import default_model_factory
@@ -196,23 +196,11 @@ def model_factory(
 def compile_definition(definition: Mapping[str, Any], base_dir: Path, models: ModelFactory, digest: str | None = None) -> Program:
     """The program of a pinned definition. It is validated again: another version of
     netrun, whose format differs, may have stored it (a :class:`ValidationError` then).
-    ``digest``: the hash recorded with it; what validating it gives is kept by that hash, for
-    the next run of the same definition (specs are frozen: runs can share one)."""
+    ``digest``: the hash recorded with it (the validation is then done once per definition)."""
     if digest is None:
         return compile_network(NetworkSpec.model_validate(definition), base_dir, models)
-    known = _validated.get(digest)
-    if known is None:
-        spec = NetworkSpec.model_validate(definition)
-        known = (spec, env_references(spec))
-        if len(_validated) >= _VALIDATED_KEPT:
-            _validated.pop(next(iter(_validated)))
-        _validated[digest] = known
-    return compile_network(known[0], base_dir, models, digest=digest, env_names=known[1])
-
-
-_validated: dict[str, tuple[NetworkSpec, tuple[str, ...]]] = {}
-"""Pinned definitions validated, by their hash, with their ``${ENV}`` references."""
-_VALIDATED_KEPT = 256
+    spec, env_names = pinned_spec(definition, digest)
+    return compile_network(spec, base_dir, models, digest=digest, env_names=env_names)
 
 
 def compile_failure(exc: ValidationError | ModelError) -> str:
