@@ -381,3 +381,20 @@ def test_a_tools_call_on_one_mcp_session_never_takes_the_context_of_anothers() -
                 assert sent(mine) is None  # each call's context is taken once
     finally:
         observe.uninstall(fixed)
+
+
+def test_the_console_exporter_writes_to_stderr_and_leaves_json_output_whole(
+    tmp_path: Path, llm: FakeLLM, far_side: FakeHttpServer
+) -> None:
+    """OTEL_TRACES_EXPORTER=console (the README's first troubleshooting step) must not mix
+    spans into what `netrun run --json` prints."""
+    import netrun
+
+    llm.reset(*_script())
+    network = tmp_path / "traced.yaml"
+    network.write_text(NETWORK.format(base=llm.base_url, tool=far_side.url))
+    done = _netrun(tmp_path, _env(tmp_path, None, OTEL_TRACES_EXPORTER="console"), "run", str(network), "-i", "x", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["status"] == "completed"
+    assert '"name": "invoke_workflow traced"' in done.stderr
+    assert f'"service.version": "{netrun.__version__}"' in done.stderr

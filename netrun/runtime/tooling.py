@@ -290,6 +290,14 @@ def _tool_attributes(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) 
     }
 
 
+def _ended(marked: observe.Span | None, outcome: dict[str, Any]) -> None:
+    """A ``tool`` span told the call's outcome (JSON, redacted), failed when it is an error."""
+    if marked:
+        marked.set(outcome=outcome)
+        if outcome.get("error"):
+            marked.fail(str(outcome["error"]))
+
+
 async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
     """Call ``tool`` as the loop does: a tool that owns its steps directly, any other inside
     the step ``ctx.step_id`` (on replay its recorded outcome, without calling it). ``None``
@@ -303,10 +311,7 @@ async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) ->
         # ends the call with the answer it got.
         with observe.span("tool", tool.name, _tool_attributes(tool, args, ctx)) as marked:
             done = await tool.call(args, ctx)
-            if marked:
-                marked.set(outcome=done.to_json())
-                if done.error:
-                    marked.fail(done.error)
+            _ended(marked, done.to_json())
             return done
     assert ctx.steps is not None, "a tool call runs in a step of its run"
     step_id, secrets = ctx.step_id, ctx.secrets
@@ -316,10 +321,7 @@ async def run_tool(tool: Tool | None, args: dict[str, Any], ctx: ToolContext) ->
         watched = _tool_attributes(tool, args, ctx) if observe.observed() else None
         with observe.span("tool", tool.name if tool is not None else step_id, watched) as marked:
             out = await attempt()
-            if marked:
-                marked.set(outcome=out)
-                if out.get("error"):
-                    marked.fail(str(out["error"]))
+            _ended(marked, out)
         return out
 
     async def attempt() -> dict[str, Any]:

@@ -54,6 +54,7 @@ from ..engines.journal import Journal
 from ..engines.journal_counts import start_reported
 from ..errors import RetryStep
 from ..runtime import events
+from ..spec.tools import TOOL_KINDS
 from .metrics_gauges import Sampled
 
 log = logging.getLogger("netrun.serve")
@@ -278,7 +279,7 @@ class Metrics:
             self._of(self.tool_seconds, *labels).observe(span.seconds)
 
 
-_KINDS = frozenset({"state", "http", "command", "python", "event", "network", "wait_for_event", "mcp"})
+_KINDS = frozenset({*TOOL_KINDS, "mcp"})
 """The tool kinds as the YAML names them (the ``tool`` span's ``kind``; MCP tools are
 ``mcp``); a tool given to the Python API as an object counts as ``other``. Wrappers (an
 approval around a tool) are not marked: the call they make is."""

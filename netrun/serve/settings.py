@@ -25,7 +25,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from ..engines.journal_schema import data_dir as default_data_dir
 from ..errors import NetrunError
@@ -33,7 +33,7 @@ from .run_events import RUN_BYTES as RUN_EVENTS_BYTES
 
 Engine = Literal["local", "inngest"]
 MetricsMode = Literal["token", "public", "off"]
-METRICS_MODES: tuple[MetricsMode, ...] = ("token", "public", "off")
+METRICS_MODES: tuple[MetricsMode, ...] = get_args(MetricsMode)
 InngestMode = Literal["dev", "cloud"]
 
 SERVE_PATH = "/api/inngest"

@@ -23,11 +23,12 @@ import atexit
 import logging
 import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from .. import observe
+from .. import __version__, observe
 from ..extras import install_hint
 
 if TYPE_CHECKING:
@@ -80,7 +81,8 @@ def configure(*, capture_content: bool | None = None, exporter: SpanExporter | N
         if exporter is None and "console" in (environ.get("OTEL_TRACES_EXPORTER") or "").lower():
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            exporter = ConsoleSpanExporter()
+            # On stderr: stdout is the command's (`netrun run --json` prints the run there).
+            exporter = ConsoleSpanExporter(out=sys.stderr)
         protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
         if protocol and protocol != "http/protobuf":
             log.warning("netrun: traces are exported over OTLP http/protobuf; %s is not supported (ignored)", protocol)
@@ -121,12 +123,7 @@ def resource_attributes(environ: Mapping[str, str]) -> dict[str, Any]:
         if sep and key.strip():
             attributes[key.strip()] = unquote(value.strip())
     attributes["service.name"] = (environ.get("OTEL_SERVICE_NAME") or "").strip() or attributes.get("service.name") or "netrun"
-    try:
-        from importlib.metadata import version
-
-        attributes.setdefault("service.version", version("netrun-agents"))
-    except Exception:  # a source checkout that is not installed: no version to name
-        pass
+    attributes.setdefault("service.version", __version__)
     return attributes
 
 
@@ -152,9 +149,4 @@ def incoming(headers: Mapping[str, str]) -> dict[str, str]:
     return context
 
 
-def tracer() -> Tracer | None:
-    """The installed tracer (None: this process does not trace)."""
-    return _tracer
-
-
-__all__ = ["CAPTURE_CONTENT", "configure", "incoming", "resource_attributes", "shutdown", "tracer", "wanted"]
+__all__ = ["CAPTURE_CONTENT", "configure", "incoming", "resource_attributes", "shutdown", "wanted"]

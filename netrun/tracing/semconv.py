@@ -170,7 +170,7 @@ def event_attributes(attributes: Mapping[str, Any], capture_content: bool = Fals
     """A routing decision's details as ``netrun.*`` event attributes (None dropped: no agent =
     stop). How it was decided keeps an LLM router's reason, the model's words, only when
     content is captured: otherwise its kind (``llm``, ``llm: finish``) and netrun's own text."""
-    found = {f"netrun.{k}": v for k, v in attributes.items() if isinstance(v, (str, int, float, bool))}
+    found = _netrun(attributes, *attributes)
     how = found.get("netrun.how")
     if isinstance(how, str) and not capture_content and how.startswith("llm") and not _OWN_LLM_HOW.fullmatch(how):
         found["netrun.how"] = "llm: finish" if how.startswith("llm: finish") else "llm"
