@@ -57,3 +57,30 @@ def test_netrun_run_freezes_what_it_imported_and_collects_less_often(tmp_path: P
     assert done.returncode == 0, done.stderr[-2000:]
     seen = _found(json.loads(done.stdout))
     assert seen is not None and seen["young"] == YOUNGEST and seen["frozen"] > 1000, done.stdout[-2000:]
+
+
+def test_netrun_serve_sets_the_collector_too(tmp_path: Path, llm: Any) -> None:
+    import httpx
+
+    from .conftest import until
+    from .fakes.llm_server import Reply, ToolCall
+    from .fakes.server_thread import free_port
+    from .test_serve_logs import _serve, _stop
+
+    (tmp_path / "probe.py").write_text(PROBE)
+    served = NETWORK.replace(
+        "model: openai/gpt-4o-mini",
+        f'model: {{id: openai/gpt-4o-mini, api_base: "{llm.base_url}", api_key: "${{FAKE_LLM_KEY}}"}}',
+    )
+    (tmp_path / "probed.yaml").write_text(served)
+    llm.set_script([Reply(tool_calls=[ToolCall("probe", {})])])
+    port = free_port()
+    proc = _serve(tmp_path, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        run_id = httpx.post(f"{url}/networks/probed/runs", json={"input": "x"}).json()["run_id"]
+        run = until("the run to end", lambda: (r := httpx.get(f"{url}/runs/{run_id}").json())["status"] == "completed" and r)
+    finally:
+        _stop(proc)
+    seen = _found(run)
+    assert seen is not None and seen["young"] == YOUNGEST and seen["frozen"] > 1000, run
