@@ -23,8 +23,9 @@ Printed, per side:
 - the size of the history each side sent in its last request.
 
 The floors are plain loops, each in a fresh Python process doing the same N iterations with
-the same growing history (assistant `tool_calls` + `tool` messages): raw httpx, the openai
-SDK and litellm (LITELLM_LOCAL_MODEL_COST_MAP=True). The bench fails loudly if any side made
+the same growing history (assistant `tool_calls` + `tool` messages): raw httpx, raw aiohttp
+(the client netrun's direct path uses, in an asyncio loop), the openai SDK and litellm
+(LITELLM_LOCAL_MODEL_COST_MAP=True). The bench fails loudly if any side made
 other than N model requests, or ended with a counter other than N.
 
 AgentKit is installed from npm (registry only) into a cache folder that reruns reuse:
@@ -56,7 +57,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent / "peer"
-FLOORS = ("httpx", "openai", "litellm")  # the loops of bench/peer/floors.py
+FLOORS = ("httpx", "aiohttp", "openai", "litellm")  # the loops of bench/peer/floors.py
 
 AGENTKIT = "0.13.2"
 # What AgentKit 0.13.2 declares as peers: inngest >= 3.43.1, zod >= 4 < 5 (4.24.0 is the

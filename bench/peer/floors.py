@@ -1,6 +1,6 @@
 """The floors of bench/peer.py: plain N-iteration loops with no framework, one per process.
 
-    python bench/peer/floors.py httpx|openai|litellm N BASE_URL
+    python bench/peer/floors.py httpx|aiohttp|openai|litellm N BASE_URL
 
 Each loop makes the calls netrun and AgentKit make for the peer network: an inference that
 asks for one tool call, the tool (bump a counter), and the history grows by an assistant
@@ -35,17 +35,26 @@ def loop(n: int, call: Call) -> int:
     count = 0
     history: list[Json] = []
     while count < n:
-        messages = [{"role": "system", "content": f"Step {count} of {n}."}, {"role": "user", "content": str(n)}, *history]
-        message = call(messages)
-        calls = message.get("tool_calls") or []
-        history.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
-        for tool_call in calls:
-            json.loads(tool_call["function"]["arguments"])
-            count += 1
-            result = json.dumps({"count": count})
-            history.append({"role": "tool", "tool_call_id": tool_call["id"], "content": result})
-        if not calls:
-            raise SystemExit("the model answered without a tool call")
+        count = absorb(history, call(prompt(n, count, history)), count)
+    return count
+
+
+def prompt(n: int, count: int, history: list[Json]) -> list[Json]:
+    return [{"role": "system", "content": f"Step {count} of {n}."}, {"role": "user", "content": str(n)}, *history]
+
+
+def absorb(history: list[Json], message: Json, count: int) -> int:
+    """Run the tool calls of the assistant ``message`` and add it and their results to
+    ``history``; the counter they leave."""
+    calls = message.get("tool_calls") or []
+    history.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
+    for tool_call in calls:
+        json.loads(tool_call["function"]["arguments"])
+        count += 1
+        result = json.dumps({"count": count})
+        history.append({"role": "tool", "tool_call_id": tool_call["id"], "content": result})
+    if not calls:
+        raise SystemExit("the model answered without a tool call")
     return count
 
 
@@ -60,6 +69,32 @@ def httpx_loop(n: int, base: str) -> int:
             return response.json()["choices"][0]["message"]  # type: ignore[no-any-return]
 
         return loop(n, call)
+
+
+def aiohttp_loop(n: int, base: str) -> int:
+    """The client netrun's direct model path uses, in an asyncio loop as netrun runs: the
+    floor for any Python framework on this path (netrun's loop, journal and redaction come
+    on top of it)."""
+    import asyncio
+
+    import aiohttp
+
+    async def main() -> int:
+        async with aiohttp.ClientSession(headers={"authorization": "Bearer sk-bench"}) as session:
+            count = 0
+            history: list[Json] = []
+
+            async def call(messages: list[Json]) -> Json:
+                body = json.dumps({"model": "fake", "messages": messages, "tools": [TOOL]}).encode()
+                async with session.post(f"{base}/chat/completions", data=body, headers={"content-type": "application/json"}) as r:
+                    r.raise_for_status()
+                    return json.loads(await r.read())["choices"][0]["message"]  # type: ignore[no-any-return]
+
+            while count < n:  # loop(), awaiting each call
+                count = absorb(history, await call(prompt(n, count, history)), count)
+            return count
+
+    return asyncio.run(main())
 
 
 def openai_loop(n: int, base: str) -> int:
@@ -95,7 +130,12 @@ def litellm_loop(n: int, base: str) -> int:
     return loop(n, call)
 
 
-FLOORS: dict[str, Callable[[int, str], int]] = {"httpx": httpx_loop, "openai": openai_loop, "litellm": litellm_loop}
+FLOORS: dict[str, Callable[[int, str], int]] = {
+    "httpx": httpx_loop,
+    "aiohttp": aiohttp_loop,
+    "openai": openai_loop,
+    "litellm": litellm_loop,
+}
 
 if __name__ == "__main__":
     name, n, base = sys.argv[1], int(sys.argv[2]), sys.argv[3]
