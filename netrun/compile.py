@@ -107,20 +107,33 @@ class Program:
 
 
 def definition_hash(spec: NetworkSpec) -> str:
-    """The spec's identity: what a run is pinned to. Kept per spec object (specs are frozen;
-    a server starts every run of a network version from the same one)."""
-    known = _hashes.get(id(spec))
+    """The spec's identity: what a run is pinned to."""
+    return _kept(spec)[1]
+
+
+def run_definition(spec: NetworkSpec) -> tuple[dict[str, Any], str]:
+    """The definition a run of ``spec`` records (what the file set), and its JSON text. The
+    one dict is shared by the runs of a spec: read it, never change it."""
+    _, _, definition, text = _kept(spec)
+    return definition, text
+
+
+def _kept(spec: NetworkSpec) -> tuple[NetworkSpec, str, dict[str, Any], str]:
+    """What :func:`definition_hash` and :func:`run_definition` give, kept per spec object
+    (specs are frozen; a server starts every run of a network version from the same one)."""
+    known = _specs.get(id(spec))
     if known is not None and known[0] is spec:
-        return known[1]
+        return known
     text = json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    if len(_hashes) >= _KEPT:
-        _hashes.pop(next(iter(_hashes)))
-    _hashes[id(spec)] = (spec, digest)  # holding the spec: its id is not reused while kept
-    return digest
+    definition = spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
+    known = (spec, hashlib.sha256(text.encode()).hexdigest()[:16], definition, json.dumps(definition))
+    if len(_specs) >= _KEPT:
+        _specs.pop(next(iter(_specs)))
+    _specs[id(spec)] = known  # holding the spec: its id is not reused while kept
+    return known
 
 
-_hashes: dict[int, tuple[NetworkSpec, str]] = {}
+_specs: dict[int, tuple[NetworkSpec, str, dict[str, Any], str]] = {}
 
 
 def model_spec(ref: str | ModelSpec | None) -> ModelSpec | None:

@@ -128,3 +128,56 @@ def test_the_first_outcome_recorded_wins_across_journals(tmp_path: Path) -> None
 
 async def _value(value: str) -> Json:
     return value
+
+
+def _transactions(statements: list[str]) -> list[list[str]]:
+    """The write transactions of a connection in autocommit mode, from its statement trace:
+    a BEGIN ... COMMIT group, or a lone write (it commits by itself)."""
+    found: list[list[str]] = []
+    group: list[str] | None = None
+    for sql in (s.strip() for s in statements):
+        word = sql.split(None, 1)[0].upper() if sql else ""
+        if word == "BEGIN":
+            group = [sql]
+        elif word in ("COMMIT", "ROLLBACK") and group is not None:
+            found.append(group)
+            group = None
+        elif group is not None:
+            group.append(sql)
+        elif word in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+            found.append([sql])
+    return found
+
+
+def test_a_run_commits_once_to_start_and_once_to_end_and_leaves_no_lease(tmp_path: Path) -> None:
+    """A commit costs the event loop as much as a step's does: recording a new run and
+    claiming it share one, recording its end and giving its lease up share another. Afterwards
+    the journal holds no lease of the run, on disk or in memory (a server lives for weeks)."""
+    from netrun.engines.runner import LocalEngine
+    from netrun.models.scripted import ScriptedClient
+    from netrun.spec import NetworkSpec
+
+    journal = Journal(tmp_path / "runs.db")
+    client = ScriptedClient({"writer": [{"text": "done"}]}, "test")
+    engine = LocalEngine(journal, {}, None, models=lambda spec: client)
+    spec = NetworkSpec.model_validate(
+        {
+            "name": "one",
+            "model": "openai/x",
+            "max_iter": 1,
+            "agents": {"writer": {"description": "writes", "system": "Write."}},
+            "router": {"rules": [{"if": "true", "agent": "writer"}]},
+        }
+    )
+    statements: list[str] = []
+    journal.db.set_trace_callback(statements.append)
+    record = asyncio.run(engine.start(spec, tmp_path, input="hi"))
+    journal.db.set_trace_callback(None)
+    assert record.status == "completed", record.error
+    writes = _transactions(statements)
+    # the run and its lease; its one step (the inference); its end and the lease's release
+    assert len(writes) == 3, writes
+    assert any("INSERT INTO runs" in s for s in writes[0]) and any("leases" in s for s in writes[0])
+    assert any("UPDATE runs SET status" in s for s in writes[-1]) and any("DELETE FROM leases" in s for s in writes[-1])
+    assert journal.db.execute("SELECT COUNT(*) FROM leases").fetchone() == (0,)
+    assert not journal._renewed  # what the journal kept per run to renew its lease

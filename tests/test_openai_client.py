@@ -305,8 +305,8 @@ def test_a_429_whose_code_says_insufficient_quota_is_permanent() -> None:
 
 def test_the_direct_client_goes_through_the_environment_s_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``HTTP_PROXY`` and ``NO_PROXY`` are honoured as httpx and the openai SDK honour them
-    (netrun looks them up itself, once per endpoint and environment, instead of aiohttp's
-    thread hop per request): the proxy here answers for an endpoint that does not resolve,
+    (netrun looks them up itself, once per endpoint for a loop's session, instead of
+    aiohttp's thread hop per request): the proxy here answers for an endpoint that does not resolve,
     so the call succeeds only through it; with ``NO_PROXY`` naming that host it goes direct."""
     answer = {"choices": [{"message": {"role": "assistant", "content": "via the proxy"}, "finish_reason": "stop"}]}
     with FakeHttpServer() as proxy:

@@ -124,10 +124,11 @@ class Errors:
 class Outcomes:
     """How runs end, in the journal and as progress events: the one ``fail``/``complete`` pair."""
 
-    def __init__(self, journal: Journal, environ: Mapping[str, str], emit: Emit | None) -> None:
+    def __init__(self, journal: Journal, environ: Mapping[str, str], emit: Emit | None, *, release: bool = False) -> None:
         self.journal = journal
         self.environ = environ
         self.emit = emit
+        self.release = release  # a run's end gives its lease up in the same commit (local runs hold one)
 
     def fail(self, run_id: str, message: str, definition: Any = None, secrets: Secrets | None = None) -> Failed:
         """Record that the run failed with ``message``, redacted against ``secrets`` (default:
@@ -140,14 +141,14 @@ class Outcomes:
         # A store's error, a compile error or an internal one may quote a secret the run
         # itself could not redact.
         message = secrets.redact(message)
-        self.journal.set_status(run_id, "failed", error=message)
+        self.journal.set_status(run_id, "failed", error=message, release=self.release)
         if self.emit is not None:
             self.emit(RUN_FAILED, {"run_id": run_id, "error": message, "replayed": False})
         return Failed(message)
 
     def complete(self, run_id: str, result: dict[str, Any]) -> Completed:
         """Record that the run completed with ``result`` (its output, state, ...)."""
-        self.journal.set_status(run_id, "completed", result)
+        self.journal.set_status(run_id, "completed", result, release=self.release)
         if self.emit is not None:
             self.emit(RUN_COMPLETED, {"run_id": run_id, "result": result, "replayed": False})
         return Completed(result)

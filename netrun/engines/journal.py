@@ -16,15 +16,14 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import NetrunError
 from ..runtime import step_ids
-from ..runtime.approvals import approval_id as make_approval_id
 from ..runtime.steps import Json, Wait
 from ..sqlite_file import StorageFault, open_sqlite
+from .journal_approvals import ApprovalsJournal
 from .journal_batch import StepBatch
 from .journal_events import RunEventsJournal
 from .journal_schema import FINAL_STATUSES, NOT_FINAL_SQL, SCHEMA, RunRecord
@@ -54,7 +53,7 @@ def _alive(owner: str) -> bool:
     return True
 
 
-class Journal(RunEventsJournal):
+class Journal(RunEventsJournal, ApprovalsJournal):
     """The SQLite file holding runs, their step outputs and their pending waits.
 
     A process executes a run only while it holds the run's lease (renewed with every step),
@@ -94,21 +93,38 @@ class Journal(RunEventsJournal):
         self.db.execute("UPDATE leases SET until = ? WHERE run_id = ? AND owner = ?", (now + LEASE_SECONDS, run_id, self.owner))
 
     def release(self, run_id: str) -> None:
+        """Give the run's lease up (nothing to do when this journal holds none: it never
+        claimed the run, or ended it with :meth:`set_status`'s ``release``)."""
+        if self._renewed.pop(run_id, None) is None:
+            return
         with contextlib.suppress(StorageFault):  # a full disk: the lease is this process's, and it lapses by itself
             self.db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, self.owner))
 
     def close(self) -> None:
         self.db.close()
 
-    def create_run(self, record: RunRecord) -> None:
+    def create_run(self, record: RunRecord, definition: str | None = None, *, claim: bool = False) -> None:
+        """Record a new run (``definition``: its definition's JSON, when made already); with
+        ``claim``, owned by this journal from the same commit (:meth:`claim` without the
+        check: no other process knows the run yet)."""
         now = time.time()
+        if not claim:
+            self._insert_run(record, definition, now)
+            return
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._insert_run(record, definition, now)
+            self.db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?)", (record.id, self.owner, now + LEASE_SECONDS))
+        self._renewed[record.id] = now
+
+    def _insert_run(self, record: RunRecord, definition: str | None, now: float) -> None:
         self.db.execute(
             "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 record.id,
                 record.network,
                 record.definition_hash,
-                json.dumps(record.definition),
+                definition if definition is not None else json.dumps(record.definition),
                 record.base_dir,
                 record.input,
                 json.dumps(record.state),
@@ -150,74 +166,6 @@ class Journal(RunEventsJournal):
             record.approvals = self.approvals(run_id)
         return record
 
-    # -- approvals -----------------------------------------------------------------------
-    def approvals(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's pending approvals, oldest first: its approval waits (a run of this
-        engine) and the approvals tracked for a run Inngest executes; none past its expiry."""
-        now = time.time()
-        found = []
-        for _, _, event, spec, deadline in self.waits(run_id=run_id):
-            detail = (spec.get("variables") or {}).get("approval")
-            if isinstance(detail, dict) and detail.get("id") and deadline > now:
-                found.append((deadline, {**detail, "event": event, "expires_at": _iso(deadline)}))
-        rows = self.db.execute(
-            "SELECT event, detail, expires FROM approvals WHERE run_id = ? AND status = 'pending' AND expires > ?", (run_id, now)
-        )
-        found += [(r[2], {**json.loads(r[1]), "event": r[0], "expires_at": _iso(r[2])}) for r in rows]
-        return [a for _, a in sorted(found, key=lambda pair: pair[0])]
-
-    def awaits_approval(self, event: str) -> bool:
-        """Whether any run waits for an approval answered by ``event`` (now, pending)."""
-        now = time.time()
-        if any(
-            isinstance((spec.get("variables") or {}).get("approval"), dict) and deadline > now
-            for *_, spec, deadline in self.waits(event)
-        ):
-            return True
-        return (
-            self.db.execute(
-                "SELECT 1 FROM approvals WHERE event = ? AND status = 'pending' AND expires > ? LIMIT 1", (event, now)
-            ).fetchone()
-            is not None
-        )
-
-    def approval_outcome(self, run_id: str, approval_id: str) -> str | None:
-        """What became of an approval that is not pending: ``answered``, ``expired`` (its
-        timeout passed), or None when the run never had it."""
-        row = self.db.execute(
-            "SELECT status, expires FROM approvals WHERE run_id = ? AND id = ?", (run_id, approval_id)
-        ).fetchone()
-        if row is not None:
-            return "expired" if row[0] == "expired" or (row[0] == "pending" and row[1] <= time.time()) else "answered"
-        for *_, spec, deadline in self.waits(run_id=run_id):
-            detail = (spec.get("variables") or {}).get("approval")
-            if isinstance(detail, dict) and detail.get("id") == approval_id:
-                return "expired" if deadline <= time.time() else None
-        for step_id in self.step_ids(run_id):
-            call = step_ids.approved_call(step_id)
-            if call is not None and make_approval_id(run_id, call) == approval_id:
-                return "answered" if self.step(run_id, step_id)[1] is not None else "expired"
-        return None
-
-    def track_approval(self, run_id: str, detail: Mapping[str, Any], expires: float) -> None:
-        """Record an approval a run executed by Inngest waits for (the journal tracks those
-        runs for the REST API); a repeated report of the same approval changes nothing."""
-        body = {k: detail.get(k) for k in ("id", "tool", "args", "step")}
-        self.db.execute(
-            "INSERT OR IGNORE INTO approvals VALUES (?,?,?,?,?,?)",
-            (run_id, str(detail["id"]), str(detail.get("event")), json.dumps(body, default=str), expires, "pending"),
-        )
-
-    def settle_approval(self, run_id: str, approval_id: str, status: str = "answered", *, was: str = "pending") -> bool:
-        """Move a tracked approval from ``was`` to ``status``; False when it was not ``was``
-        (another request answered it first: only one answer is sent on)."""
-        return (
-            self.db.execute(
-                "UPDATE approvals SET status = ? WHERE run_id = ? AND id = ? AND status = ?", (status, run_id, approval_id, was)
-            ).rowcount
-            == 1
-        )
-
     def family(self, run_id: str) -> list[str]:
         """The run and its child runs (networks used as tools: ``RUN.step``, and theirs)."""
         children = step_ids.child_runs_prefix(run_id)
@@ -251,12 +199,30 @@ class Journal(RunEventsJournal):
             return [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY created")]
         return [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created", (status,))]
 
-    def set_status(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
-        # A finished run stays finished, whatever a slower process says afterwards.
-        self.db.execute(
-            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND " + NOT_FINAL_SQL,
-            (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
-        )
+    def set_status(
+        self,
+        run_id: str,
+        status: str,
+        result: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        *,
+        release: bool = False,
+    ) -> None:
+        """``release``: the run has ended here; its lease goes in the same commit (one commit
+        less per run: each costs the event loop as much as a step's)."""
+        release = release and run_id in self._renewed
+        with self.db if release else contextlib.nullcontext():
+            if release:
+                self.db.execute("BEGIN IMMEDIATE")
+            # A finished run stays finished, whatever a slower process says afterwards.
+            self.db.execute(
+                "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND " + NOT_FINAL_SQL,
+                (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
+            )
+            if release:
+                self.db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, self.owner))
+        if release:
+            del self._renewed[run_id]
 
     def reopen(self, run_id: str) -> str | None:
         """Make a failed run ``running`` again, for a retry: its completed steps stay recorded
@@ -382,10 +348,6 @@ class Journal(RunEventsJournal):
                 "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?)", (run_id, step_id, json.dumps(output), None, time.time())
             )
         return True
-
-
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 __all__ = ["LEASE_SECONDS", "Journal", "JournalError"]

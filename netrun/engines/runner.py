@@ -108,7 +108,7 @@ class LocalEngine(RunControl):
     # -- runs --------------------------------------------------------------------------
     async def start(self, spec: NetworkSpec, base_dir: Path, **details: Any) -> RunRecord:
         """:meth:`create` a run (``details``: its input, state, event, options, ...) and execute it."""
-        return await self._execute(self.create(spec, base_dir, **details))
+        return await self._execute(self.create(spec, base_dir, claim=True, **details), claimed=True)
 
     def create(
         self,
@@ -121,16 +121,19 @@ class LocalEngine(RunControl):
         options: Mapping[str, Any] | None = None,
         run_id: str | None = None,
         status: str = "running",
+        claim: bool = False,
     ) -> RunRecord:
         """Record a new run without executing it: ``running`` (it executes now) or ``queued``
-        (it waits for a slot under its network's concurrency limits)."""
-        from ..compile import definition_hash
+        (it waits for a slot under its network's concurrency limits); with ``claim``, owned
+        by this process from the start (:meth:`_execute` with ``claimed`` then)."""
+        from ..compile import definition_hash, run_definition
 
+        definition, definition_json = run_definition(spec)
         record = RunRecord(
             id=run_id or new_run_id(),
             network=spec.name,
             definition_hash=definition_hash(spec),
-            definition=spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True),
+            definition=definition,
             base_dir=str(base_dir.resolve()),
             input=input,
             state=dict(state or {}),
@@ -140,7 +143,7 @@ class LocalEngine(RunControl):
             result=None,
             error=None,
         )
-        self.journal.create_run(record)
+        self.journal.create_run(record, definition_json, claim=claim)
         if self.emit:
             self.emit(
                 RUN_STARTED,
@@ -178,22 +181,23 @@ class LocalEngine(RunControl):
         record.options = {**record.options, "resumed": True}
         return await self._execute(record)
 
-    async def _execute(self, record: RunRecord, finishing: bool = False) -> RunRecord:
+    async def _execute(self, record: RunRecord, finishing: bool = False, claimed: bool = False) -> RunRecord:
         """Execute (or replay) a run while owning it; another process's run is left to it.
-        ``finishing``: a cancelled run, replayed into its ``finally:`` steps only."""
+        ``finishing``: a cancelled run, replayed into its ``finally:`` steps only;
+        ``claimed``: a run this process has just created and claimed (:meth:`start`)."""
         # The lease keeps other processes out; this set keeps a second task of this process
         # out (an event delivered while the run's turn is still executing: the executing
         # task finds the answer in the journal and goes on, see below).
         if record.id in self._active:
             raise RunBusyError(f"run {record.id} is executing in this process; it goes on there")
-        if not self.journal.claim(record.id):
+        if not claimed and not self.journal.claim(record.id):
             raise RunBusyError(f"run {record.id} is being executed by another process; it goes on there")
         self._active.add(record.id)
         if finishing:
             self._cancelled.add(record.id)
         ended = False
         try:  # from here on, whatever stops the run (a full disk too) gives the run back
-            stored = self.journal.run(record.id)
+            stored = None if claimed else self.journal.run(record.id)  # a run just created has not ended
             if (
                 stored is not None and stored.status in FINAL_STATUSES and not (finishing and stored.status == "cancelled")
             ):  # finished meanwhile (another task, another process)
@@ -288,7 +292,7 @@ class LocalEngine(RunControl):
                 start,
                 lambda: self.program(record),
                 steps,
-                Outcomes(self.journal, self.environ, self.emit),
+                Outcomes(self.journal, self.environ, self.emit, release=True),
                 environ=self.environ,
                 emit=self.emit,
                 stream=self.stream if isinstance(self.stream, bool) else functools.partial(self.stream, record.id),

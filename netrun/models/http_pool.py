@@ -25,15 +25,12 @@ DEFAULT_TIMEOUT = 600.0
 MAX_CONNECTIONS = 1000
 """Connections one loop's session keeps open at most (many concurrent runs share it)."""
 
-_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
 
+class _Pool:
+    """One event loop's session, and the proxies its requests go through."""
 
-def session() -> aiohttp.ClientSession:
-    """This event loop's session (a session's connections belong to the loop that opened them)."""
-    loop = asyncio.get_running_loop()
-    held = _SESSIONS.get(loop)
-    if held is None or held.closed:
-        held = _SESSIONS[loop] = aiohttp.ClientSession(
+    def __init__(self) -> None:
+        self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0),
             timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT),
             # Proxies come from :func:`proxy_for`: aiohttp's own trust_env looks them up in a
@@ -42,19 +39,42 @@ def session() -> aiohttp.ClientSession:
             trust_env=False,
             auto_decompress=True,
         )
+        self.proxies: dict[str, tuple[URL | None, aiohttp.BasicAuth | None]] = {}
+
+
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
+
+
+def _pool() -> _Pool:
+    loop = asyncio.get_running_loop()
+    held = _POOLS.get(loop)
+    if held is None or held.session.closed:
+        held = _POOLS[loop] = _Pool()
     return held
 
 
+def session() -> aiohttp.ClientSession:
+    """This event loop's session (a session's connections belong to the loop that opened them)."""
+    return _pool().session
+
+
 _PROXY_VARIABLES = tuple(n for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for n in (name, name.upper()))
-"""What decides a request's proxy: read on every call (a test or a user may change them)."""
+"""What decides a request's proxy."""
 
 
 def proxy_for(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
     """The proxy (and its credentials) a request to ``url`` goes through: ``HTTPS_PROXY``,
     ``HTTP_PROXY`` and ``NO_PROXY`` as httpx and the openai SDK read them (aiohttp's
-    ``trust_env`` rules, including ``~/.netrc`` for proxy credentials), looked up once per
-    endpoint and environment."""
-    return _proxy(tuple(os.environ.get(n) for n in _PROXY_VARIABLES), url)
+    ``trust_env`` rules, including ``~/.netrc`` for proxy credentials). Read once per
+    endpoint for the loop's session, as an httpx client reads them when it is made: reading
+    eight variables from the environment cost each model call more than its headers."""
+    proxies = _pool().proxies
+    found = proxies.get(url)
+    if found is None:
+        if len(proxies) >= 256:  # bounded: an api_base may come from the environment
+            proxies.clear()
+        found = proxies[url] = _proxy(tuple(os.environ.get(n) for n in _PROXY_VARIABLES), url)
+    return found
 
 
 @functools.lru_cache(maxsize=256)
@@ -67,6 +87,6 @@ def _proxy(environment: tuple[str | None, ...], url: str) -> tuple[URL | None, a
 
 async def close_clients() -> None:
     """Close this event loop's session (call before the loop ends)."""
-    held = _SESSIONS.pop(asyncio.get_running_loop(), None)
+    held = _POOLS.pop(asyncio.get_running_loop(), None)
     if held is not None:
-        await held.close()
+        await held.session.close()

@@ -70,11 +70,12 @@ class LitellmClient:
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
         lib = _lib()
         # One retry policy: the step's. The SDK's own retries would repeat calls unseen.
-        # Copies: litellm rewrites messages in place for some providers, and these are the run's own.
+        # Copies: litellm rewrites messages (and tools) in place for some providers, and these
+        # are the run's own (its tools list is sent on every turn).
         messages = [dict(m) for m in request.messages]
         kwargs: dict[str, Any] = {"model": self.spec.id, "messages": messages, "max_retries": 0, **self.spec.params}
         if request.tools:
-            kwargs["tools"] = request.tools
+            kwargs["tools"] = [{**t, "function": dict(t["function"])} if "function" in t else dict(t) for t in request.tools]
             if request.tool_choice is not None:
                 kwargs["tool_choice"] = request.tool_choice
         if self.spec.api_base:

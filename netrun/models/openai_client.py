@@ -47,14 +47,23 @@ class OpenAIClient:
         self.spec = spec
         self.environ = environ
         self._bodies = BodyEncoder()  # a run's history, encoded a message at a time
+        self._where: tuple[Endpoint, dict[str, str]] | None = None
+
+    def _endpoint(self) -> tuple[Endpoint, dict[str, str]]:
+        """Where the calls go, and their headers: found at the first call (a client is made
+        for each run, so a changed environment counts from the next run on)."""
+        if self._where is None:
+            where = endpoint(self.spec, self.environ)
+            if where.key is None and where.needs_key:  # as litellm says it, before any request
+                raise classify(self.spec.id, "AuthenticationError", None, "the api_key must be set")
+            # The openai SDK's (and litellm's) way to add headers of one's own.
+            self._where = where, {**_headers(where), **(self.spec.params.get("extra_headers") or {})}
+        return self._where
 
     async def complete(self, request: Request, on_text: Callable[[str], None] | None = None) -> Completion:
-        where = endpoint(self.spec, self.environ)
-        if where.key is None and where.needs_key:  # as litellm says it, before any request
-            raise classify(self.spec.id, "AuthenticationError", None, "the api_key must be set")
+        where, headers = self._endpoint()
         params = dict(self.spec.params)
-        # The openai SDK's (and litellm's) ways to add headers and body fields of one's own.
-        headers = {**_headers(where), **(params.pop("extra_headers", None) or {})}
+        params.pop("extra_headers", None)
         extra_body = params.pop("extra_body", None) or {}
         body: dict[str, Any] = {"model": where.model, "messages": request.messages, **params, **extra_body}
         if self.spec.id.startswith("openai/") and _REASONING.match(where.model) and "max_tokens" in body:

@@ -128,16 +128,30 @@ _VALIDATORS: dict[str, Any] = {}
 tool's schema is rebuilt (equal) for every run, so it is its content that repeats."""
 
 
+_BY_OBJECT: dict[int, tuple[Mapping[str, Any], Any]] = {}
+"""Validators by their schema object: a run checks each call against its tool's one schema
+object, so its JSON text is made once per run, not once per call (the object is held, so
+its id keeps naming it)."""
+
+
 def _validator(schema: Mapping[str, Any], jsonschema: Any) -> Any:
+    held = _BY_OBJECT.get(id(schema))
+    if held is not None and held[0] is schema:
+        return held[1]
     key = json.dumps(schema, sort_keys=True, default=str)
     found = _VALIDATORS.get(key)
-    if found is not None:
-        return found
-    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
-    if len(_VALIDATORS) >= 1024:  # bounded: MCP servers may offer many schemas
-        _VALIDATORS.pop(next(iter(_VALIDATORS)))
-    _VALIDATORS[key] = validator
-    return validator
+    if found is None:
+        found = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+        _bounded(_VALIDATORS)[key] = found
+    _bounded(_BY_OBJECT)[id(schema)] = (schema, found)
+    return found
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    """``cache`` with room for one more: MCP servers may offer many schemas, runs build theirs anew."""
+    if len(cache) >= 1024:
+        cache.pop(next(iter(cache)))
+    return cache
 
 
 _RANK = {

@@ -40,13 +40,12 @@ def messages(run: NetworkRun, system: str, agent: str) -> list[dict[str, Any]]:
     return sent
 
 
-async def infer(
-    run: NetworkRun, step_id: str, model: Any, request: Request | None, *, clean_messages: bool = False
-) -> Completion:
+async def infer(run: NetworkRun, step_id: str, model: Any, request: Request | None, *, clean: bool = False) -> Completion:
     """One inference as a step; ``request`` is None only when the step is replayed.
-    ``clean_messages``: the request's messages are redacted already (:func:`messages` makes
-    them so, piece by piece as the run goes: redacting the whole history on every call
-    would cost each call more than the one before)."""
+    ``clean``: the request's messages and tools are redacted already (:func:`messages` makes
+    the messages so, piece by piece as the run goes: redacting the whole history on every
+    call would cost each call more than the one before; :func:`.turn.shown` the tools, once
+    per run)."""
     replay = run.steps.replaying(step_id)
     secrets = run.secrets
 
@@ -66,15 +65,17 @@ async def infer(
         )
         # What the model is sent is redacted too (a thread's history, an MCP server's tool
         # descriptions): the request body leaves the machine.
-        clean = dataclasses.replace(
-            request,
-            messages=request.messages if clean_messages else secrets.redact_value(request.messages),
-            tools=secrets.redact_value(request.tools),
+        sent = (
+            request
+            if clean
+            else dataclasses.replace(
+                request, messages=secrets.redact_value(request.messages), tools=secrets.redact_value(request.tools)
+            )
         )
-        watched = _chat_attributes(run, step_id, model, clean) if observe.observed() else None
+        watched = _chat_attributes(run, step_id, model, sent) if observe.observed() else None
         with observe.span("chat", request.caller, watched) as marked:
             try:
-                completion = (await model.complete(clean, None if deltas is None else deltas.write)).to_json()
+                completion = (await model.complete(sent, None if deltas is None else deltas.write)).to_json()
             except ModelError as exc:
                 secrets.scrub(exc)  # a provider's error may quote the key or the URL
                 if marked:

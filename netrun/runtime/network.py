@@ -103,6 +103,9 @@ class NetworkRun:
         self.history: list[dict[str, Any]] = []
         self.history_shown: dict[str, list[dict[str, Any]]] = {}
         """Per agent, the thread's messages as its window shows them to the model (built once)."""
+        self.tools_shown: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any], list[Any]]] = {}
+        """The schemas and redacted list of each set of tools an agent offered (:func:`.turn.shown`);
+        the tools are held too, so that their ids keep naming them."""
         self.turns: dict[str, int] = {}
         """Inference calls per caller so far (scripted replies are indexed by it)."""
         self.step_results: dict[str, Any] = {}

@@ -106,6 +106,8 @@ class Renderer:
         if match:
             try:
                 value = self.evaluate(match.group(1), variables)
+                if type(value) in _SCALARS:  # as JSON would give it back, without the round trip
+                    return value
                 if not isinstance(value, Undefined):
                     return json.loads(json.dumps(value))
             except (RenderError, TypeError, ValueError, RecursionError):  # `{{- x -}}`, a value JSON can't carry:
@@ -130,6 +132,10 @@ class Renderer:
             raise RenderError(f"template {source[:60]!r}: a {{% filter %}} block may not wrap a {{{{ }}}} here") from None
         return [piece for piece in pieces if piece[0] or piece[1]]
 
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Types a JSON round trip returns as they are (exactly these: a subclass such as Markup is
+made plain by the trip)."""
 
 _CACHED_MAX = 4096
 """Compiled templates kept per renderer. Bounded: some sources are new on every call (an

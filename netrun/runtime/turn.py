@@ -39,6 +39,19 @@ def tool_schema(tool: Tool) -> dict[str, Any]:
     return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}}
 
 
+def shown(run: NetworkRun, tools: dict[str, Tool]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The schemas of ``tools`` by name, and the list the model is sent (redacted: an MCP
+    server's description may quote a secret). Made once per run for each set of tool objects
+    (an agent offers the same ones every turn, unless an MCP server's list changed): the
+    run's tools live as long as it does, so their ids name them."""
+    key = tuple(id(t) for t in tools.values())
+    held = run.tools_shown.get(key)
+    if held is None:
+        schemas = {k: tool_schema(v) for k, v in tools.items()}
+        held = run.tools_shown[key] = (tuple(tools.values()), schemas, run.secrets.redact_value(list(schemas.values())))
+    return held[1], held[2]
+
+
 async def run_turn(run: NetworkRun, n: int, name: str) -> None:
     """Turn ``n``, taken by the agent ``name``: its result is appended to ``run.results``.
     Observed as an ``agent`` span when its inference is made now (a replayed turn was
@@ -62,8 +75,7 @@ async def _turn(run: NetworkRun, n: int, name: str) -> None:
     replayed = run.steps.replaying(turn.infer)
     run.emit(events.AGENT_STARTED, replayed, iteration=n, agent=name)
     tools_offered = await offered(run, name, with_mcp=not replayed)
-    schemas = {k: tool_schema(v) for k, v in tools_offered.items()}
-    tools = list(schemas.values())
+    schemas, tools = shown(run, tools_offered)
     choice = agent.spec.tool_choice
     tool_choice: Any = None
     if choice in ("auto", "required", "none"):
@@ -90,7 +102,7 @@ async def _turn(run: NetworkRun, n: int, name: str) -> None:
             tool_choice if tools else None,
             timeout=parse_duration(turn_time).total_seconds() if turn_time else None,
         )
-    completion = await infer(run, turn.infer, agent.model, request, clean_messages=True)
+    completion = await infer(run, turn.infer, agent.model, request, clean=True)
     run.usage.add(completion)
     run.agent_usage.setdefault(name, Usage()).add(completion)
     if (
@@ -99,7 +111,7 @@ async def _turn(run: NetworkRun, n: int, name: str) -> None:
         and any(not run.steps.replaying(turn.tool(i, c.name)) for i, c in enumerate(completion.tool_calls))
     ):
         tools_offered = await offered(run, name)  # a tool call to run again may need an MCP server
-        schemas = {k: tool_schema(v) for k, v in tools_offered.items()}
+        schemas, _ = shown(run, tools_offered)
     result = AgentResult(name, completion.text)
     limit = agent.spec.limits.tool_calls if agent.spec.limits and agent.spec.limits.tool_calls else None
     calls = completion.tool_calls
