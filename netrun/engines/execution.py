@@ -13,7 +13,7 @@ so that a run means the same on both engines (:func:`execute`):
 4. map what stopped the loop to an outcome: the same errors fail a run on every engine,
    and an engine names only its own exceptions (:class:`Errors`);
 5. record the outcome in the journal and tell whoever follows the run, through the one
-   ``fail``/``complete`` pair of :class:`Outcomes`.
+   ``fail``/``complete`` pair of :class:`.outcomes.Outcomes`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from ..models.factory import default_model_factory
 from ..models.scripted import RecordingClient, ScriptedClient, load_replies
 from ..redact import Secrets
 from ..runtime import lifecycle, step_ids
-from ..runtime.events import RUN_COMPLETED, RUN_FAILED
 from ..runtime.lifecycle import RunCancelled
 from ..runtime.model import ModelClient, ModelError
 from ..runtime.network import Emit, NetworkRun, RunError
@@ -41,7 +40,7 @@ from ..runtime.results import RunResult, outcome
 from ..runtime.steps import Steps
 from ..spec import NetworkSpec
 from ..spec.model import ModelSpec
-from .local import Journal
+from .outcomes import Cancelled, Ended, Outcomes
 from .run_events import COMPLETED_STEP, FAILED_STEP, send_run_events
 from .run_resources import mcp_servers, picked_models, thread_of
 from .run_span import traced
@@ -79,30 +78,6 @@ class RunStart:
 
 
 @dataclass(frozen=True)
-class Completed:
-    """The run finished: its result (output, state, ...) as the journal keeps it."""
-
-    result: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The run failed: the message, redacted, as the journal keeps it."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    """The run was cancelled (the journal says so already); its ``finally:`` steps have run."""
-
-    message: str
-
-
-Ended = Completed | Failed | Cancelled
-
-
-@dataclass(frozen=True)
 class Errors:
     """How an engine's own exceptions end a run. On every engine a :class:`RunError` (a
     failed step, a limit) and a :class:`HistoryError` (the thread's store cannot be
@@ -119,39 +94,6 @@ class Errors:
     the user sees what happened, not a traceback) or goes up to the engine; a callable
     decides at the time (Inngest: Inngest retries what fails until the last attempt, which
     fails the run; the SDK's own control flow is ``BaseException`` and never reaches here)."""
-
-
-class Outcomes:
-    """How runs end, in the journal and as progress events: the one ``fail``/``complete`` pair."""
-
-    def __init__(self, journal: Journal, environ: Mapping[str, str], emit: Emit | None, *, release: bool = False) -> None:
-        self.journal = journal
-        self.environ = environ
-        self.emit = emit
-        self.release = release  # a run's end gives its lease up in the same commit (local runs hold one)
-
-    def fail(self, run_id: str, message: str, definition: Any = None, secrets: Secrets | None = None) -> Failed:
-        """Record that the run failed with ``message``, redacted against ``secrets`` (default:
-        those of ``definition``, else of the definition the journal holds for the run)."""
-        if secrets is None:
-            if definition is None:
-                record = self.journal.run(run_id)
-                definition = record.definition if record is not None else None
-            secrets = Secrets.for_definition(definition, self.environ)
-        # A store's error, a compile error or an internal one may quote a secret the run
-        # itself could not redact.
-        message = secrets.redact(message)
-        self.journal.set_status(run_id, "failed", error=message, release=self.release)
-        if self.emit is not None:
-            self.emit(RUN_FAILED, {"run_id": run_id, "error": message, "replayed": False})
-        return Failed(message)
-
-    def complete(self, run_id: str, result: dict[str, Any]) -> Completed:
-        """Record that the run completed with ``result`` (its output, state, ...)."""
-        self.journal.set_status(run_id, "completed", result, release=self.release)
-        if self.emit is not None:
-            self.emit(RUN_COMPLETED, {"run_id": run_id, "result": result, "replayed": False})
-        return Completed(result)
 
 
 def model_factory(
@@ -249,7 +191,7 @@ async def execute(
     try:
         program = compile_program()
     except (ValidationError, ModelError) as exc:
-        return outcomes.fail(run.id, compile_failure(exc), run.definition)
+        return await outcomes.failed(run.id, compile_failure(exc), run.definition)
     backend = steps(program)
     settled: Ended | None = None
     try:
@@ -287,7 +229,7 @@ async def execute(
         message = await _failure(exc, errors, backend)  # before the loop began: no finally: to run
     secrets = Secrets.for_definition(run.definition, environ)  # built once for both
     await send_run_events(program, backend, run, None, outcome(None, secrets.redact(message)), environ)
-    return outcomes.fail(run.id, message, secrets=secrets)
+    return await outcomes.failed(run.id, message, secrets=secrets)
 
 
 CANCELLED = "cancelled"
@@ -389,7 +331,7 @@ async def _end(
             ended = outcome(None, loop.secrets.redact(str(exc)))
         else:
             await loop.finish(outcome(ended))
-            return outcomes.complete(run.id, ended.to_json())  # finally's writes land in its state
+            return await outcomes.completed(run.id, ended.to_json())  # finally's writes land in its state
     if ended["status"] == CANCELLED:
         await loop.finish(ended)
         if program.spec.finally_:
@@ -397,4 +339,4 @@ async def _end(
         return Cancelled(str(ended["error"]))
     await send_run_events(program, backend, run, loop, ended, environ)
     await loop.finish(ended)
-    return outcomes.fail(run.id, str(ended["error"]), run.definition)
+    return await outcomes.failed(run.id, str(ended["error"]), run.definition)

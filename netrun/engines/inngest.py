@@ -30,10 +30,11 @@ from ..runtime.network import Emit
 from ..runtime.render import RenderError
 from ..spec import NetworkSpec
 from ..spec.base import parse_duration
-from .execution import Completed, Errors, Outcomes, RunStart, compile_definition, execute, model_factory
+from .execution import Errors, RunStart, compile_definition, execute, model_factory
 from .inngest_function import function_options
 from .inngest_steps import InngestSteps, event_depth, event_json, last_attempt
 from .local import FINAL_STATUSES, Journal, RunRecord
+from .outcomes import Completed, Outcomes
 from .triggers import META, network_input, run_thread
 
 log = logging.getLogger("netrun.serve")

@@ -9,6 +9,7 @@ streams (the journaled chunks): :mod:`netrun.engines.journal_events`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -103,19 +104,19 @@ class Journal(RunEventsJournal, ApprovalsJournal):
     def close(self) -> None:
         self.db.close()
 
-    def create_run(self, record: RunRecord, definition: str | None = None, *, claim: bool = False) -> None:
-        """Record a new run (``definition``: its definition's JSON, when made already); with
-        ``claim``, owned by this journal from the same commit (:meth:`claim` without the
-        check: no other process knows the run yet)."""
-        now = time.time()
-        if not claim:
-            self._insert_run(record, definition, now)
-            return
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self._insert_run(record, definition, now)
-            self.db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?)", (record.id, self.owner, now + LEASE_SECONDS))
-        self._renewed[record.id] = now
+    def create_run(self, record: RunRecord, definition: str | None = None) -> None:
+        """Record a new run (``definition``: its definition's JSON, when made already)."""
+        self._insert_run(record, definition, time.time())
+
+    async def start_run(self, record: RunRecord, definition: str | None = None) -> None:
+        """Record a new run owned by this journal (:meth:`claim` without the check: no other
+        process knows the run yet), in the group commit: runs started together share one."""
+        self._renewed[record.id] = await self.batch.write(functools.partial(self._start_rows, record, definition))
+
+    def _start_rows(self, record: RunRecord, definition: str | None, now: float) -> float:
+        self._insert_run(record, definition, now)
+        self.db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?)", (record.id, self.owner, now + LEASE_SECONDS))
+        return now
 
     def _insert_run(self, record: RunRecord, definition: str | None, now: float) -> None:
         self.db.execute(
@@ -214,15 +215,27 @@ class Journal(RunEventsJournal, ApprovalsJournal):
         with self.db if release else contextlib.nullcontext():
             if release:
                 self.db.execute("BEGIN IMMEDIATE")
-            # A finished run stays finished, whatever a slower process says afterwards.
-            self.db.execute(
-                "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND " + NOT_FINAL_SQL,
-                (status, json.dumps(result) if result is not None else None, error, time.time(), run_id),
-            )
-            if release:
-                self.db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, self.owner))
+            self._status_rows(run_id, status, result, error, release, time.time())
         if release:
             del self._renewed[run_id]
+
+    async def end_run(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+        """:meth:`set_status` with ``release``, in the group commit: runs ending together share one."""
+        release = run_id in self._renewed
+        await self.batch.write(functools.partial(self._status_rows, run_id, status, result, error, release))
+        if release:
+            self._renewed.pop(run_id, None)
+
+    def _status_rows(
+        self, run_id: str, status: str, result: Mapping[str, Any] | None, error: str | None, release: bool, now: float
+    ) -> None:
+        # A finished run stays finished, whatever a slower process says afterwards.
+        self.db.execute(
+            "UPDATE runs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ? AND " + NOT_FINAL_SQL,
+            (status, json.dumps(result) if result is not None else None, error, now, run_id),
+        )
+        if release:
+            self.db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, self.owner))
 
     def reopen(self, run_id: str) -> str | None:
         """Make a failed run ``running`` again, for a retry: its completed steps stay recorded

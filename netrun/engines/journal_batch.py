@@ -8,6 +8,9 @@ point leaves either the outcome in the journal (the step is replayed from it) or
 (the step runs again, as a crash between a step and its commit always did). Outcomes
 recorded in the same pass of the event loop (the replies that one poll delivered) are
 written by one transaction, scheduled with ``call_soon`` after them.
+
+The local engine's runs start and end through it too (:meth:`StepBatch.write`): a new run
+and its lease, a run's end and its lease's release, each ~200 µs as a commit of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from ..runtime.steps import Json
 from ..sqlite_file import StorageFault
@@ -26,7 +31,8 @@ if TYPE_CHECKING:
 Outcome = tuple[Json, str | None]
 """A step's output and its error (None when it succeeded), as the journal holds them."""
 
-_Pending = tuple[str, str, Json, str | None, str | None, "asyncio.Future[Outcome]"]
+_Pending = tuple[Callable[[float], Any], "asyncio.Future[Any]"]
+"""A write (given the batch's time) and who waits for what it returns."""
 
 
 class StepBatch:
@@ -41,17 +47,22 @@ class StepBatch:
     ) -> asyncio.Future[Outcome]:
         """The outcome the journal holds once committed: this one, or the one another
         process recorded first (the first one recorded wins, as in :meth:`Journal.record`)."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[Outcome] = loop.create_future()
         text = None if error is not None else encoded if encoded is not None else json.dumps(output)
+        return self.write(partial(self._insert, run_id, step_id, output, text, storable(error)))
+
+    def write(self, write: Callable[[float], Any]) -> asyncio.Future[Any]:
+        """What ``write(now)`` returns, once the transaction it wrote in has committed: its
+        statements join this pass's transaction (a failure of its own fails only it)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append((run_id, step_id, output, text, storable(error), done))
+        self._pending.append((write, done))
         return done
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        outcomes: list[Outcome | Exception]
+        outcomes: list[Any]
         try:
             try:
                 outcomes = self._commit(batch, isolated=False)
@@ -65,11 +76,11 @@ class StepBatch:
                 # record: only this rare pass pays for them.
                 outcomes = self._commit(batch, isolated=True)
         except Exception as exc:  # the store failed (a full disk, a closed journal): each waiting step sees it
-            for *_, done in batch:
+            for _, done in batch:
                 if not done.done():
                     done.set_exception(exc)
             return
-        for (*_, done), outcome in zip(batch, outcomes, strict=True):
+        for (_, done), outcome in zip(batch, outcomes, strict=True):
             if done.done():  # its step was cancelled meanwhile: the outcome is recorded all the same
                 continue
             if isinstance(outcome, Exception):
@@ -77,21 +88,21 @@ class StepBatch:
             else:
                 done.set_result(outcome)
 
-    def _commit(self, batch: list[_Pending], *, isolated: bool) -> list[Outcome | Exception]:
+    def _commit(self, batch: list[_Pending], *, isolated: bool) -> list[Any]:
         """Write ``batch`` in one transaction, committed here; rolled back when a write
         raises (with ``isolated``, only a failure of the store itself)."""
         db = self.journal.db
-        outcomes: list[Outcome | Exception] = []
+        outcomes: list[Any] = []
         with db:
             db.execute("BEGIN IMMEDIATE")
             now = time.time()
-            for run_id, step_id, output, text, error, _ in batch:
+            for write, _ in batch:
                 if not isolated:
-                    outcomes.append(self._insert(run_id, step_id, output, text, error, now))
+                    outcomes.append(write(now))
                     continue
                 db.execute("SAVEPOINT step")
                 try:
-                    outcomes.append(self._insert(run_id, step_id, output, text, error, now))
+                    outcomes.append(write(now))
                     db.execute("RELEASE step")
                 except StorageFault:
                     raise

@@ -22,11 +22,7 @@ from .approvals import ApprovalError
 from .concurrency import ConcurrencyGate, Slot, slots
 from .execution import (
     THREAD_OPTIONS,
-    Cancelled,
-    Ended,
     Errors,
-    Failed,
-    Outcomes,
     RunStart,
     compile_definition,
     execute,
@@ -34,6 +30,7 @@ from .execution import (
     step_retries,
 )
 from .local import FINAL_STATUSES, Journal, JournalError, LocalSteps, RunRecord, RunStopped, new_run_id
+from .outcomes import Cancelled, Ended, Failed, Outcomes
 from .run_control import EngineError, RunBusyError, RunControl
 from .triggers import run_thread
 
@@ -108,9 +105,21 @@ class LocalEngine(RunControl):
     # -- runs --------------------------------------------------------------------------
     async def start(self, spec: NetworkSpec, base_dir: Path, **details: Any) -> RunRecord:
         """:meth:`create` a run (``details``: its input, state, event, options, ...) and execute it."""
-        return await self._execute(self.create(spec, base_dir, claim=True, **details), claimed=True)
+        record, definition = self._new(spec, base_dir, **details)
+        await self.journal.start_run(record, definition)  # owned from the start, in the group commit
+        self._started(spec, record)
+        return await self._execute(record, claimed=True)
 
-    def create(
+    def create(self, spec: NetworkSpec, base_dir: Path, **details: Any) -> RunRecord:
+        """Record a new run without executing it (``details``: as :meth:`_new` takes them):
+        ``running`` (it executes now) or ``queued`` (it waits for a slot under its network's
+        concurrency limits)."""
+        record, definition = self._new(spec, base_dir, **details)
+        self.journal.create_run(record, definition)
+        self._started(spec, record)
+        return record
+
+    def _new(
         self,
         spec: NetworkSpec,
         base_dir: Path,
@@ -121,11 +130,8 @@ class LocalEngine(RunControl):
         options: Mapping[str, Any] | None = None,
         run_id: str | None = None,
         status: str = "running",
-        claim: bool = False,
-    ) -> RunRecord:
-        """Record a new run without executing it: ``running`` (it executes now) or ``queued``
-        (it waits for a slot under its network's concurrency limits); with ``claim``, owned
-        by this process from the start (:meth:`_execute` with ``claimed`` then)."""
+    ) -> tuple[RunRecord, str]:
+        """A new run's record, and its definition's JSON."""
         from ..compile import definition_hash, run_definition
 
         definition, definition_json = run_definition(spec)
@@ -143,20 +149,21 @@ class LocalEngine(RunControl):
             result=None,
             error=None,
         )
-        self.journal.create_run(record, definition_json, claim=claim)
+        return record, definition_json
+
+    def _started(self, spec: NetworkSpec, record: RunRecord) -> None:
         if self.emit:
             self.emit(
                 RUN_STARTED,
                 {
                     "run_id": record.id,
                     "network": spec.name,
-                    "input": input,
+                    "input": record.input,
                     "definition_hash": record.definition_hash,
                     **dict(zip(("thread_id", "user"), run_thread(spec, record.event, record.options, record.id), strict=True)),
                     "replayed": False,
                 },
             )
-        return record
 
     async def execute(self, record: RunRecord) -> RunRecord:
         """Execute a run created with :meth:`create` (or resume it: the same thing)."""
@@ -292,7 +299,7 @@ class LocalEngine(RunControl):
                 start,
                 lambda: self.program(record),
                 steps,
-                Outcomes(self.journal, self.environ, self.emit, release=True),
+                Outcomes(self.journal, self.environ, self.emit, leased=True),
                 environ=self.environ,
                 emit=self.emit,
                 stream=self.stream if isinstance(self.stream, bool) else functools.partial(self.stream, record.id),
