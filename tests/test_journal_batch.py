@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 from netrun.engines.journal import Journal
+from netrun.engines.journal_schema import RunRecord
 from netrun.engines.local_steps import LocalSteps
+from netrun.engines.runner import LocalEngine
+from netrun.models.scripted import ScriptedClient
 from netrun.runtime.steps import Json, StepFailed
+from netrun.spec import NetworkSpec
 
 
 def _committed(path: Path) -> dict[tuple[str, str], str | None]:
@@ -72,7 +76,7 @@ def test_a_record_the_store_refuses_fails_its_own_step_only(tmp_path: Path) -> N
 
         return await LocalSteps(journal, run_id).run(step_id, work)
 
-    async def main() -> list[object]:
+    async def main() -> list[RunRecord]:
         return await asyncio.gather(one("r1", "ok"), one("r2", "bad"), one("r3", "ok"), return_exceptions=True)
 
     first, refused, third = asyncio.run(main())
@@ -95,7 +99,7 @@ def test_an_error_that_is_not_valid_utf8_is_recorded_escaped(tmp_path: Path) -> 
     async def fine() -> Json:
         return "ok"
 
-    async def main() -> list[object]:
+    async def main() -> list[RunRecord]:
         return await asyncio.gather(
             LocalSteps(journal, "r1").run("s", broken), LocalSteps(journal, "r2").run("s", fine), return_exceptions=True
         )
@@ -149,16 +153,8 @@ def _transactions(statements: list[str]) -> list[list[str]]:
     return found
 
 
-def test_a_run_commits_once_to_start_and_once_to_end_and_leaves_no_lease(tmp_path: Path) -> None:
-    """A commit costs the event loop as much as a step's does: recording a new run and
-    claiming it share one, recording its end and giving its lease up share another. Afterwards
-    the journal holds no lease of the run, on disk or in memory (a server lives for weeks)."""
-    from netrun.engines.runner import LocalEngine
-    from netrun.models.scripted import ScriptedClient
-    from netrun.spec import NetworkSpec
-
-    journal = Journal(tmp_path / "runs.db")
-    client = ScriptedClient({"writer": [{"text": "done"}]}, "test")
+def _one_step_engine(journal: Journal, replies: int) -> tuple[LocalEngine, NetworkSpec]:
+    client = ScriptedClient({"writer": [{"text": "done"}] * replies}, "test")
     engine = LocalEngine(journal, {}, None, models=lambda spec: client)
     spec = NetworkSpec.model_validate(
         {
@@ -169,6 +165,15 @@ def test_a_run_commits_once_to_start_and_once_to_end_and_leaves_no_lease(tmp_pat
             "router": {"rules": [{"if": "true", "agent": "writer"}]},
         }
     )
+    return engine, spec
+
+
+def test_a_run_commits_once_to_start_and_once_to_end_and_leaves_no_lease(tmp_path: Path) -> None:
+    """A commit costs the event loop as much as a step's does: recording a new run and
+    claiming it share one, recording its end and giving its lease up share another. Afterwards
+    the journal holds no lease of the run, on disk or in memory (a server lives for weeks)."""
+    journal = Journal(tmp_path / "runs.db")
+    engine, spec = _one_step_engine(journal, 1)
     statements: list[str] = []
     journal.db.set_trace_callback(statements.append)
     record = asyncio.run(engine.start(spec, tmp_path, input="hi"))
@@ -181,3 +186,25 @@ def test_a_run_commits_once_to_start_and_once_to_end_and_leaves_no_lease(tmp_pat
     assert any("UPDATE runs SET status" in s for s in writes[-1]) and any("DELETE FROM leases" in s for s in writes[-1])
     assert journal.db.execute("SELECT COUNT(*) FROM leases").fetchone() == (0,)
     assert not journal._renewed  # what the journal kept per run to renew its lease
+
+
+def test_runs_started_and_ended_together_share_commits(tmp_path: Path) -> None:
+    """200 runs started at once were 200 commits before their first step: they share the
+    group commit as their steps do, and so do their ends."""
+    journal = Journal(tmp_path / "runs.db")
+    engine, spec = _one_step_engine(journal, 10)
+    statements: list[str] = []
+    journal.db.set_trace_callback(statements.append)
+
+    async def main() -> list[RunRecord]:
+        return await asyncio.gather(*(engine.start(spec, tmp_path, input=f"run {i}") for i in range(10)))
+
+    records = asyncio.run(main())
+    journal.db.set_trace_callback(None)
+    assert [r.status for r in records] == ["completed"] * 10
+    writes = _transactions(statements)
+    starts = [w for w in writes if any("INSERT INTO runs" in s for s in w)]
+    ends = [w for w in writes if any("UPDATE runs SET status" in s for s in w)]
+    assert len(starts) == 1 and sum("INSERT INTO runs" in s for s in starts[0]) == 10, starts
+    assert len(ends) < 10 and sum(s.startswith("UPDATE runs SET status") for w in ends for s in w) == 10, ends
+    assert journal.db.execute("SELECT COUNT(*) FROM leases").fetchone() == (0,)
