@@ -20,6 +20,10 @@ Printed, per side:
 - the same table for the processes' CPU time (user + system, from their rusage), which load
   from other work on the machine skews far less than wall time; and the spread of T(N) over
   the rounds, to tell how noisy a figure is;
+- inside each process (from the server's stamps): the median time between two model
+  requests, an iteration's cost in its steady state with no start-up in it, and the time from
+  the last request to the exit (AgentKit's process lingers ~70 ms after a 10-iteration run and
+  hardly at all after a 50-iteration one, which lowers its T(50) - T(10));
 - the size of the history each side sent in its last request.
 
 The floors are plain loops, each in a fresh Python process doing the same N iterations with
@@ -40,10 +44,12 @@ inngest >= 3.43.1).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -219,6 +225,8 @@ class Run:
     first: float  # from its start to its first model request
     messages: int  # messages in its last model request: the history it sends
     kb: float  # size of that request body
+    gap: float  # the median time between two of its model requests (the server's arrival stamps)
+    tail: float  # from its last model request to its exit
 
 
 def measure(server: Server, side: str, cmd: list[str], check: Check, n: int, cwd: Path, env: dict[str, str]) -> Run:
@@ -236,7 +244,9 @@ def measure(server: Server, side: str, cmd: list[str], check: Check, n: int, cwd
     if len(stamps) != n or count != n:
         raise SystemExit(f"{side} at N = {n}: {len(stamps)} model requests and counter {count}, expected {n} and {n}")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return Run(wall, cpu, stamps[0] - wall0, seen["messages"], seen["bytes"] / 1024)
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    median = statistics.median(gaps) if gaps else 0.0
+    return Run(wall, cpu, stamps[0] - wall0, seen["messages"], seen["bytes"] / 1024, median, wall0 + wall - stamps[-1])
 
 
 def slope(times: dict[int, float]) -> dict[int, float]:
@@ -279,6 +289,27 @@ def table(
         )
 
 
+def gap_table(gaps: dict[str, dict[int, float]], tails: dict[str, dict[int, float]], rounds: int) -> None:
+    """Each side's time from one model request to the next inside one process (the median
+    gap between the server's arrival stamps): the cost of an iteration in its steady state,
+    with no start-up and no warm-up in it; and the time from the last request to the exit.
+    A process that lingers after a short run (a timer set at start-up) has a larger T(10),
+    which makes T(N) - T(10) smaller than what its iterations cost: this says how much."""
+    sizes = sorted(next(iter(gaps.values())))
+    print(
+        f"\nInside one process, best of {rounds}: the median time between two model requests, and from the last one to the exit\n"
+    )
+    cols = [f"gap N={n}".rjust(10) for n in sizes] + [f"exit N={n}".rjust(10) for n in sizes]
+    print(f"  {'side':<9} | " + " | ".join(cols))
+    print("  " + "-" * (12 + 13 * len(cols)))
+    for side in gaps:
+        cells = [f"{gaps[side][n] * 1000:>7.2f} ms" for n in sizes] + [f"{tails[side][n] * 1000:>7.1f} ms" for n in sizes]
+        print(f"  {side:<9} | " + " | ".join(cells))
+    if "netrun" in gaps and "agentkit" in gaps:
+        cells = [f"N = {n} {ratio(gaps['netrun'][n], gaps['agentkit'][n]).strip()}" for n in sizes]
+        print("  netrun / AgentKit, time between requests: " + ", ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--sizes", help="iterations per run (default 10,50,200; --quick: 10,50)")
@@ -306,6 +337,8 @@ def main() -> None:
     wall_worst: dict[str, dict[int, float]] = {side: {} for side in sides}
     cpu_worst: dict[str, dict[int, float]] = {side: {} for side in sides}
     starts: dict[str, float] = {}
+    gaps: dict[str, dict[int, float]] = {side: {} for side in sides}
+    tails: dict[str, dict[int, float]] = {side: {} for side in sides}
     shape: dict[str, Run] = {}
     server = Server()
     try:
@@ -327,6 +360,8 @@ def main() -> None:
                         wall[side][n] = min(wall[side].get(n, run.wall), run.wall)
                         cpu[side][n] = min(cpu[side].get(n, run.cpu), run.cpu)
                         starts[side] = min(starts.get(side, run.first), run.first)
+                        gaps[side][n] = min(gaps[side].get(n, run.gap), run.gap)
+                        tails[side][n] = min(tails[side].get(n, run.tail), run.tail)
                         wall_worst[side][n] = max(wall_worst[side].get(n, run.wall), run.wall)
                         cpu_worst[side][n] = max(cpu_worst[side].get(n, run.cpu), run.cpu)
                         shape[side] = run  # the last one run is at the largest N
@@ -335,6 +370,7 @@ def main() -> None:
         server.close()
     table(f"Wall time of whole processes, best of {rounds}", wall, wall_worst, starts)
     table(f"CPU time of the same processes (user + system), best of {rounds}", cpu, cpu_worst, None)
+    gap_table(gaps, tails, rounds)
     print(f"\nThe history each side sent in its last request at N = {sizes[-1]}:")
     for side, run in shape.items():
         print(f"  {side:<9} {run.messages:>5} messages, {run.kb:8.1f} KB")

@@ -153,13 +153,14 @@ class ToolOutcome:
         )
 
     def redacted(self, secrets: Secrets) -> ToolOutcome:
-        """This outcome with the run's secrets masked in its result, error and state patch."""
-        return dataclasses.replace(
-            self,
-            result=secrets.redact_value(self.result),
-            error=secrets.redact(self.error) if self.error else self.error,
-            state_patch=secrets.redact_value(self.state_patch),
-        )
+        """This outcome with the run's secrets masked in its result, error and state patch
+        (itself when it holds none: outcomes from a step were redacted inside it)."""
+        result = secrets.redact_value(self.result)
+        error = secrets.redact(self.error) if self.error else self.error
+        patch = secrets.redact_value(self.state_patch)
+        if result is self.result and error == self.error and patch is self.state_patch:
+            return self
+        return dataclasses.replace(self, result=result, error=error, state_patch=patch)
 
     @classmethod
     def failure(cls, message: str) -> ToolOutcome:
