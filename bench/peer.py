@@ -227,6 +227,7 @@ class Run:
     kb: float  # size of that request body
     gap: float  # the median time between two of its model requests (the server's arrival stamps)
     tail: float  # from its last model request to its exit
+    last: float  # from its start to its last model request
 
 
 def measure(server: Server, side: str, cmd: list[str], check: Check, n: int, cwd: Path, env: dict[str, str]) -> Run:
@@ -246,7 +247,8 @@ def measure(server: Server, side: str, cmd: list[str], check: Check, n: int, cwd
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     median = statistics.median(gaps) if gaps else 0.0
-    return Run(wall, cpu, stamps[0] - wall0, seen["messages"], seen["bytes"] / 1024, median, wall0 + wall - stamps[-1])
+    tail, last = wall0 + wall - stamps[-1], stamps[-1] - wall0
+    return Run(wall, cpu, stamps[0] - wall0, seen["messages"], seen["bytes"] / 1024, median, tail, last)
 
 
 def slope(times: dict[int, float]) -> dict[int, float]:
@@ -289,25 +291,33 @@ def table(
         )
 
 
-def gap_table(gaps: dict[str, dict[int, float]], tails: dict[str, dict[int, float]], rounds: int) -> None:
+def gap_table(
+    gaps: dict[str, dict[int, float]], tails: dict[str, dict[int, float]], lasts: dict[str, dict[int, float]], rounds: int
+) -> None:
     """Each side's time from one model request to the next inside one process (the median
     gap between the server's arrival stamps): the cost of an iteration in its steady state,
     with no start-up and no warm-up in it; and the time from the last request to the exit.
     A process that lingers after a short run (a timer set at start-up) has a larger T(10),
-    which makes T(N) - T(10) smaller than what its iterations cost: this says how much."""
+    which makes T(N) - T(10) smaller than what its iterations cost: this says how much, and
+    the per-iteration cost from start to the last request (L(N) - L(10)) / (N - 10) leaves it out."""
     sizes = sorted(next(iter(gaps.values())))
     print(
         f"\nInside one process, best of {rounds}: the median time between two model requests, and from the last one to the exit\n"
     )
+    n0 = sizes[0]
     cols = [f"gap N={n}".rjust(10) for n in sizes] + [f"exit N={n}".rjust(10) for n in sizes]
+    cols += [f"L/it {n0}->{n}".rjust(10) for n in sizes[1:]]
     print(f"  {'side':<9} | " + " | ".join(cols))
     print("  " + "-" * (12 + 13 * len(cols)))
+    slopes = {side: slope(times) for side, times in lasts.items()}
     for side in gaps:
         cells = [f"{gaps[side][n] * 1000:>7.2f} ms" for n in sizes] + [f"{tails[side][n] * 1000:>7.1f} ms" for n in sizes]
+        cells += [f"{slopes[side][n] * 1000:>7.2f} ms" for n in sizes[1:]]
         print(f"  {side:<9} | " + " | ".join(cells))
     if "netrun" in gaps and "agentkit" in gaps:
-        cells = [f"N = {n} {ratio(gaps['netrun'][n], gaps['agentkit'][n]).strip()}" for n in sizes]
-        print("  netrun / AgentKit, time between requests: " + ", ".join(cells))
+        cells = [f"time between requests N = {n} {ratio(gaps['netrun'][n], gaps['agentkit'][n]).strip()}" for n in sizes]
+        cells += [f"to last request {n0}->{n} {ratio(slopes['netrun'][n], slopes['agentkit'][n]).strip()}" for n in sizes[1:]]
+        print("  netrun / AgentKit: " + ", ".join(cells))
 
 
 def main() -> None:
@@ -339,6 +349,7 @@ def main() -> None:
     starts: dict[str, float] = {}
     gaps: dict[str, dict[int, float]] = {side: {} for side in sides}
     tails: dict[str, dict[int, float]] = {side: {} for side in sides}
+    lasts: dict[str, dict[int, float]] = {side: {} for side in sides}
     shape: dict[str, Run] = {}
     server = Server()
     try:
@@ -362,6 +373,7 @@ def main() -> None:
                         starts[side] = min(starts.get(side, run.first), run.first)
                         gaps[side][n] = min(gaps[side].get(n, run.gap), run.gap)
                         tails[side][n] = min(tails[side].get(n, run.tail), run.tail)
+                        lasts[side][n] = min(lasts[side].get(n, run.last), run.last)
                         wall_worst[side][n] = max(wall_worst[side].get(n, run.wall), run.wall)
                         cpu_worst[side][n] = max(cpu_worst[side].get(n, run.cpu), run.cpu)
                         shape[side] = run  # the last one run is at the largest N
@@ -370,7 +382,7 @@ def main() -> None:
         server.close()
     table(f"Wall time of whole processes, best of {rounds}", wall, wall_worst, starts)
     table(f"CPU time of the same processes (user + system), best of {rounds}", cpu, cpu_worst, None)
-    gap_table(gaps, tails, rounds)
+    gap_table(gaps, tails, lasts, rounds)
     print(f"\nThe history each side sent in its last request at N = {sizes[-1]}:")
     for side, run in shape.items():
         print(f"  {side:<9} {run.messages:>5} messages, {run.kb:8.1f} KB")
