@@ -321,3 +321,27 @@ def test_the_direct_client_goes_through_the_environment_s_proxy(tmp_path: Path, 
         monkeypatch.setenv("NO_PROXY", "model.invalid")
         assert isinstance(call(make(spec, tmp_path, {"K": "sk-test"})), ModelError)  # direct: the host does not resolve
         assert len(proxy.hits) == 1
+
+
+def test_a_loop_that_ends_without_close_clients_closes_its_session(recwarn: pytest.WarningsRecorder) -> None:
+    """Code that calls a model in its own ``asyncio.run`` and never calls ``close_clients``
+    (a script on the engine, a test) does not leave the loop's session and its connections
+    open: they are closed as the loop shuts down, not warned of when collected."""
+    import gc
+
+    from netrun.models.http_pool import session
+
+    answer = {"choices": [{"message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}]}
+    with FakeHttpServer() as server:
+        server.script("*", HttpReply(200, answer))
+        client = OpenAIClient(ModelSpec(id="openai/m", api_base=f"{server.url}/v1", api_key="${K}"), {"K": "sk-test"})
+
+        async def main() -> tuple[Completion, Any]:
+            return await client.complete(REQUEST), session()
+
+        done, used = asyncio.run(main())
+    assert done.text == "hello"
+    assert used.closed
+    del used
+    gc.collect()
+    assert not [w for w in recwarn if "Unclosed" in str(w.message)], [str(w.message) for w in recwarn]

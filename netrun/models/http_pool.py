@@ -15,6 +15,7 @@ import asyncio
 import functools
 import os
 import weakref
+from collections.abc import AsyncGenerator
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -40,6 +41,19 @@ class _Pool:
             auto_decompress=True,
         )
         self.proxies: dict[str, tuple[URL | None, aiohttp.BasicAuth | None]] = {}
+        # Closed with its loop when nobody called close_clients(): asyncio.run() closes the
+        # loop's suspended async generators as it shuts down, and this one's `finally` closes
+        # the session there, while its sockets can still be closed (else each left open warns
+        # "Unclosed client session" when it is collected, and holds its connections till then).
+        self.closer = _closed_at_shutdown(self.session)
+        self.closing = asyncio.ensure_future(self.closer.__anext__())  # starts it (the loop tracks started ones)
+
+
+async def _closed_at_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
@@ -89,4 +103,5 @@ async def close_clients() -> None:
     """Close this event loop's session (call before the loop ends)."""
     held = _POOLS.pop(asyncio.get_running_loop(), None)
     if held is not None:
+        await held.closer.aclose()  # closes the session (whether or not the closer had started)
         await held.session.close()
