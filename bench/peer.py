@@ -251,6 +251,13 @@ def measure(server: Server, side: str, cmd: list[str], check: Check, n: int, cwd
     return Run(wall, cpu, stamps[0] - wall0, seen["messages"], seen["bytes"] / 1024, median, tail, last)
 
 
+def over(
+    seen: dict[str, dict[int, list[Run]]], field: str, pick: Callable[[list[float]], float] = min
+) -> dict[str, dict[int, float]]:
+    """One figure of the runs, by side and N: the best (``min``) or the worst (``max``) over the rounds."""
+    return {side: {n: pick([getattr(r, field) for r in runs]) for n, runs in by_n.items()} for side, by_n in seen.items()}
+
+
 def slope(times: dict[int, float]) -> dict[int, float]:
     """Per-iteration cost from the smallest N: (T(N) - T(N0)) / (N - N0)."""
     n0 = min(times)
@@ -342,14 +349,7 @@ def main() -> None:
     print(f"netrun vs AgentKit {AGENTKIT}  (python {sys.version.split()[0]}, node {node}, {os.cpu_count()} CPUs)")
     print(f"  load average before: {os.getloadavg()[0]:.2f} (others' work on the machine skews wall times)")
     sides = ["netrun", "agentkit", *floors]
-    wall: dict[str, dict[int, float]] = {side: {} for side in sides}
-    cpu: dict[str, dict[int, float]] = {side: {} for side in sides}
-    wall_worst: dict[str, dict[int, float]] = {side: {} for side in sides}
-    cpu_worst: dict[str, dict[int, float]] = {side: {} for side in sides}
-    starts: dict[str, float] = {}
-    gaps: dict[str, dict[int, float]] = {side: {} for side in sides}
-    tails: dict[str, dict[int, float]] = {side: {} for side in sides}
-    lasts: dict[str, dict[int, float]] = {side: {} for side in sides}
+    seen: dict[str, dict[int, list[Run]]] = {side: {} for side in sides}  # every run, by side and N
     shape: dict[str, Run] = {}
     server = Server()
     try:
@@ -368,21 +368,15 @@ def main() -> None:
                     # interleaved: drifts in machine load hit every side alike
                     for side, (cmd, check) in sides_at(sides, n, server.base, script, tmp, runs).items():
                         run = measure(server, side, cmd, check, n, tmp, env)
-                        wall[side][n] = min(wall[side].get(n, run.wall), run.wall)
-                        cpu[side][n] = min(cpu[side].get(n, run.cpu), run.cpu)
-                        starts[side] = min(starts.get(side, run.first), run.first)
-                        gaps[side][n] = min(gaps[side].get(n, run.gap), run.gap)
-                        tails[side][n] = min(tails[side].get(n, run.tail), run.tail)
-                        lasts[side][n] = min(lasts[side].get(n, run.last), run.last)
-                        wall_worst[side][n] = max(wall_worst[side].get(n, run.wall), run.wall)
-                        cpu_worst[side][n] = max(cpu_worst[side].get(n, run.cpu), run.cpu)
+                        seen[side].setdefault(n, []).append(run)
                         shape[side] = run  # the last one run is at the largest N
                 print(f"  round {r + 1}/{rounds} done (load average {os.getloadavg()[0]:.2f})", flush=True)
     finally:
         server.close()
-    table(f"Wall time of whole processes, best of {rounds}", wall, wall_worst, starts)
-    table(f"CPU time of the same processes (user + system), best of {rounds}", cpu, cpu_worst, None)
-    gap_table(gaps, tails, lasts, rounds)
+    starts = {side: min(r.first for runs_at in by_n.values() for r in runs_at) for side, by_n in seen.items()}
+    table(f"Wall time of whole processes, best of {rounds}", over(seen, "wall"), over(seen, "wall", max), starts)
+    table(f"CPU time of the same processes (user + system), best of {rounds}", over(seen, "cpu"), over(seen, "cpu", max), None)
+    gap_table(over(seen, "gap"), over(seen, "tail"), over(seen, "last"), rounds)
     print(f"\nThe history each side sent in its last request at N = {sizes[-1]}:")
     for side, run in shape.items():
         print(f"  {side:<9} {run.messages:>5} messages, {run.kb:8.1f} KB")

@@ -345,3 +345,22 @@ def test_a_loop_that_ends_without_close_clients_closes_its_session(recwarn: pyte
     del used
     gc.collect()
     assert not [w for w in recwarn if "Unclosed" in str(w.message)], [str(w.message) for w in recwarn]
+
+
+def test_close_clients_right_after_the_session_is_made_leaves_no_failed_task(caplog: pytest.LogCaptureFixture) -> None:
+    """The session's closer starts in a task of its own: closed before that task ran, the
+    task must not fail later ("Task exception was never retrieved")."""
+    import gc
+
+    from netrun.models.http_pool import session
+
+    async def main() -> Any:
+        made = session()
+        await close_clients()
+        return made
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        closed = asyncio.run(main())
+        gc.collect()
+    assert closed.closed
+    assert not [r for r in caplog.records if r.name == "asyncio"], [r.getMessage() for r in caplog.records]

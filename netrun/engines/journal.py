@@ -95,7 +95,7 @@ class Journal(RunEventsJournal, ApprovalsJournal):
 
     def release(self, run_id: str) -> None:
         """Give the run's lease up (nothing to do when this journal holds none: it never
-        claimed the run, or ended it with :meth:`set_status`'s ``release``)."""
+        claimed the run, or :meth:`end_run` gave it up)."""
         if self._renewed.pop(run_id, None) is None:
             return
         with contextlib.suppress(StorageFault):  # a full disk: the lease is this process's, and it lapses by itself
@@ -200,27 +200,12 @@ class Journal(RunEventsJournal, ApprovalsJournal):
             return [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY created")]
         return [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created", (status,))]
 
-    def set_status(
-        self,
-        run_id: str,
-        status: str,
-        result: Mapping[str, Any] | None = None,
-        error: str | None = None,
-        *,
-        release: bool = False,
-    ) -> None:
-        """``release``: the run has ended here; its lease goes in the same commit (one commit
-        less per run: each costs the event loop as much as a step's)."""
-        release = release and run_id in self._renewed
-        with self.db if release else contextlib.nullcontext():
-            if release:
-                self.db.execute("BEGIN IMMEDIATE")
-            self._status_rows(run_id, status, result, error, release, time.time())
-        if release:
-            del self._renewed[run_id]
+    def set_status(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+        self._status_rows(run_id, status, result, error, False, time.time())
 
     async def end_run(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
-        """:meth:`set_status` with ``release``, in the group commit: runs ending together share one."""
+        """:meth:`set_status` for a run this journal executed, in the group commit (runs
+        ending together share one), with its lease given up in the same commit."""
         release = run_id in self._renewed
         await self.batch.write(functools.partial(self._status_rows, run_id, status, result, error, release))
         if release:

@@ -42,9 +42,10 @@ Ended = Completed | Failed | Cancelled
 class Outcomes:
     """How runs end, in the journal and as progress events: the one ``fail``/``complete`` pair.
 
-    ``leased``: the runs hold this journal's lease (the local engine's). A run's end gives the
-    lease up in the same commit, and the ends a run's execution records (:meth:`completed`,
-    :meth:`failed`) go through the journal's group commit: runs that end together share one.
+    ``leased``: the runs hold this journal's lease (the local engine's). The ends their own
+    execution records (:meth:`completed`, :meth:`failed`) give the lease up in the same
+    commit, the journal's group commit: runs that end together share one. :meth:`fail` is for
+    a run that is not executing (the engine ends it from outside).
     """
 
     def __init__(self, journal: Journal, environ: Mapping[str, str], emit: Emit | None, *, leased: bool = False) -> None:
@@ -57,7 +58,7 @@ class Outcomes:
         """Record that the run failed with ``message``, redacted against ``secrets`` (default:
         those of ``definition``, else of the definition the journal holds for the run)."""
         message = self._redacted(run_id, message, definition, secrets)
-        self.journal.set_status(run_id, "failed", error=message, release=self.leased)
+        self.journal.set_status(run_id, "failed", error=message)
         return self._failed(run_id, message)
 
     async def failed(self, run_id: str, message: str, definition: Any = None, secrets: Secrets | None = None) -> Failed:

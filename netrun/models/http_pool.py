@@ -103,5 +103,6 @@ async def close_clients() -> None:
     """Close this event loop's session (call before the loop ends)."""
     held = _POOLS.pop(asyncio.get_running_loop(), None)
     if held is not None:
-        await held.closer.aclose()  # closes the session (whether or not the closer had started)
-        await held.session.close()
+        held.closing.cancel()  # not yet run: it would start a closed generator, and fail
+        await held.closer.aclose()  # closes the session if the closer had started
+        await held.session.close()  # and if it had not
